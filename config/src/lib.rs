@@ -1,0 +1,37 @@
+//! dnlb's configuration: one TOML file, validated into a typed model.
+//!
+//! [`raw`] is the schema as written (serde, `deny_unknown_fields`);
+//! [`validate`] checks it and reports every problem at once with file, line,
+//! column and key ([`ConfigErrors`]); [`model`] is what the rest of dnlb uses.
+//! Nothing downstream sees unvalidated input.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod model;
+pub mod raw;
+pub mod validate;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{Config, Dataplane, Device, Gateway, IdlePolicy, PortSpec};
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => validate::parse(path, &text),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])),
+    }
+}
+
+/// Validates `text` as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    validate::parse(path, text)
+}
