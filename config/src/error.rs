@@ -74,7 +74,12 @@ impl<'a> Collector<'a> {
     }
 
     /// Records an error at byte span `span` (None: no place in the file).
-    pub(crate) fn push(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = line_col(self.text, s.start);

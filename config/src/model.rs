@@ -89,9 +89,12 @@ impl Dataplane {
     /// port and one `-a` per PCI port.
     pub fn full_eal_args(&self) -> Vec<String> {
         let mut args = self.eal_args.clone();
-        let has_lcores = args
-            .iter()
-            .any(|a| a == "-l" || a == "-c" || a.starts_with("--lcores") || a.starts_with("-l") && a.len() > 2);
+        let has_lcores = args.iter().any(|a| {
+            a == "-l"
+                || a == "-c"
+                || a.starts_with("--lcores")
+                || a.starts_with("-l") && a.len() > 2
+        });
         if !has_lcores {
             let mut l = vec![self.main_lcore];
             l.extend(&self.worker_lcores);
@@ -101,7 +104,9 @@ impl Dataplane {
         }
         for p in &self.ports {
             match &p.device {
-                Device::Virtual { devargs } if devargs.is_empty() => args.push(format!("--vdev={}", p.name)),
+                Device::Virtual { devargs } if devargs.is_empty() => {
+                    args.push(format!("--vdev={}", p.name))
+                }
                 Device::Virtual { devargs } => args.push(format!("--vdev={},{}", p.name, devargs)),
                 Device::Pci => {
                     args.push("-a".into());

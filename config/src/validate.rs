@@ -37,7 +37,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
 }
 
 fn gateway(c: &mut Collector<'_>, g: &RawGateway) -> Gateway {
@@ -45,7 +48,10 @@ fn gateway(c: &mut Collector<'_>, g: &RawGateway) -> Gateway {
         c.push(
             Some(g.name.span()),
             "gateway.name",
-            format!("{:?} is not a valid name: use 1-64 letters, digits, '-', '_' or '.'", g.name.get_ref()),
+            format!(
+                "{:?} is not a valid name: use 1-64 letters, digits, '-', '_' or '.'",
+                g.name.get_ref()
+            ),
         );
     }
     if let Some(z) = &g.zone {
@@ -53,7 +59,10 @@ fn gateway(c: &mut Collector<'_>, g: &RawGateway) -> Gateway {
             c.push(
                 Some(z.span()),
                 "gateway.zone",
-                format!("{:?} is not a valid zone name: use 1-64 letters, digits, '-', '_' or '.'", z.get_ref()),
+                format!(
+                    "{:?} is not a valid zone name: use 1-64 letters, digits, '-', '_' or '.'",
+                    z.get_ref()
+                ),
             );
         }
     }
@@ -71,7 +80,11 @@ fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
     let main_lcore = opt(&d.main_lcore, 0);
     if let Some(m) = &d.main_lcore {
         if *m.get_ref() >= MAX_LCORE {
-            c.push(Some(m.span()), "dataplane.main_lcore", format!("must be below {MAX_LCORE}"));
+            c.push(
+                Some(m.span()),
+                "dataplane.main_lcore",
+                format!("must be below {MAX_LCORE}"),
+            );
         }
     }
     let lcores = d.worker_lcores.get_ref();
@@ -87,7 +100,11 @@ fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
         let key = format!("dataplane.worker_lcores[{i}]");
         let v = *l.get_ref();
         if v >= MAX_LCORE {
-            c.push(Some(l.span()), key, format!("lcore {v} is out of range (0..{MAX_LCORE})"));
+            c.push(
+                Some(l.span()),
+                key,
+                format!("lcore {v} is out of range (0..{MAX_LCORE})"),
+            );
         } else if v == main_lcore {
             c.push(
                 Some(l.span()),
@@ -101,10 +118,17 @@ fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
     let pool_mbufs = opt(&d.pool_mbufs, DEFAULT_POOL_MBUFS);
     if let Some(p) = &d.pool_mbufs {
         if !(256..=16_777_215).contains(p.get_ref()) {
-            c.push(Some(p.span()), "dataplane.pool_mbufs", "must be between 256 and 16777215");
+            c.push(
+                Some(p.span()),
+                "dataplane.pool_mbufs",
+                "must be between 256 and 16777215",
+            );
         }
     }
-    for (name, v) in [("rx_descriptors", &d.rx_descriptors), ("tx_descriptors", &d.tx_descriptors)] {
+    for (name, v) in [
+        ("rx_descriptors", &d.rx_descriptors),
+        ("tx_descriptors", &d.tx_descriptors),
+    ] {
         if let Some(v) = v {
             let n = *v.get_ref();
             if !(32..=16384).contains(&n) || !n.is_power_of_two() {
@@ -120,7 +144,11 @@ fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
     let sleep_us = opt(&d.idle_sleep_us, DEFAULT_IDLE_SLEEP_US);
     if let Some(s) = &d.idle_sleep_us {
         if !(1..=100_000).contains(s.get_ref()) {
-            c.push(Some(s.span()), "dataplane.idle_sleep_us", "must be between 1 and 100000 microseconds");
+            c.push(
+                Some(s.span()),
+                "dataplane.idle_sleep_us",
+                "must be between 1 and 100000 microseconds",
+            );
         }
     }
     let idle = if polls == 0 {
@@ -168,7 +196,11 @@ fn is_pci(name: &str) -> bool {
 fn ports(c: &mut Collector<'_>, d: &RawDataplane) -> Vec<PortSpec> {
     let raw = d.ports.get_ref();
     if raw.is_empty() {
-        c.push(Some(d.ports.span()), "dataplane.ports", "at least one port is needed");
+        c.push(
+            Some(d.ports.span()),
+            "dataplane.ports",
+            "at least one port is needed",
+        );
     }
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, p) in raw.iter().enumerate() {
@@ -188,14 +220,27 @@ fn ports(c: &mut Collector<'_>, d: &RawDataplane) -> Vec<PortSpec> {
         .collect()
 }
 
-fn port(c: &mut Collector<'_>, i: usize, p: &RawPort, index: &HashMap<&str, usize>, no_pci: bool) -> PortSpec {
+fn port(
+    c: &mut Collector<'_>,
+    i: usize,
+    p: &RawPort,
+    index: &HashMap<&str, usize>,
+    no_pci: bool,
+) -> PortSpec {
     let key = |k: &str| format!("dataplane.ports[{i}].{k}");
     let name = p.name.get_ref();
     let device = if name.starts_with("net_") {
-        let devargs = p.devargs.as_ref().map_or(String::new(), |d| d.get_ref().clone());
+        let devargs = p
+            .devargs
+            .as_ref()
+            .map_or(String::new(), |d| d.get_ref().clone());
         if devargs.chars().any(char::is_whitespace) {
             let span = p.devargs.as_ref().map(|d| d.span());
-            c.push(span, key("devargs"), "device arguments must not contain whitespace");
+            c.push(
+                span,
+                key("devargs"),
+                "device arguments must not contain whitespace",
+            );
         }
         Device::Virtual { devargs }
     } else if is_pci(name) {

@@ -34,7 +34,9 @@ fn good_config_validates_with_defaults() {
     assert_eq!(d.idle, IdlePolicy::BusyPoll);
     assert_eq!(d.ports[0].forward_to, 0);
     assert_eq!(d.ports[1].forward_to, 0);
-    assert!(matches!(&d.ports[0].device, Device::Virtual { devargs } if devargs == "rx_pcap=in.pcap,tx_pcap=out.pcap"));
+    assert!(
+        matches!(&d.ports[0].device, Device::Virtual { devargs } if devargs == "rx_pcap=in.pcap,tx_pcap=out.pcap")
+    );
     assert_eq!(
         d.full_eal_args(),
         [
@@ -62,31 +64,124 @@ fn user_lcore_option_is_kept() {
 
 /// (name, edit of GOOD, expected "line:col: key: message" fragment)
 const CASES: &[(&str, &str, &str, &str)] = &[
-    ("unknown key", "zone = \"az-a\"", "zone = \"az-a\"\ncolour = 1", "unknown field `colour`"),
-    ("bad gateway name", "name = \"gw1\"", "name = \"gw 1\"", "3:8: gateway.name: \"gw 1\" is not a valid name"),
-    ("no workers", "worker_lcores = [1]", "worker_lcores = []", "8:17: dataplane.worker_lcores: at least one worker lcore"),
-    ("worker is main", "worker_lcores = [1]", "worker_lcores = [0]", "8:18: dataplane.worker_lcores[0]: lcore 0 is the main lcore"),
-    ("duplicate worker", "worker_lcores = [1]", "worker_lcores = [1, 1]", "8:21: dataplane.worker_lcores[1]: lcore 1 is listed twice"),
-    ("lcore too big", "worker_lcores = [1]", "worker_lcores = [500]", "dataplane.worker_lcores[0]: lcore 500 is out of range"),
-    ("vdev in eal args", "\"512\"]", "\"512\", \"--vdev=net_null0\"]", "dataplane.eal_args: declare virtual devices"),
-    ("duplicate port", "name = \"net_ring0\"", "name = \"net_pcap0\"", "dataplane.ports[1].name: port \"net_pcap0\" is declared twice"),
-    ("bad forward_to", "forward_to = \"net_pcap0\"", "forward_to = \"net_tap9\"", "dataplane.ports[1].forward_to: no port named \"net_tap9\""),
-    ("bad device name", "name = \"net_ring0\"", "name = \"eth0\"", "dataplane.ports[1].name: \"eth0\" is neither a virtual device"),
-    ("pci with no-pci", "name = \"net_ring0\"", "name = \"0000:03:00.0\"", "dataplane.ports[1].name: a PCI port cannot be used with --no-pci"),
-    ("descriptors not power of two", "worker_lcores = [1]", "worker_lcores = [1]\nrx_descriptors = 1000", "dataplane.rx_descriptors: 1000 is not a power of two"),
-    ("idle sleep range", "worker_lcores = [1]", "worker_lcores = [1]\nidle_sleep_us = 0", "dataplane.idle_sleep_us: must be between 1 and 100000"),
-    ("mtu range", "forward_to = \"net_pcap0\"", "forward_to = \"net_pcap0\"\nmtu = 20", "dataplane.ports[1].mtu: must be between 68 and 9600"),
-    ("wrong type", "worker_lcores = [1]", "worker_lcores = \"1\"", "invalid type"),
-    ("missing section", "[gateway]\nname = \"gw1\"\nzone = \"az-a\"\n", "", "missing field `gateway`"),
-    ("pool too small", "worker_lcores = [1]", "worker_lcores = [1]\npool_mbufs = 10", "dataplane.pool_mbufs: must be between 256"),
-    ("whitespace in devargs", "tx_pcap=out.pcap\"", "tx_pcap=out.pcap \"", "dataplane.ports[0].devargs: device arguments must not contain whitespace"),
+    (
+        "unknown key",
+        "zone = \"az-a\"",
+        "zone = \"az-a\"\ncolour = 1",
+        "unknown field `colour`",
+    ),
+    (
+        "bad gateway name",
+        "name = \"gw1\"",
+        "name = \"gw 1\"",
+        "3:8: gateway.name: \"gw 1\" is not a valid name",
+    ),
+    (
+        "no workers",
+        "worker_lcores = [1]",
+        "worker_lcores = []",
+        "8:17: dataplane.worker_lcores: at least one worker lcore",
+    ),
+    (
+        "worker is main",
+        "worker_lcores = [1]",
+        "worker_lcores = [0]",
+        "8:18: dataplane.worker_lcores[0]: lcore 0 is the main lcore",
+    ),
+    (
+        "duplicate worker",
+        "worker_lcores = [1]",
+        "worker_lcores = [1, 1]",
+        "8:21: dataplane.worker_lcores[1]: lcore 1 is listed twice",
+    ),
+    (
+        "lcore too big",
+        "worker_lcores = [1]",
+        "worker_lcores = [500]",
+        "dataplane.worker_lcores[0]: lcore 500 is out of range",
+    ),
+    (
+        "vdev in eal args",
+        "\"512\"]",
+        "\"512\", \"--vdev=net_null0\"]",
+        "dataplane.eal_args: declare virtual devices",
+    ),
+    (
+        "duplicate port",
+        "name = \"net_ring0\"",
+        "name = \"net_pcap0\"",
+        "dataplane.ports[1].name: port \"net_pcap0\" is declared twice",
+    ),
+    (
+        "bad forward_to",
+        "forward_to = \"net_pcap0\"",
+        "forward_to = \"net_tap9\"",
+        "dataplane.ports[1].forward_to: no port named \"net_tap9\"",
+    ),
+    (
+        "bad device name",
+        "name = \"net_ring0\"",
+        "name = \"eth0\"",
+        "dataplane.ports[1].name: \"eth0\" is neither a virtual device",
+    ),
+    (
+        "pci with no-pci",
+        "name = \"net_ring0\"",
+        "name = \"0000:03:00.0\"",
+        "dataplane.ports[1].name: a PCI port cannot be used with --no-pci",
+    ),
+    (
+        "descriptors not power of two",
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nrx_descriptors = 1000",
+        "dataplane.rx_descriptors: 1000 is not a power of two",
+    ),
+    (
+        "idle sleep range",
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nidle_sleep_us = 0",
+        "dataplane.idle_sleep_us: must be between 1 and 100000",
+    ),
+    (
+        "mtu range",
+        "forward_to = \"net_pcap0\"",
+        "forward_to = \"net_pcap0\"\nmtu = 20",
+        "dataplane.ports[1].mtu: must be between 68 and 9600",
+    ),
+    (
+        "wrong type",
+        "worker_lcores = [1]",
+        "worker_lcores = \"1\"",
+        "invalid type",
+    ),
+    (
+        "missing section",
+        "[gateway]\nname = \"gw1\"\nzone = \"az-a\"\n",
+        "",
+        "missing field `gateway`",
+    ),
+    (
+        "pool too small",
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\npool_mbufs = 10",
+        "dataplane.pool_mbufs: must be between 256",
+    ),
+    (
+        "whitespace in devargs",
+        "tx_pcap=out.pcap\"",
+        "tx_pcap=out.pcap \"",
+        "dataplane.ports[0].devargs: device arguments must not contain whitespace",
+    ),
 ];
 
 #[test]
 fn broken_configs_name_line_column_and_key() {
     let mut failures = Vec::new();
     for (name, from, to, want) in CASES {
-        assert!(GOOD.contains(from), "case {name}: edit anchor {from:?} not in GOOD");
+        assert!(
+            GOOD.contains(from),
+            "case {name}: edit anchor {from:?} not in GOOD"
+        );
         let text = GOOD.replacen(from, to, 1);
         match parse(Path::new("bad.toml"), &text) {
             Ok(_) => failures.push(format!("{name}: accepted")),
@@ -114,5 +209,9 @@ fn all_errors_are_reported_at_once() {
 #[test]
 fn unreadable_file_is_an_error() {
     let e = dnlb_config::load(Path::new("/nonexistent/dnlb.toml")).unwrap_err();
-    assert!(e.to_string().starts_with("/nonexistent/dnlb.toml: cannot read"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/dnlb.toml: cannot read"),
+        "{e}"
+    );
 }

@@ -1,0 +1,128 @@
+//! The `dnlb` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use dnlb_config::{Config, Device, IdlePolicy};
+use dnlb_forwarder::control::{self, RunOptions};
+
+/// dnlb: a distributed layer-4 load balancer on DPDK.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the forwarder until SIGINT or SIGTERM.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print a stats line to stdout every N milliseconds.
+        #[arg(long, value_name = "MS")]
+        stats_interval_ms: Option<u64>,
+    },
+    /// Validate a configuration and print the effective plan (exit 1 on errors).
+    Check {
+        /// Configuration file (TOML).
+        config: PathBuf,
+    },
+}
+
+fn print_plan(cfg: &Config) {
+    let dp = &cfg.dataplane;
+    println!(
+        "gateway {} (zone {})",
+        cfg.gateway.name,
+        cfg.gateway.zone.as_deref().unwrap_or("-")
+    );
+    println!("EAL arguments: {}", dp.full_eal_args().join(" "));
+    println!(
+        "main lcore {}, workers on lcores {:?}",
+        dp.main_lcore, dp.worker_lcores
+    );
+    match dp.idle {
+        IdlePolicy::BusyPoll => println!("idle workers busy-poll"),
+        IdlePolicy::Sleep { polls, sleep } => {
+            println!("idle workers sleep {sleep:?} after {polls} empty polls")
+        }
+    }
+    println!(
+        "mbuf pool {} mbufs; {} RX / {} TX descriptors per queue",
+        dp.pool_mbufs, dp.rx_descriptors, dp.tx_descriptors
+    );
+    for (i, p) in dp.ports.iter().enumerate() {
+        let kind = match &p.device {
+            Device::Virtual { devargs } if devargs.is_empty() => "virtual".to_string(),
+            Device::Virtual { devargs } => format!("virtual ({devargs})"),
+            Device::Pci => "PCI".to_string(),
+        };
+        println!(
+            "port {i} {}: {kind}, {} RX/TX queue pairs{}, forwards to {}",
+            p.name,
+            dp.worker_lcores.len(),
+            if p.rss { " with RSS" } else { "" },
+            dp.ports[p.forward_to].name
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match dnlb_config::load(&config) {
+            Ok(cfg) => {
+                print_plan(&cfg);
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{}: {} error(s)", config.display(), e.errors().len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            config,
+            stats_interval_ms,
+        } => {
+            let cfg = match dnlb_config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
+                    eprintln!("cannot install signal handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let opts = RunOptions {
+                stats_interval: stats_interval_ms.map(Duration::from_millis),
+            };
+            match control::run(&cfg, &opts, &shutdown) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dnlb: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

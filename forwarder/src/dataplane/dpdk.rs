@@ -1,0 +1,86 @@
+//! Packet I/O over DPDK queues: the production [`PacketIo`].
+
+use dpdk_bindings::{Mbuf, MbufBurst, RxQueue, TxQueue};
+
+use super::io::{Burst, Packet, PacketIo, PortIndex};
+
+impl Packet for Mbuf {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+    #[inline(always)]
+    fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, len)
+    }
+    #[inline(always)]
+    fn adj(&mut self, len: u16) -> Option<()> {
+        Mbuf::adj(self, len)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        Mbuf::len(self)
+    }
+}
+
+impl Burst for MbufBurst {
+    type Packet = Mbuf;
+    #[inline(always)]
+    fn len(&self) -> usize {
+        MbufBurst::len(self)
+    }
+    #[inline(always)]
+    fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        MbufBurst::as_mut_slice(self)
+    }
+    #[inline(always)]
+    fn push(&mut self, p: Mbuf) -> Result<(), Mbuf> {
+        MbufBurst::push(self, p)
+    }
+    #[inline(always)]
+    fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        MbufBurst::drain(self)
+    }
+    #[inline(always)]
+    fn free_all(&mut self) -> usize {
+        MbufBurst::free_all(self)
+    }
+}
+
+/// One worker's DPDK queues: `rx[i]` and `tx[i]` are its queues on port `i`.
+#[derive(Debug)]
+pub struct DpdkIo {
+    rx: Vec<RxQueue>,
+    tx: Vec<TxQueue>,
+}
+
+impl DpdkIo {
+    /// Queues indexed by port index; both lists must be the same length.
+    pub fn new(rx: Vec<RxQueue>, tx: Vec<TxQueue>) -> Self {
+        assert_eq!(rx.len(), tx.len(), "one RX and one TX queue per port");
+        DpdkIo { rx, tx }
+    }
+}
+
+impl PacketIo for DpdkIo {
+    type Burst = MbufBurst;
+
+    #[inline(always)]
+    fn port_count(&self) -> usize {
+        self.rx.len()
+    }
+
+    #[inline(always)]
+    fn rx(&mut self, port: PortIndex, burst: &mut MbufBurst) -> usize {
+        self.rx[port.get()].rx_burst(burst)
+    }
+
+    #[inline(always)]
+    fn tx(&mut self, port: PortIndex, burst: &mut MbufBurst) -> usize {
+        self.tx[port.get()].tx_burst(burst)
+    }
+}

@@ -1,0 +1,162 @@
+//! In-memory packet I/O for tests and benchmarks: per-port RX and TX queues
+//! of byte buffers with DPDK-like headroom, and an optional TX capacity to
+//! exercise refusal.
+
+use std::collections::VecDeque;
+
+use super::io::{Burst, Packet, PacketIo, PortIndex, BURST};
+
+/// Headroom of every in-memory packet (DPDK's default).
+pub const HEADROOM: usize = 128;
+
+/// A packet in a heap buffer with headroom in front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemPacket {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl MemPacket {
+    /// A packet holding a copy of `bytes` after [`HEADROOM`] bytes of room.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut buf = vec![0; HEADROOM + bytes.len()];
+        buf[HEADROOM..].copy_from_slice(bytes);
+        MemPacket {
+            buf,
+            start: HEADROOM,
+        }
+    }
+
+    /// The bytes, consuming the packet.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.buf.drain(..self.start);
+        self.buf
+    }
+}
+
+impl Packet for MemPacket {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+    #[inline]
+    fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        let len = len as usize;
+        if len > self.start {
+            return None;
+        }
+        self.start -= len;
+        Some(&mut self.buf[self.start..self.start + len])
+    }
+    #[inline]
+    fn adj(&mut self, len: u16) -> Option<()> {
+        if len as usize > self.buf.len() - self.start {
+            return None;
+        }
+        self.start += len as usize;
+        Some(())
+    }
+}
+
+/// A burst of in-memory packets.
+#[derive(Debug, Default)]
+pub struct MemBurst {
+    pkts: Vec<MemPacket>,
+}
+
+impl Burst for MemBurst {
+    type Packet = MemPacket;
+    #[inline]
+    fn len(&self) -> usize {
+        self.pkts.len()
+    }
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [MemPacket] {
+        &mut self.pkts
+    }
+    #[inline]
+    fn push(&mut self, p: MemPacket) -> Result<(), MemPacket> {
+        if self.pkts.len() >= BURST {
+            return Err(p);
+        }
+        self.pkts.push(p);
+        Ok(())
+    }
+    fn drain(&mut self) -> impl Iterator<Item = MemPacket> + '_ {
+        self.pkts.drain(..)
+    }
+    fn free_all(&mut self) -> usize {
+        let n = self.pkts.len();
+        self.pkts.clear();
+        n
+    }
+}
+
+/// In-memory ports: tests push frames into RX queues and read TX queues.
+#[derive(Debug)]
+pub struct MemIo {
+    rx: Vec<VecDeque<MemPacket>>,
+    tx: Vec<Vec<MemPacket>>,
+    tx_capacity: Vec<usize>,
+}
+
+impl MemIo {
+    /// `ports` ports with empty queues and unlimited TX.
+    pub fn new(ports: usize) -> Self {
+        MemIo {
+            rx: (0..ports).map(|_| VecDeque::new()).collect(),
+            tx: (0..ports).map(|_| Vec::new()).collect(),
+            tx_capacity: vec![usize::MAX; ports],
+        }
+    }
+
+    /// Queues a frame for reception on `port`.
+    pub fn inject(&mut self, port: PortIndex, frame: &[u8]) {
+        self.rx[port.get()].push_back(MemPacket::new(frame));
+    }
+
+    /// Frames still waiting on `port`'s RX queue.
+    pub fn rx_pending(&self, port: PortIndex) -> usize {
+        self.rx[port.get()].len()
+    }
+
+    /// Takes the frames transmitted on `port` so far.
+    pub fn take_tx(&mut self, port: PortIndex) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.tx[port.get()])
+            .into_iter()
+            .map(MemPacket::into_bytes)
+            .collect()
+    }
+
+    /// Limits how many frames `port`'s TX queue holds (then refuses).
+    pub fn set_tx_capacity(&mut self, port: PortIndex, cap: usize) {
+        self.tx_capacity[port.get()] = cap;
+    }
+}
+
+impl PacketIo for MemIo {
+    type Burst = MemBurst;
+
+    fn port_count(&self) -> usize {
+        self.rx.len()
+    }
+
+    fn rx(&mut self, port: PortIndex, burst: &mut MemBurst) -> usize {
+        let q = &mut self.rx[port.get()];
+        let n = (BURST - burst.len()).min(q.len());
+        burst.pkts.extend(q.drain(..n));
+        n
+    }
+
+    fn tx(&mut self, port: PortIndex, burst: &mut MemBurst) -> usize {
+        let q = &mut self.tx[port.get()];
+        let room = self.tx_capacity[port.get()].saturating_sub(q.len());
+        let n = room.min(burst.pkts.len());
+        q.extend(burst.pkts.drain(..n));
+        n
+    }
+}

@@ -1,0 +1,18 @@
+//! The data plane: the worker loop over a packet-I/O trait, per-worker
+//! counters, and the two I/O implementations (DPDK and in-memory).
+//!
+//! Invariants: no lock, allocation, syscall or formatting per packet; every
+//! dropped packet increments exactly one [`DropReason`] counter; per-worker
+//! state is owned by its worker.
+
+pub mod counters;
+pub mod dpdk;
+pub mod io;
+pub mod mem;
+pub mod pipeline;
+pub mod worker;
+
+pub use counters::{Counters, DropReason, PublishedCounters};
+pub use io::{Burst, Packet, PacketIo, PortIndex, BURST};
+pub use pipeline::{BurstVerdict, ForwardPipeline, Pipeline, Verdict};
+pub use worker::{Idle, Worker};

@@ -1,0 +1,62 @@
+//! What a worker does to each packet. The load-balancing pipeline plugs in
+//! here; until then [`ForwardPipeline`] forwards frames between ports as
+//! configured (like `testpmd --forward-mode=io`).
+
+use super::counters::DropReason;
+use super::io::{Packet, PortIndex, BURST};
+
+/// The decision for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the (possibly rewritten) packet out of this port.
+    Forward(PortIndex),
+    /// Free the packet and count it under this reason.
+    Drop(DropReason),
+}
+
+/// How the verdicts of a burst are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BurstVerdict {
+    /// Every packet of the burst gets this verdict (`verdicts` is unused).
+    Uniform(Verdict),
+    /// `verdicts[i]` is packet `i`'s verdict.
+    PerPacket,
+}
+
+/// Per-burst packet processing. Pure: no I/O; the worker does RX and TX.
+pub trait Pipeline {
+    /// Decides (and may rewrite) each packet of `pkts` (at least one),
+    /// received on `port`: either one verdict for the whole burst, or one per
+    /// packet in `verdicts[..pkts.len()]`.
+    fn process<P: Packet>(
+        &mut self,
+        port: PortIndex,
+        pkts: &mut [P],
+        verdicts: &mut [Verdict; BURST],
+    ) -> BurstVerdict;
+}
+
+/// Forwards everything received on port `i` to port `to[i]`, unmodified.
+#[derive(Debug, Clone)]
+pub struct ForwardPipeline {
+    to: Vec<PortIndex>,
+}
+
+impl ForwardPipeline {
+    /// `to[i]` is where frames from port `i` go.
+    pub fn new(to: Vec<PortIndex>) -> Self {
+        ForwardPipeline { to }
+    }
+}
+
+impl Pipeline for ForwardPipeline {
+    #[inline]
+    fn process<P: Packet>(
+        &mut self,
+        port: PortIndex,
+        _pkts: &mut [P],
+        _verdicts: &mut [Verdict; BURST],
+    ) -> BurstVerdict {
+        BurstVerdict::Uniform(Verdict::Forward(self.to[port.get()]))
+    }
+}
