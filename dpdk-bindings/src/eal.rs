@@ -199,10 +199,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // the EAL passes it to exactly one trampoline call.
     let f = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send>) };
     // A panic must not unwind into C.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f())) {
-        Ok(rc) => rc,
-        Err(_) => -1,
-    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(-1)
 }
 
 /// Work running on a worker lcore. [`Launched::wait`] joins it; dropping the

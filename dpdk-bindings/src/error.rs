@@ -25,9 +25,7 @@ pub enum Error {
         message: String,
     },
     /// No ethernet device with that name was probed.
-    #[error(
-        "no DPDK port named {0:?}: is the device given to EAL (a --vdev or PCI allow argument)?"
-    )]
+    #[error("no DPDK port named {0:?}: the device is not in the EAL arguments, or its probe failed (see the EAL log)")]
     NoSuchPort(String),
     /// A queue index outside what the port was configured with.
     #[error("port {port}: {kind} queue {queue} does not exist or is already owned by a worker")]
@@ -56,6 +54,9 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn strerror(errno: i32) -> String {
+    if errno == 0 {
+        return "DPDK gave no error code; see its log above".to_string();
+    }
     // SAFETY: rte_strerror returns a pointer to a static or thread-local
     // NUL-terminated string that stays valid until the next call on this
     // thread; it is copied out at once.

@@ -210,3 +210,156 @@ fn flush_burst<IO: PacketIo>(
         counters.drops[DropReason::TxRefused as usize] += refused as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::io::Packet;
+    use crate::dataplane::mem::MemIo;
+    use crate::dataplane::ForwardPipeline;
+
+    const P0: PortIndex = PortIndex(0);
+    const P1: PortIndex = PortIndex(1);
+
+    fn worker<PL: Pipeline>(ports: usize, pl: PL) -> Worker<MemIo, PL> {
+        Worker::new(MemIo::new(ports), pl, Idle::BusyPoll, Arc::default())
+    }
+
+    fn frame(i: u32) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..4].copy_from_slice(&i.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn forwards_between_ports_in_order() {
+        let mut w = worker(2, ForwardPipeline::new(vec![P1, P0]));
+        for i in 0..100 {
+            w.io_mut().inject(P0, &frame(i));
+        }
+        w.io_mut().inject(P1, &frame(1000));
+        let mut polls = 0;
+        while w.poll_once() > 0 {
+            polls += 1;
+        }
+        assert_eq!(polls, 4); // 32 + 32 + 32 + (4 + 1)
+        let out1 = w.io_mut().take_tx(P1);
+        assert_eq!(out1, (0..100).map(frame).collect::<Vec<_>>());
+        assert_eq!(w.io_mut().take_tx(P0), vec![frame(1000)]);
+        let c = w.counters();
+        assert_eq!((c.rx_packets, c.tx_packets, c.dropped()), (101, 101, 0));
+    }
+
+    /// Odd first bytes are dropped with `NonContiguous` (an arbitrary reason
+    /// for the test), even ones go to port 1 or 0 by their second byte.
+    struct Split;
+    impl Pipeline for Split {
+        fn process<P: Packet>(
+            &mut self,
+            _port: PortIndex,
+            pkts: &mut [P],
+            v: &mut [Verdict; BURST],
+        ) -> BurstVerdict {
+            for (i, p) in pkts.iter_mut().enumerate() {
+                let d = p.data();
+                v[i] = if d[3] % 2 == 1 {
+                    Verdict::Drop(DropReason::NonContiguous)
+                } else if d[3] % 4 == 0 {
+                    Verdict::Forward(P0)
+                } else {
+                    Verdict::Forward(P1)
+                };
+                // Rewrite: prepend a 4-byte tag, like an encapsulation would.
+                p.prepend(4).unwrap().copy_from_slice(b"TAG!");
+            }
+            BurstVerdict::PerPacket
+        }
+    }
+
+    #[test]
+    fn per_packet_verdicts_and_exactly_one_counter_per_drop() {
+        let mut w = worker(2, Split);
+        for i in 0..200 {
+            w.io_mut().inject(P0, &frame(i));
+        }
+        w.io_mut().set_tx_capacity(P1, 10);
+        for _ in 0..20 {
+            w.poll_once();
+        }
+        let to0 = w.io_mut().take_tx(P0);
+        let to1 = w.io_mut().take_tx(P1);
+        assert_eq!(to0.len(), 50);
+        assert_eq!(to1.len(), 10);
+        assert!(to0
+            .iter()
+            .all(|f| &f[..4] == b"TAG!" && f.len() == 64 && f[7] % 4 == 0));
+        let c = *w.counters();
+        assert_eq!(c.rx_packets, 200);
+        assert_eq!(c.tx_packets, 60);
+        assert_eq!(c.drops_for(DropReason::NonContiguous), 100);
+        assert_eq!(c.drops_for(DropReason::TxRefused), 40);
+        // Conservation: every received packet is sent or counted once.
+        assert_eq!(c.rx_packets, c.tx_packets + c.dropped());
+    }
+
+    #[test]
+    fn full_tx_burst_is_flushed_mid_burst() {
+        // 32 packets alternating between ports, then 64 to one port: the
+        // slow path must flush a full TX burst before pushing more.
+        struct ByByte;
+        impl Pipeline for ByByte {
+            fn process<P: Packet>(
+                &mut self,
+                _: PortIndex,
+                pkts: &mut [P],
+                v: &mut [Verdict; BURST],
+            ) -> BurstVerdict {
+                for (i, p) in pkts.iter().enumerate() {
+                    v[i] = Verdict::Forward(PortIndex((p.data()[3] & 1) as u16));
+                }
+                BurstVerdict::PerPacket
+            }
+        }
+        let mut w = worker(2, ByByte);
+        for i in 0..320 {
+            w.io_mut().inject(P0, &frame(i));
+        }
+        while w.poll_once() > 0 {}
+        assert_eq!(w.io_mut().take_tx(P0).len(), 160);
+        assert_eq!(w.io_mut().take_tx(P1).len(), 160);
+        assert_eq!(w.counters().tx_packets, 320);
+    }
+
+    #[test]
+    fn run_stops_on_flag_and_backs_off_when_idle() {
+        let published = Arc::new(PublishedCounters::default());
+        let mut w = Worker::new(
+            MemIo::new(1),
+            ForwardPipeline::new(vec![P0]),
+            Idle::Sleep {
+                polls: 3,
+                sleep: Duration::from_millis(1),
+            },
+            published.clone(),
+        );
+        w.io_mut().inject(P0, &frame(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            w.run(&s2);
+            w
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while published.read().idle_sleeps < 5 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let w = t.join().unwrap();
+        let c = published.read();
+        assert_eq!(c, *w.counters());
+        assert_eq!(c.rx_packets, 1);
+        assert!(c.idle_sleeps >= 5, "{c:?}");
+        // three empty polls per sleep
+        assert!(c.empty_polls >= 3 * c.idle_sleeps, "{c:?}");
+    }
+}

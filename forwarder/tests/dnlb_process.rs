@@ -1,0 +1,205 @@
+//! The `dnlb` binary as users run it: started by the test, fed by a pcap
+//! fixture, stopped by a signal, exit status and output frames checked.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use dnlb_testkit::{frames, read_pcap, write_pcap, FlowMix};
+
+const DNLB: &str = env!("CARGO_BIN_EXE_dnlb");
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Never leave a forwarder behind, whatever the test did.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn start(config: &Path) -> Running {
+        let mut child = Command::new(DNLB)
+            .args(["run", "--stats-interval-ms", "50", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting dnlb");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines: rx }
+    }
+
+    /// Waits (bounded) for a stdout line satisfying `pred`.
+    fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if pred(&l) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("waiting for {what}: {e}"),
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY-free: kill(1) by PID, never by name.
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn wait_exit(&mut self) -> (i32, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let rest: Vec<String> = self.lines.iter().collect();
+                return (st.code().unwrap_or(-1), rest);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dnlb did not exit after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+fn pcap_config(dir: &Path) -> std::path::PathBuf {
+    let mut eal = common::eal_args("proc");
+    eal.push("--lcores=0@0,1@0".into());
+    let text = format!(
+        "[gateway]\nname = \"proc\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         idle_polls_before_sleep = 100\nidle_sleep_us = 200\n\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={},tx_pcap={}\"\n",
+        common::toml_list(&eal),
+        common::path_str(dir, "in.pcap"),
+        common::path_str(dir, "out.pcap"),
+    );
+    let p = dir.join("dnlb.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn forward_and_stop_with(sig: i32) {
+    let dir = common::tempdir();
+    let input = frames(&FlowMix {
+        flows: 1000,
+        packets_per_flow: 2,
+        ..FlowMix::default()
+    });
+    write_pcap(&dir.path().join("in.pcap"), &input).unwrap();
+    let mut dnlb = Running::start(&pcap_config(dir.path()));
+    dnlb.wait_line("readiness", |l| l.starts_with("dnlb: ready:"));
+    let n = input.len() as u64;
+    dnlb.wait_line("all frames forwarded", |l| {
+        l.starts_with("stats:") && field(l, "tx_packets") == n
+    });
+    dnlb.signal(sig);
+    let (code, lines) = dnlb.wait_exit();
+    assert_eq!(code, 0, "exit status after signal {sig}");
+    let total = lines
+        .iter()
+        .find(|l| l.starts_with("total:"))
+        .expect("a total line");
+    assert_eq!(field(total, "rx_packets"), n);
+    assert_eq!(field(total, "tx_packets"), n);
+    assert_eq!(field(total, "dropped"), 0);
+    // The output pcap is complete after dnlb closed the port.
+    assert_eq!(read_pcap(&dir.path().join("out.pcap")).unwrap(), input);
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_all_frames_forwarded() {
+    forward_and_stop_with(15);
+}
+
+#[test]
+fn sigint_stops_cleanly_with_all_frames_forwarded() {
+    forward_and_stop_with(2);
+}
+
+#[test]
+fn check_prints_the_plan_or_the_errors() {
+    let dir = common::tempdir();
+    let cfg = pcap_config(dir.path());
+    let out = Command::new(DNLB).arg("check").arg(&cfg).output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("--vdev=net_pcap0,rx_pcap="), "{s}");
+    assert!(s.contains("workers on lcores [1]"), "{s}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[gateway]\nname = \"x\"\n[dataplane]\nworker_lcores = [0]\nports = []\n",
+    )
+    .unwrap();
+    for sub in [&["check"][..], &["run", "--config"][..]] {
+        let out = Command::new(DNLB).args(sub).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{sub:?}");
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            e.contains("bad.toml:4:18: dataplane.worker_lcores[0]: lcore 0 is the main lcore"),
+            "{e}"
+        );
+        assert!(
+            e.contains("bad.toml:5:9: dataplane.ports: at least one port is needed"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn failing_bring_up_exits_non_zero_with_the_reason() {
+    let dir = common::tempdir();
+    let mut eal = common::eal_args("procfail");
+    eal.push("--lcores=0@0,1@0".into());
+    let text = format!(
+        "[gateway]\nname = \"f\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         [[dataplane.ports]]\nname = \"net_ring0\"\n[[dataplane.ports]]\nname = \"net_ring1\"\nmtu = 9000\n",
+        common::toml_list(&eal)
+    );
+    let p = dir.path().join("f.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(DNLB)
+        .args(["run", "--config"])
+        .arg(&p)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    // net_ring cannot set an MTU: the run fails with the DPDK call named.
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("dnlb: rte_eth_dev_set_mtu failed"), "{e}");
+}

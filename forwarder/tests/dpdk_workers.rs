@@ -1,0 +1,95 @@
+//! The whole forwarder (`control::run`) in-process with several workers and
+//! queues on `net_null` and `net_ring`, stopped through its shutdown flag.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dnlb_forwarder::control::{run, RunOptions};
+use rusty_fork::rusty_fork_test;
+
+fn config(extra_eal: &[&str], workers: &str, idle: &str, ports: &str) -> dnlb_config::Config {
+    let mut eal = common::eal_args("workers");
+    eal.extend(extra_eal.iter().map(|s| s.to_string()));
+    let text = format!(
+        "[gateway]\nname = \"t\"\n[dataplane]\neal_args = {}\nworker_lcores = {workers}\npool_mbufs = 8191\n{idle}\n{ports}",
+        common::toml_list(&eal)
+    );
+    dnlb_config::parse(Path::new("test.toml"), &text).unwrap()
+}
+
+fn run_for(cfg: dnlb_config::Config, d: Duration) -> dnlb_forwarder::control::RunReport {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let s = shutdown.clone();
+    let t = std::thread::spawn(move || run(&cfg, &RunOptions::default(), &s));
+    std::thread::sleep(d);
+    shutdown.store(true, Ordering::SeqCst);
+    t.join().unwrap().unwrap()
+}
+
+rusty_fork_test! {
+    #[test]
+    fn two_workers_each_own_a_queue_pair_on_every_port() {
+        // Three lcores on two CPUs; net_null generates packets on every RX
+        // queue and drops what is sent; net_ring loops TX back to RX per queue.
+        let cfg = config(
+            &["--lcores=0@0,1@0,2@1"],
+            "[1, 2]",
+            "",
+            "[[dataplane.ports]]\nname = \"net_null0\"\ndevargs = \"size=64,copy=0\"\n\
+             [[dataplane.ports]]\nname = \"net_ring0\"\n",
+        );
+        let report = run_for(cfg, Duration::from_millis(400));
+        assert_eq!(report.workers.len(), 2);
+        for (lcore, c) in &report.workers {
+            assert!(c.rx_packets > 1000, "worker on lcore {lcore} received only {}", c.rx_packets);
+            assert_eq!(c.rx_packets, c.tx_packets + c.dropped(), "lcore {lcore}: {c:?}");
+        }
+        assert_eq!(report.workers.iter().map(|w| w.0).collect::<Vec<_>>(), vec![1, 2]);
+        let null = &report.ports[0].1;
+        let total = report.total();
+        // Everything the workers received came from net_null (the ring only
+        // carries what was sent to it, and nothing was).
+        assert_eq!(null.rx_packets, total.rx_packets);
+        assert_eq!(null.tx_packets, total.tx_packets);
+    }
+
+    #[test]
+    fn idle_workers_back_off() {
+        let cfg = config(
+            &["--lcores=0@0,1@0,2@0"],
+            "[1, 2]",
+            "idle_polls_before_sleep = 10\nidle_sleep_us = 1000",
+            "[[dataplane.ports]]\nname = \"net_ring0\"\n",
+        );
+        let report = run_for(cfg, Duration::from_millis(300));
+        for (lcore, c) in &report.workers {
+            assert_eq!(c.rx_packets, 0);
+            assert!(c.idle_sleeps > 10, "lcore {lcore} never slept: {c:?}");
+            // With a 1 ms sleep every 10 polls a worker cannot poll more than
+            // ~10 times per ms; a busy-polling one would do millions.
+            assert!(c.empty_polls < 20_000, "lcore {lcore} did not back off: {c:?}");
+        }
+    }
+
+    #[test]
+    fn disabled_worker_lcore_is_a_clear_error() {
+        let cfg = config(&["--lcores=0@0,1@0"], "[1, 3]", "", "[[dataplane.ports]]\nname = \"net_ring0\"\n");
+        let shutdown = AtomicBool::new(false);
+        let err = run(&cfg, &RunOptions::default(), &shutdown).unwrap_err();
+        assert_eq!(err.to_string(), "worker lcore 3 is not enabled by the EAL arguments (check -l/--lcores in dataplane.eal_args)");
+    }
+
+    #[test]
+    fn missing_port_is_a_clear_error() {
+        // The port name is valid, but net_ring needs no file: use a pcap
+        // device whose input file does not exist, so the probe fails.
+        let cfg = config(&[], "[1]", "", "[[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap=/nonexistent/in.pcap\"\n");
+        let shutdown = AtomicBool::new(false);
+        let err = run(&cfg, &RunOptions::default(), &shutdown).unwrap_err().to_string();
+        assert!(err.contains("rte_eal_init failed") || err.contains("no DPDK port named \"net_pcap0\""), "{err}");
+    }
+}
