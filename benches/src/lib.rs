@@ -1,0 +1,65 @@
+//! Support for dnlb's benchmarks.
+//!
+//! [`LoopIo`] is a [`PacketIo`] that hands the same preallocated packets
+//! round and round without allocating, so a criterion bench measures the
+//! worker loop and pipeline, not the allocator.
+
+#![forbid(unsafe_code)]
+
+use dnlb_forwarder::dataplane::mem::{MemBurst, MemPacket};
+use dnlb_forwarder::dataplane::{Burst, PacketIo, PortIndex, BURST};
+
+/// Packet I/O that receives from a fixed set of packets and recycles what
+/// is transmitted back into it.
+#[derive(Debug)]
+pub struct LoopIo {
+    ports: usize,
+    free: Vec<MemPacket>,
+    /// Packets transmitted so far.
+    pub transmitted: u64,
+}
+
+impl LoopIo {
+    /// `ports` ports that receive copies of `frames` (cycled) forever.
+    pub fn new(ports: usize, frames: &[Vec<u8>], in_flight: usize) -> Self {
+        let free = (0..in_flight.max(BURST))
+            .map(|i| MemPacket::new(&frames[i % frames.len()]))
+            .collect();
+        LoopIo {
+            ports,
+            free,
+            transmitted: 0,
+        }
+    }
+}
+
+impl PacketIo for LoopIo {
+    type Burst = MemBurst;
+
+    fn port_count(&self) -> usize {
+        self.ports
+    }
+
+    #[inline]
+    fn rx(&mut self, _port: PortIndex, burst: &mut MemBurst) -> usize {
+        let mut n = 0;
+        while !burst.is_full() {
+            match self.free.pop() {
+                Some(p) => {
+                    let _ = burst.push(p);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    #[inline]
+    fn tx(&mut self, _port: PortIndex, burst: &mut MemBurst) -> usize {
+        let n = burst.len();
+        self.free.extend(burst.drain());
+        self.transmitted += n as u64;
+        n
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every check and test of dnlb: installs what is missing (Debian
+# packages, Rust components), then format, lint, build and the whole test
+# suite, including the DPDK tests on virtual devices (run as root; no
+# hugepages needed).
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -- NAME    # only tests whose name matches NAME
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/deps.sh
+. scripts/lib/deps.sh
+
+filter=()
+if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
+
+dnlb_ensure_all
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh must run as root: the DPDK and namespace tests need it" >&2
+    exit 1
+fi
+
+if cargo fmt --version >/dev/null 2>&1; then
+    dnlb_log "cargo fmt --check"
+    cargo fmt --all -- --check
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+    dnlb_log "cargo clippy"
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+dnlb_log "build"
+cargo build --workspace --all-targets --quiet
+dnlb_log "tests"
+cargo test --workspace --no-fail-fast -- "${filter[@]}" 2>&1 | tee target/test.log
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '^test result: .*' target/test.log | awk '{p+=$4; f+=$6} END {print p+0" passed, "f+0" failed"}')
+echo "summary: $passed"
+exit "$status"
