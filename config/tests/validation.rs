@@ -215,3 +215,11 @@ fn unreadable_file_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn documented_example_validates() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/dnlb.toml");
+    let c = dnlb_config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.worker_lcores, vec![1, 2]);
+    assert_eq!(c.dataplane.ports.len(), 2);
+}
