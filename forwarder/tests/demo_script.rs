@@ -16,8 +16,14 @@ fn demo_script_answers_every_request_through_dnlb() {
         .expect("running scripts/demo.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    assert!(stdout.contains("demo: 5 of 5 HTTP requests answered through dnlb"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "demo failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains("demo: 5 of 5 HTTP requests answered through dnlb"),
+        "{stdout}"
+    );
     // The server saw the client's own address, not the gateway's.
     assert!(stdout.contains("you are 198.18.0.1:"), "{stdout}");
     // Namespaces are gone afterwards.

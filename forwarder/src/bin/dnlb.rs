@@ -69,7 +69,11 @@ fn print_plan(cfg: &Config) {
             "port {i} {}: {kind}, {} RX/TX queue pairs{}, forwards to {}",
             p.name,
             dp.worker_lcores.len(),
-            if p.rss && dp.worker_lcores.len() > 1 { " with RSS" } else { "" },
+            if p.rss && dp.worker_lcores.len() > 1 {
+                " with RSS"
+            } else {
+                ""
+            },
             dp.ports[p.forward_to].name
         );
     }
