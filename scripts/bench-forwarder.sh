@@ -68,6 +68,7 @@ run_dnlb() {
         echo '[[dataplane.ports]]'
         echo "name = \"net_pcap0\""
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
+        echo 'forward_to = "net_pcap0"'
     } > "$cfg"
     target/release/dnlb run --config "$cfg" --stats-interval-ms 1000 > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local pid=$!

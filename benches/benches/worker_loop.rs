@@ -11,8 +11,8 @@ fn worker_loop(c: &mut Criterion) {
     let mut g = c.benchmark_group("worker_loop");
     g.throughput(Throughput::Elements(BURST as u64));
     for ports in [1usize, 2] {
-        let to: Vec<PortIndex> = (0..ports)
-            .map(|p| PortIndex(((p + 1) % ports) as u16))
+        let to: Vec<Option<PortIndex>> = (0..ports)
+            .map(|p| Some(PortIndex(((p + 1) % ports) as u16)))
             .collect();
         let mut w = Worker::new(
             LoopIo::new(ports, &f, 4 * BURST),

@@ -15,7 +15,11 @@ pub mod validate;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{Config, Dataplane, Device, Gateway, IdlePolicy, PortSpec};
+pub use model::{
+    Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap, Flows, FragmentPolicy,
+    Gateway, IdlePolicy, Listener, PortSpec, Protocol, Scheduler, TargetGroup, TooBigPolicy,
+    Tunnel,
+};
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

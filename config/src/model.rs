@@ -1,6 +1,7 @@
 //! The validated configuration. Everything downstream of `dnlb-config`
 //! works on these types; they can only be built by validation.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// A validated configuration.
@@ -10,6 +11,263 @@ pub struct Config {
     pub gateway: Gateway,
     /// Packet I/O.
     pub dataplane: Dataplane,
+    /// Encapsulation toward backends.
+    pub encap: Encap,
+    /// Connection tracking.
+    pub flows: Flows,
+    /// Listeners; indices into this list are listener indices elsewhere.
+    pub listeners: Vec<Listener>,
+    /// Target groups; `Listener::target_group` indexes this list.
+    pub target_groups: Vec<TargetGroup>,
+}
+
+/// What to do with a packet that is too large once encapsulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooBigPolicy {
+    /// Answer with ICMP fragmentation needed / packet too big (rate-limited).
+    Icmp,
+    /// Drop and count.
+    Drop,
+}
+
+/// What to do with ICMP echo requests to a VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoPolicy {
+    /// Answer them.
+    Reply,
+    /// Drop and count.
+    Drop,
+}
+
+/// Encapsulation settings of this gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encap {
+    /// Outer source toward IPv4 backends.
+    pub source_v4: Option<Ipv4Addr>,
+    /// Outer source toward IPv6 backends.
+    pub source_v6: Option<Ipv6Addr>,
+    /// Outer destination MAC (next hop toward backends).
+    pub next_hop_mac: [u8; 6],
+    /// Egress MTU (bytes of the outer IP packet).
+    pub mtu: u16,
+    /// Too big after encapsulation.
+    pub too_big: TooBigPolicy,
+    /// ICMP errors per second per worker.
+    pub icmp_rate_per_sec: u32,
+    /// Outer TTL / hop limit.
+    pub ttl: u8,
+    /// Echo requests to VIPs.
+    pub icmp_echo: EchoPolicy,
+}
+
+impl Default for Encap {
+    fn default() -> Self {
+        Encap {
+            source_v4: None,
+            source_v6: None,
+            next_hop_mac: [0; 6],
+            mtu: 1500,
+            too_big: TooBigPolicy::Icmp,
+            icmp_rate_per_sec: 1000,
+            ttl: 64,
+            icmp_echo: EchoPolicy::Reply,
+        }
+    }
+}
+
+/// Connection-tracking settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flows {
+    /// Flows per worker.
+    pub capacity_per_worker: u32,
+    /// TCP idle timeout.
+    pub tcp_idle_timeout: Duration,
+    /// UDP idle timeout.
+    pub udp_idle_timeout: Duration,
+}
+
+impl Default for Flows {
+    fn default() -> Self {
+        Flows {
+            capacity_per_worker: 1 << 20,
+            tcp_idle_timeout: Duration::from_secs(900),
+            udp_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Transport protocol of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// How a listener picks a backend for a new flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    /// Weighted Maglev on the 5-tuple.
+    Maglev,
+    /// Weighted Maglev on the client address (session persistence).
+    SourceIp,
+}
+
+/// What a listener does with IP fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragmentPolicy {
+    /// Drop and count.
+    Drop,
+    /// Hash on addresses only, so every fragment of a datagram lands on one
+    /// backend.
+    HashAddresses,
+}
+
+/// A listener: VIPs + protocol + port (or all ports) → target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Name.
+    pub name: String,
+    /// VIPs (at least one).
+    pub vips: Vec<IpAddr>,
+    /// Elastic IP, served like a VIP.
+    pub elastic_ip: Option<IpAddr>,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Port; `None` = all ports.
+    pub port: Option<u16>,
+    /// Scheduler.
+    pub scheduler: Scheduler,
+    /// Maglev table size (prime).
+    pub table_size: u32,
+    /// Fragments.
+    pub fragments: FragmentPolicy,
+    /// Index into `Config::target_groups`.
+    pub target_group: usize,
+}
+
+impl Listener {
+    /// Every address this listener serves: its VIPs and elastic IP.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.vips.iter().copied().chain(self.elastic_ip)
+    }
+}
+
+/// A group of backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroup {
+    /// Name.
+    pub name: String,
+    /// Backends.
+    pub backends: Vec<Backend>,
+}
+
+/// VM or container (informational; both are reached the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// A virtual machine.
+    Vm,
+    /// A container.
+    Container,
+}
+
+/// How packets are carried to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    /// IP-in-IP (4in4, 6in6, 4in6, 6in4).
+    IpIp,
+    /// GUE variant 1 (direct IP in UDP) to this port.
+    Gue {
+        /// UDP destination port.
+        port: u16,
+    },
+    /// VXLAN.
+    Vxlan {
+        /// Network identifier.
+        vni: u32,
+        /// Inner destination MAC.
+        inner_mac: [u8; 6],
+        /// UDP destination port.
+        port: u16,
+    },
+    /// GRE.
+    Gre {
+        /// Optional key.
+        key: Option<u32>,
+    },
+}
+
+/// One backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Tunnel endpoint address.
+    pub address: IpAddr,
+    /// Service port (identity only; 0 = none).
+    pub port: u16,
+    /// VM or container.
+    pub kind: BackendKind,
+    /// 0..=100.
+    pub weight: u8,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Rack.
+    pub rack: Option<String>,
+    /// Tunnel.
+    pub tunnel: Tunnel,
+}
+
+impl Backend {
+    /// Length of [`Backend::identity`].
+    pub const IDENTITY_LEN: usize = 32;
+
+    /// The backend's identity: everything that tells it apart from another
+    /// backend (address, port and tunnel parameters), never its position in
+    /// the file. Maglev permutations derive from it. Layout: address as 16
+    /// bytes (IPv4 mapped into IPv6), port (2), tunnel type (1), tunnel
+    /// parameters, zero padding.
+    pub fn identity(&self) -> [u8; Self::IDENTITY_LEN] {
+        let mut v = [0u8; Self::IDENTITY_LEN];
+        let a = match self.address {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        v[..16].copy_from_slice(&a);
+        v[16..18].copy_from_slice(&self.port.to_be_bytes());
+        match self.tunnel {
+            Tunnel::IpIp => v[18] = 1,
+            Tunnel::Gue { port } => {
+                v[18] = 2;
+                v[19..21].copy_from_slice(&port.to_be_bytes());
+            }
+            Tunnel::Vxlan {
+                vni,
+                inner_mac,
+                port,
+            } => {
+                v[18] = 3;
+                v[19..23].copy_from_slice(&vni.to_be_bytes());
+                v[23..29].copy_from_slice(&inner_mac);
+                v[29..31].copy_from_slice(&port.to_be_bytes());
+            }
+            Tunnel::Gre { key } => {
+                v[18] = 4;
+                v[19..23].copy_from_slice(&key.unwrap_or(0).to_be_bytes());
+                v[23] = key.is_some() as u8;
+            }
+        }
+        v
+    }
 }
 
 /// This gateway's identity.
@@ -40,6 +298,8 @@ pub struct Dataplane {
     pub idle: IdlePolicy,
     /// Ports; indices into this list are port indices everywhere else.
     pub ports: Vec<PortSpec>,
+    /// Index of the exception-path port, if any.
+    pub host_port: Option<usize>,
 }
 
 /// What a worker does when polls come back empty.
@@ -75,8 +335,9 @@ pub struct PortSpec {
     pub name: String,
     /// Where it comes from.
     pub device: Device,
-    /// Index (in `Dataplane::ports`) of the port frames leave by.
-    pub forward_to: usize,
+    /// Index (in `Dataplane::ports`) of the port that frames received here
+    /// and not for a VIP leave by.
+    pub forward_to: Option<usize>,
     /// RSS over the RX queues.
     pub rss: bool,
     /// MTU to set.

@@ -14,6 +14,161 @@ pub struct RawConfig {
     pub gateway: Spanned<RawGateway>,
     /// Packet I/O: EAL, lcores, ports.
     pub dataplane: Spanned<RawDataplane>,
+    /// How packets are encapsulated toward backends. Required when there are
+    /// listeners.
+    #[serde(default)]
+    pub encap: Option<Spanned<RawEncap>>,
+    /// Connection tracking. Default: all defaults.
+    #[serde(default)]
+    pub flows: Option<Spanned<RawFlows>>,
+    /// Listeners (`[[listener]]`). Default: none (frames are only forwarded).
+    #[serde(default)]
+    pub listener: Vec<Spanned<RawListener>>,
+    /// Target groups (`[[target_group]]`).
+    #[serde(default)]
+    pub target_group: Vec<Spanned<RawTargetGroup>>,
+}
+
+/// `[encap]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncap {
+    /// Outer source address toward IPv4 backends. Required if any backend
+    /// address is IPv4.
+    #[serde(default)]
+    pub source_v4: Option<Spanned<String>>,
+    /// Outer source address toward IPv6 backends. Required if any backend
+    /// address is IPv6.
+    #[serde(default)]
+    pub source_v6: Option<Spanned<String>>,
+    /// Destination MAC of encapsulated frames: the next hop (router) toward
+    /// the backends, `"02:00:00:00:00:fe"`. Required.
+    pub next_hop_mac: Spanned<String>,
+    /// Egress MTU in bytes (IP packet including outer headers). Default 1500.
+    /// Range 1280..=9600.
+    #[serde(default)]
+    pub mtu: Option<Spanned<u16>>,
+    /// A packet too large after encapsulation: `"icmp"` (answer the client
+    /// with ICMP fragmentation needed / packet too big, rate-limited; the
+    /// default) or `"drop"`.
+    #[serde(default)]
+    pub too_big: Option<Spanned<String>>,
+    /// ICMP errors generated per second per worker (token bucket; burst the
+    /// same). Default 1000. Range 1..=1000000.
+    #[serde(default)]
+    pub icmp_rate_per_sec: Option<Spanned<u32>>,
+    /// TTL / hop limit of outer headers. Default 64.
+    #[serde(default)]
+    pub ttl: Option<Spanned<u8>>,
+    /// ICMP echo requests to a VIP: `"reply"` (default) or `"drop"`.
+    #[serde(default)]
+    pub icmp_echo: Option<Spanned<String>>,
+    /// Default UDP destination port of GUE tunnels. Default 6080.
+    #[serde(default)]
+    pub gue_port: Option<Spanned<u16>>,
+}
+
+/// `[flows]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlows {
+    /// Flows tracked per worker. Default 1048576. Range 1024..=16777216.
+    #[serde(default)]
+    pub capacity_per_worker: Option<Spanned<u32>>,
+    /// Idle timeout of TCP flows in seconds. Default 900. Range 1..=86400.
+    #[serde(default)]
+    pub tcp_idle_timeout_secs: Option<Spanned<u32>>,
+    /// Idle timeout of UDP flows in seconds. Default 60. Range 1..=86400.
+    #[serde(default)]
+    pub udp_idle_timeout_secs: Option<Spanned<u32>>,
+}
+
+/// `[[listener]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// Name, unique among listeners.
+    pub name: Spanned<String>,
+    /// Virtual IP addresses (IPv4 and/or IPv6), at least one.
+    pub vips: Spanned<Vec<Spanned<String>>>,
+    /// An elastic (public) address also served by this listener. Default none.
+    #[serde(default)]
+    pub elastic_ip: Option<Spanned<String>>,
+    /// `"tcp"` or `"udp"`.
+    pub protocol: Spanned<String>,
+    /// Destination port. Exactly one of `port` and `all_ports = true`.
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    /// Serve every port of the VIPs. Default false.
+    #[serde(default)]
+    pub all_ports: Option<Spanned<bool>>,
+    /// `"maglev"` (weighted, on the 5-tuple; the default) or `"source_ip"`
+    /// (weighted, on the client address: session persistence).
+    #[serde(default)]
+    pub scheduler: Option<Spanned<String>>,
+    /// Maglev table size, a prime. Default 65537. Range 251..=16777213; it
+    /// should be well above 100 x the number of backends.
+    #[serde(default)]
+    pub table_size: Option<Spanned<u32>>,
+    /// IP fragments: `"drop"` (counted; the default) or `"hash_addresses"`
+    /// (all fragments of a datagram go to the backend chosen by addresses).
+    #[serde(default)]
+    pub fragments: Option<Spanned<String>>,
+    /// Name of the target group to balance over.
+    pub target_group: Spanned<String>,
+}
+
+/// `[[target_group]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargetGroup {
+    /// Name, unique among target groups.
+    pub name: Spanned<String>,
+    /// Backends (`[[target_group.backend]]`). May be empty.
+    #[serde(default)]
+    pub backend: Vec<Spanned<RawBackend>>,
+}
+
+/// `[[target_group.backend]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    /// Tunnel endpoint address of the backend (IPv4 or IPv6).
+    pub address: Spanned<String>,
+    /// Service port on the backend; part of its identity (two backends on one
+    /// address need distinct ports or tunnel parameters). Packets are not
+    /// rewritten (direct server return). Default 0 = none.
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    /// `"vm"` (default) or `"container"`.
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    /// Weight 0..=100; 0 = no new flows. Default 100.
+    #[serde(default)]
+    pub weight: Option<Spanned<u8>>,
+    /// Availability zone. Default none.
+    #[serde(default)]
+    pub zone: Option<Spanned<String>>,
+    /// Rack. Default none.
+    #[serde(default)]
+    pub rack: Option<Spanned<String>>,
+    /// Encapsulation: `"ipip"` (4in4, 6in6, 4in6, 6in4 by address families),
+    /// `"gue"`, `"vxlan"` or `"gre"`.
+    pub tunnel: Spanned<String>,
+    /// VXLAN network identifier, 0..=16777215. VXLAN only, required.
+    #[serde(default)]
+    pub vni: Option<Spanned<u32>>,
+    /// Destination MAC of the inner Ethernet header: the backend's VXLAN
+    /// device. VXLAN only, required.
+    #[serde(default)]
+    pub inner_mac: Option<Spanned<String>>,
+    /// UDP destination port. VXLAN (default 4789) and GUE (default
+    /// `encap.gue_port`) only.
+    #[serde(default)]
+    pub tunnel_port: Option<Spanned<u16>>,
+    /// GRE key. GRE only. Default none.
+    #[serde(default)]
+    pub gre_key: Option<Spanned<u32>>,
 }
 
 /// `[gateway]`
@@ -61,6 +216,11 @@ pub struct RawDataplane {
     pub idle_sleep_us: Option<Spanned<u32>>,
     /// Ports, in the order DPDK should use them.
     pub ports: Spanned<Vec<Spanned<RawPort>>>,
+    /// The exception-path port (e.g. `net_tap0`): frames not for a VIP go
+    /// there, and frames from it leave by its `forward_to` (default: the
+    /// first other port). Default none.
+    #[serde(default)]
+    pub host_port: Option<Spanned<String>>,
 }
 
 /// `[[dataplane.ports]]`
@@ -74,8 +234,9 @@ pub struct RawPort {
     /// Only for virtual devices (names starting with `net_`). Default: none.
     #[serde(default)]
     pub devargs: Option<Spanned<String>>,
-    /// Name of the port that frames from this one leave by until the
-    /// load-balancing pipeline decides per packet. Default: this port.
+    /// Name of the port that frames received here and not for a VIP leave
+    /// by (a bump in the wire). Default: none — they go to `host_port`, or
+    /// are counted and freed (the kernel sees them through af_packet/af_xdp).
     #[serde(default)]
     pub forward_to: Option<Spanned<String>>,
     /// Spread flows over the workers' RX queues with RSS. Default: true.

@@ -32,8 +32,10 @@ fn good_config_validates_with_defaults() {
     assert_eq!(d.main_lcore, 0);
     assert_eq!(d.pool_mbufs, 8191);
     assert_eq!(d.idle, IdlePolicy::BusyPoll);
-    assert_eq!(d.ports[0].forward_to, 0);
-    assert_eq!(d.ports[1].forward_to, 0);
+    assert_eq!(d.ports[0].forward_to, None);
+    assert_eq!(d.ports[1].forward_to, Some(0));
+    assert_eq!(d.host_port, None);
+    assert!(c.listeners.is_empty());
     assert!(
         matches!(&d.ports[0].device, Device::Virtual { devargs } if devargs == "rx_pcap=in.pcap,tx_pcap=out.pcap")
     );
@@ -222,4 +224,173 @@ fn documented_example_validates() {
     let c = dnlb_config::load(&p).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.dataplane.worker_lcores, vec![1, 2]);
     assert_eq!(c.dataplane.ports.len(), 2);
+}
+
+const LB: &str = r#"
+[gateway]
+name = "gw1"
+
+[dataplane]
+eal_args = ["--no-huge"]
+worker_lcores = [1]
+host_port = "net_tap0"
+
+[[dataplane.ports]]
+name = "net_pcap0"
+
+[[dataplane.ports]]
+name = "net_tap0"
+
+[encap]
+source_v4 = "192.0.2.1"
+source_v6 = "2001:db8::1"
+next_hop_mac = "02:00:00:00:00:fe"
+mtu = 1500
+
+[flows]
+capacity_per_worker = 4096
+udp_idle_timeout_secs = 30
+
+[[listener]]
+name = "web"
+vips = ["198.51.100.10", "2001:db8:1::10"]
+elastic_ip = "203.0.113.10"
+protocol = "tcp"
+port = 80
+target_group = "web"
+
+[[listener]]
+name = "dns"
+vips = ["198.51.100.10"]
+protocol = "udp"
+all_ports = true
+scheduler = "source_ip"
+fragments = "hash_addresses"
+table_size = 251
+target_group = "web"
+
+[[target_group]]
+name = "web"
+
+[[target_group.backend]]
+address = "10.1.0.1"
+tunnel = "vxlan"
+vni = 100
+inner_mac = "02:00:00:00:01:01"
+zone = "a"
+
+[[target_group.backend]]
+address = "2001:db8:2::1"
+tunnel = "ipip"
+weight = 0
+kind = "container"
+
+[[target_group.backend]]
+address = "10.1.0.3"
+tunnel = "gue"
+
+[[target_group.backend]]
+address = "10.1.0.4"
+tunnel = "gre"
+gre_key = 7
+"#;
+
+#[test]
+fn load_balancing_sections_validate() {
+    use dnlb_config::{FragmentPolicy, Protocol, Scheduler, Tunnel};
+    let c = parse(Path::new("lb.toml"), LB).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.host_port, Some(1));
+    assert_eq!(c.dataplane.ports[1].forward_to, Some(0));
+    assert_eq!(c.encap.next_hop_mac, [2, 0, 0, 0, 0, 0xfe]);
+    assert_eq!(c.flows.udp_idle_timeout.as_secs(), 30);
+    assert_eq!(c.flows.tcp_idle_timeout.as_secs(), 900);
+    assert_eq!(c.listeners.len(), 2);
+    let web = &c.listeners[0];
+    assert_eq!(
+        (web.protocol, web.port, web.table_size),
+        (Protocol::Tcp, Some(80), 65537)
+    );
+    assert_eq!(web.addresses().count(), 3);
+    let dns = &c.listeners[1];
+    assert_eq!(
+        (dns.port, dns.scheduler, dns.fragments),
+        (None, Scheduler::SourceIp, FragmentPolicy::HashAddresses)
+    );
+    let b = &c.target_groups[0].backends;
+    assert_eq!(b.len(), 4);
+    assert!(matches!(
+        b[0].tunnel,
+        Tunnel::Vxlan {
+            vni: 100,
+            port: 4789,
+            ..
+        }
+    ));
+    assert_eq!(b[1].weight, 0);
+    assert_eq!(b[2].tunnel, Tunnel::Gue { port: 6080 });
+    assert_eq!(b[3].tunnel, Tunnel::Gre { key: Some(7) });
+    assert_ne!(b[0].identity(), b[2].identity());
+}
+
+/// (name, edit of LB, expected message fragment)
+const LB_CASES: &[(&str, &str, &str, &str)] = &[
+    ("bad next hop mac", "next_hop_mac = \"02:00:00:00:00:fe\"", "next_hop_mac = \"02:00:00:00:00\"", "encap.next_hop_mac: \"02:00:00:00:00\" is not a MAC address"),
+    ("source_v4 not v4", "source_v4 = \"192.0.2.1\"", "source_v4 = \"2001:db8::1\"", "encap.source_v4: \"2001:db8::1\" is not an IPv4 address"),
+    ("missing v6 source", "source_v6 = \"2001:db8::1\"\n", "", "target_group[0].backend[1].address: backend 2001:db8:2::1 is IPv6, but encap.source_v6 is not set"),
+    ("mtu too small", "mtu = 1500", "mtu = 1000", "encap.mtu: must be between 1280 and 9600"),
+    ("too_big unknown", "mtu = 1500", "mtu = 1500\ntoo_big = \"fragment\"", "encap.too_big: \"fragment\" is not one of \"icmp\", \"drop\""),
+    ("flow capacity", "capacity_per_worker = 4096", "capacity_per_worker = 10", "flows.capacity_per_worker: must be between 1024 and 16777216"),
+    ("timeout zero", "udp_idle_timeout_secs = 30", "udp_idle_timeout_secs = 0", "flows.udp_idle_timeout_secs: must be between 1 and 86400"),
+    ("listener unknown group", "port = 80\ntarget_group = \"web\"", "port = 80\ntarget_group = \"api\"", "listener[0].target_group: no target group named \"api\""),
+    ("listener duplicate name", "name = \"dns\"", "name = \"web\"", "listener[1].name: listener \"web\" is defined twice"),
+    ("listener bad protocol", "protocol = \"tcp\"", "protocol = \"sctp\"", "listener[0].protocol: \"sctp\" is not one of \"tcp\", \"udp\""),
+    ("listener port and all_ports", "all_ports = true", "all_ports = true\nport = 53", "listener[1].port: give either port or all_ports = true, not both"),
+    ("listener no port", "port = 80\n", "", "listener[0].port: give a port, or all_ports = true"),
+    ("listener port zero", "port = 80", "port = 0", "listener[0].port: must be between 1 and 65535"),
+    ("table size not prime", "table_size = 251", "table_size = 65536", "listener[1].table_size: 65536 is not a prime"),
+    ("bad vip", "vips = [\"198.51.100.10\", \"2001:db8:1::10\"]", "vips = [\"198.51.100.300\"]", "listener[0].vips[0]: \"198.51.100.300\" is not an IP address"),
+    ("no vips", "vips = [\"198.51.100.10\", \"2001:db8:1::10\"]", "vips = []", "listener[0].vips: at least one VIP is needed"),
+    ("multicast vip", "elastic_ip = \"203.0.113.10\"", "elastic_ip = \"224.0.0.1\"", "listener[0].elastic_ip: 224.0.0.1 cannot be a VIP"),
+    ("overlap same port", "protocol = \"udp\"\nall_ports = true", "protocol = \"tcp\"\nport = 80", "listener[1].vips[0]: 198.51.100.10 overlaps listener \"web\" (198.51.100.10 tcp port 80)"),
+    ("overlap all ports", "protocol = \"udp\"", "protocol = \"tcp\"", "listener[1].vips[0]: 198.51.100.10 overlaps listener \"web\""),
+    ("elastic ip is a vip", "elastic_ip = \"203.0.113.10\"", "elastic_ip = \"198.51.100.10\"", "listener[0].elastic_ip: 198.51.100.10 is listed twice in this listener"),
+    ("unknown scheduler", "scheduler = \"source_ip\"", "scheduler = \"round_robin\"", "listener[1].scheduler: \"round_robin\" is not one of"),
+    ("unknown fragment policy", "fragments = \"hash_addresses\"", "fragments = \"reassemble\"", "listener[1].fragments: \"reassemble\" is not one of"),
+    ("vxlan without vni", "vni = 100\n", "", "target_group[0].backend[0].vni: a VXLAN backend needs a vni"),
+    ("vxlan vni too big", "vni = 100", "vni = 16777216", "target_group[0].backend[0].vni: must be between 0 and 16777215"),
+    ("vxlan without inner mac", "inner_mac = \"02:00:00:00:01:01\"\n", "", "target_group[0].backend[0].inner_mac: a VXLAN backend needs inner_mac"),
+    ("vni on ipip", "tunnel = \"ipip\"", "tunnel = \"ipip\"\nvni = 5", "target_group[0].backend[1].vni: only for tunnel = \"vxlan\", not \"ipip\""),
+    ("gre key on gue", "tunnel = \"gue\"", "tunnel = \"gue\"\ngre_key = 1", "target_group[0].backend[2].gre_key: only for tunnel = \"gre\", not \"gue\""),
+    ("unknown tunnel", "tunnel = \"gre\"", "tunnel = \"mpls\"\n", "target_group[0].backend[3].tunnel: \"mpls\" is not one of"),
+    ("weight over 100", "weight = 0", "weight = 101", "target_group[0].backend[1].weight: must be between 0 and 100"),
+    ("duplicate backend", "address = \"10.1.0.4\"\ntunnel = \"gre\"\ngre_key = 7", "address = \"10.1.0.3\"\ntunnel = \"gue\"", "target_group[0].backend[3]: same address, port and tunnel as backend[2]"),
+    ("bad backend address", "address = \"10.1.0.3\"", "address = \"backend-3\"", "target_group[0].backend[2].address: \"backend-3\" is not an IP address"),
+    ("duplicate group", "[[target_group]]\nname = \"web\"", "[[target_group]]\nname = \"web\"\n[[target_group]]\nname = \"web\"", "target_group[1].name: target_group \"web\" is defined twice"),
+    ("bad kind", "kind = \"container\"", "kind = \"pod\"", "target_group[0].backend[1].kind: \"pod\" is not one of \"vm\", \"container\""),
+    ("bad zone name", "zone = \"a\"", "zone = \"zone a\"", "target_group[0].backend[0].zone: \"zone a\" is not a valid name"),
+    ("unknown host port", "host_port = \"net_tap0\"", "host_port = \"net_tap1\"", "dataplane.host_port: no port named \"net_tap1\""),
+    ("listeners without encap", "[encap]\nsource_v4", "[not_encap]\nsource_v4", "unknown field `not_encap`"),
+    ("unknown listener key", "scheduler = \"source_ip\"", "scheduler = \"source_ip\"\nstickiness = true", "unknown field `stickiness`"),
+];
+
+#[test]
+fn broken_load_balancing_configs_name_the_key() {
+    let mut failures = Vec::new();
+    for (name, from, to, want) in LB_CASES {
+        assert!(
+            LB.contains(from),
+            "case {name}: edit anchor {from:?} not in LB"
+        );
+        let text = LB.replacen(from, to, 1);
+        match parse(Path::new("lb.toml"), &text) {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(e) => {
+                let s = e.to_string();
+                if !s.contains(want) {
+                    failures.push(format!("{name}: got {s:?}, want {want:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

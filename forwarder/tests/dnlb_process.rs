@@ -101,7 +101,7 @@ fn pcap_config(dir: &Path) -> std::path::PathBuf {
     let text = format!(
         "[gateway]\nname = \"proc\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
          idle_polls_before_sleep = 100\nidle_sleep_us = 200\n\
-         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={},tx_pcap={}\"\n",
+         [[dataplane.ports]]\nname = \"net_pcap0\"\nforward_to = \"net_pcap0\"\ndevargs = \"rx_pcap={},tx_pcap={}\"\n",
         common::toml_list(&eal),
         common::path_str(dir, "in.pcap"),
         common::path_str(dir, "out.pcap"),

@@ -41,7 +41,7 @@ rusty_fork_test! {
         let published = Arc::new(PublishedCounters::default());
         let mut w = Worker::new(
             DpdkIo::new(rx, tx),
-            ForwardPipeline::new(vec![PortIndex(1), PortIndex(0)]),
+            ForwardPipeline::new(vec![Some(PortIndex(1)), Some(PortIndex(0))]),
             Idle::BusyPoll,
             published.clone(),
         );

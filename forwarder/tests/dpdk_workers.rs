@@ -39,7 +39,7 @@ rusty_fork_test! {
             &["--lcores=0@0,1@0,2@1"],
             "[1, 2]",
             "",
-            "[[dataplane.ports]]\nname = \"net_null0\"\ndevargs = \"size=64,copy=0\"\n\
+            "[[dataplane.ports]]\nname = \"net_null0\"\ndevargs = \"size=64,copy=0\"\nforward_to = \"net_null0\"\n\
              [[dataplane.ports]]\nname = \"net_ring0\"\n",
         );
         let report = run_for(cfg, Duration::from_millis(400));

@@ -59,23 +59,83 @@ fn print_plan(cfg: &Config) {
         "mbuf pool {} mbufs; {} RX / {} TX descriptors per queue",
         dp.pool_mbufs, dp.rx_descriptors, dp.tx_descriptors
     );
+    let routes = dnlb_forwarder::control::run::non_vip_routes(dp);
     for (i, p) in dp.ports.iter().enumerate() {
         let kind = match &p.device {
             Device::Virtual { devargs } if devargs.is_empty() => "virtual".to_string(),
             Device::Virtual { devargs } => format!("virtual ({devargs})"),
             Device::Pci => "PCI".to_string(),
         };
+        let non_vip = match routes[i] {
+            Some(o) => format!("frames not for a VIP leave by {}", dp.ports[o.get()].name),
+            None => "frames not for a VIP are dropped (counted as not_for_vip)".to_string(),
+        };
+        let host = if dp.host_port == Some(i) {
+            " (host port)"
+        } else {
+            ""
+        };
+        let rss = if p.rss && dp.worker_lcores.len() > 1 {
+            " with RSS"
+        } else {
+            ""
+        };
         println!(
-            "port {i} {}: {kind}, {} RX/TX queue pairs{}, forwards to {}",
+            "port {i} {}{host}: {kind}, {} RX/TX queue pairs{rss}; {non_vip}",
             p.name,
             dp.worker_lcores.len(),
-            if p.rss && dp.worker_lcores.len() > 1 {
-                " with RSS"
-            } else {
-                ""
-            },
-            dp.ports[p.forward_to].name
         );
+    }
+    if cfg.listeners.is_empty() {
+        println!("no listeners: frames are only forwarded between ports");
+        return;
+    }
+    let e = &cfg.encap;
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    println!(
+        "encapsulation: from {} / {} toward next hop {}, MTU {}, too big: {:?}, echo: {:?}",
+        e.source_v4.map_or("-".to_string(), |a| a.to_string()),
+        e.source_v6.map_or("-".to_string(), |a| a.to_string()),
+        mac(e.next_hop_mac),
+        e.mtu,
+        e.too_big,
+        e.icmp_echo
+    );
+    println!(
+        "flows: {} per worker, idle timeouts TCP {:?} UDP {:?}",
+        cfg.flows.capacity_per_worker, cfg.flows.tcp_idle_timeout, cfg.flows.udp_idle_timeout
+    );
+    for l in &cfg.listeners {
+        let addrs: Vec<String> = l.addresses().map(|a| a.to_string()).collect();
+        println!(
+            "listener {}: {} {:?} port {} -> target group {} ({:?}, table {}, fragments {:?})",
+            l.name,
+            addrs.join(", "),
+            l.protocol,
+            l.port.map_or("all".to_string(), |p| p.to_string()),
+            cfg.target_groups[l.target_group].name,
+            l.scheduler,
+            l.table_size,
+            l.fragments
+        );
+    }
+    for g in &cfg.target_groups {
+        println!("target group {}: {} backend(s)", g.name, g.backends.len());
+        for b in &g.backends {
+            println!(
+                "  {} {:?} weight {} zone {} tunnel {:?}",
+                b.address,
+                b.kind,
+                b.weight,
+                b.zone.as_deref().unwrap_or("-"),
+                b.tunnel
+            );
+        }
     }
 }
 

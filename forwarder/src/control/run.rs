@@ -6,14 +6,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::hash::{BuildHasher, Hasher};
+use std::sync::mpsc;
+
 use dnlb_config::{Config, PortSpec};
+use dnlb_lb::processor::{LbCounters, Processor};
+use dnlb_lb::snapshot::{BackendRegistry, Snapshot, SnapshotError};
 use dpdk_bindings::{
-    port_by_name, Eal, LcoreId, Mempool, MempoolConfig, Port, PortConfig, PortStats, QueueId,
+    port_by_name, Eal, Launched, LcoreId, Mempool, MempoolConfig, Port, PortConfig, PortStats,
+    QueueId,
 };
 
 use crate::dataplane::dpdk::DpdkIo;
 use crate::dataplane::{
-    Counters, DropReason, ForwardPipeline, PortIndex, PublishedCounters, Worker,
+    Counters, DropReason, ForwardPipeline, Idle, LbPipeline, MonotonicClock, Pipeline, PortIndex,
+    PortPlan, PublishedCounters, Worker,
 };
 
 /// Why the forwarder could not run.
@@ -33,6 +40,9 @@ pub enum RunError {
         /// From EAL.
         actual: u32,
     },
+    /// The load-balancing state could not be built from the config.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     /// A worker returned an error code.
     #[error("worker on lcore {lcore} exited with code {code}")]
     WorkerFailed {
@@ -57,6 +67,10 @@ pub struct RunReport {
     pub workers: Vec<(u32, Counters)>,
     /// Driver counters per port, in config order.
     pub ports: Vec<(String, PortStats)>,
+    /// Load-balancing counters summed over workers (`None` without listeners).
+    pub lb: Option<LbCounters>,
+    /// The snapshot the workers ran with (names for the counters).
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 impl RunReport {
@@ -103,6 +117,21 @@ fn start_port(
     Ok(Port::start(eal, id, &pc, pool.clone())?)
 }
 
+/// Where frames that are not for a VIP go, per ingress port: the port's
+/// `forward_to`, else the host port, else nowhere (counted as `not_for_vip`).
+/// Frames from the host port leave by its `forward_to`.
+pub fn non_vip_routes(dp: &dnlb_config::Dataplane) -> Vec<Option<PortIndex>> {
+    dp.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match (p.forward_to, dp.host_port) {
+            (Some(f), _) => Some(PortIndex(f as u16)),
+            (None, Some(h)) if h != i => Some(PortIndex(h as u16)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs the forwarder described by `cfg` until `shutdown` becomes true.
 ///
 /// EAL is initialised here, so this can run once per process.
@@ -130,13 +159,27 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         .iter()
         .map(|spec| start_port(&eal, spec, workers, cfg, &pool))
         .collect::<Result<Vec<_>, _>>()?;
-    let forward_to: Vec<PortIndex> = dp
-        .ports
-        .iter()
-        .map(|p| PortIndex(p.forward_to as u16))
-        .collect();
+    let non_vip = non_vip_routes(&cfg.dataplane);
+    let snapshot = if cfg.listeners.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Snapshot::build(
+            cfg,
+            1,
+            &mut BackendRegistry::default(),
+        )?))
+    };
+    let plan = PortPlan {
+        macs: ports
+            .iter()
+            .map(|p| p.mac())
+            .collect::<Result<Vec<_>, _>>()?,
+        non_vip: non_vip.clone(),
+        host_port: dp.host_port.map(|h| PortIndex(h as u16)),
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
+    let (lb_tx, lb_rx) = mpsc::channel::<LbCounters>();
     let mut published = Vec::new();
     let mut launched = Vec::new();
     for (w, &lcore) in dp.worker_lcores.iter().enumerate() {
@@ -149,19 +192,30 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             .iter()
             .map(|p| p.tx_queue(q))
             .collect::<Result<Vec<_>, _>>()?;
+        let io = DpdkIo::new(rx, tx);
         let counters = Arc::new(PublishedCounters::default());
         published.push((lcore, counters.clone()));
-        let mut worker = Worker::new(
-            DpdkIo::new(rx, tx),
-            ForwardPipeline::new(forward_to.clone()),
-            dp.idle.into(),
-            counters,
-        );
-        let worker_stop = stop.clone();
-        let h = eal.launch(LcoreId(lcore), move || {
-            worker.run(&worker_stop);
-            0
-        });
+        let idle: Idle = dp.idle.into();
+        let h = match &snapshot {
+            None => {
+                let pl = ForwardPipeline::new(non_vip.clone());
+                launch(&eal, lcore, io, pl, idle, counters, &stop, |_| {})
+            }
+            Some(snap) => {
+                let processor = Processor::new(
+                    cfg.flows.capacity_per_worker as usize,
+                    random_seed(),
+                    cfg.encap.icmp_rate_per_sec,
+                    0,
+                );
+                let clock = MonotonicClock::default();
+                let pl = LbPipeline::new(processor, snap.clone(), plan.clone(), clock);
+                let lb_tx = lb_tx.clone();
+                launch(&eal, lcore, io, pl, idle, counters, &stop, move |pl| {
+                    let _ = lb_tx.send(pl.processor().counters.clone());
+                })
+            }
+        };
         match h {
             Ok(h) => launched.push(h),
             Err(e) => {
@@ -170,6 +224,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             }
         }
     }
+    drop(lb_tx);
     tracing::info!(
         gateway = %cfg.gateway.name,
         workers = ?dp.worker_lcores,
@@ -226,7 +281,16 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             failed = Some(RunError::WorkerFailed { lcore, code });
         }
     }
+    let lb = snapshot.as_ref().map(|_| {
+        let mut total = LbCounters::default();
+        for c in lb_rx.try_iter() {
+            add_lb(&mut total, &c);
+        }
+        total
+    });
     let report = RunReport {
+        lb,
+        snapshot: snapshot.clone(),
         workers: published.iter().map(|(l, p)| (*l, p.read())).collect(),
         ports: ports
             .iter()
@@ -242,6 +306,9 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             s.rx_packets, s.tx_packets, s.rx_bytes, s.tx_bytes, s.rx_missed, s.rx_errors, s.tx_errors, s.rx_no_mbuf
         );
     }
+    if let (Some(lb), Some(snap)) = (&report.lb, &report.snapshot) {
+        print_lb(cfg, lb, snap);
+    }
     println!("{}", stats_line("total:", &report.total()));
     // Ports stop and close (flushing pcap output files) as the last handles
     // go; then the pool; the EAL is cleaned up with the last handle.
@@ -253,4 +320,91 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+fn print_lb(cfg: &Config, lb: &LbCounters, snap: &Snapshot) {
+    for l in &snap.listeners {
+        let t = lb
+            .listeners
+            .get(l.id.0 as usize)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "listener: {} packets={} bytes={}",
+            l.name, t.packets, t.bytes
+        );
+    }
+    for b in snap.backends.iter().flatten() {
+        let t = lb
+            .backends
+            .get(b.id.0 as usize)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "backend: {} group={} packets={} bytes={}",
+            b.address, cfg.target_groups[b.group as usize].name, t.packets, t.bytes
+        );
+    }
+    println!(
+        "flows: new={} table_full={} rescheduled={} icmp_errors_forwarded={} too_big_sent={} echo_replies={}",
+        lb.new_flows,
+        lb.flow_table_full,
+        lb.flows_rescheduled,
+        lb.icmp_errors_forwarded,
+        lb.too_big_sent,
+        lb.echo_replies
+    );
+}
+
+/// Launches a worker with pipeline `pl` on `lcore`; `done` runs on the
+/// worker's lcore after it stopped (to hand back final state).
+#[allow(clippy::too_many_arguments)]
+fn launch<PL: Pipeline + Send + 'static>(
+    eal: &Eal,
+    lcore: u32,
+    io: DpdkIo,
+    pl: PL,
+    idle: Idle,
+    counters: Arc<PublishedCounters>,
+    stop: &Arc<AtomicBool>,
+    done: impl FnOnce(&mut PL) + Send + 'static,
+) -> Result<Launched, dpdk_bindings::Error> {
+    let mut worker = Worker::new(io, pl, idle, counters);
+    let stop = stop.clone();
+    eal.launch(LcoreId(lcore), move || {
+        worker.run(&stop);
+        done(worker.pipeline_mut());
+        0
+    })
+}
+
+/// A random seed for flow fingerprints (one per worker).
+fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x646e_6c62);
+    h.finish()
+}
+
+fn add_lb(total: &mut LbCounters, c: &LbCounters) {
+    fn grow(v: &mut Vec<dnlb_lb::processor::Traffic>, n: usize) {
+        if v.len() < n {
+            v.resize(n, Default::default());
+        }
+    }
+    grow(&mut total.listeners, c.listeners.len());
+    grow(&mut total.backends, c.backends.len());
+    for (a, b) in total.listeners.iter_mut().zip(&c.listeners) {
+        a.packets += b.packets;
+        a.bytes += b.bytes;
+    }
+    for (a, b) in total.backends.iter_mut().zip(&c.backends) {
+        a.packets += b.packets;
+        a.bytes += b.bytes;
+    }
+    total.new_flows += c.new_flows;
+    total.flow_table_full += c.flow_table_full;
+    total.flows_rescheduled += c.flows_rescheduled;
+    total.icmp_errors_forwarded += c.icmp_errors_forwarded;
+    total.too_big_sent += c.too_big_sent;
+    total.echo_replies += c.echo_replies;
 }

@@ -6,40 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Why a packet was dropped. Every dropped packet increments exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
-    /// The TX queue refused the packet (ring full or link down).
-    TxRefused = 0,
-    /// The packet spans several mbuf segments, which dnlb does not forward.
-    NonContiguous = 1,
-}
-
-impl DropReason {
-    /// Number of reasons.
-    pub const COUNT: usize = 2;
-    /// All reasons, in counter order.
-    pub const ALL: [DropReason; Self::COUNT] = [DropReason::TxRefused, DropReason::NonContiguous];
-
-    /// Metric label.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::TxRefused => "tx_refused",
-            DropReason::NonContiguous => "non_contiguous",
-        }
-    }
-
-    /// What the counter means.
-    pub fn help(self) -> &'static str {
-        match self {
-            DropReason::TxRefused => "the TX queue was full or the port down; packet freed",
-            DropReason::NonContiguous => {
-                "multi-segment packet (jumbo frame without scatter support)"
-            }
-        }
-    }
-}
+pub use dnlb_lb::verdict::DropReason;
 
 /// A worker's counters, plain integers owned by the worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -136,7 +103,12 @@ mod tests {
         let c = Counters {
             rx_packets: 1,
             tx_packets: 3,
-            drops: [5, 6],
+            drops: {
+                let mut d = [0; DropReason::COUNT];
+                d[DropReason::TxRefused as usize] = 5;
+                d[DropReason::NonContiguous as usize] = 6;
+                d
+            },
             empty_polls: 7,
             idle_sleeps: 8,
         };
@@ -147,17 +119,5 @@ mod tests {
         sum.add(&c);
         assert_eq!(sum.dropped(), 22);
         assert_eq!(sum.drops_for(DropReason::NonContiguous), 12);
-    }
-
-    #[test]
-    fn reason_names_are_unique() {
-        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), DropReason::COUNT);
-        for (i, r) in DropReason::ALL.iter().enumerate() {
-            assert_eq!(*r as usize, i);
-            assert!(!r.help().is_empty());
-        }
     }
 }

@@ -22,6 +22,10 @@ impl Packet for Mbuf {
         Mbuf::adj(self, len)
     }
     #[inline(always)]
+    fn trim(&mut self, len: u16) -> Option<()> {
+        Mbuf::trim(self, len)
+    }
+    #[inline(always)]
     fn len(&self) -> usize {
         Mbuf::len(self)
     }

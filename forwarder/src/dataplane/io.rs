@@ -25,6 +25,8 @@ pub trait Packet {
     fn prepend(&mut self, len: u16) -> Option<&mut [u8]>;
     /// Removes bytes from the front; `None` if the packet is shorter.
     fn adj(&mut self, len: u16) -> Option<()>;
+    /// Removes bytes from the back; `None` if the packet is shorter.
+    fn trim(&mut self, len: u16) -> Option<()>;
     /// Length in bytes.
     #[inline(always)]
     fn len(&self) -> usize {

@@ -60,6 +60,14 @@ impl Packet for MemPacket {
         self.start += len as usize;
         Some(())
     }
+    #[inline]
+    fn trim(&mut self, len: u16) -> Option<()> {
+        if len as usize > self.buf.len() - self.start {
+            return None;
+        }
+        self.buf.truncate(self.buf.len() - len as usize);
+        Some(())
+    }
 }
 
 /// A burst of in-memory packets.

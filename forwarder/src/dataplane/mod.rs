@@ -5,14 +5,18 @@
 //! dropped packet increments exactly one [`DropReason`] counter; per-worker
 //! state is owned by its worker.
 
+pub mod clock;
 pub mod counters;
 pub mod dpdk;
 pub mod io;
+pub mod lb_pipeline;
 pub mod mem;
 pub mod pipeline;
 pub mod worker;
 
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use counters::{Counters, DropReason, PublishedCounters};
 pub use io::{Burst, Packet, PacketIo, PortIndex, BURST};
+pub use lb_pipeline::{LbPipeline, PortPlan};
 pub use pipeline::{BurstVerdict, ForwardPipeline, Pipeline, Verdict};
 pub use worker::{Idle, Worker};

@@ -36,15 +36,17 @@ pub trait Pipeline {
     ) -> BurstVerdict;
 }
 
-/// Forwards everything received on port `i` to port `to[i]`, unmodified.
+/// Forwards everything received on port `i` to port `to[i]`, unmodified;
+/// where `to[i]` is `None`, frames are dropped as not for a VIP (this
+/// pipeline knows no VIPs).
 #[derive(Debug, Clone)]
 pub struct ForwardPipeline {
-    to: Vec<PortIndex>,
+    to: Vec<Option<PortIndex>>,
 }
 
 impl ForwardPipeline {
     /// `to[i]` is where frames from port `i` go.
-    pub fn new(to: Vec<PortIndex>) -> Self {
+    pub fn new(to: Vec<Option<PortIndex>>) -> Self {
         ForwardPipeline { to }
     }
 }
@@ -57,6 +59,9 @@ impl Pipeline for ForwardPipeline {
         _pkts: &mut [P],
         _verdicts: &mut [Verdict; BURST],
     ) -> BurstVerdict {
-        BurstVerdict::Uniform(Verdict::Forward(self.to[port.get()]))
+        BurstVerdict::Uniform(match self.to[port.get()] {
+            Some(out) => Verdict::Forward(out),
+            None => Verdict::Drop(DropReason::NotForVip),
+        })
     }
 }

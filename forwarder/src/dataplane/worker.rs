@@ -75,6 +75,11 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
         &self.counters
     }
 
+    /// The pipeline (its counters and state).
+    pub fn pipeline_mut(&mut self) -> &mut PL {
+        &mut self.pipeline
+    }
+
     /// The I/O, for tests that inspect in-memory queues.
     pub fn io_mut(&mut self) -> &mut IO {
         &mut self.io
@@ -233,7 +238,7 @@ mod tests {
 
     #[test]
     fn forwards_between_ports_in_order() {
-        let mut w = worker(2, ForwardPipeline::new(vec![P1, P0]));
+        let mut w = worker(2, ForwardPipeline::new(vec![Some(P1), Some(P0)]));
         for i in 0..100 {
             w.io_mut().inject(P0, &frame(i));
         }
@@ -335,7 +340,7 @@ mod tests {
         let published = Arc::new(PublishedCounters::default());
         let mut w = Worker::new(
             MemIo::new(1),
-            ForwardPipeline::new(vec![P0]),
+            ForwardPipeline::new(vec![Some(P0)]),
             Idle::Sleep {
                 polls: 3,
                 sleep: Duration::from_millis(1),

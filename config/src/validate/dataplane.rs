@@ -1,49 +1,16 @@
-//! Raw TOML → validated model. Collects every error before giving up.
+//! `[gateway]` and `[dataplane]`.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
-use toml::Spanned;
+use super::{
+    opt, valid_name, DEFAULT_DESCRIPTORS, DEFAULT_IDLE_SLEEP_US, DEFAULT_POOL_MBUFS, MAX_LCORE,
+};
+use crate::error::Collector;
+use crate::model::{Dataplane, Device, Gateway, IdlePolicy, PortSpec};
+use crate::raw::{RawDataplane, RawGateway, RawPort};
 
-use crate::error::{Collector, ConfigErrors};
-use crate::model::{Config, Dataplane, Device, Gateway, IdlePolicy, PortSpec};
-use crate::raw::{RawConfig, RawDataplane, RawGateway, RawPort};
-
-/// DPDK's RTE_MAX_LCORE on Debian's build.
-pub const MAX_LCORE: u32 = 128;
-/// Defaults, stated once.
-pub const DEFAULT_POOL_MBUFS: u32 = 8191;
-/// Default RX/TX descriptors per queue.
-pub const DEFAULT_DESCRIPTORS: u16 = 1024;
-/// Default idle sleep.
-pub const DEFAULT_IDLE_SLEEP_US: u32 = 100;
-
-/// Parses and validates `text`, naming `file` in errors.
-pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let mut c = Collector::new(file, text);
-    let raw: RawConfig = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let key = String::new();
-            c.push(e.span(), key, e.message().to_string());
-            return Err(c.finish().unwrap_err());
-        }
-    };
-    let gateway = gateway(&mut c, raw.gateway.get_ref());
-    let dataplane = dataplane(&mut c, raw.dataplane.get_ref());
-    c.finish()?;
-    Ok(Config { gateway, dataplane })
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-}
-
-fn gateway(c: &mut Collector<'_>, g: &RawGateway) -> Gateway {
+pub(super) fn gateway(c: &mut Collector<'_>, g: &RawGateway) -> Gateway {
     if !valid_name(g.name.get_ref()) {
         c.push(
             Some(g.name.span()),
@@ -72,11 +39,7 @@ fn gateway(c: &mut Collector<'_>, g: &RawGateway) -> Gateway {
     }
 }
 
-fn opt<T: Copy>(v: &Option<Spanned<T>>, default: T) -> T {
-    v.as_ref().map_or(default, |s| *s.get_ref())
-}
-
-fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
+pub(super) fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
     let main_lcore = opt(&d.main_lcore, 0);
     if let Some(m) = &d.main_lcore {
         if *m.get_ref() >= MAX_LCORE {
@@ -169,7 +132,8 @@ fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
             );
         }
     }
-    let ports = ports(c, d);
+    let mut ports = ports(c, d);
+    let host_port = host_port(c, d, &mut ports);
     Dataplane {
         eal_args: d.eal_args.iter().map(|a| a.get_ref().clone()).collect(),
         main_lcore,
@@ -179,6 +143,7 @@ fn dataplane(c: &mut Collector<'_>, d: &RawDataplane) -> Dataplane {
         tx_descriptors: opt(&d.tx_descriptors, DEFAULT_DESCRIPTORS),
         idle,
         ports,
+        host_port,
     }
 }
 
@@ -218,6 +183,31 @@ fn ports(c: &mut Collector<'_>, d: &RawDataplane) -> Vec<PortSpec> {
         .enumerate()
         .map(|(i, p)| port(c, i, p.get_ref(), &index, no_pci))
         .collect()
+}
+
+/// Resolves `host_port`; a host port without `forward_to` sends what the
+/// kernel transmits out of the first other port.
+fn host_port(c: &mut Collector<'_>, d: &RawDataplane, ports: &mut [PortSpec]) -> Option<usize> {
+    let h = d.host_port.as_ref()?;
+    let Some(i) = ports.iter().position(|p| &p.name == h.get_ref()) else {
+        c.push(
+            Some(h.span()),
+            "dataplane.host_port",
+            format!("no port named {:?} in dataplane.ports", h.get_ref()),
+        );
+        return None;
+    };
+    if ports[i].forward_to.is_none() {
+        match (0..ports.len()).find(|&j| j != i) {
+            Some(j) => ports[i].forward_to = Some(j),
+            None => c.push(
+                Some(h.span()),
+                "dataplane.host_port",
+                "the host port needs another port to send the kernel's frames out of",
+            ),
+        }
+    }
+    Some(i)
 }
 
 fn port(
@@ -268,16 +258,16 @@ fn port(
         Device::Pci
     };
     let forward_to = match &p.forward_to {
-        None => i,
+        None => None,
         Some(f) => match index.get(f.get_ref().as_str()) {
-            Some(&j) => j,
+            Some(&j) => Some(j),
             None => {
                 c.push(
                     Some(f.span()),
                     key("forward_to"),
                     format!("no port named {:?} in dataplane.ports", f.get_ref()),
                 );
-                i
+                None
             }
         },
     };

@@ -1,0 +1,172 @@
+//! Maglev table build for N backends at M = 65537, next to a straightforward
+//! implementation of the paper's Pseudocode 1 (full permutation table, then
+//! fill) as the reference; the cost of a lookup; and the cost of the flow
+//! hashes and flow-table fingerprints computed per packet.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dnlb_lb::flow_table::{fingerprint_v4, fingerprint_v6};
+use dnlb_lb::hash::{flow_hash_v4, flow_hash_v6};
+use dnlb_lb::ids::BackendId;
+use dnlb_lb::maglev::{permutation, MaglevBackend, MaglevTable, DEFAULT_TABLE_SIZE};
+
+/// splitmix64: deterministic inputs.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// `n` backends with distinct IPv4 identities (10.x.y.z:8080), weight 100.
+fn backends(n: u32) -> Vec<MaglevBackend> {
+    (0..n)
+        .map(|i| MaglevBackend {
+            id: BackendId(i),
+            identity: MaglevBackend::identity_of((0x0a00_0001 + i).to_be_bytes().into(), 8080),
+            weight: 100,
+        })
+        .collect()
+}
+
+/// The paper's Pseudocode 1, as written: the whole N×M permutation table
+/// first (one `%` per entry), then the fill. Unweighted. Same offsets and
+/// skips (`permutation`) and order as `MaglevTable::build` with equal
+/// weights, so the result is the same table.
+fn paper_build(backends: &[MaglevBackend], m: u32) -> Vec<u32> {
+    let mut sorted = backends.to_vec();
+    sorted.sort_by_key(|b| b.identity);
+    let n = sorted.len();
+    let m64 = u64::from(m);
+    let mut perm = vec![0u32; n * m as usize];
+    for (i, b) in sorted.iter().enumerate() {
+        let (offset, skip) = permutation(&b.identity, m);
+        let (offset, skip) = (u64::from(offset), u64::from(skip));
+        for j in 0..m64 {
+            perm[i * m as usize + j as usize] = ((offset + j * skip) % m64) as u32;
+        }
+    }
+    let mut next = vec![0usize; n];
+    let mut entry = vec![u32::MAX; m as usize];
+    let mut filled = 0;
+    loop {
+        for i in 0..n {
+            let mut c = perm[i * m as usize + next[i]];
+            while entry[c as usize] != u32::MAX {
+                next[i] += 1;
+                c = perm[i * m as usize + next[i]];
+            }
+            entry[c as usize] = sorted[i].id.0;
+            next[i] += 1;
+            filled += 1;
+            if filled == m {
+                return entry;
+            }
+        }
+    }
+}
+
+fn build(c: &mut Criterion) {
+    let mut g = c.benchmark_group("maglev_build_65537");
+    for n in [10u32, 100, 1000] {
+        let bs = backends(n);
+        g.bench_function(format!("dnlb/{n}"), |b| {
+            b.iter(|| MaglevTable::build(black_box(&bs), DEFAULT_TABLE_SIZE).unwrap());
+        });
+    }
+    let bs = backends(1000);
+    let ours = MaglevTable::build(&bs, DEFAULT_TABLE_SIZE).unwrap();
+    let reference = paper_build(&bs, DEFAULT_TABLE_SIZE);
+    assert!(
+        ours.entries()
+            .iter()
+            .map(|b| b.0)
+            .eq(reference.iter().copied()),
+        "the reference must build the same table"
+    );
+    g.sample_size(10);
+    g.bench_function("paper_pseudocode/1000", |b| {
+        b.iter(|| paper_build(black_box(&bs), DEFAULT_TABLE_SIZE));
+    });
+    g.finish();
+}
+
+fn lookup(c: &mut Criterion) {
+    let table = MaglevTable::build(&backends(100), DEFAULT_TABLE_SIZE).unwrap();
+    let mut r = Rng(1);
+    let hashes: Vec<u64> = (0..1024).map(|_| r.next()).collect();
+    let mut g = c.benchmark_group("maglev_lookup");
+    g.throughput(Throughput::Elements(hashes.len() as u64));
+    g.bench_function("65537", |b| {
+        b.iter(|| {
+            let mut acc = 0u32;
+            for &h in black_box(&hashes) {
+                acc ^= table.lookup(h).map_or(0, |id| id.0);
+            }
+            acc
+        });
+    });
+    g.finish();
+}
+
+fn hashes(c: &mut Criterion) {
+    let mut r = Rng(2);
+    let v4: Vec<([u8; 4], u16)> = (0..1024)
+        .map(|_| ((r.next() as u32).to_be_bytes(), r.next() as u16))
+        .collect();
+    let v6: Vec<([u8; 16], u16)> = (0..1024)
+        .map(|_| {
+            let a = u128::from(r.next()) << 64 | u128::from(r.next());
+            (a.to_be_bytes(), r.next() as u16)
+        })
+        .collect();
+    let vip4 = [198, 51, 100, 10];
+    let vip6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+    let mut g = c.benchmark_group("per_packet_hash");
+    g.throughput(Throughput::Elements(1024));
+    g.bench_function("flow_hash_v4", |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for &(src, sport) in black_box(&v4) {
+                acc ^= flow_hash_v4(src, vip4, 6, sport, 443);
+            }
+            acc
+        });
+    });
+    g.bench_function("flow_hash_v6", |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for &(src, sport) in black_box(&v6) {
+                acc ^= flow_hash_v6(src, vip6, 6, sport, 443);
+            }
+            acc
+        });
+    });
+    g.bench_function("fingerprint_v4", |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for &(src, sport) in black_box(&v4) {
+                acc ^= fingerprint_v4(0x1234, src, vip4, 6, sport, 443);
+            }
+            acc
+        });
+    });
+    g.bench_function("fingerprint_v6", |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for &(src, sport) in black_box(&v6) {
+                acc ^= fingerprint_v6(0x1234, src, vip6, 6, sport, 443);
+            }
+            acc
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, build, lookup, hashes);
+criterion_main!(benches);

@@ -1,0 +1,89 @@
+//! Raw TOML → validated model. Collects every error before giving up.
+
+mod balancing;
+mod dataplane;
+
+use std::path::Path;
+
+use toml::Spanned;
+
+use crate::error::{Collector, ConfigErrors};
+use crate::model::Config;
+use crate::raw::RawConfig;
+
+/// DPDK's RTE_MAX_LCORE on Debian's build.
+pub const MAX_LCORE: u32 = 128;
+/// Default mbufs in the packet pool.
+pub const DEFAULT_POOL_MBUFS: u32 = 8191;
+/// Default RX/TX descriptors per queue.
+pub const DEFAULT_DESCRIPTORS: u16 = 1024;
+/// Default idle sleep.
+pub const DEFAULT_IDLE_SLEEP_US: u32 = 100;
+/// Default Maglev table size.
+pub const DEFAULT_TABLE_SIZE: u32 = 65537;
+/// Default GUE destination port.
+pub const DEFAULT_GUE_PORT: u16 = 6080;
+/// VXLAN's IANA port.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Parses and validates `text`, naming `file` in errors.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let mut c = Collector::new(file, text);
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            c.push(e.span(), String::new(), e.message().to_string());
+            return Err(c.finish().unwrap_err());
+        }
+    };
+    let gateway = dataplane::gateway(&mut c, raw.gateway.get_ref());
+    let dataplane = dataplane::dataplane(&mut c, raw.dataplane.get_ref());
+    let lb = balancing::balancing(&mut c, &raw);
+    c.finish()?;
+    Ok(Config {
+        gateway,
+        dataplane,
+        encap: lb.encap,
+        flows: lb.flows,
+        listeners: lb.listeners,
+        target_groups: lb.target_groups,
+    })
+}
+
+pub(crate) fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+}
+
+pub(crate) fn opt<T: Copy>(v: &Option<Spanned<T>>, default: T) -> T {
+    v.as_ref().map_or(default, |s| *s.get_ref())
+}
+
+/// Whether `n` is prime (trial division; slow path only).
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2u32;
+    while (d as u64) * (d as u64) <= n as u64 {
+        if n.is_multiple_of(d) {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn primes() {
+        let p: Vec<u32> = (0..30).filter(|&n| super::is_prime(n)).collect();
+        assert_eq!(p, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+        assert!(super::is_prime(65537));
+        assert!(!super::is_prime(65536));
+        assert!(super::is_prime(16777213));
+    }
+}

@@ -1,0 +1,50 @@
+//! Time for the data plane: wrapping milliseconds, read once per burst.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A source of wrapping millisecond ticks.
+pub trait Clock {
+    /// Milliseconds since some start, wrapping at 2^32.
+    fn now_ms(&self) -> u32;
+}
+
+/// The monotonic clock (vDSO `clock_gettime`, no syscall), read per burst.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    start: Instant,
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        MonotonicClock {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now_ms(&self) -> u32 {
+        self.start.elapsed().as_millis() as u32
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(pub Arc<AtomicU32>);
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, ms: u32) {
+        let now = self.0.load(Ordering::Relaxed);
+        self.0.store(now.wrapping_add(ms), Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,287 @@
+//! Encapsulation toward backends: per backend and inner address family, the
+//! outer headers are written once on the slow path into a template; per
+//! packet, the template is copied in front of the inner IP packet and a few
+//! fields are patched (lengths, IPv4 checksum, flow entropy, MACs, and the
+//! UDP checksum over IPv6).
+//!
+//! Layouts (outer Ethernet always first, toward the next hop):
+//! - IP-in-IP: `Eth | IPv4 (proto 4/41) or IPv6 (next header 4/41) | inner IP`
+//! - GUE variant 1: `Eth | IP | UDP (dst gue port) | inner IP` (no GUE header)
+//! - VXLAN: `Eth | IP | UDP (dst 4789) | VXLAN (VNI) | inner Eth (dst inner_mac) | inner IP`
+//! - GRE: `Eth | IP (proto 47) | GRE (0x0800/0x86DD, optional key) | inner IP`
+//!
+//! Flow entropy: the outer UDP source port (49152 + 14 bits of the flow
+//! hash) and, with an IPv6 outer header, the flow label (20 bits).
+
+use std::net::IpAddr;
+
+use dnlb_config::Tunnel;
+use dnlb_wire::checksum;
+use dnlb_wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use dnlb_wire::ip::{IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP};
+use dnlb_wire::ipv4::Ipv4Header;
+use dnlb_wire::ipv6::Ipv6Header;
+use dnlb_wire::tunnel::{GreHeader, VxlanHeader, GRE_PROTO_IPV4, GRE_PROTO_IPV6};
+use dnlb_wire::udp::UdpHeader;
+
+use crate::packet::PacketBuf;
+use crate::verdict::DropReason;
+
+/// Longest template: Eth 14 + IPv6 40 + UDP 8 + VXLAN 8 + inner Eth 14.
+pub const MAX_TEMPLATE: usize = 84;
+
+/// Outer source addresses, next hop and TTL: what every template shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outer {
+    /// Source toward IPv4 backends.
+    pub source_v4: Option<std::net::Ipv4Addr>,
+    /// Source toward IPv6 backends.
+    pub source_v6: Option<std::net::Ipv6Addr>,
+    /// Destination MAC (the next hop).
+    pub next_hop_mac: [u8; 6],
+    /// TTL / hop limit.
+    pub ttl: u8,
+}
+
+/// Prebuilt outer headers for one backend and one inner address family.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncapTemplate {
+    bytes: [u8; MAX_TEMPLATE],
+    len: u8,
+    outer_v6: bool,
+    /// Offset of the outer UDP header, if any.
+    udp_at: u8,
+    /// Offset of the inner Ethernet source MAC (VXLAN), if any.
+    inner_src_mac_at: u8,
+    /// IPv4 outer: the header checksum with total length 0, to patch.
+    /// IPv6 outer with UDP: the pseudo-header sum of the addresses and
+    /// next header (length added per packet).
+    base_sum: u32,
+}
+
+impl std::fmt::Debug for EncapTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncapTemplate")
+            .field("bytes", &&self.bytes[..self.len as usize])
+            .field("outer_v6", &self.outer_v6)
+            .finish()
+    }
+}
+
+const ETH: usize = ethernet::HEADER_LEN;
+const UDP_SPORT_BASE: u16 = 49152;
+
+impl EncapTemplate {
+    /// The template for `tunnel` to `backend`, carrying inner packets of the
+    /// given family. `None` if the gateway has no source address of the
+    /// backend's family (config validation prevents that).
+    pub fn build(backend: IpAddr, tunnel: Tunnel, inner_v6: bool, outer: &Outer) -> Option<Self> {
+        let mut t = EncapTemplate {
+            bytes: [0; MAX_TEMPLATE],
+            len: 0,
+            outer_v6: backend.is_ipv6(),
+            udp_at: 0,
+            inner_src_mac_at: 0,
+            base_sum: 0,
+        };
+        let ip_len = if t.outer_v6 {
+            Ipv6Header::LEN
+        } else {
+            Ipv4Header::LEN
+        };
+        let (proto, after_ip): (u8, usize) = match tunnel {
+            Tunnel::IpIp => (if inner_v6 { IPPROTO_IPV6 } else { IPPROTO_IPIP }, 0),
+            Tunnel::Gue { .. } => (IPPROTO_UDP, UdpHeader::LEN),
+            Tunnel::Vxlan { .. } => (IPPROTO_UDP, UdpHeader::LEN + VxlanHeader::LEN + ETH),
+            Tunnel::Gre { key } => (IPPROTO_GRE, GreHeader { protocol: 0, key }.len()),
+        };
+        let len = ETH + ip_len + after_ip;
+        t.len = len as u8;
+        let b = &mut t.bytes;
+        let ethertype = if t.outer_v6 {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        };
+        ethernet::write_header(b, outer.next_hop_mac, [0; 6], ethertype).ok()?;
+        match backend {
+            IpAddr::V4(dst) => {
+                Ipv4Header {
+                    src: outer.source_v4?,
+                    dst,
+                    protocol: proto,
+                    ttl: outer.ttl,
+                    tos: 0,
+                    ident: 0,
+                    dont_fragment: true,
+                    payload_len: 0,
+                }
+                .write(&mut b[ETH..])
+                .ok()?;
+                // Checksum as written covers total length 20; remove it so the
+                // per-packet patch adds the real total length.
+                let written = u16::from_be_bytes([b[ETH + 10], b[ETH + 11]]);
+                t.base_sum = checksum::update_16(written, Ipv4Header::LEN as u16, 0) as u32;
+            }
+            IpAddr::V6(dst) => {
+                let src = outer.source_v6?;
+                Ipv6Header {
+                    src,
+                    dst,
+                    next_header: proto,
+                    hop_limit: outer.ttl,
+                    traffic_class: 0,
+                    flow_label: 0,
+                    payload_len: 0,
+                }
+                .write(&mut b[ETH..])
+                .ok()?;
+                t.base_sum = checksum::pseudo_header_v6(src, dst, IPPROTO_UDP, 0);
+            }
+        }
+        let l4 = ETH + ip_len;
+        match tunnel {
+            Tunnel::IpIp => {}
+            Tunnel::Gue { port } => {
+                t.udp_at = l4 as u8;
+                UdpHeader {
+                    src_port: UDP_SPORT_BASE,
+                    dst_port: port,
+                    length: 0,
+                    checksum: 0,
+                }
+                .write(&mut b[l4..])
+                .ok()?;
+            }
+            Tunnel::Vxlan {
+                vni,
+                inner_mac,
+                port,
+            } => {
+                t.udp_at = l4 as u8;
+                UdpHeader {
+                    src_port: UDP_SPORT_BASE,
+                    dst_port: port,
+                    length: 0,
+                    checksum: 0,
+                }
+                .write(&mut b[l4..])
+                .ok()?;
+                let vx = l4 + UdpHeader::LEN;
+                VxlanHeader { vni }.write(&mut b[vx..]).ok()?;
+                let inner = vx + VxlanHeader::LEN;
+                let inner_type = if inner_v6 {
+                    ETHERTYPE_IPV6
+                } else {
+                    ETHERTYPE_IPV4
+                };
+                ethernet::write_header(&mut b[inner..], inner_mac, [0; 6], inner_type).ok()?;
+                t.inner_src_mac_at = (inner + 6) as u8;
+            }
+            Tunnel::Gre { key } => {
+                let protocol = if inner_v6 {
+                    GRE_PROTO_IPV6
+                } else {
+                    GRE_PROTO_IPV4
+                };
+                GreHeader { protocol, key }.write(&mut b[l4..]).ok()?;
+            }
+        }
+        Some(t)
+    }
+
+    /// Bytes added in front of the inner IP packet, outer Ethernet included.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Always false: a template has at least an Ethernet and an IP header.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes added to the IP packet that count against the egress MTU.
+    #[inline(always)]
+    pub fn ip_overhead(&self) -> usize {
+        self.len as usize - ETH
+    }
+
+    /// The template bytes (source MACs zero).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Encapsulates `pkt`, whose inner IP packet starts at `l2_len` and is
+    /// `ip_len` bytes long (anything after it, such as Ethernet padding, is
+    /// trimmed). `entropy` is the flow hash; `src_mac` the egress port's MAC.
+    #[inline]
+    pub fn apply<P: PacketBuf>(
+        &self,
+        pkt: &mut P,
+        l2_len: usize,
+        ip_len: usize,
+        entropy: u64,
+        src_mac: [u8; 6],
+    ) -> Result<(), DropReason> {
+        let extra = pkt.len() - l2_len - ip_len;
+        if extra > 0 {
+            pkt.trim(extra as u16).ok_or(DropReason::MalformedL3)?;
+        }
+        // Grow the headroom side by (template - old L2 header) in one step.
+        let len = self.len as usize;
+        if len >= l2_len {
+            pkt.prepend((len - l2_len) as u16)
+                .ok_or(DropReason::NoHeadroom)?;
+        } else {
+            pkt.adj((l2_len - len) as u16)
+                .ok_or(DropReason::MalformedL2)?;
+        }
+        let data = pkt.data_mut();
+        let (hdr, inner) = data.split_at_mut(len);
+        hdr.copy_from_slice(&self.bytes[..len]);
+        hdr[6..12].copy_from_slice(&src_mac);
+        if self.inner_src_mac_at != 0 {
+            let at = self.inner_src_mac_at as usize;
+            hdr[at..at + 6].copy_from_slice(&src_mac);
+        }
+        let after_ip = len
+            - ETH
+            - if self.outer_v6 {
+                Ipv6Header::LEN
+            } else {
+                Ipv4Header::LEN
+            };
+        if self.outer_v6 {
+            let payload_len = (after_ip + ip_len) as u16;
+            hdr[ETH + 4..ETH + 6].copy_from_slice(&payload_len.to_be_bytes());
+            let label = (entropy as u32) & 0xf_ffff;
+            hdr[ETH + 1] = (label >> 16) as u8; // traffic class 0 in the template
+            hdr[ETH + 2] = (label >> 8) as u8;
+            hdr[ETH + 3] = label as u8;
+        } else {
+            let total = (Ipv4Header::LEN + after_ip + ip_len) as u16;
+            hdr[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+            let csum = checksum::update_16(self.base_sum as u16, 0, total);
+            hdr[ETH + 10..ETH + 12].copy_from_slice(&csum.to_be_bytes());
+        }
+        if self.udp_at != 0 {
+            let u = self.udp_at as usize;
+            let udp_len = (len - u + ip_len) as u16;
+            let sport = UDP_SPORT_BASE | ((entropy >> 20) as u16 & 0x3fff);
+            hdr[u..u + 2].copy_from_slice(&sport.to_be_bytes());
+            hdr[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
+            if self.outer_v6 {
+                // Mandatory over IPv6: pseudo header + UDP header and data.
+                let mut s = self.base_sum + udp_len as u32;
+                s = checksum::combine(s, checksum::sum(&hdr[u..]));
+                s = checksum::combine(s, checksum::sum(inner));
+                let c = checksum::fold(s);
+                let c = if c == 0 { 0xffff } else { c };
+                hdr[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! dnlb's load-balancing logic: what each worker does to each packet.
+//!
+//! Pure and deterministic: no I/O, no clock (time is passed in as wrapping
+//! milliseconds), no allocation per packet. Runs on DPDK mbufs in the data
+//! plane and on plain buffers in tests and benchmarks alike.
+//!
+//! - [`vip`]: listener lookup by (VIP, protocol, port), all-ports listeners.
+//! - [`hash`]: the flow hash every gateway computes identically.
+//! - [`maglev`]: weighted Maglev tables, a pure function of the backends.
+//! - [`flow_table`]: per-worker connection tracking.
+//! - [`encap`]: outer-header templates and per-packet encapsulation.
+//! - [`reply`]: echo replies and "too big" answers built in place.
+//! - [`snapshot`]: the immutable state built from a validated config.
+//! - [`processor`]: one packet in, one [`verdict::Action`] out.
+//! - [`verdict`]: actions and the one table of drop reasons.
+
+#![forbid(unsafe_code)]
+
+pub mod encap;
+pub mod flow_table;
+pub mod hash;
+pub mod ids;
+pub mod maglev;
+pub mod packet;
+pub mod processor;
+pub mod ratelimit;
+pub mod reply;
+pub mod snapshot;
+pub mod verdict;
+pub mod vip;

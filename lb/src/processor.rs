@@ -1,0 +1,480 @@
+//! The per-worker load-balancing step: one packet in, one [`Action`] out.
+//!
+//! Pure: no I/O; time (`now_ms`, wrapping milliseconds) is passed in. The
+//! worker owns one `Processor` (its flow table, counters and ICMP rate
+//! limiter) and passes the current [`Snapshot`] with each burst.
+
+use dnlb_config::{EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy};
+use dnlb_wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use dnlb_wire::icmp;
+use dnlb_wire::ip::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+use dnlb_wire::ipv4::Ipv4Packet;
+use dnlb_wire::ipv6::Ipv6Packet;
+
+use crate::flow_table::{fingerprint_v4, fingerprint_v6, FlowTable};
+use crate::hash;
+use crate::ids::{BackendId, ListenerId};
+use crate::packet::PacketBuf;
+use crate::ratelimit::TokenBucket;
+use crate::reply;
+use crate::snapshot::{ListenerState, Snapshot};
+use crate::verdict::{Action, DropReason};
+use crate::vip::{addr_key_v4, addr_key_v6, FragmentTarget, VipMatch};
+
+/// Packets and bytes (of the inner IP packet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// A worker's load-balancing counters (plain integers, owned by the worker).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LbCounters {
+    /// Per listener id: packets sent to a backend.
+    pub listeners: Vec<Traffic>,
+    /// Per backend id: packets sent to it.
+    pub backends: Vec<Traffic>,
+    /// Flows added to the flow table.
+    pub new_flows: u64,
+    /// New flows that found the flow table full (served by the stateless hash).
+    pub flow_table_full: u64,
+    /// Established flows moved because their backend became unusable.
+    pub flows_rescheduled: u64,
+    /// ICMP errors about VIP flows forwarded to their backend.
+    pub icmp_errors_forwarded: u64,
+    /// Fragmentation-needed / packet-too-big messages sent to clients.
+    pub too_big_sent: u64,
+    /// Echo replies sent.
+    pub echo_replies: u64,
+}
+
+/// The per-worker state.
+#[derive(Debug)]
+pub struct Processor {
+    flows: FlowTable,
+    seed: u64,
+    icmp: TokenBucket,
+    /// Counters.
+    pub counters: LbCounters,
+}
+
+/// Addresses, ports and lengths of the packet being handled.
+#[derive(Debug, Clone, Copy)]
+struct Tuple<A> {
+    src: A,
+    dst: A,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+}
+
+/// Where the inner IP packet is in the frame.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    l2: usize,
+    ip_len: usize,
+    v6: bool,
+    /// IPv4 DF bit (IPv6: always true: routers never fragment).
+    df: bool,
+}
+
+impl Processor {
+    /// A processor with a flow table for `flow_capacity` flows. `seed` keys
+    /// the flow fingerprints (use a random value per worker); `now_ms` starts
+    /// the ICMP rate limiter.
+    pub fn new(flow_capacity: usize, seed: u64, icmp_rate_per_sec: u32, now_ms: u32) -> Self {
+        Processor {
+            flows: FlowTable::new(flow_capacity),
+            seed,
+            icmp: TokenBucket::new(icmp_rate_per_sec, icmp_rate_per_sec, now_ms),
+            counters: LbCounters::default(),
+        }
+    }
+
+    /// Sizes the counters for `snap` (slow path: call when a new snapshot is
+    /// adopted, before its first packet).
+    pub fn adopt(&mut self, snap: &Snapshot) {
+        if self.counters.listeners.len() < snap.listeners.len() {
+            self.counters
+                .listeners
+                .resize(snap.listeners.len(), Traffic::default());
+        }
+        if self.counters.backends.len() < snap.backends.len() {
+            self.counters
+                .backends
+                .resize(snap.backends.len(), Traffic::default());
+        }
+    }
+
+    /// The flow table (for occupancy reports and sweeping).
+    pub fn flows(&mut self) -> &mut FlowTable {
+        &mut self.flows
+    }
+
+    /// Handles one frame. `src_mac` is the MAC of the port it will leave by.
+    pub fn process<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        src_mac: [u8; 6],
+        now_ms: u32,
+    ) -> Action {
+        let (l2, ethertype) = match EthernetFrame::new_checked(pkt.data()) {
+            Ok(e) => (e.header_len(), e.ethertype()),
+            Err(_) => return Action::Drop(DropReason::MalformedL2),
+        };
+        let r = match ethertype {
+            ETHERTYPE_IPV4 => self.ipv4(snap, pkt, l2, src_mac, now_ms),
+            ETHERTYPE_IPV6 => self.ipv6(snap, pkt, l2, src_mac, now_ms),
+            _ => Ok(Action::NotForVip),
+        };
+        r.unwrap_or_else(Action::Drop)
+    }
+
+    fn ipv4<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        l2: usize,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        let ip = Ipv4Packet::new_checked(&pkt.data()[l2..]).map_err(|_| DropReason::MalformedL3)?;
+        let (src, dst, proto) = (ip.src().octets(), ip.dst().octets(), ip.protocol());
+        let frame = Frame {
+            l2,
+            ip_len: ip.total_len() as usize,
+            v6: false,
+            df: ip.dont_fragment(),
+        };
+        let key = addr_key_v4(dst);
+        if ip.is_fragment() {
+            if !snap.vips.is_vip(key) {
+                return Ok(Action::NotForVip);
+            }
+            let l = fragment_listener(snap, key, proto)?;
+            let h = hash::addr_hash_v4(src, dst, proto);
+            let id = l.table.lookup(h).ok_or(DropReason::NoBackend)?;
+            return self.send(snap, pkt, frame, l.id, id, h, src_mac, now);
+        }
+        let l4 = ip.payload();
+        match proto {
+            IPPROTO_TCP | IPPROTO_UDP => {
+                let (sport, dport) = ports(l4, proto)?;
+                let id = match snap.vips.lookup(key, proto, dport) {
+                    VipMatch::NotVip => return Ok(Action::NotForVip),
+                    VipMatch::NoListener => return Err(DropReason::NoListener),
+                    VipMatch::Listener(id) => id,
+                };
+                let t = Tuple {
+                    src,
+                    dst,
+                    proto,
+                    sport,
+                    dport,
+                };
+                let l = &snap.listeners[id.0 as usize];
+                let h = match l.scheduler {
+                    Scheduler::Maglev => hash::flow_hash_v4(src, dst, proto, sport, dport),
+                    Scheduler::SourceIp => hash::src_hash_v4(src),
+                };
+                let fp = fingerprint_v4(self.seed, t.src, t.dst, t.proto, t.sport, t.dport);
+                let b = self.pick(snap, l, fp, h, proto, now)?;
+                self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+            }
+            IPPROTO_ICMP => {
+                if !snap.vips.is_vip(key) {
+                    return Ok(Action::NotForVip);
+                }
+                let m = icmp::Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
+                match m.msg_type() {
+                    icmp::ICMPV4_ECHO_REQUEST => match snap.params.icmp_echo {
+                        EchoPolicy::Drop => Err(DropReason::EchoDropped),
+                        EchoPolicy::Reply => {
+                            reply::echo_reply_v4(pkt, l2, src_mac)
+                                .ok_or(DropReason::MalformedL4)?;
+                            self.counters.echo_replies += 1;
+                            Ok(Action::Reply)
+                        }
+                    },
+                    icmp::ICMPV4_DEST_UNREACHABLE
+                    | icmp::ICMPV4_TIME_EXCEEDED
+                    | icmp::ICMPV4_PARAMETER_PROBLEM => {
+                        let inner =
+                            reply::inner_v4(m.payload()).ok_or(DropReason::IcmpUnsupported)?;
+                        // The inner packet went VIP -> client; the flow is client -> VIP.
+                        let fwd = Tuple {
+                            src: inner.dst,
+                            dst: inner.src,
+                            proto: inner.proto,
+                            sport: inner.dport,
+                            dport: inner.sport,
+                        };
+                        let id = match snap.vips.lookup(addr_key_v4(fwd.dst), fwd.proto, fwd.dport)
+                        {
+                            VipMatch::Listener(id) => id,
+                            _ => return Err(DropReason::IcmpUnsupported),
+                        };
+                        let l = &snap.listeners[id.0 as usize];
+                        let h = match l.scheduler {
+                            Scheduler::Maglev => hash::flow_hash_v4(
+                                fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
+                            ),
+                            Scheduler::SourceIp => hash::src_hash_v4(fwd.src),
+                        };
+                        let fp = fingerprint_v4(
+                            self.seed, fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
+                        );
+                        let b = self.existing_or_table(snap, l, fp, h, now)?;
+                        self.counters.icmp_errors_forwarded += 1;
+                        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+                    }
+                    _ => Err(DropReason::IcmpUnsupported),
+                }
+            }
+            _ if snap.vips.is_vip(key) => Err(DropReason::NoListener),
+            _ => Ok(Action::NotForVip),
+        }
+    }
+
+    fn ipv6<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        l2: usize,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        let ip = Ipv6Packet::new_checked(&pkt.data()[l2..]).map_err(|_| DropReason::MalformedL3)?;
+        let (src, dst) = (ip.src().octets(), ip.dst().octets());
+        let key = addr_key_v6(dst);
+        let upper = ip.upper_layer().map_err(|_| DropReason::MalformedL3)?;
+        let proto = upper.protocol;
+        let frame = Frame {
+            l2,
+            ip_len: 40 + ip.payload_len() as usize,
+            v6: true,
+            df: true,
+        };
+        if let Some(f) = upper.fragment {
+            if f.offset != 0 || f.more {
+                if !snap.vips.is_vip(key) {
+                    return Ok(Action::NotForVip);
+                }
+                let l = fragment_listener(snap, key, proto)?;
+                let h = hash::addr_hash_v6(src, dst, proto);
+                let id = l.table.lookup(h).ok_or(DropReason::NoBackend)?;
+                return self.send(snap, pkt, frame, l.id, id, h, src_mac, now);
+            }
+        }
+        let l4 = ip.upper_layer_payload(&upper);
+        match proto {
+            IPPROTO_TCP | IPPROTO_UDP => {
+                let (sport, dport) = ports(l4, proto)?;
+                let id = match snap.vips.lookup(key, proto, dport) {
+                    VipMatch::NotVip => return Ok(Action::NotForVip),
+                    VipMatch::NoListener => return Err(DropReason::NoListener),
+                    VipMatch::Listener(id) => id,
+                };
+                let l = &snap.listeners[id.0 as usize];
+                let h = match l.scheduler {
+                    Scheduler::Maglev => hash::flow_hash_v6(src, dst, proto, sport, dport),
+                    Scheduler::SourceIp => hash::src_hash_v6(src),
+                };
+                let fp = fingerprint_v6(self.seed, src, dst, proto, sport, dport);
+                let b = self.pick(snap, l, fp, h, proto, now)?;
+                self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+            }
+            IPPROTO_ICMPV6 => {
+                let m = icmp::Icmpv6Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
+                let t = m.msg_type();
+                // Neighbour discovery and router messages are the host's.
+                if (133..=137).contains(&t) || !snap.vips.is_vip(key) {
+                    return Ok(Action::NotForVip);
+                }
+                match t {
+                    icmp::ICMPV6_ECHO_REQUEST => match snap.params.icmp_echo {
+                        EchoPolicy::Drop => Err(DropReason::EchoDropped),
+                        EchoPolicy::Reply => {
+                            let icmp_at = l2 + upper.offset;
+                            reply::echo_reply_v6(pkt, l2, icmp_at, src_mac)
+                                .ok_or(DropReason::MalformedL4)?;
+                            self.counters.echo_replies += 1;
+                            Ok(Action::Reply)
+                        }
+                    },
+                    icmp::ICMPV6_DEST_UNREACHABLE
+                    | icmp::ICMPV6_PACKET_TOO_BIG
+                    | icmp::ICMPV6_TIME_EXCEEDED
+                    | icmp::ICMPV6_PARAMETER_PROBLEM => {
+                        let inner =
+                            reply::inner_v6(m.payload()).ok_or(DropReason::IcmpUnsupported)?;
+                        let fwd = Tuple {
+                            src: inner.dst,
+                            dst: inner.src,
+                            proto: inner.proto,
+                            sport: inner.dport,
+                            dport: inner.sport,
+                        };
+                        let id = match snap.vips.lookup(addr_key_v6(fwd.dst), fwd.proto, fwd.dport)
+                        {
+                            VipMatch::Listener(id) => id,
+                            _ => return Err(DropReason::IcmpUnsupported),
+                        };
+                        let l = &snap.listeners[id.0 as usize];
+                        let h = match l.scheduler {
+                            Scheduler::Maglev => hash::flow_hash_v6(
+                                fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
+                            ),
+                            Scheduler::SourceIp => hash::src_hash_v6(fwd.src),
+                        };
+                        let fp = fingerprint_v6(
+                            self.seed, fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
+                        );
+                        let b = self.existing_or_table(snap, l, fp, h, now)?;
+                        self.counters.icmp_errors_forwarded += 1;
+                        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+                    }
+                    _ => Err(DropReason::IcmpUnsupported),
+                }
+            }
+            _ if snap.vips.is_vip(key) => Err(DropReason::NoListener),
+            _ => Ok(Action::NotForVip),
+        }
+    }
+
+    /// The backend of a TCP/UDP flow: the flow table's if it is still usable
+    /// for this listener, else the listener's table (and remember it).
+    #[inline]
+    fn pick(
+        &mut self,
+        snap: &Snapshot,
+        l: &ListenerState,
+        fp: u64,
+        h: u64,
+        proto: u8,
+        now: u32,
+    ) -> Result<BackendId, DropReason> {
+        let timeout = if proto == IPPROTO_TCP {
+            snap.params.tcp_timeout_ms
+        } else {
+            snap.params.udp_timeout_ms
+        };
+        if let Some(v) = self.flows.lookup(fp, now, timeout) {
+            let id = BackendId(v);
+            match snap.backend(id) {
+                Some(b) if b.usable && b.group == l.group => return Ok(id),
+                _ => self.counters.flows_rescheduled += 1,
+            }
+        }
+        let id = l.table.lookup(h).ok_or(DropReason::NoBackend)?;
+        match self.flows.insert(fp, id.0, now, timeout) {
+            Ok(()) => self.counters.new_flows += 1,
+            Err(_) => self.counters.flow_table_full += 1,
+        }
+        Ok(id)
+    }
+
+    /// For ICMP errors: the flow's backend if this worker tracks the flow,
+    /// else the stateless choice (what any gateway would pick).
+    #[inline]
+    fn existing_or_table(
+        &mut self,
+        snap: &Snapshot,
+        l: &ListenerState,
+        fp: u64,
+        h: u64,
+        now: u32,
+    ) -> Result<BackendId, DropReason> {
+        if let Some(v) = self.flows.peek(fp, now) {
+            let id = BackendId(v);
+            if snap
+                .backend(id)
+                .is_some_and(|b| b.usable && b.group == l.group)
+            {
+                return Ok(id);
+            }
+        }
+        l.table.lookup(h).ok_or(DropReason::NoBackend)
+    }
+
+    /// Encapsulates toward `backend`, or answers "too big".
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        f: Frame,
+        listener: ListenerId,
+        backend: BackendId,
+        h: u64,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        let b = snap.backend(backend).ok_or(DropReason::NoBackend)?;
+        let t = &b.encap[f.v6 as usize];
+        if t.ip_overhead() + f.ip_len > snap.params.mtu as usize {
+            let mtu = (snap.params.mtu as usize - t.ip_overhead()) as u32;
+            if snap.params.too_big == TooBigPolicy::Drop || !f.df {
+                return Err(DropReason::TooBig);
+            }
+            if !self.icmp.take(now) {
+                return Err(DropReason::IcmpRateLimited);
+            }
+            let ok = if f.v6 {
+                reply::packet_too_big_v6(pkt, f.l2, f.ip_len, mtu, src_mac)
+            } else {
+                reply::frag_needed_v4(pkt, f.l2, f.ip_len, mtu as u16, src_mac)
+            };
+            ok.ok_or(DropReason::NoHeadroom)?;
+            self.counters.too_big_sent += 1;
+            return Ok(Action::Reply);
+        }
+        t.apply(pkt, f.l2, f.ip_len, h, src_mac)?;
+        let bytes = f.ip_len as u64;
+        if let Some(c) = self.counters.listeners.get_mut(listener.0 as usize) {
+            c.packets += 1;
+            c.bytes += bytes;
+        }
+        if let Some(c) = self.counters.backends.get_mut(backend.0 as usize) {
+            c.packets += 1;
+            c.bytes += bytes;
+        }
+        Ok(Action::Encapsulated(backend))
+    }
+}
+
+fn fragment_listener(snap: &Snapshot, key: u128, proto: u8) -> Result<&ListenerState, DropReason> {
+    match snap.vips.fragment_target(key, proto) {
+        Some(FragmentTarget::One(id)) => {
+            let l = &snap.listeners[id.0 as usize];
+            match l.fragments {
+                FragmentPolicy::Drop => Err(DropReason::Fragment),
+                FragmentPolicy::HashAddresses => Ok(l),
+            }
+        }
+        Some(FragmentTarget::Ambiguous) => Err(DropReason::FragmentAmbiguous),
+        Some(FragmentTarget::None) | None => Err(DropReason::NoListener),
+    }
+}
+
+/// Source and destination ports of a TCP or UDP header, validated.
+#[inline]
+fn ports(l4: &[u8], proto: u8) -> Result<(u16, u16), DropReason> {
+    let ok = if proto == IPPROTO_TCP {
+        dnlb_wire::tcp::TcpPacket::new_checked(l4).is_ok()
+    } else {
+        dnlb_wire::udp::UdpPacket::new_checked(l4).is_ok()
+    };
+    if !ok {
+        return Err(DropReason::MalformedL4);
+    }
+    Ok((
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    ))
+}

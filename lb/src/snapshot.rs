@@ -1,0 +1,255 @@
+//! The immutable state workers read: listeners with their Maglev tables,
+//! backends with their encapsulation templates, the VIP lookup table and
+//! gateway parameters. Built on the slow path from a validated config; a
+//! worker reads the current one once per burst.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, Tunnel};
+
+use crate::encap::{EncapTemplate, Outer};
+use crate::ids::{BackendId, ListenerId};
+use crate::maglev::{MaglevBackend, MaglevError, MaglevTable};
+use crate::vip::VipTable;
+
+/// Stable backend ids across snapshots: a backend (target group + identity)
+/// keeps its id for the life of the process, so flow-table entries that
+/// name it stay meaningful across reloads.
+#[derive(Debug, Default, Clone)]
+pub struct BackendRegistry {
+    ids: HashMap<(String, [u8; dnlb_config::Backend::IDENTITY_LEN]), BackendId>,
+    next: u32,
+}
+
+impl BackendRegistry {
+    /// The id of a backend, assigning the next free one if it is new.
+    pub fn id(
+        &mut self,
+        group: &str,
+        identity: [u8; dnlb_config::Backend::IDENTITY_LEN],
+    ) -> BackendId {
+        let next = &mut self.next;
+        *self
+            .ids
+            .entry((group.to_string(), identity))
+            .or_insert_with(|| {
+                let id = BackendId(*next);
+                *next += 1;
+                id
+            })
+    }
+
+    /// One more than the highest id handed out.
+    pub fn len(&self) -> usize {
+        self.next as usize
+    }
+
+    /// Whether no id was handed out.
+    pub fn is_empty(&self) -> bool {
+        self.next == 0
+    }
+}
+
+/// A listener as workers see it.
+#[derive(Debug, Clone)]
+pub struct ListenerState {
+    /// Id (index in `Snapshot::listeners`).
+    pub id: ListenerId,
+    /// Name from the config.
+    pub name: String,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Port, `None` = all ports.
+    pub port: Option<u16>,
+    /// Scheduler.
+    pub scheduler: Scheduler,
+    /// Fragment policy.
+    pub fragments: FragmentPolicy,
+    /// Target group index.
+    pub group: u16,
+    /// The Maglev table over the group's backends that take new flows.
+    pub table: MaglevTable,
+}
+
+/// A backend as workers see it.
+#[derive(Debug, Clone)]
+pub struct BackendState {
+    /// Stable id.
+    pub id: BackendId,
+    /// Target group index.
+    pub group: u16,
+    /// Tunnel endpoint address.
+    pub address: IpAddr,
+    /// Weight (0 = no new flows; existing flows stay).
+    pub weight: u8,
+    /// Whether existing flows may keep using it.
+    pub usable: bool,
+    /// Zone, for status.
+    pub zone: Option<String>,
+    /// Templates for inner IPv4 and inner IPv6 packets.
+    pub encap: [EncapTemplate; 2],
+}
+
+/// Gateway-wide parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayParams {
+    /// Egress MTU.
+    pub mtu: u16,
+    /// Too-big policy.
+    pub too_big: TooBigPolicy,
+    /// ICMP errors per second per worker.
+    pub icmp_rate_per_sec: u32,
+    /// Echo policy.
+    pub icmp_echo: EchoPolicy,
+    /// TCP idle timeout in milliseconds.
+    pub tcp_timeout_ms: u32,
+    /// UDP idle timeout in milliseconds.
+    pub udp_timeout_ms: u32,
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// A Maglev table could not be built.
+    #[error("listener {listener:?}: Maglev table: {error:?}")]
+    Maglev {
+        /// Listener name.
+        listener: String,
+        /// The error.
+        error: MaglevError,
+    },
+    /// No outer source address for a backend's family.
+    #[error("target group {group:?}: backend {address} has no outer source address of its family")]
+    NoSource {
+        /// Group name.
+        group: String,
+        /// Backend address.
+        address: IpAddr,
+    },
+}
+
+/// Everything a worker needs, immutable.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Config generation this was built from.
+    pub generation: u64,
+    /// Listeners by id.
+    pub listeners: Vec<ListenerState>,
+    /// Backends by id (`None`: id not in this config).
+    pub backends: Vec<Option<BackendState>>,
+    /// VIP lookup.
+    pub vips: VipTable,
+    /// Gateway parameters.
+    pub params: GatewayParams,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from a validated config. `registry` keeps backend
+    /// ids stable across builds.
+    pub fn build(
+        cfg: &Config,
+        generation: u64,
+        registry: &mut BackendRegistry,
+    ) -> Result<Self, SnapshotError> {
+        let outer = Outer {
+            source_v4: cfg.encap.source_v4,
+            source_v6: cfg.encap.source_v6,
+            next_hop_mac: cfg.encap.next_hop_mac,
+            ttl: cfg.encap.ttl,
+        };
+        // Backends of every group, with stable ids.
+        let mut group_members: Vec<Vec<(BackendId, [u8; dnlb_config::Backend::IDENTITY_LEN], u8)>> =
+            Vec::new();
+        let mut backends: Vec<Option<BackendState>> = Vec::new();
+        for (gi, g) in cfg.target_groups.iter().enumerate() {
+            let mut members = Vec::new();
+            for b in &g.backends {
+                let identity = b.identity();
+                let id = registry.id(&g.name, identity);
+                let template = |inner_v6| {
+                    EncapTemplate::build(b.address, b.tunnel, inner_v6, &outer).ok_or(
+                        SnapshotError::NoSource {
+                            group: g.name.clone(),
+                            address: b.address,
+                        },
+                    )
+                };
+                let state = BackendState {
+                    id,
+                    group: gi as u16,
+                    address: b.address,
+                    weight: b.weight,
+                    usable: true,
+                    zone: b.zone.clone(),
+                    encap: [template(false)?, template(true)?],
+                };
+                if backends.len() <= id.0 as usize {
+                    backends.resize(id.0 as usize + 1, None);
+                }
+                backends[id.0 as usize] = Some(state);
+                members.push((id, identity, b.weight));
+            }
+            group_members.push(members);
+        }
+        let mut listeners = Vec::with_capacity(cfg.listeners.len());
+        for (li, l) in cfg.listeners.iter().enumerate() {
+            let input: Vec<MaglevBackend> = group_members[l.target_group]
+                .iter()
+                .map(|&(id, identity, weight)| MaglevBackend {
+                    id,
+                    identity,
+                    weight,
+                })
+                .collect();
+            let table = MaglevTable::build(&input, l.table_size).map_err(|error| {
+                SnapshotError::Maglev {
+                    listener: l.name.clone(),
+                    error,
+                }
+            })?;
+            listeners.push(ListenerState {
+                id: ListenerId(li as u16),
+                name: l.name.clone(),
+                protocol: l.protocol.number(),
+                port: l.port,
+                scheduler: l.scheduler,
+                fragments: l.fragments,
+                group: l.target_group as u16,
+                table,
+            });
+        }
+        let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
+        Ok(Snapshot {
+            generation,
+            listeners,
+            backends,
+            vips: VipTable::build(&cfg.listeners),
+            params: GatewayParams {
+                mtu: cfg.encap.mtu,
+                too_big: cfg.encap.too_big,
+                icmp_rate_per_sec: cfg.encap.icmp_rate_per_sec,
+                icmp_echo: cfg.encap.icmp_echo,
+                tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
+                udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
+            },
+        })
+    }
+
+    /// The backend with this id, if it is in this snapshot.
+    #[inline(always)]
+    pub fn backend(&self, id: BackendId) -> Option<&BackendState> {
+        self.backends.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// Whether `tunnel` kinds are all representable (always true; kept for
+    /// status output).
+    pub fn tunnel_name(t: Tunnel) -> &'static str {
+        match t {
+            Tunnel::IpIp => "ipip",
+            Tunnel::Gue { .. } => "gue",
+            Tunnel::Vxlan { .. } => "vxlan",
+            Tunnel::Gre { .. } => "gre",
+        }
+    }
+}

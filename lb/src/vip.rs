@@ -1,0 +1,214 @@
+//! Listener lookup: (destination address, protocol, port) → listener, with
+//! all-ports listeners, for IPv4 and IPv6. Two hash probes at most, built
+//! on the slow path.
+
+use std::net::IpAddr;
+
+use dnlb_config::Listener;
+use rustc_hash::FxHashMap;
+
+use crate::ids::ListenerId;
+
+/// An address as 16 bytes (IPv4 mapped into IPv6), the table key.
+#[inline(always)]
+pub fn addr_key_v4(a: [u8; 4]) -> u128 {
+    0xffff_0000_0000 | u32::from_be_bytes(a) as u128
+}
+
+/// An IPv6 address as the table key.
+#[inline(always)]
+pub fn addr_key_v6(a: [u8; 16]) -> u128 {
+    u128::from_be_bytes(a)
+}
+
+/// An address as the table key.
+pub fn addr_key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => addr_key_v4(v.octets()),
+        IpAddr::V6(v) => addr_key_v6(v.octets()),
+    }
+}
+
+/// Which listener non-first fragments to a VIP belong to (they carry no port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FragmentTarget {
+    /// No listener for this protocol on the address.
+    #[default]
+    None,
+    /// The all-ports listener, or the only port listener.
+    One(ListenerId),
+    /// Several port listeners: cannot be told without reassembly.
+    Ambiguous,
+}
+
+#[derive(Debug, Clone, Default)]
+struct VipEntry {
+    /// Index 0: TCP, 1: UDP.
+    all_ports: [Option<ListenerId>; 2],
+    fragments: [FragmentTarget; 2],
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VipMatch {
+    /// The address is not a VIP.
+    NotVip,
+    /// A VIP, but no listener for this protocol and port.
+    NoListener,
+    /// The listener.
+    Listener(ListenerId),
+}
+
+/// The lookup table.
+#[derive(Debug, Clone, Default)]
+pub struct VipTable {
+    by_port: FxHashMap<(u128, u8, u16), ListenerId>,
+    by_addr: FxHashMap<u128, VipEntry>,
+}
+
+fn proto_slot(proto: u8) -> Option<usize> {
+    match proto {
+        6 => Some(0),
+        17 => Some(1),
+        _ => None,
+    }
+}
+
+impl VipTable {
+    /// Builds the table; `listeners[i]` gets `ListenerId(i)`. Overlaps were
+    /// rejected by config validation; a later listener would win here.
+    pub fn build(listeners: &[Listener]) -> Self {
+        let mut t = VipTable::default();
+        for (i, l) in listeners.iter().enumerate() {
+            let id = ListenerId(i as u16);
+            let proto = l.protocol.number();
+            let slot = proto_slot(proto).expect("listeners are TCP or UDP");
+            for a in l.addresses() {
+                let k = addr_key(a);
+                let e = t.by_addr.entry(k).or_default();
+                match l.port {
+                    None => {
+                        e.all_ports[slot] = Some(id);
+                        e.fragments[slot] = FragmentTarget::One(id);
+                    }
+                    Some(p) => {
+                        t.by_port.insert((k, proto, p), id);
+                        e.fragments[slot] = match e.fragments[slot] {
+                            FragmentTarget::None => FragmentTarget::One(id),
+                            _ if e.all_ports[slot].is_some() => e.fragments[slot],
+                            _ => FragmentTarget::Ambiguous,
+                        };
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// Whether `addr` is a VIP (or elastic IP) of any listener.
+    #[inline]
+    pub fn is_vip(&self, addr: u128) -> bool {
+        self.by_addr.contains_key(&addr)
+    }
+
+    /// The listener for a packet to `addr`, `proto`, `port`.
+    #[inline]
+    pub fn lookup(&self, addr: u128, proto: u8, port: u16) -> VipMatch {
+        if let Some(&id) = self.by_port.get(&(addr, proto, port)) {
+            return VipMatch::Listener(id);
+        }
+        match self.by_addr.get(&addr) {
+            None => VipMatch::NotVip,
+            Some(e) => match proto_slot(proto).and_then(|s| e.all_ports[s]) {
+                Some(id) => VipMatch::Listener(id),
+                None => VipMatch::NoListener,
+            },
+        }
+    }
+
+    /// Which listener fragments to `addr` with `proto` belong to; `None` when
+    /// the address is not a VIP.
+    #[inline]
+    pub fn fragment_target(&self, addr: u128, proto: u8) -> Option<FragmentTarget> {
+        let e = self.by_addr.get(&addr)?;
+        Some(proto_slot(proto).map_or(FragmentTarget::None, |s| e.fragments[s]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dnlb_config::{FragmentPolicy, Protocol, Scheduler};
+
+    fn listener(vips: &[&str], protocol: Protocol, port: Option<u16>) -> Listener {
+        Listener {
+            name: "l".into(),
+            vips: vips.iter().map(|v| v.parse().unwrap()).collect(),
+            elastic_ip: None,
+            protocol,
+            port,
+            scheduler: Scheduler::Maglev,
+            table_size: 251,
+            fragments: FragmentPolicy::Drop,
+            target_group: 0,
+        }
+    }
+
+    #[test]
+    fn port_then_all_ports_then_not_vip() {
+        let mut web = listener(&["192.0.2.1", "2001:db8::1"], Protocol::Tcp, Some(80));
+        web.elastic_ip = Some("203.0.113.1".parse().unwrap());
+        let t = VipTable::build(&[
+            web,
+            listener(&["192.0.2.1"], Protocol::Tcp, Some(443)),
+            listener(&["192.0.2.1"], Protocol::Udp, None),
+        ]);
+        let v4 = addr_key_v4([192, 0, 2, 1]);
+        let v6 = addr_key("2001:db8::1".parse().unwrap());
+        let eip = addr_key_v4([203, 0, 113, 1]);
+        assert_eq!(t.lookup(v4, 6, 80), VipMatch::Listener(ListenerId(0)));
+        assert_eq!(t.lookup(v6, 6, 80), VipMatch::Listener(ListenerId(0)));
+        assert_eq!(t.lookup(eip, 6, 80), VipMatch::Listener(ListenerId(0)));
+        assert_eq!(t.lookup(v4, 6, 443), VipMatch::Listener(ListenerId(1)));
+        assert_eq!(t.lookup(v4, 6, 22), VipMatch::NoListener);
+        assert_eq!(t.lookup(v6, 17, 53), VipMatch::NoListener);
+        assert_eq!(t.lookup(v4, 17, 53), VipMatch::Listener(ListenerId(2)));
+        assert_eq!(t.lookup(v4, 17, 1), VipMatch::Listener(ListenerId(2)));
+        assert_eq!(
+            t.lookup(addr_key_v4([192, 0, 2, 2]), 6, 80),
+            VipMatch::NotVip
+        );
+        assert!(t.is_vip(eip) && !t.is_vip(addr_key_v4([10, 0, 0, 1])));
+        // fragments: two TCP port listeners on v4 → ambiguous; one on v6; UDP all-ports
+        assert_eq!(t.fragment_target(v4, 6), Some(FragmentTarget::Ambiguous));
+        assert_eq!(
+            t.fragment_target(v6, 6),
+            Some(FragmentTarget::One(ListenerId(0)))
+        );
+        assert_eq!(
+            t.fragment_target(v4, 17),
+            Some(FragmentTarget::One(ListenerId(2)))
+        );
+        assert_eq!(t.fragment_target(v6, 17), Some(FragmentTarget::None));
+        assert_eq!(t.fragment_target(addr_key_v4([1, 1, 1, 1]), 6), None);
+        // v4-mapped keys never collide with real IPv6 addresses of other VIPs
+        assert_ne!(
+            addr_key_v4([192, 0, 2, 1]),
+            addr_key("::192.0.2.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn all_ports_listener_takes_fragments_even_beside_port_listeners() {
+        let t = VipTable::build(&[
+            listener(&["192.0.2.1"], Protocol::Udp, Some(53)),
+            listener(&["192.0.2.1"], Protocol::Udp, None),
+            listener(&["192.0.2.1"], Protocol::Udp, Some(54)),
+        ]);
+        let v4 = addr_key_v4([192, 0, 2, 1]);
+        assert_eq!(
+            t.fragment_target(v4, 17),
+            Some(FragmentTarget::One(ListenerId(1)))
+        );
+    }
+}
