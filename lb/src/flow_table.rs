@@ -222,6 +222,15 @@ impl FlowTable {
         None
     }
 
+    /// Starts loading both candidate buckets of `fp` into the cache (a hint;
+    /// call it for a whole burst before looking any of it up).
+    #[inline(always)]
+    pub fn prefetch_fp(&self, fp: u64) {
+        let (b1, b2) = self.candidates(norm(fp));
+        crate::prefetch::prefetch(&self.buckets[b1]);
+        crate::prefetch::prefetch(&self.buckets[b2]);
+    }
+
     /// The value stored for `fp` if its entry is live at `now`, without
     /// refreshing it (e.g. for an ICMP error about the flow, which must not
     /// keep the flow alive). Changes nothing.
@@ -238,18 +247,14 @@ impl FlowTable {
         })
     }
 
-    /// Reads the first candidate bucket of every fingerprint in `fps`, so the
-    /// cache misses of a burst overlap instead of being paid one after another
-    /// by the lookups that follow (software prefetch by touching: a plain read
-    /// whose result is discarded).
+    /// Prefetches both candidate buckets of every fingerprint in `fps`, so
+    /// the cache misses of a burst overlap instead of being paid one after
+    /// another by the lookups that follow.
     #[inline]
     pub fn prefetch(&self, fps: &[u64]) {
-        let mut acc = 0u64;
         for &fp in fps {
-            let (b1, _) = self.candidates(norm(fp));
-            acc ^= self.buckets[b1].e[0].fp;
+            self.prefetch_fp(fp);
         }
-        core::hint::black_box(acc);
     }
 
     /// [`lookup`](Self::lookup) for a burst: `out[i] = lookup(fps[i], now,

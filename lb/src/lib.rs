@@ -13,8 +13,10 @@
 //! - [`snapshot`]: the immutable state built from a validated config.
 //! - [`processor`]: one packet in, one [`verdict::Action`] out.
 //! - [`verdict`]: actions and the one table of drop reasons.
+//! - [`prefetch`]: the cache hint that overlaps flow-table misses in a burst.
 
-#![forbid(unsafe_code)]
+// Unsafe is denied everywhere but `prefetch`, which fences one hint.
+#![deny(unsafe_code)]
 
 pub mod encap;
 pub mod flow_table;
@@ -22,6 +24,7 @@ pub mod hash;
 pub mod ids;
 pub mod maglev;
 pub mod packet;
+pub mod prefetch;
 pub mod processor;
 pub mod ratelimit;
 pub mod reply;

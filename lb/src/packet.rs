@@ -55,6 +55,15 @@ impl VecPacket {
         }
     }
 
+    /// Refills the packet with `bytes` after [`Self::HEADROOM`] bytes of
+    /// headroom, reusing its allocation (benchmarks restore packets this way).
+    pub fn reset(&mut self, bytes: &[u8]) {
+        self.buf.clear();
+        self.buf.resize(Self::HEADROOM, 0);
+        self.buf.extend_from_slice(bytes);
+        self.start = Self::HEADROOM;
+    }
+
     /// The bytes, consuming the packet.
     pub fn into_bytes(mut self) -> Vec<u8> {
         self.buf.drain(..self.start);

@@ -114,6 +114,70 @@ impl Processor {
         &mut self.flows
     }
 
+    /// First pass over a burst: finds where the frame's flow would be in the
+    /// flow table and starts loading it, so the cache misses of a whole
+    /// burst overlap. A hint only: it reads headers without validating them
+    /// and changes nothing; [`Processor::process`] does the real work.
+    #[inline]
+    pub fn prepare<P: PacketBuf>(&self, pkt: &P) {
+        let d = pkt.data();
+        let Some(&[t0, t1]) = d.get(12..14) else {
+            return;
+        };
+        let (ethertype, l3) = match u16::from_be_bytes([t0, t1]) {
+            0x8100 | 0x88a8 => match d.get(16..18) {
+                Some(&[a, b]) => (u16::from_be_bytes([a, b]), 18),
+                _ => return,
+            },
+            t => (t, 14),
+        };
+        let fp = match ethertype {
+            ETHERTYPE_IPV4 => {
+                let Some(ip) = d.get(l3..l3 + 20) else { return };
+                let ihl = (ip[0] & 0x0f) as usize * 4;
+                let proto = ip[9];
+                if ip[6] & 0x3f != 0 || ip[7] != 0 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+                {
+                    return;
+                }
+                let Some(p) = d.get(l3 + ihl..l3 + ihl + 4) else {
+                    return;
+                };
+                fingerprint_v4(
+                    self.seed,
+                    [ip[12], ip[13], ip[14], ip[15]],
+                    [ip[16], ip[17], ip[18], ip[19]],
+                    proto,
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                )
+            }
+            ETHERTYPE_IPV6 => {
+                let Some(ip) = d.get(l3..l3 + 44) else { return };
+                let proto = ip[6];
+                if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
+                    return;
+                }
+                let (Ok(src), Ok(dst)) = (
+                    <[u8; 16]>::try_from(&ip[8..24]),
+                    <[u8; 16]>::try_from(&ip[24..40]),
+                ) else {
+                    return;
+                };
+                fingerprint_v6(
+                    self.seed,
+                    src,
+                    dst,
+                    proto,
+                    u16::from_be_bytes([ip[40], ip[41]]),
+                    u16::from_be_bytes([ip[42], ip[43]]),
+                )
+            }
+            _ => return,
+        };
+        self.flows.prefetch_fp(fp);
+    }
+
     /// Handles one frame. `src_mac` is the MAC of the port it will leave by.
     pub fn process<P: PacketBuf>(
         &mut self,

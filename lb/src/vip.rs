@@ -59,11 +59,79 @@ pub enum VipMatch {
     Listener(ListenerId),
 }
 
+/// A fixed open-addressing map from `u64` keys to listener ids, built once:
+/// one multiply and usually one probe (kept at most 25% full).
+#[derive(Debug, Clone)]
+struct WordMap {
+    keys: Box<[u64]>,
+    values: Box<[ListenerId]>,
+    shift: u32,
+}
+
+impl Default for WordMap {
+    fn default() -> Self {
+        WordMap::build(&[])
+    }
+}
+
+impl WordMap {
+    const EMPTY: u64 = u64::MAX;
+
+    fn build(items: &[(u64, ListenerId)]) -> Self {
+        let slots = (items.len() * 4).next_power_of_two().max(8);
+        let mut m = WordMap {
+            keys: vec![Self::EMPTY; slots].into_boxed_slice(),
+            values: vec![ListenerId(0); slots].into_boxed_slice(),
+            shift: 64 - slots.trailing_zeros(),
+        };
+        for &(k, v) in items {
+            let mut i = m.slot(k);
+            while m.keys[i] != Self::EMPTY && m.keys[i] != k {
+                i = (i + 1) & (slots - 1);
+            }
+            m.keys[i] = k;
+            m.values[i] = v;
+        }
+        m
+    }
+
+    #[inline(always)]
+    fn slot(&self, k: u64) -> usize {
+        (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    #[inline(always)]
+    fn get(&self, k: u64) -> Option<ListenerId> {
+        let mask = self.keys.len() - 1;
+        let mut i = self.slot(k);
+        loop {
+            let key = self.keys[i];
+            if key == k {
+                return Some(self.values[i]);
+            }
+            if key == Self::EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
 /// The lookup table.
 #[derive(Debug, Clone, Default)]
 pub struct VipTable {
-    by_port: FxHashMap<(u128, u8, u16), ListenerId>,
+    /// IPv4 port listeners, keyed by one `u64` (address, protocol, port):
+    /// the common case is one multiply and one probe.
+    by_port_v4: WordMap,
+    by_port_v6: FxHashMap<(u128, u32), ListenerId>,
     by_addr: FxHashMap<u128, VipEntry>,
+}
+
+/// An IPv4 key (as made by [`addr_key_v4`]) with protocol and port in one word.
+#[inline(always)]
+fn v4_port_key(addr: u128, proto: u8, port: u16) -> Option<u64> {
+    (addr >> 32 == 0xffff)
+        .then(|| ((addr as u32 as u64) << 24) | ((proto as u64) << 16) | port as u64)
 }
 
 fn proto_slot(proto: u8) -> Option<usize> {
@@ -79,6 +147,7 @@ impl VipTable {
     /// rejected by config validation; a later listener would win here.
     pub fn build(listeners: &[Listener]) -> Self {
         let mut t = VipTable::default();
+        let mut v4 = Vec::new();
         for (i, l) in listeners.iter().enumerate() {
             let id = ListenerId(i as u16);
             let proto = l.protocol.number();
@@ -92,7 +161,13 @@ impl VipTable {
                         e.fragments[slot] = FragmentTarget::One(id);
                     }
                     Some(p) => {
-                        t.by_port.insert((k, proto, p), id);
+                        match v4_port_key(k, proto, p) {
+                            Some(k4) => v4.push((k4, id)),
+                            None => {
+                                t.by_port_v6
+                                    .insert((k, (proto as u32) << 16 | p as u32), id);
+                            }
+                        }
                         e.fragments[slot] = match e.fragments[slot] {
                             FragmentTarget::None => FragmentTarget::One(id),
                             _ if e.all_ports[slot].is_some() => e.fragments[slot],
@@ -102,6 +177,7 @@ impl VipTable {
                 }
             }
         }
+        t.by_port_v4 = WordMap::build(&v4);
         t
     }
 
@@ -114,7 +190,14 @@ impl VipTable {
     /// The listener for a packet to `addr`, `proto`, `port`.
     #[inline]
     pub fn lookup(&self, addr: u128, proto: u8, port: u16) -> VipMatch {
-        if let Some(&id) = self.by_port.get(&(addr, proto, port)) {
+        let hit = match v4_port_key(addr, proto, port) {
+            Some(k4) => self.by_port_v4.get(k4),
+            None => self
+                .by_port_v6
+                .get(&(addr, (proto as u32) << 16 | port as u32))
+                .copied(),
+        };
+        if let Some(id) = hit {
             return VipMatch::Listener(id);
         }
         match self.by_addr.get(&addr) {

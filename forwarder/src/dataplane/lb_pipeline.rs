@@ -106,6 +106,10 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let now = self.clock.now_ms();
         let mac = self.ports.macs[port.get()];
         let snap = &*self.snapshot;
+        // Two passes: start every flow-table load of the burst, then decide.
+        for p in pkts.iter_mut() {
+            self.processor.prepare(&Buf(p));
+        }
         for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
             *v = match self.processor.process(snap, &mut Buf(p), mac, now) {
                 Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
