@@ -131,7 +131,7 @@ pub struct VipTable {
 #[inline(always)]
 fn v4_port_key(addr: u128, proto: u8, port: u16) -> Option<u64> {
     (addr >> 32 == 0xffff)
-        .then(|| ((addr as u32 as u64) << 24) | ((proto as u64) << 16) | port as u64)
+        .then_some(((addr as u32 as u64) << 24) | ((proto as u64) << 16) | port as u64)
 }
 
 fn proto_slot(proto: u8) -> Option<usize> {
