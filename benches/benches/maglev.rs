@@ -71,6 +71,40 @@ fn paper_build(backends: &[MaglevBackend], m: u32) -> Vec<u32> {
     }
 }
 
+/// The paper's Pseudocode 1 with the permutation computed on demand
+/// (`(offset + next * skip) % M` at each probe) instead of stored: the
+/// straightforward implementation most people would write. Same table.
+fn paper_build_lazy(backends: &[MaglevBackend], m: u32) -> Vec<u32> {
+    let mut sorted = backends.to_vec();
+    sorted.sort_by_key(|b| b.identity);
+    let m64 = u64::from(m);
+    let perms: Vec<(u64, u64)> = sorted
+        .iter()
+        .map(|b| {
+            let (o, s) = permutation(&b.identity, m);
+            (u64::from(o), u64::from(s))
+        })
+        .collect();
+    let mut next = vec![0u64; sorted.len()];
+    let mut entry = vec![u32::MAX; m as usize];
+    let mut filled = 0;
+    loop {
+        for (i, &(offset, skip)) in perms.iter().enumerate() {
+            let mut c = ((offset + next[i] * skip) % m64) as usize;
+            while entry[c] != u32::MAX {
+                next[i] += 1;
+                c = ((offset + next[i] * skip) % m64) as usize;
+            }
+            entry[c] = sorted[i].id.0;
+            next[i] += 1;
+            filled += 1;
+            if filled == m {
+                return entry;
+            }
+        }
+    }
+}
+
 fn build(c: &mut Criterion) {
     let mut g = c.benchmark_group("maglev_build_65537");
     for n in [10u32, 100, 1000] {
@@ -89,6 +123,10 @@ fn build(c: &mut Criterion) {
             .eq(reference.iter().copied()),
         "the reference must build the same table"
     );
+    assert_eq!(paper_build_lazy(&bs, DEFAULT_TABLE_SIZE), reference);
+    g.bench_function("paper_pseudocode_on_demand/1000", |b| {
+        b.iter(|| paper_build_lazy(black_box(&bs), DEFAULT_TABLE_SIZE));
+    });
     g.sample_size(10);
     g.bench_function("paper_pseudocode/1000", |b| {
         b.iter(|| paper_build(black_box(&bs), DEFAULT_TABLE_SIZE));
