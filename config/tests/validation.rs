@@ -224,6 +224,14 @@ fn documented_example_validates() {
     let c = dnlb_config::load(&p).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.dataplane.worker_lcores, vec![1, 2]);
     assert_eq!(c.dataplane.ports.len(), 2);
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(
+        c.target_groups
+            .iter()
+            .map(|g| g.backends.len())
+            .sum::<usize>(),
+        5
+    );
 }
 
 const LB: &str = r#"
