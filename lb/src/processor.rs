@@ -71,6 +71,68 @@ struct Tuple<A> {
     dport: u16,
 }
 
+/// What differs between IPv4 and IPv6 flows: address type and the hash,
+/// fingerprint and table-key functions over it.
+trait Family {
+    type Addr: Copy;
+    fn key(a: Self::Addr) -> u128;
+    fn flow_hash(t: &Tuple<Self::Addr>) -> u64;
+    fn src_hash(a: Self::Addr) -> u64;
+    fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
+}
+
+struct V4;
+struct V6;
+
+impl Family for V4 {
+    type Addr = [u8; 4];
+    #[inline(always)]
+    fn key(a: [u8; 4]) -> u128 {
+        addr_key_v4(a)
+    }
+    #[inline(always)]
+    fn flow_hash(t: &Tuple<[u8; 4]>) -> u64 {
+        hash::flow_hash_v4(t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+    #[inline(always)]
+    fn src_hash(a: [u8; 4]) -> u64 {
+        hash::src_hash_v4(a)
+    }
+    #[inline(always)]
+    fn fingerprint(seed: u64, t: &Tuple<[u8; 4]>) -> u64 {
+        fingerprint_v4(seed, t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+}
+
+impl Family for V6 {
+    type Addr = [u8; 16];
+    #[inline(always)]
+    fn key(a: [u8; 16]) -> u128 {
+        addr_key_v6(a)
+    }
+    #[inline(always)]
+    fn flow_hash(t: &Tuple<[u8; 16]>) -> u64 {
+        hash::flow_hash_v6(t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+    #[inline(always)]
+    fn src_hash(a: [u8; 16]) -> u64 {
+        hash::src_hash_v6(a)
+    }
+    #[inline(always)]
+    fn fingerprint(seed: u64, t: &Tuple<[u8; 16]>) -> u64 {
+        fingerprint_v6(seed, t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+}
+
+/// The scheduler's hash of a flow (5-tuple, or the client address).
+#[inline(always)]
+fn schedule_hash<F: Family>(l: &ListenerState, t: &Tuple<F::Addr>) -> u64 {
+    match l.scheduler {
+        Scheduler::Maglev => F::flow_hash(t),
+        Scheduler::SourceIp => F::src_hash(t.src),
+    }
+}
+
 /// Where the inner IP packet is in the frame.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -228,11 +290,6 @@ impl Processor {
         match proto {
             IPPROTO_TCP | IPPROTO_UDP => {
                 let (sport, dport) = ports(l4, proto)?;
-                let id = match snap.vips.lookup(key, proto, dport) {
-                    VipMatch::NotVip => return Ok(Action::NotForVip),
-                    VipMatch::NoListener => return Err(DropReason::NoListener),
-                    VipMatch::Listener(id) => id,
-                };
                 let t = Tuple {
                     src,
                     dst,
@@ -240,14 +297,7 @@ impl Processor {
                     sport,
                     dport,
                 };
-                let l = &snap.listeners[id.0 as usize];
-                let h = match l.scheduler {
-                    Scheduler::Maglev => hash::flow_hash_v4(src, dst, proto, sport, dport),
-                    Scheduler::SourceIp => hash::src_hash_v4(src),
-                };
-                let fp = fingerprint_v4(self.seed, t.src, t.dst, t.proto, t.sport, t.dport);
-                let b = self.pick(snap, l, fp, h, proto, now)?;
-                self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+                self.flow::<V4, P>(snap, pkt, frame, t, src_mac, now)
             }
             IPPROTO_ICMP => {
                 if !snap.vips.is_vip(key) {
@@ -269,32 +319,7 @@ impl Processor {
                     | icmp::ICMPV4_PARAMETER_PROBLEM => {
                         let inner =
                             reply::inner_v4(m.payload()).ok_or(DropReason::IcmpUnsupported)?;
-                        // The inner packet went VIP -> client; the flow is client -> VIP.
-                        let fwd = Tuple {
-                            src: inner.dst,
-                            dst: inner.src,
-                            proto: inner.proto,
-                            sport: inner.dport,
-                            dport: inner.sport,
-                        };
-                        let id = match snap.vips.lookup(addr_key_v4(fwd.dst), fwd.proto, fwd.dport)
-                        {
-                            VipMatch::Listener(id) => id,
-                            _ => return Err(DropReason::IcmpUnsupported),
-                        };
-                        let l = &snap.listeners[id.0 as usize];
-                        let h = match l.scheduler {
-                            Scheduler::Maglev => hash::flow_hash_v4(
-                                fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
-                            ),
-                            Scheduler::SourceIp => hash::src_hash_v4(fwd.src),
-                        };
-                        let fp = fingerprint_v4(
-                            self.seed, fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
-                        );
-                        let b = self.existing_or_table(snap, l, fp, h, now)?;
-                        self.counters.icmp_errors_forwarded += 1;
-                        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+                        self.icmp_error::<V4, P>(snap, pkt, frame, inner, src_mac, now)
                     }
                     _ => Err(DropReason::IcmpUnsupported),
                 }
@@ -338,19 +363,14 @@ impl Processor {
         match proto {
             IPPROTO_TCP | IPPROTO_UDP => {
                 let (sport, dport) = ports(l4, proto)?;
-                let id = match snap.vips.lookup(key, proto, dport) {
-                    VipMatch::NotVip => return Ok(Action::NotForVip),
-                    VipMatch::NoListener => return Err(DropReason::NoListener),
-                    VipMatch::Listener(id) => id,
+                let t = Tuple {
+                    src,
+                    dst,
+                    proto,
+                    sport,
+                    dport,
                 };
-                let l = &snap.listeners[id.0 as usize];
-                let h = match l.scheduler {
-                    Scheduler::Maglev => hash::flow_hash_v6(src, dst, proto, sport, dport),
-                    Scheduler::SourceIp => hash::src_hash_v6(src),
-                };
-                let fp = fingerprint_v6(self.seed, src, dst, proto, sport, dport);
-                let b = self.pick(snap, l, fp, h, proto, now)?;
-                self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+                self.flow::<V6, P>(snap, pkt, frame, t, src_mac, now)
             }
             IPPROTO_ICMPV6 => {
                 let m = icmp::Icmpv6Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
@@ -376,31 +396,7 @@ impl Processor {
                     | icmp::ICMPV6_PARAMETER_PROBLEM => {
                         let inner =
                             reply::inner_v6(m.payload()).ok_or(DropReason::IcmpUnsupported)?;
-                        let fwd = Tuple {
-                            src: inner.dst,
-                            dst: inner.src,
-                            proto: inner.proto,
-                            sport: inner.dport,
-                            dport: inner.sport,
-                        };
-                        let id = match snap.vips.lookup(addr_key_v6(fwd.dst), fwd.proto, fwd.dport)
-                        {
-                            VipMatch::Listener(id) => id,
-                            _ => return Err(DropReason::IcmpUnsupported),
-                        };
-                        let l = &snap.listeners[id.0 as usize];
-                        let h = match l.scheduler {
-                            Scheduler::Maglev => hash::flow_hash_v6(
-                                fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
-                            ),
-                            Scheduler::SourceIp => hash::src_hash_v6(fwd.src),
-                        };
-                        let fp = fingerprint_v6(
-                            self.seed, fwd.src, fwd.dst, fwd.proto, fwd.sport, fwd.dport,
-                        );
-                        let b = self.existing_or_table(snap, l, fp, h, now)?;
-                        self.counters.icmp_errors_forwarded += 1;
-                        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+                        self.icmp_error::<V6, P>(snap, pkt, frame, inner, src_mac, now)
                     }
                     _ => Err(DropReason::IcmpUnsupported),
                 }
@@ -408,6 +404,61 @@ impl Processor {
             _ if snap.vips.is_vip(key) => Err(DropReason::NoListener),
             _ => Ok(Action::NotForVip),
         }
+    }
+
+    /// A TCP or UDP packet of flow `t` to a VIP: listener, backend, send.
+    #[inline]
+    fn flow<F: Family, P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        frame: Frame,
+        t: Tuple<F::Addr>,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        let id = match snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
+            VipMatch::NotVip => return Ok(Action::NotForVip),
+            VipMatch::NoListener => return Err(DropReason::NoListener),
+            VipMatch::Listener(id) => id,
+        };
+        let l = &snap.listeners[id.0 as usize];
+        let h = schedule_hash::<F>(l, &t);
+        let fp = F::fingerprint(self.seed, &t);
+        let b = self.pick(snap, l, fp, h, t.proto, now)?;
+        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+    }
+
+    /// An ICMP error about a packet a backend sent from a VIP to a client
+    /// (direct server return): to the backend that owns the flow.
+    #[inline]
+    fn icmp_error<F: Family, P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        frame: Frame,
+        inner: reply::Quoted<F::Addr>,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        // The quoted packet went VIP -> client; the flow is client -> VIP.
+        let t = Tuple {
+            src: inner.dst,
+            dst: inner.src,
+            proto: inner.proto,
+            sport: inner.dport,
+            dport: inner.sport,
+        };
+        let id = match snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
+            VipMatch::Listener(id) => id,
+            _ => return Err(DropReason::IcmpUnsupported),
+        };
+        let l = &snap.listeners[id.0 as usize];
+        let h = schedule_hash::<F>(l, &t);
+        let fp = F::fingerprint(self.seed, &t);
+        let b = self.existing_or_table(snap, l, fp, h, now)?;
+        self.counters.icmp_errors_forwarded += 1;
+        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
     }
 
     /// The backend of a TCP/UDP flow: the flow table's if it is still usable

@@ -4,69 +4,37 @@
 
 use std::collections::VecDeque;
 
+use dnlb_lb::packet::{PacketBuf, VecPacket};
+
 use super::io::{Burst, Packet, PacketIo, PortIndex, BURST};
 
 /// Headroom of every in-memory packet (DPDK's default).
-pub const HEADROOM: usize = 128;
+pub const HEADROOM: usize = VecPacket::HEADROOM;
 
-/// A packet in a heap buffer with headroom in front.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemPacket {
-    buf: Vec<u8>,
-    start: usize,
-}
+/// A packet in a heap buffer with headroom in front: the logic crate's
+/// buffer, used here as a data-plane packet.
+pub type MemPacket = VecPacket;
 
-impl MemPacket {
-    /// A packet holding a copy of `bytes` after [`HEADROOM`] bytes of room.
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut buf = vec![0; HEADROOM + bytes.len()];
-        buf[HEADROOM..].copy_from_slice(bytes);
-        MemPacket {
-            buf,
-            start: HEADROOM,
-        }
-    }
-
-    /// The bytes, consuming the packet.
-    pub fn into_bytes(mut self) -> Vec<u8> {
-        self.buf.drain(..self.start);
-        self.buf
-    }
-}
-
-impl Packet for MemPacket {
+impl Packet for VecPacket {
     #[inline]
     fn data(&self) -> &[u8] {
-        &self.buf[self.start..]
+        PacketBuf::data(self)
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..]
+        PacketBuf::data_mut(self)
     }
     #[inline]
     fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
-        let len = len as usize;
-        if len > self.start {
-            return None;
-        }
-        self.start -= len;
-        Some(&mut self.buf[self.start..self.start + len])
+        PacketBuf::prepend(self, len)
     }
     #[inline]
     fn adj(&mut self, len: u16) -> Option<()> {
-        if len as usize > self.buf.len() - self.start {
-            return None;
-        }
-        self.start += len as usize;
-        Some(())
+        PacketBuf::adj(self, len)
     }
     #[inline]
     fn trim(&mut self, len: u16) -> Option<()> {
-        if len as usize > self.buf.len() - self.start {
-            return None;
-        }
-        self.buf.truncate(self.buf.len() - len as usize);
-        Some(())
+        PacketBuf::trim(self, len)
     }
 }
 
