@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the forwarder until SIGINT or SIGTERM.
+    /// Run the forwarder until SIGINT or SIGTERM; SIGHUP reloads the config.
     Run {
         /// Configuration file (TOML).
         #[arg(short, long)]
@@ -179,8 +179,16 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+            let reload = Arc::new(AtomicBool::new(false));
+            if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+            {
+                eprintln!("cannot install SIGHUP handler: {e}");
+                return ExitCode::FAILURE;
+            }
             let opts = RunOptions {
                 stats_interval: stats_interval_ms.map(Duration::from_millis),
+                config_path: Some(config.clone()),
+                reload: Some(reload),
             };
             match control::run(&cfg, &opts, &shutdown) {
                 Ok(_) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ use dpdk_bindings::{
 };
 
 use crate::dataplane::dpdk::DpdkIo;
+use crate::dataplane::snapshot::Publisher;
 use crate::dataplane::{
     Counters, DropReason, ForwardPipeline, Idle, LbPipeline, MonotonicClock, Pipeline, PortIndex,
     PortPlan, PublishedCounters, Worker,
@@ -58,6 +59,10 @@ pub enum RunError {
 pub struct RunOptions {
     /// Print a stats line to stdout this often.
     pub stats_interval: Option<Duration>,
+    /// The file the config came from: reloads read it again.
+    pub config_path: Option<std::path::PathBuf>,
+    /// Set (by SIGHUP) to ask for a reload; cleared when it is handled.
+    pub reload: Option<Arc<AtomicBool>>,
 }
 
 /// What happened while running.
@@ -160,14 +165,15 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         .map(|spec| start_port(&eal, spec, workers, cfg, &pool))
         .collect::<Result<Vec<_>, _>>()?;
     let non_vip = non_vip_routes(&cfg.dataplane);
-    let snapshot = if cfg.listeners.is_empty() {
+    let mut registry = BackendRegistry::default();
+    let publisher = if cfg.listeners.is_empty() {
         None
     } else {
-        Some(Arc::new(Snapshot::build(
+        Some(Publisher::new(Arc::new(Snapshot::build(
             cfg,
             1,
-            &mut BackendRegistry::default(),
-        )?))
+            &mut registry,
+        )?)))
     };
     let plan = PortPlan {
         macs: ports
@@ -196,12 +202,12 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         let counters = Arc::new(PublishedCounters::default());
         published.push((lcore, counters.clone()));
         let idle: Idle = dp.idle.into();
-        let h = match &snapshot {
+        let h = match &publisher {
             None => {
                 let pl = ForwardPipeline::new(non_vip.clone());
                 launch(&eal, lcore, io, pl, idle, counters, &stop, |_| {})
             }
-            Some(snap) => {
+            Some(publisher) => {
                 let processor = Processor::new(
                     cfg.flows.capacity_per_worker as usize,
                     random_seed(),
@@ -209,7 +215,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
                     0,
                 );
                 let clock = MonotonicClock::default();
-                let pl = LbPipeline::new(processor, snap.clone(), plan.clone(), clock);
+                let pl = LbPipeline::new(processor, publisher.reader(), plan.clone(), clock);
                 let lb_tx = lb_tx.clone();
                 launch(&eal, lcore, io, pl, idle, counters, &stop, move |pl| {
                     let _ = lb_tx.send(pl.processor().counters.clone());
@@ -250,8 +256,17 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     };
     let started = Instant::now();
     let mut last = (started, Counters::default());
+    let mut reloads = ReloadCounters::default();
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
+        if let Some(flag) = &opts.reload {
+            if flag.swap(false, Ordering::SeqCst) {
+                reload(cfg, opts, publisher.as_ref(), &mut registry, &mut reloads);
+            }
+        }
+        if let Some(p) = &publisher {
+            p.reclaim();
+        }
         if let Some(iv) = opts.stats_interval {
             let now = Instant::now();
             if now.duration_since(last.0) >= iv {
@@ -281,6 +296,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             failed = Some(RunError::WorkerFailed { lcore, code });
         }
     }
+    let snapshot = publisher.as_ref().map(|p| p.current());
     let lb = snapshot.as_ref().map(|_| {
         let mut total = LbCounters::default();
         for c in lb_rx.try_iter() {
@@ -309,7 +325,17 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     if let (Some(lb), Some(snap)) = (&report.lb, &report.snapshot) {
         print_lb(cfg, lb, snap);
     }
+    println!(
+        "reloads: ok={} rejected={} generation={}",
+        reloads.ok,
+        reloads.rejected,
+        publisher.as_ref().map_or(0, |p| p.generation())
+    );
     println!("{}", stats_line("total:", &report.total()));
+    // Workers handed their snapshots back when they stopped: free them here.
+    if let Some(p) = &publisher {
+        p.reclaim();
+    }
     // Ports stop and close (flushing pcap output files) as the last handles
     // go; then the pool; the EAL is cleaned up with the last handle.
     drop(ports);
@@ -407,4 +433,61 @@ fn add_lb(total: &mut LbCounters, c: &LbCounters) {
     total.icmp_errors_forwarded += c.icmp_errors_forwarded;
     total.too_big_sent += c.too_big_sent;
     total.echo_replies += c.echo_replies;
+}
+
+/// Reload outcomes.
+#[derive(Debug, Default, Clone, Copy)]
+struct ReloadCounters {
+    ok: u64,
+    rejected: u64,
+}
+
+/// Reads the config file again and publishes a new snapshot built from it.
+/// Anything wrong leaves the running configuration untouched: the reason is
+/// logged, printed (`reload: rejected: ...`) and counted.
+fn reload(
+    running: &Config,
+    opts: &RunOptions,
+    publisher: Option<&Publisher>,
+    registry: &mut BackendRegistry,
+    counters: &mut ReloadCounters,
+) {
+    let result = (|| -> Result<u64, String> {
+        let path = opts
+            .config_path
+            .as_ref()
+            .ok_or("no config file to reload from")?;
+        let publisher = publisher.ok_or(
+            "this gateway started without listeners (frame forwarding only); restart it to add listeners",
+        )?;
+        let next = dnlb_config::load(path).map_err(|e| e.to_string())?;
+        if next.dataplane != running.dataplane || next.gateway != running.gateway {
+            return Err(
+                "the [gateway] and [dataplane] sections cannot change at run time; restart dnlb"
+                    .into(),
+            );
+        }
+        if next.listeners.is_empty() {
+            return Err("a reload cannot remove every listener".into());
+        }
+        // Build on a copy of the registry: a rejected build assigns no ids.
+        let mut candidate = registry.clone();
+        let generation = publisher.generation() + 1;
+        let snap = Snapshot::build(&next, generation, &mut candidate).map_err(|e| e.to_string())?;
+        *registry = candidate;
+        Ok(publisher.publish(Arc::new(snap)))
+    })();
+    match result {
+        Ok(generation) => {
+            counters.ok += 1;
+            tracing::info!(generation, "reload: new configuration published");
+            println!("reload: ok generation={generation}");
+        }
+        Err(e) => {
+            counters.rejected += 1;
+            tracing::error!(error = %e, "reload rejected; the running configuration is unchanged");
+            println!("reload: rejected: {}", e.replace('\n', "; "));
+        }
+    }
+    let _ = std::io::stdout().flush();
 }

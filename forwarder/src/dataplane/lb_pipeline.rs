@@ -1,19 +1,17 @@
 //! The load-balancing pipeline: each packet goes through the per-worker
-//! [`Processor`] against the current [`Snapshot`]; encapsulated packets and
+//! [`Processor`] against the current snapshot (see [`super::snapshot`]); encapsulated packets and
 //! replies leave by the port they came in on (one-armed), frames not for a
 //! VIP go to the port's `forward_to` or the host port, frames from the host
 //! port go out unprocessed.
 
-use std::sync::Arc;
-
 use dnlb_lb::packet::PacketBuf;
 use dnlb_lb::processor::Processor;
-use dnlb_lb::snapshot::Snapshot;
 use dnlb_lb::verdict::{Action, DropReason};
 
 use super::clock::Clock;
 use super::io::{Packet, PortIndex, BURST};
 use super::pipeline::{BurstVerdict, Pipeline, Verdict};
+use super::snapshot::Reader;
 
 /// Lets the logic work on any data-plane packet.
 struct Buf<'a, P>(&'a mut P);
@@ -60,26 +58,26 @@ pub struct PortPlan {
 #[derive(Debug)]
 pub struct LbPipeline<C: Clock> {
     processor: Processor,
-    snapshot: Arc<Snapshot>,
+    snapshot: Reader,
     ports: PortPlan,
     clock: C,
 }
 
 impl<C: Clock> LbPipeline<C> {
-    /// A pipeline over `snapshot`.
-    pub fn new(
-        mut processor: Processor,
-        snapshot: Arc<Snapshot>,
-        ports: PortPlan,
-        clock: C,
-    ) -> Self {
-        processor.adopt(&snapshot);
+    /// A pipeline reading published snapshots through `snapshot`.
+    pub fn new(mut processor: Processor, snapshot: Reader, ports: PortPlan, clock: C) -> Self {
+        processor.adopt(snapshot.get());
         LbPipeline {
             processor,
             snapshot,
             ports,
             clock,
         }
+    }
+
+    /// The snapshot generation in use.
+    pub fn generation(&self) -> u64 {
+        self.snapshot.generation()
     }
 
     /// The processor (counters, flow table).
@@ -103,9 +101,14 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                 None => Verdict::Drop(DropReason::NotForVip),
             });
         }
+        // Quiescent point: between bursts a newly published snapshot is taken
+        // (one atomic load when there is none).
+        if self.snapshot.refresh() {
+            self.processor.adopt(self.snapshot.get());
+        }
         let now = self.clock.now_ms();
         let mac = self.ports.macs[port.get()];
-        let snap = &*self.snapshot;
+        let snap = self.snapshot.get();
         // Two passes: start every flow-table load of the burst, then decide.
         for p in pkts.iter_mut() {
             self.processor.prepare(&Buf(p));

@@ -12,6 +12,7 @@ pub mod io;
 pub mod lb_pipeline;
 pub mod mem;
 pub mod pipeline;
+pub mod snapshot;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
