@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, Tunnel};
 
@@ -68,8 +69,11 @@ pub struct ListenerState {
     pub fragments: FragmentPolicy,
     /// Target group index.
     pub group: u16,
-    /// The Maglev table over the group's backends that take new flows.
-    pub table: MaglevTable,
+    /// The Maglev table over the group's backends that take new flows
+    /// (shared between listeners and snapshots with the same input).
+    pub table: Arc<MaglevTable>,
+    /// What the table was built from (sorted), to reuse it when unchanged.
+    maglev_input: Arc<(Vec<MaglevBackend>, u32)>,
 }
 
 /// A backend as workers see it.
@@ -152,6 +156,25 @@ impl Snapshot {
         generation: u64,
         registry: &mut BackendRegistry,
     ) -> Result<Self, SnapshotError> {
+        Self::build_from(cfg, generation, registry, None).map(|(s, _)| s)
+    }
+
+    /// Like [`Snapshot::build`], reusing the Maglev tables of `previous`
+    /// (and of other listeners in this build) whose input — backends,
+    /// weights, table size — did not change: only changed listeners' tables
+    /// are rebuilt. Returns the snapshot and how many tables were built.
+    pub fn build_from(
+        cfg: &Config,
+        generation: u64,
+        registry: &mut BackendRegistry,
+        previous: Option<&Snapshot>,
+    ) -> Result<(Self, usize), SnapshotError> {
+        let mut tables: HashMap<Arc<(Vec<MaglevBackend>, u32)>, Arc<MaglevTable>> = previous
+            .into_iter()
+            .flat_map(|p| p.listeners.iter())
+            .map(|l| (l.maglev_input.clone(), l.table.clone()))
+            .collect();
+        let mut built = 0;
         let outer = Outer {
             source_v4: cfg.encap.source_v4,
             source_v6: cfg.encap.source_v6,
@@ -194,7 +217,7 @@ impl Snapshot {
         }
         let mut listeners = Vec::with_capacity(cfg.listeners.len());
         for (li, l) in cfg.listeners.iter().enumerate() {
-            let input: Vec<MaglevBackend> = group_members[l.target_group]
+            let mut input: Vec<MaglevBackend> = group_members[l.target_group]
                 .iter()
                 .map(|&(id, identity, weight)| MaglevBackend {
                     id,
@@ -202,12 +225,23 @@ impl Snapshot {
                     weight,
                 })
                 .collect();
-            let table = MaglevTable::build(&input, l.table_size).map_err(|error| {
-                SnapshotError::Maglev {
-                    listener: l.name.clone(),
-                    error,
+            input.sort_by_key(|b| b.identity);
+            let maglev_input = Arc::new((input, l.table_size));
+            let table = match tables.get(&maglev_input) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = MaglevTable::build(&maglev_input.0, l.table_size).map_err(|error| {
+                        SnapshotError::Maglev {
+                            listener: l.name.clone(),
+                            error,
+                        }
+                    })?;
+                    built += 1;
+                    let t = Arc::new(t);
+                    tables.insert(maglev_input.clone(), t.clone());
+                    t
                 }
-            })?;
+            };
             listeners.push(ListenerState {
                 id: ListenerId(li as u16),
                 name: l.name.clone(),
@@ -217,23 +251,27 @@ impl Snapshot {
                 fragments: l.fragments,
                 group: l.target_group as u16,
                 table,
+                maglev_input,
             });
         }
         let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
-        Ok(Snapshot {
-            generation,
-            listeners,
-            backends,
-            vips: VipTable::build(&cfg.listeners),
-            params: GatewayParams {
-                mtu: cfg.encap.mtu,
-                too_big: cfg.encap.too_big,
-                icmp_rate_per_sec: cfg.encap.icmp_rate_per_sec,
-                icmp_echo: cfg.encap.icmp_echo,
-                tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
-                udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
+        Ok((
+            Snapshot {
+                generation,
+                listeners,
+                backends,
+                vips: VipTable::build(&cfg.listeners),
+                params: GatewayParams {
+                    mtu: cfg.encap.mtu,
+                    too_big: cfg.encap.too_big,
+                    icmp_rate_per_sec: cfg.encap.icmp_rate_per_sec,
+                    icmp_echo: cfg.encap.icmp_echo,
+                    tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
+                    udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
+                },
             },
-        })
+            built,
+        ))
     }
 
     /// The backend with this id, if it is in this snapshot.
@@ -251,5 +289,53 @@ impl Snapshot {
             Tunnel::Vxlan { .. } => "vxlan",
             Tunnel::Gre { .. } => "gre",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(weight_b: u8, table_size: u32) -> Config {
+        let text = format!(
+            "[gateway]\nname = \"t\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+             [encap]\nsource_v4 = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+             [[listener]]\nname = \"a\"\nvips = [\"192.0.2.10\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"ga\"\n\
+             [[listener]]\nname = \"a2\"\nvips = [\"192.0.2.10\"]\nprotocol = \"tcp\"\nport = 81\ntarget_group = \"ga\"\n\
+             [[listener]]\nname = \"b\"\nvips = [\"192.0.2.11\"]\nprotocol = \"tcp\"\nport = 80\ntable_size = {table_size}\ntarget_group = \"gb\"\n\
+             [[target_group]]\nname = \"ga\"\n[[target_group.backend]]\naddress = \"192.0.2.20\"\ntunnel = \"ipip\"\n\
+             [[target_group]]\nname = \"gb\"\n[[target_group.backend]]\naddress = \"192.0.2.30\"\ntunnel = \"ipip\"\n\
+             [[target_group.backend]]\naddress = \"192.0.2.31\"\ntunnel = \"ipip\"\nweight = {weight_b}\n"
+        );
+        dnlb_config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn only_changed_tables_are_rebuilt_and_equal_inputs_share_one() {
+        let mut reg = BackendRegistry::default();
+        let (s1, built) = Snapshot::build_from(&config(100, 251), 1, &mut reg, None).unwrap();
+        // Listeners a and a2 balance over the same group: one table.
+        assert_eq!(built, 2);
+        assert!(Arc::ptr_eq(&s1.listeners[0].table, &s1.listeners[1].table));
+        // Nothing changed: nothing rebuilt.
+        let (s2, built) = Snapshot::build_from(&config(100, 251), 2, &mut reg, Some(&s1)).unwrap();
+        assert_eq!(built, 0);
+        assert!(Arc::ptr_eq(&s1.listeners[2].table, &s2.listeners[2].table));
+        // A weight in group gb changed: only b's table is rebuilt.
+        let (s3, built) = Snapshot::build_from(&config(50, 251), 3, &mut reg, Some(&s2)).unwrap();
+        assert_eq!(built, 1);
+        assert!(Arc::ptr_eq(&s2.listeners[0].table, &s3.listeners[0].table));
+        assert!(!Arc::ptr_eq(&s2.listeners[2].table, &s3.listeners[2].table));
+        // And the rebuilt table is what a fresh build makes.
+        let fresh = Snapshot::build(&config(50, 251), 9, &mut reg).unwrap();
+        assert_eq!(*fresh.listeners[2].table, *s3.listeners[2].table);
+        // A new table size is a new input.
+        let (_, built) = Snapshot::build_from(&config(50, 257), 4, &mut reg, Some(&s3)).unwrap();
+        assert_eq!(built, 1);
+        // Backend ids stay stable across all of it.
+        assert_eq!(
+            s1.listeners[2].table.counts(),
+            s2.listeners[2].table.counts()
+        );
     }
 }

@@ -452,7 +452,7 @@ fn reload(
     registry: &mut BackendRegistry,
     counters: &mut ReloadCounters,
 ) {
-    let result = (|| -> Result<u64, String> {
+    let result = (|| -> Result<(u64, usize), String> {
         let path = opts
             .config_path
             .as_ref()
@@ -473,15 +473,18 @@ fn reload(
         // Build on a copy of the registry: a rejected build assigns no ids.
         let mut candidate = registry.clone();
         let generation = publisher.generation() + 1;
-        let snap = Snapshot::build(&next, generation, &mut candidate).map_err(|e| e.to_string())?;
+        let previous = publisher.current();
+        let (snap, rebuilt) =
+            Snapshot::build_from(&next, generation, &mut candidate, Some(&previous))
+                .map_err(|e| e.to_string())?;
         *registry = candidate;
-        Ok(publisher.publish(Arc::new(snap)))
+        Ok((publisher.publish(Arc::new(snap)), rebuilt))
     })();
     match result {
-        Ok(generation) => {
+        Ok((generation, rebuilt)) => {
             counters.ok += 1;
-            tracing::info!(generation, "reload: new configuration published");
-            println!("reload: ok generation={generation}");
+            tracing::info!(generation, rebuilt, "reload: new configuration published");
+            println!("reload: ok generation={generation} tables_rebuilt={rebuilt}");
         }
         Err(e) => {
             counters.rejected += 1;
