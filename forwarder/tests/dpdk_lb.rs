@@ -131,7 +131,7 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
     let cfg_path = dir.path().join("dnlb.toml");
     std::fs::write(&cfg_path, config(dir.path())).unwrap();
 
-    let mut child = Command::new(DNLB)
+    let child = Command::new(DNLB)
         .args(["run", "--stats-interval-ms", "50", "--config"])
         .arg(&cfg_path)
         .stdin(Stdio::null())
@@ -139,8 +139,9 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = common::ChildGuard(child);
+    let pid = child.0.id();
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -159,7 +160,7 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let lines: Vec<String> = rx.try_iter().collect();
     assert!(done, "dnlb never received all {want_rx} frames");
     assert!(status.success(), "dnlb exit status {status:?}");

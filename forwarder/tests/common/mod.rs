@@ -47,3 +47,14 @@ pub fn path_str(dir: &Path, name: &str) -> String {
     let p: PathBuf = dir.join(name);
     p.to_str().unwrap().to_string()
 }
+
+/// A child process killed (by PID) and reaped when dropped, so a failing
+/// test never leaves a busy-polling forwarder behind.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
