@@ -65,7 +65,7 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     std::fs::write(&cfg_path, config(&eal, &pcap, tables[0])).unwrap();
 
     let child = Command::new(DNLB)
-        .args(["run", "--config"])
+        .args(["run", "--watch-config-ms", "0", "--config"])
         .arg(&cfg_path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -147,4 +147,66 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
         .find(|l| l.starts_with("listener: web "))
         .expect("listener line");
     assert_eq!(field(web, "packets"), rx, "{web}");
+}
+
+#[test]
+fn a_changed_config_file_is_reloaded_without_a_signal() {
+    let dir = common::tempdir();
+    let pcap = dir.path().join("vip.pcap");
+    write_pcap(&pcap, &frames(&FlowMix::default())).unwrap();
+    let mut eal = common::eal_args("watch");
+    eal.push("--lcores=0@0,1@0".into());
+    let cfg_path = dir.path().join("dnlb.toml");
+    std::fs::write(&cfg_path, config(&eal, &pcap, [100; 4])).unwrap();
+    let text = config(&eal, &pcap, [100; 4]).replace("infinite_rx=1", "infinite_rx=0");
+    std::fs::write(&cfg_path, &text).unwrap();
+    let child = Command::new(DNLB)
+        .args(["run", "--watch-config-ms", "50", "--config"])
+        .arg(&cfg_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = common::ChildGuard(child);
+    let pid = child.0.id().to_string();
+    let out = child.0.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    wait_for(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(
+        &cfg_path,
+        text.replace(
+            "weight = 100\n[[target_group.backend]]\naddress = \"10.1.0.2\"",
+            "weight = 0\n[[target_group.backend]]\naddress = \"10.1.0.2\"",
+        ),
+    )
+    .unwrap();
+    let r = wait_for(&lines, "a reload after the file changed", |l| {
+        l.starts_with("reload:")
+    });
+    assert_eq!(r, "reload: ok generation=2 tables_rebuilt=1");
+    std::fs::write(&cfg_path, "[gateway]\nname = \"x\"\n").unwrap();
+    let r = wait_for(&lines, "a rejected reload", |l| l.starts_with("reload:"));
+    assert!(
+        r.starts_with("reload: rejected:") && r.contains("missing field `dataplane`"),
+        "{r}"
+    );
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.0.wait().unwrap().success());
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l == "reloads: ok=1 rejected=1 generation=2"),
+        "{rest:?}"
+    );
 }

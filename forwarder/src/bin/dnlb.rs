@@ -29,6 +29,10 @@ enum Command {
         /// Print a stats line to stdout every N milliseconds.
         #[arg(long, value_name = "MS")]
         stats_interval_ms: Option<u64>,
+        /// Reload when the config file changes, checking every N
+        /// milliseconds (0: only on SIGHUP).
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        watch_config_ms: u64,
     },
     /// Validate a configuration and print the effective plan (exit 1 on errors).
     Check {
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             stats_interval_ms,
+            watch_config_ms,
         } => {
             let cfg = match dnlb_config::load(&config) {
                 Ok(c) => c,
@@ -189,6 +194,8 @@ fn main() -> ExitCode {
                 stats_interval: stats_interval_ms.map(Duration::from_millis),
                 config_path: Some(config.clone()),
                 reload: Some(reload),
+                watch_interval: (watch_config_ms > 0)
+                    .then(|| Duration::from_millis(watch_config_ms)),
             };
             match control::run(&cfg, &opts, &shutdown) {
                 Ok(_) => ExitCode::SUCCESS,

@@ -63,6 +63,9 @@ pub struct RunOptions {
     pub config_path: Option<std::path::PathBuf>,
     /// Set (by SIGHUP) to ask for a reload; cleared when it is handled.
     pub reload: Option<Arc<AtomicBool>>,
+    /// Check the config file's modification time this often and reload
+    /// when it changed (`None`: only on request).
+    pub watch_interval: Option<Duration>,
 }
 
 /// What happened while running.
@@ -257,12 +260,33 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let started = Instant::now();
     let mut last = (started, Counters::default());
     let mut reloads = ReloadCounters::default();
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut file_stamp = opts.config_path.as_deref().and_then(stamp);
+    let mut last_watch = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
-        if let Some(flag) = &opts.reload {
-            if flag.swap(false, Ordering::SeqCst) {
-                reload(cfg, opts, publisher.as_ref(), &mut registry, &mut reloads);
+        let mut wanted = opts
+            .reload
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::SeqCst));
+        if let (Some(iv), Some(path)) = (opts.watch_interval, opts.config_path.as_deref()) {
+            if last_watch.elapsed() >= iv {
+                last_watch = Instant::now();
+                let now_stamp = stamp(path);
+                if now_stamp.is_some() && now_stamp != file_stamp {
+                    tracing::info!(file = %path.display(), "config file changed");
+                    wanted = true;
+                }
             }
+        }
+        if wanted {
+            // Whatever the outcome, this version of the file has been seen.
+            file_stamp = opts.config_path.as_deref().and_then(stamp);
+            reload(cfg, opts, publisher.as_ref(), &mut registry, &mut reloads);
         }
         if let Some(p) = &publisher {
             p.reclaim();
