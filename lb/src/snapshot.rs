@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, Tunnel};
+use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy};
 
 use crate::encap::{EncapTemplate, Outer};
 use crate::ids::{BackendId, ListenerId};
@@ -278,17 +278,6 @@ impl Snapshot {
     #[inline(always)]
     pub fn backend(&self, id: BackendId) -> Option<&BackendState> {
         self.backends.get(id.0 as usize).and_then(Option::as_ref)
-    }
-
-    /// Whether `tunnel` kinds are all representable (always true; kept for
-    /// status output).
-    pub fn tunnel_name(t: Tunnel) -> &'static str {
-        match t {
-            Tunnel::IpIp => "ipip",
-            Tunnel::Gue { .. } => "gue",
-            Tunnel::Vxlan { .. } => "vxlan",
-            Tunnel::Gre { .. } => "gre",
-        }
     }
 }
 

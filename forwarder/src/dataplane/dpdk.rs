@@ -26,6 +26,10 @@ impl Packet for Mbuf {
         Mbuf::trim(self, len)
     }
     #[inline(always)]
+    fn is_contiguous(&self) -> bool {
+        Mbuf::is_contiguous(self)
+    }
+    #[inline(always)]
     fn len(&self) -> usize {
         Mbuf::len(self)
     }

@@ -27,6 +27,11 @@ pub trait Packet {
     fn adj(&mut self, len: u16) -> Option<()>;
     /// Removes bytes from the back; `None` if the packet is shorter.
     fn trim(&mut self, len: u16) -> Option<()>;
+    /// Whether all bytes are in [`Packet::data`] (one buffer segment).
+    #[inline(always)]
+    fn is_contiguous(&self) -> bool {
+        true
+    }
     /// Length in bytes.
     #[inline(always)]
     fn len(&self) -> usize {

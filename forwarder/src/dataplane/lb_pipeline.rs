@@ -114,6 +114,11 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             self.processor.prepare(&Buf(p));
         }
         for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            if !p.is_contiguous() {
+                // Headers past the first segment cannot be read in place.
+                *v = Verdict::Drop(DropReason::NonContiguous);
+                continue;
+            }
             *v = match self.processor.process(snap, &mut Buf(p), mac, now) {
                 Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
                 Action::NotForVip => match non_vip {
@@ -124,5 +129,100 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             };
         }
         BurstVerdict::PerPacket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dnlb_lb::packet::VecPacket;
+    use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
+
+    use super::*;
+    use crate::dataplane::clock::ManualClock;
+    use crate::dataplane::snapshot::Publisher;
+
+    /// A packet that claims to span several segments.
+    struct Chained(VecPacket);
+
+    impl Packet for Chained {
+        fn data(&self) -> &[u8] {
+            PacketBuf::data(&self.0)
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            PacketBuf::data_mut(&mut self.0)
+        }
+        fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+            PacketBuf::prepend(&mut self.0, len)
+        }
+        fn adj(&mut self, len: u16) -> Option<()> {
+            PacketBuf::adj(&mut self.0, len)
+        }
+        fn trim(&mut self, len: u16) -> Option<()> {
+            PacketBuf::trim(&mut self.0, len)
+        }
+        fn is_contiguous(&self) -> bool {
+            false
+        }
+    }
+
+    fn pipeline(host_port: Option<PortIndex>) -> LbPipeline<ManualClock> {
+        let text = "[gateway]\nname = \"t\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+                    [encap]\nsource_v4 = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+                    [[listener]]\nname = \"l\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"g\"\n\
+                    [[target_group]]\nname = \"g\"\n[[target_group.backend]]\naddress = \"192.0.2.20\"\ntunnel = \"ipip\"\n";
+        let cfg = dnlb_config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let snap = Snapshot::build(&cfg, 1, &mut BackendRegistry::default()).unwrap();
+        let publisher = Publisher::new(Arc::new(snap));
+        let plan = PortPlan {
+            macs: vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+            non_vip: vec![host_port, Some(PortIndex(0))],
+            host_port,
+        };
+        LbPipeline::new(
+            Processor::new(1024, 1, 10, 0),
+            publisher.reader(),
+            plan,
+            ManualClock::default(),
+        )
+    }
+
+    #[test]
+    fn multi_segment_packets_are_dropped_and_counted() {
+        let mut pl = pipeline(None);
+        let frame = dnlb_testkit::frame(&dnlb_testkit::FlowMix::default(), 0, 0);
+        let mut pkts = [Chained(VecPacket::new(&frame))];
+        let mut v = [Verdict::Drop(DropReason::TxRefused); BURST];
+        assert_eq!(
+            pl.process(PortIndex(0), &mut pkts, &mut v),
+            BurstVerdict::PerPacket
+        );
+        assert_eq!(v[0], Verdict::Drop(DropReason::NonContiguous));
+    }
+
+    #[test]
+    fn vip_traffic_leaves_by_its_port_and_the_rest_by_the_host_route() {
+        let mut pl = pipeline(Some(PortIndex(1)));
+        let mix = dnlb_testkit::FlowMix::default();
+        let mut vip = dnlb_testkit::frame(&mix, 0, 0);
+        vip[30..34].copy_from_slice(&[192, 0, 2, 10]); // to the VIP
+        let other = dnlb_testkit::arp_request([198, 18, 0, 1].into(), [192, 0, 2, 1].into());
+        let mut pkts = [VecPacket::new(&vip), VecPacket::new(&other)];
+        let mut v = [Verdict::Drop(DropReason::TxRefused); BURST];
+        pl.process(PortIndex(0), &mut pkts, &mut v);
+        assert_eq!(
+            &v[..2],
+            &[
+                Verdict::Forward(PortIndex(0)),
+                Verdict::Forward(PortIndex(1))
+            ]
+        );
+        // What the kernel sends on the host port goes out unprocessed.
+        let mut from_host = [VecPacket::new(&other)];
+        assert_eq!(
+            pl.process(PortIndex(1), &mut from_host, &mut v),
+            BurstVerdict::Uniform(Verdict::Forward(PortIndex(0)))
+        );
     }
 }
