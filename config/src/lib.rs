@@ -16,9 +16,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap, Flows, FragmentPolicy,
-    Gateway, IdlePolicy, Listener, PortSpec, Protocol, Scheduler, TargetGroup, TooBigPolicy,
-    Tunnel,
+    AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap, Flows,
+    FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec, Probe, Protocol,
+    Scheduler, TargetGroup, TooBigPolicy, Tunnel,
 };
 
 /// Reads and validates the file at `path`.

@@ -171,6 +171,55 @@ pub struct TargetGroup {
     pub name: String,
     /// Backends.
     pub backends: Vec<Backend>,
+    /// When every backend is unhealthy.
+    pub all_down: AllDownPolicy,
+    /// Health checking, if configured.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// What a group does when every backend is unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDownPolicy {
+    /// Use every backend anyway (better some than none).
+    FailOpen,
+    /// Drop new flows (counted as `no_backend`).
+    Drop,
+}
+
+/// How a probe asks a backend whether it is healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// `GET path` answers with one of these status codes.
+    Http {
+        /// Request path.
+        path: String,
+        /// Healthy status codes.
+        expected_status: Vec<u16>,
+    },
+    /// A datagram with this payload gets any reply.
+    Udp {
+        /// Probe payload.
+        payload: Vec<u8>,
+    },
+}
+
+/// Active health checking of a target group's backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The probe.
+    pub probe: Probe,
+    /// Port probed on each backend's address.
+    pub port: u16,
+    /// Time between probes of one backend.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Consecutive successes to become healthy.
+    pub healthy_threshold: u8,
+    /// Consecutive failures to become unhealthy.
+    pub unhealthy_threshold: u8,
 }
 
 /// VM or container (informational; both are reached the same way).

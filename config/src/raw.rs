@@ -127,6 +127,47 @@ pub struct RawTargetGroup {
     /// Backends (`[[target_group.backend]]`). May be empty.
     #[serde(default)]
     pub backend: Vec<Spanned<RawBackend>>,
+    /// When every backend is unhealthy: `"fail_open"` (use them all, the
+    /// default) or `"drop"`.
+    #[serde(default)]
+    pub all_down: Option<Spanned<String>>,
+    /// Active health checking of the backends. Default: none (all healthy).
+    #[serde(default)]
+    pub health_check: Option<Spanned<RawHealthCheck>>,
+}
+
+/// `[target_group.health_check]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// `"tcp"` (connect), `"http"` (GET, expected status) or `"udp"` (send a
+    /// payload, expect any reply).
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// Port probed on each backend's address. Required.
+    pub port: Spanned<u16>,
+    /// HTTP path. Default `"/"`.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// HTTP status codes that mean healthy. Default `[200]`.
+    #[serde(default)]
+    pub expected_status: Option<Spanned<Vec<u16>>>,
+    /// UDP probe payload. Default `"ping"`.
+    #[serde(default)]
+    pub udp_payload: Option<Spanned<String>>,
+    /// Time between probes of a backend, milliseconds. Default 5000.
+    /// Range 50..=300000 (sub-second intervals are for tests).
+    #[serde(default)]
+    pub interval_ms: Option<Spanned<u32>>,
+    /// Probe timeout, milliseconds, below the interval. Default 2000.
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u32>>,
+    /// Consecutive successes that make an unhealthy backend healthy. Default 3.
+    #[serde(default)]
+    pub healthy_threshold: Option<Spanned<u8>>,
+    /// Consecutive failures that make a healthy backend unhealthy. Default 3.
+    #[serde(default)]
+    pub unhealthy_threshold: Option<Spanned<u8>>,
 }
 
 /// `[[target_group.backend]]`

@@ -279,6 +279,17 @@ target_group = "web"
 
 [[target_group]]
 name = "web"
+all_down = "drop"
+
+[target_group.health_check]
+type = "http"
+port = 8080
+path = "/healthz"
+expected_status = [200, 204]
+interval_ms = 500
+timeout_ms = 200
+healthy_threshold = 2
+unhealthy_threshold = 3
 
 [[target_group.backend]]
 address = "10.1.0.1"
@@ -337,6 +348,21 @@ fn load_balancing_sections_validate() {
     assert_eq!(b[1].weight, 0);
     assert_eq!(b[2].tunnel, Tunnel::Gue { port: 6080 });
     assert_eq!(b[3].tunnel, Tunnel::Gre { key: Some(7) });
+    let g = &c.target_groups[0];
+    assert_eq!(g.all_down, dnlb_config::AllDownPolicy::Drop);
+    let h = g.health_check.as_ref().unwrap();
+    assert_eq!(
+        h.probe,
+        dnlb_config::Probe::Http {
+            path: "/healthz".into(),
+            expected_status: vec![200, 204]
+        }
+    );
+    assert_eq!(
+        (h.port, h.interval.as_millis(), h.timeout.as_millis()),
+        (8080, 500, 200)
+    );
+    assert_eq!((h.healthy_threshold, h.unhealthy_threshold), (2, 3));
     assert_ne!(b[0].identity(), b[2].identity());
 }
 
@@ -378,6 +404,15 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("bad zone name", "zone = \"a\"", "zone = \"zone a\"", "target_group[0].backend[0].zone: \"zone a\" is not a valid name"),
     ("unknown host port", "host_port = \"net_tap0\"", "host_port = \"net_tap1\"", "dataplane.host_port: no port named \"net_tap1\""),
     ("listeners without encap", "[encap]\nsource_v4", "[not_encap]\nsource_v4", "unknown field `not_encap`"),
+    ("unknown health check type", "type = \"http\"", "type = \"icmp\"", "target_group[0].health_check.type: \"icmp\" is not one of"),
+    ("timeout not below interval", "timeout_ms = 200", "timeout_ms = 500", "target_group[0].health_check.timeout_ms: the timeout (500 ms) must be shorter than the interval (500 ms)"),
+    ("interval too short", "interval_ms = 500", "interval_ms = 5", "target_group[0].health_check.interval_ms: must be between 50 and 300000"),
+    ("threshold zero", "healthy_threshold = 2", "healthy_threshold = 0", "target_group[0].health_check.healthy_threshold: must be between 1 and 10"),
+    ("bad status", "expected_status = [200, 204]", "expected_status = [700]", "target_group[0].health_check.expected_status: give one or more HTTP status codes"),
+    ("relative path", "path = \"/healthz\"", "path = \"healthz\"", "target_group[0].health_check.path: \"healthz\" is not an absolute path"),
+    ("payload on http", "path = \"/healthz\"", "path = \"/healthz\"\nudp_payload = \"x\"", "target_group[0].health_check.udp_payload: only for type = \"udp\", not \"http\""),
+    ("health port zero", "port = 8080", "port = 0", "target_group[0].health_check.port: must be between 1 and 65535"),
+    ("unknown all_down", "all_down = \"drop\"", "all_down = \"panic\"", "target_group[0].all_down: \"panic\" is not one of \"fail_open\", \"drop\""),
     ("unknown listener key", "scheduler = \"source_ip\"", "scheduler = \"source_ip\"\nstickiness = true", "unknown field `stickiness`"),
 ];
 
