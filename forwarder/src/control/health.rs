@@ -1,0 +1,254 @@
+//! Active health checking of backends (slow path, its own threads).
+//!
+//! Each target group with a `[target_group.health_check]` gets a thread that
+//! probes all of the group's backends once per interval (in parallel, each
+//! probe bounded by the timeout) and feeds the results to a per-backend
+//! state machine with healthy/unhealthy thresholds. Backends start healthy,
+//! so a fresh gateway serves at once. A change of state is reported through
+//! a flag the control loop polls; it then rebuilds the snapshot with the
+//! unhealthy backends left out of the Maglev tables.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dnlb_config::{Backend, Config, HealthCheck, Probe};
+
+/// A backend's key: target group name and identity.
+pub type BackendKey = (String, [u8; Backend::IDENTITY_LEN]);
+
+/// Health of one backend: pure, driven by probe results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthState {
+    healthy: bool,
+    /// Consecutive results disagreeing with `healthy`.
+    streak: u8,
+}
+
+impl Default for HealthState {
+    fn default() -> Self {
+        HealthState {
+            healthy: true,
+            streak: 0,
+        }
+    }
+}
+
+impl HealthState {
+    /// Whether the backend counts as healthy.
+    pub fn healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Records one probe result; returns true when the state flipped.
+    pub fn record(&mut self, ok: bool, check: &HealthCheck) -> bool {
+        if ok == self.healthy {
+            self.streak = 0;
+            return false;
+        }
+        self.streak = self.streak.saturating_add(1);
+        let need = if ok {
+            check.healthy_threshold
+        } else {
+            check.unhealthy_threshold
+        };
+        if self.streak >= need {
+            self.healthy = ok;
+            self.streak = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Runs one probe against `addr`; true if the backend answered as healthy
+/// within `timeout`.
+pub fn probe(addr: SocketAddr, probe: &Probe, timeout: Duration) -> bool {
+    match probe {
+        Probe::Tcp => TcpStream::connect_timeout(&addr, timeout).is_ok(),
+        Probe::Http {
+            path,
+            expected_status,
+        } => http_status(addr, path, timeout).is_some_and(|s| expected_status.contains(&s)),
+        Probe::Udp { payload } => udp_reply(addr, payload, timeout),
+    }
+}
+
+fn http_status(addr: SocketAddr, path: &str, timeout: Duration) -> Option<u16> {
+    let deadline = Instant::now() + timeout;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let left = deadline.checked_duration_since(Instant::now())?;
+    s.set_read_timeout(Some(left)).ok()?;
+    s.set_write_timeout(Some(left)).ok()?;
+    let host = match addr.ip() {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dnlb-health\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    // Read just the status line ("HTTP/1.1 200 ...").
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        match s.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    let line = std::str::from_utf8(&buf[..n]).ok()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+fn udp_reply(addr: SocketAddr, payload: &[u8], timeout: Duration) -> bool {
+    let local: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let Ok(sock) = UdpSocket::bind(local) else {
+        return false;
+    };
+    if sock.connect(addr).is_err() || sock.set_read_timeout(Some(timeout)).is_err() {
+        return false;
+    }
+    if sock.send(payload).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    // A reply of any content is healthy; "port unreachable" shows up as an
+    // error here, silence as a timeout.
+    sock.recv(&mut buf).is_ok()
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    states: Mutex<HashMap<BackendKey, HealthState>>,
+    changed: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// The running health checker.
+#[derive(Debug)]
+pub struct HealthChecker {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl HealthChecker {
+    /// Starts one thread per target group with a health check. `previous`
+    /// carries states over a reload.
+    pub fn start(cfg: &Config, previous: Option<HealthChecker>) -> HealthChecker {
+        let states = previous.map(|p| p.stop()).unwrap_or_default();
+        let shared = Arc::new(Shared {
+            states: Mutex::new(states),
+            ..Shared::default()
+        });
+        let mut threads = Vec::new();
+        for g in &cfg.target_groups {
+            let Some(check) = g.health_check.clone() else {
+                continue;
+            };
+            let targets: Vec<(BackendKey, SocketAddr)> = g
+                .backends
+                .iter()
+                .map(|b| {
+                    (
+                        (g.name.clone(), b.identity()),
+                        SocketAddr::new(b.address, check.port),
+                    )
+                })
+                .collect();
+            let shared = shared.clone();
+            let name = format!("dnlb-health-{}", g.name);
+            let group = g.name.clone();
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run_group(&group, &check, &targets, &shared));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    tracing::error!(group = %g.name, error = %e, "cannot start health checks")
+                }
+            }
+        }
+        HealthChecker { shared, threads }
+    }
+
+    /// Whether any backend changed state since the last call.
+    pub fn take_changed(&self) -> bool {
+        self.shared.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// The health of every backend checked so far (absent: healthy).
+    pub fn states(&self) -> HashMap<BackendKey, HealthState> {
+        self.shared
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops the threads; returns the last states.
+    pub fn stop(mut self) -> HashMap<BackendKey, HealthState> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.states()
+    }
+}
+
+impl Drop for HealthChecker {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_group(
+    group: &str,
+    check: &HealthCheck,
+    targets: &[(BackendKey, SocketAddr)],
+    shared: &Shared,
+) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let round = Instant::now();
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = targets
+                .iter()
+                .map(|(_, addr)| s.spawn(move || probe(*addr, &check.probe, check.timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .collect()
+        });
+        {
+            let mut states = shared.states.lock().unwrap_or_else(|e| e.into_inner());
+            for ((key, addr), ok) in targets.iter().zip(results) {
+                let st = states.entry(key.clone()).or_default();
+                if st.record(ok, check) {
+                    let word = if st.healthy() { "up" } else { "down" };
+                    tracing::warn!(group, backend = %addr.ip(), state = word, "backend health changed");
+                    println!("health: group={group} backend={} {word}", addr.ip());
+                    shared.changed.store(true, Ordering::Release);
+                }
+            }
+        }
+        // Sleep out the interval in small steps, to stop promptly.
+        while round.elapsed() < check.interval && !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(10).min(check.interval));
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Health checks against real servers on loopback: TCP, HTTP and UDP
+//! services go down and come back, and the checker sees it within its
+//! thresholds.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dnlb_forwarder::control::health::HealthChecker;
+
+fn config(tcp: u16, http: u16, udp: u16) -> dnlb_config::Config {
+    let group = |name: &str, kind: &str, port: u16, extra: &str| {
+        format!(
+            "[[target_group]]\nname = \"{name}\"\n[target_group.health_check]\ntype = \"{kind}\"\nport = {port}\n\
+             interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n{extra}\
+             [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"ipip\"\n"
+        )
+    };
+    let text = format!(
+        "[gateway]\nname = \"h\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n{}{}{}",
+        group("tcp", "tcp", tcp, ""),
+        group("http", "http", http, "path = \"/healthz\"\nexpected_status = [200]\n"),
+        group("udp", "udp", udp, "udp_payload = \"are you there\"\n"),
+    );
+    dnlb_config::parse(Path::new("health.toml"), &text).unwrap()
+}
+
+/// An HTTP server answering every request with the current status.
+struct Http {
+    port: u16,
+    status: Arc<AtomicU16>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Http {
+    fn start(port: u16, status: Arc<AtomicU16>) -> Http {
+        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, stp) = (status.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stp.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_millis(200)))
+                            .unwrap();
+                        let mut buf = [0u8; 512];
+                        let n = s.read(&mut buf).unwrap_or(0);
+                        assert!(buf[..n].starts_with(b"GET /healthz HTTP/1.1\r\n"));
+                        let code = st.load(Ordering::Relaxed);
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Http {
+            port,
+            status,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u16 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.port
+    }
+}
+
+/// A UDP server echoing datagrams.
+struct Udp {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Udp {
+    fn start(port: u16) -> Udp {
+        let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let port = s.local_addr().unwrap().port();
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stp = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !stp.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(&buf[..n], from);
+                }
+            }
+        });
+        Udp {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u16 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.port
+    }
+}
+
+fn wait_until(checker: &HealthChecker, group: &str, healthy: bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        let states = checker.states();
+        let st = states
+            .iter()
+            .find(|(k, _)| k.0 == group)
+            .map(|(_, s)| s.healthy());
+        if st == Some(healthy) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{group} never became healthy={healthy}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn tcp_http_and_udp_backends_going_down_and_up_are_seen() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let status = Arc::new(AtomicU16::new(200));
+    let http = Http::start(0, status.clone());
+    let udp = Udp::start(0);
+    let checker = HealthChecker::start(&config(tcp_port, http.port, udp.port), None);
+
+    // All up: two rounds of successes keep them healthy.
+    std::thread::sleep(Duration::from_millis(200));
+    for g in ["tcp", "http", "udp"] {
+        wait_until(&checker, g, true);
+    }
+    assert!(!checker.take_changed(), "nothing changed yet");
+
+    // Down: listener closed, HTTP answers 503, UDP server gone.
+    drop(tcp);
+    status.store(503, Ordering::Relaxed);
+    let udp_port = udp.stop();
+    // Two failures at a 50 ms interval: well within a second.
+    for g in ["tcp", "http", "udp"] {
+        let t = wait_until(&checker, g, false);
+        assert!(t < Duration::from_secs(1), "{g} took {t:?} to be seen down");
+    }
+    assert!(checker.take_changed());
+
+    // Up again.
+    let _tcp = TcpListener::bind(("127.0.0.1", tcp_port)).unwrap();
+    status.store(200, Ordering::Relaxed);
+    let _udp = Udp::start(udp_port);
+    for g in ["tcp", "http", "udp"] {
+        let t = wait_until(&checker, g, true);
+        assert!(t < Duration::from_secs(1), "{g} took {t:?} to be seen up");
+    }
+    assert!(checker.take_changed());
+    // An HTTP server that is gone entirely is down too.
+    let _ = http.stop();
+    wait_until(&checker, "http", false);
+    let states = checker.stop();
+    assert_eq!(states.len(), 3);
+}
+
+#[test]
+fn thresholds_need_consecutive_results() {
+    use dnlb_forwarder::control::health::HealthState;
+    let cfg = config(1, 2, 3);
+    let check = cfg.target_groups[0].health_check.clone().unwrap();
+    let mut s = HealthState::default();
+    assert!(s.healthy());
+    assert!(!s.record(false, &check));
+    assert!(!s.record(true, &check)); // streak broken
+    assert!(!s.record(false, &check));
+    assert!(s.record(false, &check)); // two in a row: down
+    assert!(!s.healthy());
+    assert!(!s.record(true, &check));
+    assert!(s.record(true, &check));
+    assert!(s.healthy());
+}
