@@ -31,7 +31,6 @@ fn config(tcp: u16, http: u16, udp: u16) -> dnlb_config::Config {
 /// An HTTP server answering every request with the current status.
 struct Http {
     port: u16,
-    status: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -65,7 +64,6 @@ impl Http {
         });
         Http {
             port,
-            status,
             stop,
             thread: Some(thread),
         }
