@@ -190,3 +190,106 @@ fn thresholds_need_consecutive_results() {
     assert!(s.record(true, &check));
     assert!(s.healthy());
 }
+
+#[test]
+fn an_unhealthy_backend_leaves_the_running_forwarder() {
+    #[path = "common/mod.rs"]
+    mod common;
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = common::tempdir();
+    let pcap = dir.path().join("vip.pcap");
+    dnlb_testkit::write_pcap(
+        &pcap,
+        &dnlb_testkit::frames(&dnlb_testkit::FlowMix::default()),
+    )
+    .unwrap();
+    // Two backends on loopback addresses; only the first one listens on the
+    // health port.
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = up.local_addr().unwrap().port();
+    let mut eal = common::eal_args("health");
+    eal.push("--lcores=0@0,1@1".into());
+    let text = format!(
+        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={},infinite_rx=1\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
+         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
+         interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n\
+         [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
+         [[target_group.backend]]\naddress = \"127.0.0.2\"\ntunnel = \"gue\"\n",
+        common::toml_list(&eal),
+        pcap.display()
+    );
+    let cfg = dir.path().join("dnlb.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dnlb"))
+        .args(["run", "--watch-config-ms", "0", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = common::ChildGuard(child);
+    let pid = child.0.id().to_string();
+    let out = child.0.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("health: published generation=2"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        seen.push(
+            lines
+                .recv_timeout(left)
+                .expect("a health change within the thresholds"),
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l == "health: group=web backend=127.0.0.2 down"),
+        "{seen:?}"
+    );
+    // Let traffic run on the new table for a while, then stop.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.0.wait().unwrap().success());
+    let rest: Vec<String> = lines.try_iter().collect();
+    let field = |line: &str, key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let backend = |addr: &str| {
+        let l = rest
+            .iter()
+            .find(|l| l.starts_with(&format!("backend: {addr} ")))
+            .expect("backend line");
+        field(l, "packets")
+    };
+    let (a, b) = (backend("127.0.0.1"), backend("127.0.0.2"));
+    // The dead backend only had traffic before it was seen down (~100 ms of
+    // the ~1 s run); its flows moved to the healthy one.
+    assert!(b * 3 < a, "127.0.0.1 got {a}, the dead 127.0.0.2 got {b}");
+    let flows = rest.iter().find(|l| l.starts_with("flows:")).unwrap();
+    assert!(field(flows, "rescheduled") > 0, "{flows}");
+    let total = rest.iter().find(|l| l.starts_with("total:")).unwrap();
+    assert_eq!(field(total, "dropped"), 0, "{total}");
+    drop(up);
+}

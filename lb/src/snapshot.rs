@@ -87,8 +87,12 @@ pub struct BackendState {
     pub address: IpAddr,
     /// Weight (0 = no new flows; existing flows stay).
     pub weight: u8,
-    /// Whether existing flows may keep using it.
+    /// Whether it may be used at all: false when it failed its health checks
+    /// (unless the whole group is down and fails open). Established flows
+    /// leave an unusable backend.
     pub usable: bool,
+    /// Whether it passes its health checks (for status).
+    pub healthy: bool,
     /// Zone, for status.
     pub zone: Option<String>,
     /// Templates for inner IPv4 and inner IPv6 packets.
@@ -169,6 +173,22 @@ impl Snapshot {
         registry: &mut BackendRegistry,
         previous: Option<&Snapshot>,
     ) -> Result<(Self, usize), SnapshotError> {
+        Self::build_with_health(cfg, generation, registry, previous, &|_, _| true)
+    }
+
+    /// Like [`Snapshot::build_from`], with backend health: `healthy(group,
+    /// identity)` says whether a backend passes its health checks. An
+    /// unhealthy backend takes no new flows (left out of the Maglev tables)
+    /// and loses its established ones. When every backend of a group is
+    /// unhealthy, the group's `all_down` policy decides: fail open (treat all
+    /// as healthy) or drop (no backend).
+    pub fn build_with_health(
+        cfg: &Config,
+        generation: u64,
+        registry: &mut BackendRegistry,
+        previous: Option<&Snapshot>,
+        healthy: &dyn Fn(&str, &[u8; dnlb_config::Backend::IDENTITY_LEN]) -> bool,
+    ) -> Result<(Self, usize), SnapshotError> {
         let mut tables: HashMap<Arc<(Vec<MaglevBackend>, u32)>, Arc<MaglevTable>> = previous
             .into_iter()
             .flat_map(|p| p.listeners.iter())
@@ -187,8 +207,14 @@ impl Snapshot {
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         for (gi, g) in cfg.target_groups.iter().enumerate() {
             let mut members = Vec::new();
+            let any_healthy = g.backends.iter().any(|b| healthy(&g.name, &b.identity()));
             for b in &g.backends {
                 let identity = b.identity();
+                let up = if any_healthy {
+                    healthy(&g.name, &identity)
+                } else {
+                    g.all_down == dnlb_config::AllDownPolicy::FailOpen
+                };
                 let id = registry.id(&g.name, identity);
                 let template = |inner_v6| {
                     EncapTemplate::build(b.address, b.tunnel, inner_v6, &outer).ok_or(
@@ -203,7 +229,8 @@ impl Snapshot {
                     group: gi as u16,
                     address: b.address,
                     weight: b.weight,
-                    usable: true,
+                    usable: up,
+                    healthy: healthy(&g.name, &identity),
                     zone: b.zone.clone(),
                     encap: [template(false)?, template(true)?],
                 };
@@ -211,7 +238,7 @@ impl Snapshot {
                     backends.resize(id.0 as usize + 1, None);
                 }
                 backends[id.0 as usize] = Some(state);
-                members.push((id, identity, b.weight));
+                members.push((id, identity, if up { b.weight } else { 0 }));
             }
             group_members.push(members);
         }
@@ -326,5 +353,53 @@ mod tests {
             s1.listeners[2].table.counts(),
             s2.listeners[2].table.counts()
         );
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    fn config(all_down: &str) -> Config {
+        let text = format!(
+            "[gateway]\nname = \"t\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+             [encap]\nsource_v4 = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+             [[listener]]\nname = \"a\"\nvips = [\"192.0.2.10\"]\nprotocol = \"tcp\"\nport = 80\ntable_size = 251\ntarget_group = \"g\"\n\
+             [[target_group]]\nname = \"g\"\nall_down = \"{all_down}\"\n\
+             [[target_group.backend]]\naddress = \"192.0.2.20\"\ntunnel = \"ipip\"\n\
+             [[target_group.backend]]\naddress = \"192.0.2.21\"\ntunnel = \"ipip\"\n"
+        );
+        dnlb_config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn unhealthy_backends_leave_the_table_and_all_down_follows_policy() {
+        let cfg = config("fail_open");
+        let down = cfg.target_groups[0].backends[0].identity();
+        let mut reg = BackendRegistry::default();
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, id| *id != down).unwrap();
+        let t = &s.listeners[0].table;
+        assert_eq!(
+            t.counts().iter().filter(|(_, n)| *n > 0).count(),
+            1,
+            "only the healthy one has entries"
+        );
+        let b0 = s
+            .backends
+            .iter()
+            .flatten()
+            .find(|b| b.address.to_string() == "192.0.2.20")
+            .unwrap();
+        assert!(!b0.usable && !b0.healthy);
+        // Everything down, fail open: everyone usable again.
+        let (s, _) = Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| false).unwrap();
+        assert!(s.backends.iter().flatten().all(|b| b.usable && !b.healthy));
+        assert!(!s.listeners[0].table.is_empty());
+        // Everything down, drop: no backend.
+        let cfg = config("drop");
+        let (s, _) = Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| false).unwrap();
+        assert!(s.backends.iter().flatten().all(|b| !b.usable));
+        assert!(s.listeners[0].table.is_empty());
     }
 }

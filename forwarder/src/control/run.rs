@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::mpsc;
 
@@ -17,6 +18,7 @@ use dpdk_bindings::{
     QueueId,
 };
 
+use crate::control::health::{BackendKey, HealthChecker, HealthState};
 use crate::dataplane::dpdk::DpdkIo;
 use crate::dataplane::snapshot::Publisher;
 use crate::dataplane::{
@@ -260,6 +262,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let started = Instant::now();
     let mut last = (started, Counters::default());
     let mut reloads = ReloadCounters::default();
+    let mut running_cfg = cfg.clone();
+    let mut checker = publisher.as_ref().map(|_| HealthChecker::start(cfg, None));
     let stamp = |p: &std::path::Path| {
         std::fs::metadata(p)
             .ok()
@@ -286,7 +290,23 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         if wanted {
             // Whatever the outcome, this version of the file has been seen.
             file_stamp = opts.config_path.as_deref().and_then(stamp);
-            reload(cfg, opts, publisher.as_ref(), &mut registry, &mut reloads);
+            let health = checker.as_ref().map(|c| c.states()).unwrap_or_default();
+            if let Some(next) = reload(
+                &running_cfg,
+                opts,
+                publisher.as_ref(),
+                &mut registry,
+                &mut reloads,
+                &health,
+            ) {
+                running_cfg = next;
+                checker = Some(HealthChecker::start(&running_cfg, checker.take()));
+            }
+        }
+        if let (Some(c), Some(p)) = (&checker, &publisher) {
+            if c.take_changed() {
+                rebuild_for_health(&running_cfg, p, &mut registry, &c.states());
+            }
         }
         if let Some(p) = &publisher {
             p.reclaim();
@@ -311,6 +331,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         }
     }
     tracing::info!("shutting down: stopping workers");
+    drop(checker);
     stop.store(true, Ordering::SeqCst);
     let mut failed = None;
     for h in launched {
@@ -475,8 +496,9 @@ fn reload(
     publisher: Option<&Publisher>,
     registry: &mut BackendRegistry,
     counters: &mut ReloadCounters,
-) {
-    let result = (|| -> Result<(u64, usize), String> {
+    health: &HashMap<BackendKey, HealthState>,
+) -> Option<Config> {
+    let result = (|| -> Result<(u64, usize, Config), String> {
         let path = opts
             .config_path
             .as_ref()
@@ -498,23 +520,73 @@ fn reload(
         let mut candidate = registry.clone();
         let generation = publisher.generation() + 1;
         let previous = publisher.current();
-        let (snap, rebuilt) =
-            Snapshot::build_from(&next, generation, &mut candidate, Some(&previous))
-                .map_err(|e| e.to_string())?;
+        let (snap, rebuilt) = Snapshot::build_with_health(
+            &next,
+            generation,
+            &mut candidate,
+            Some(&previous),
+            &healthy_in(health),
+        )
+        .map_err(|e| e.to_string())?;
         *registry = candidate;
-        Ok((publisher.publish(Arc::new(snap)), rebuilt))
+        Ok((publisher.publish(Arc::new(snap)), rebuilt, next))
     })();
+    let _ = std::io::stdout().flush();
     match result {
-        Ok((generation, rebuilt)) => {
+        Ok((generation, rebuilt, next)) => {
             counters.ok += 1;
             tracing::info!(generation, rebuilt, "reload: new configuration published");
             println!("reload: ok generation={generation} tables_rebuilt={rebuilt}");
+            let _ = std::io::stdout().flush();
+            Some(next)
         }
         Err(e) => {
             counters.rejected += 1;
             tracing::error!(error = %e, "reload rejected; the running configuration is unchanged");
             println!("reload: rejected: {}", e.replace('\n', "; "));
+            let _ = std::io::stdout().flush();
+            None
         }
     }
-    let _ = std::io::stdout().flush();
+}
+
+/// A health lookup over the checker's states (absent: healthy).
+fn healthy_in(
+    states: &HashMap<BackendKey, HealthState>,
+) -> impl Fn(&str, &[u8; dnlb_config::Backend::IDENTITY_LEN]) -> bool + '_ {
+    move |group, identity| {
+        states
+            .get(&(group.to_string(), *identity))
+            .is_none_or(|s| s.healthy())
+    }
+}
+
+/// Publishes a snapshot of the running config with the current health.
+fn rebuild_for_health(
+    cfg: &Config,
+    publisher: &Publisher,
+    registry: &mut BackendRegistry,
+    states: &HashMap<BackendKey, HealthState>,
+) {
+    let previous = publisher.current();
+    let generation = publisher.generation() + 1;
+    match Snapshot::build_with_health(
+        cfg,
+        generation,
+        registry,
+        Some(&previous),
+        &healthy_in(states),
+    ) {
+        Ok((snap, rebuilt)) => {
+            let generation = publisher.publish(Arc::new(snap));
+            tracing::info!(
+                generation,
+                rebuilt,
+                "backend health changed: new snapshot published"
+            );
+            println!("health: published generation={generation} tables_rebuilt={rebuilt}");
+            let _ = std::io::stdout().flush();
+        }
+        Err(e) => tracing::error!(error = %e, "cannot rebuild after a health change"),
+    }
 }
