@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dnlb_lb::packet::{PacketBuf, VecPacket};
@@ -16,8 +14,6 @@ use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;
 use dnlb_testkit::{arp_request, frames, read_pcap, write_pcap, FlowMix, IpVersion, Proto};
-
-const DNLB: &str = env!("CARGO_BIN_EXE_dnlb");
 
 fn config(dir: &Path) -> String {
     let mut eal = common::eal_args("lb");
@@ -131,23 +127,9 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
     let cfg_path = dir.path().join("dnlb.toml");
     std::fs::write(&cfg_path, config(dir.path())).unwrap();
 
-    let child = Command::new(DNLB)
-        .args(["run", "--stats-interval-ms", "50", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut child = common::ChildGuard(child);
-    let pid = child.0.id();
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let cfg_arg = cfg_path.to_str().unwrap().to_string();
+    let (mut child, rx) =
+        common::spawn_dnlb(&["run", "--stats-interval-ms", "50", "--config", &cfg_arg]);
     let want_rx = all.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut done = false;
@@ -156,10 +138,7 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
             done = l.starts_with("stats:") && l.contains(&format!(" rx_packets={want_rx} "));
         }
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
+    common::signal(&child, "-TERM");
     let status = child.0.wait().unwrap();
     let lines: Vec<String> = rx.try_iter().collect();
     assert!(done, "dnlb never received all {want_rx} frames");

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use dnlb_forwarder::control::health::HealthChecker;
 
+mod common;
+
 fn config(tcp: u16, http: u16, udp: u16) -> dnlb_config::Config {
     let group = |name: &str, kind: &str, port: u16, extra: &str| {
         format!(
@@ -193,11 +195,6 @@ fn thresholds_need_consecutive_results() {
 
 #[test]
 fn an_unhealthy_backend_leaves_the_running_forwarder() {
-    #[path = "common/mod.rs"]
-    mod common;
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
     let dir = common::tempdir();
     let pcap = dir.path().join("vip.pcap");
     dnlb_testkit::write_pcap(
@@ -225,23 +222,9 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     );
     let cfg = dir.path().join("dnlb.toml");
     std::fs::write(&cfg, text).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dnlb"))
-        .args(["run", "--watch-config-ms", "0", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = common::ChildGuard(child);
-    let pid = child.0.id().to_string();
-    let out = child.0.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let cfg_arg = cfg.to_str().unwrap().to_string();
+    let (mut child, lines) =
+        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     while !seen
@@ -262,34 +245,23 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     );
     // Let traffic run on the new table for a while, then stop.
     std::thread::sleep(Duration::from_millis(800));
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    common::signal(&child, "-TERM");
     assert!(child.0.wait().unwrap().success());
     let rest: Vec<String> = lines.try_iter().collect();
-    let field = |line: &str, key: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     let backend = |addr: &str| {
         let l = rest
             .iter()
             .find(|l| l.starts_with(&format!("backend: {addr} ")))
             .expect("backend line");
-        field(l, "packets")
+        common::field(l, "packets")
     };
     let (a, b) = (backend("127.0.0.1"), backend("127.0.0.2"));
     // The dead backend only had traffic before it was seen down (~100 ms of
     // the ~1 s run); its flows moved to the healthy one.
     assert!(b * 3 < a, "127.0.0.1 got {a}, the dead 127.0.0.2 got {b}");
     let flows = rest.iter().find(|l| l.starts_with("flows:")).unwrap();
-    assert!(field(flows, "rescheduled") > 0, "{flows}");
+    assert!(common::field(flows, "rescheduled") > 0, "{flows}");
     let total = rest.iter().find(|l| l.starts_with("total:")).unwrap();
-    assert_eq!(field(total, "dropped"), 0, "{total}");
+    assert_eq!(common::field(total, "dropped"), 0, "{total}");
     drop(up);
 }

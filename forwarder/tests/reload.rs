@@ -5,15 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dnlb_testkit::{frames, write_pcap, FlowMix};
-
-const DNLB: &str = env!("CARGO_BIN_EXE_dnlb");
 
 fn config(eal: &[String], pcap: &Path, weights: [u8; 4]) -> String {
     let mut t = format!(
@@ -34,25 +29,6 @@ fn config(eal: &[String], pcap: &Path, weights: [u8; 4]) -> String {
     t
 }
 
-fn wait_for(lines: &Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) if pred(&l) => return l,
-            Ok(_) => {}
-            Err(e) => panic!("waiting for {what}: {e}"),
-        }
-    }
-}
-
-fn field(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn hundred_reloads_under_traffic_lose_no_packet() {
     let dir = common::tempdir();
@@ -64,31 +40,11 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     let tables = [[100, 100, 100, 100], [100, 0, 50, 100]];
     std::fs::write(&cfg_path, config(&eal, &pcap, tables[0])).unwrap();
 
-    let child = Command::new(DNLB)
-        .args(["run", "--watch-config-ms", "0", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = common::ChildGuard(child);
-    let pid = child.0.id().to_string();
-    let out = child.0.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let signal = |sig: &str| {
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    };
-    wait_for(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    let cfg_arg = cfg_path.to_str().unwrap().to_string();
+    let (mut child, lines) =
+        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
+    let signal = |sig: &str| common::signal(&child, sig);
+    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
     for i in 1..=100u64 {
         // Replace the file atomically, as a config manager would.
         let tmp = dir.path().join("dnlb.toml.tmp");
@@ -96,7 +52,7 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
         std::fs::rename(&tmp, &cfg_path).unwrap();
         signal("-HUP");
         let want = format!("reload: ok generation={} tables_rebuilt=1", i + 1);
-        let got = wait_for(&lines, &want, |l| l.starts_with("reload:"));
+        let got = common::wait_line(&lines, &want, |l| l.starts_with("reload:"));
         assert_eq!(got, want);
     }
     // A broken config is rejected and changes nothing.
@@ -106,7 +62,7 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     )
     .unwrap();
     signal("-HUP");
-    let r = wait_for(&lines, "a rejected reload", |l| l.starts_with("reload:"));
+    let r = common::wait_line(&lines, "a rejected reload", |l| l.starts_with("reload:"));
     assert!(
         r.starts_with("reload: rejected:") && r.contains("weight: must be between 0 and 100"),
         "{r}"
@@ -118,7 +74,7 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     )
     .unwrap();
     signal("-HUP");
-    let r = wait_for(&lines, "a rejected reload", |l| l.starts_with("reload:"));
+    let r = common::wait_line(&lines, "a rejected reload", |l| l.starts_with("reload:"));
     assert!(r.contains("cannot change at run time"), "{r}");
     signal("-TERM");
     let status = child.0.wait().unwrap();
@@ -134,9 +90,9 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
         .find(|l| l.starts_with("total:"))
         .expect("total line");
     let (rx, txp, dropped) = (
-        field(total, "rx_packets"),
-        field(total, "tx_packets"),
-        field(total, "dropped"),
+        common::field(total, "rx_packets"),
+        common::field(total, "tx_packets"),
+        common::field(total, "dropped"),
     );
     assert!(rx > 100_000, "traffic flowed during the reloads: {total}");
     // Nothing lost: every packet received was encapsulated and sent.
@@ -146,7 +102,7 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
         .iter()
         .find(|l| l.starts_with("listener: web "))
         .expect("listener line");
-    assert_eq!(field(web, "packets"), rx, "{web}");
+    assert_eq!(common::field(web, "packets"), rx, "{web}");
 }
 
 #[test]
@@ -160,24 +116,10 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
     std::fs::write(&cfg_path, config(&eal, &pcap, [100; 4])).unwrap();
     let text = config(&eal, &pcap, [100; 4]).replace("infinite_rx=1", "infinite_rx=0");
     std::fs::write(&cfg_path, &text).unwrap();
-    let child = Command::new(DNLB)
-        .args(["run", "--watch-config-ms", "50", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = common::ChildGuard(child);
-    let pid = child.0.id().to_string();
-    let out = child.0.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    wait_for(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    let cfg_arg = cfg_path.to_str().unwrap().to_string();
+    let (mut child, lines) =
+        common::spawn_dnlb(&["run", "--watch-config-ms", "50", "--config", &cfg_arg]);
+    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
     std::thread::sleep(Duration::from_millis(100));
     std::fs::write(
         &cfg_path,
@@ -187,21 +129,17 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
         ),
     )
     .unwrap();
-    let r = wait_for(&lines, "a reload after the file changed", |l| {
+    let r = common::wait_line(&lines, "a reload after the file changed", |l| {
         l.starts_with("reload:")
     });
     assert_eq!(r, "reload: ok generation=2 tables_rebuilt=1");
     std::fs::write(&cfg_path, "[gateway]\nname = \"x\"\n").unwrap();
-    let r = wait_for(&lines, "a rejected reload", |l| l.starts_with("reload:"));
+    let r = common::wait_line(&lines, "a rejected reload", |l| l.starts_with("reload:"));
     assert!(
         r.starts_with("reload: rejected:") && r.contains("missing field `dataplane`"),
         "{r}"
     );
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    common::signal(&child, "-TERM");
     assert!(child.0.wait().unwrap().success());
     let rest: Vec<String> = lines.try_iter().collect();
     assert!(
