@@ -97,9 +97,9 @@ pub fn echo_reply_v4<P: PacketBuf>(pkt: &mut P, l2: usize, src_mac: [u8; 6]) -> 
     if ip.len() < total || total < ihl + 8 {
         return None;
     }
-    let (s, t) = (ip[12..16].to_vec(), ip[16..20].to_vec());
-    ip[12..16].copy_from_slice(&t);
-    ip[16..20].copy_from_slice(&s);
+    // Swap source and destination in place (no copy to the heap).
+    let (src, dst) = ip[12..20].split_at_mut(4);
+    src.swap_with_slice(dst);
     ip[8] = REPLY_TTL;
     ip[10] = 0;
     ip[11] = 0;
@@ -133,10 +133,8 @@ pub fn echo_reply_v6<P: PacketBuf>(
     if ip.len() < end || end < at + 8 {
         return None;
     }
-    let s: [u8; 16] = ip[8..24].try_into().ok()?;
-    let t: [u8; 16] = ip[24..40].try_into().ok()?;
-    ip[8..24].copy_from_slice(&t);
-    ip[24..40].copy_from_slice(&s);
+    let (src, dst) = ip[8..40].split_at_mut(16);
+    src.swap_with_slice(dst);
     ip[7] = REPLY_TTL;
     let m = &mut ip[at..end];
     let old = u16::from_be_bytes([m[0], m[1]]);
