@@ -354,82 +354,37 @@ fn backend(
         }
     }
     let ty = b.tunnel.get_ref().as_str();
-    // Parameters that only some tunnel types take.
-    let only = |c: &mut Collector<'_>, span: Option<Range<usize>>, k: &str, types: &str| {
-        if let Some(span) = span {
-            c.push(
-                Some(span),
-                key(k),
-                format!("only for tunnel = {types}, not {ty:?}"),
-            );
+    if matches!(ty, "ipip" | "gue" | "vxlan" | "gre") {
+        for (given, k, allowed) in [
+            (b.vni.as_ref().map(|v| v.span()), "vni", &["vxlan"][..]),
+            (
+                b.inner_mac.as_ref().map(|v| v.span()),
+                "inner_mac",
+                &["vxlan"][..],
+            ),
+            (
+                b.tunnel_port.as_ref().map(|v| v.span()),
+                "tunnel_port",
+                &["vxlan", "gue"][..],
+            ),
+            (
+                b.gre_key.as_ref().map(|v| v.span()),
+                "gre_key",
+                &["gre"][..],
+            ),
+        ] {
+            only_for(c, given, key(k), "tunnel", allowed, ty);
         }
-    };
+    }
     let tunnel = match ty {
-        "ipip" => {
-            only(c, b.vni.as_ref().map(|v| v.span()), "vni", "\"vxlan\"");
-            only(
-                c,
-                b.inner_mac.as_ref().map(|v| v.span()),
-                "inner_mac",
-                "\"vxlan\"",
-            );
-            only(
-                c,
-                b.tunnel_port.as_ref().map(|v| v.span()),
-                "tunnel_port",
-                "\"vxlan\" or \"gue\"",
-            );
-            only(
-                c,
-                b.gre_key.as_ref().map(|v| v.span()),
-                "gre_key",
-                "\"gre\"",
-            );
-            Tunnel::IpIp
-        }
-        "gue" => {
-            only(c, b.vni.as_ref().map(|v| v.span()), "vni", "\"vxlan\"");
-            only(
-                c,
-                b.inner_mac.as_ref().map(|v| v.span()),
-                "inner_mac",
-                "\"vxlan\"",
-            );
-            only(
-                c,
-                b.gre_key.as_ref().map(|v| v.span()),
-                "gre_key",
-                "\"gre\"",
-            );
-            Tunnel::Gue {
-                port: in_range(c, &b.tunnel_port, &key("tunnel_port"), 1, 65535, gue_port),
-            }
-        }
-        "gre" => {
-            only(c, b.vni.as_ref().map(|v| v.span()), "vni", "\"vxlan\"");
-            only(
-                c,
-                b.inner_mac.as_ref().map(|v| v.span()),
-                "inner_mac",
-                "\"vxlan\"",
-            );
-            only(
-                c,
-                b.tunnel_port.as_ref().map(|v| v.span()),
-                "tunnel_port",
-                "\"vxlan\" or \"gue\"",
-            );
-            Tunnel::Gre {
-                key: b.gre_key.as_ref().map(|k| *k.get_ref()),
-            }
-        }
+        "ipip" => Tunnel::IpIp,
+        "gue" => Tunnel::Gue {
+            port: in_range(c, &b.tunnel_port, &key("tunnel_port"), 1, 65535, gue_port),
+        },
+        "gre" => Tunnel::Gre {
+            key: b.gre_key.as_ref().map(|k| *k.get_ref()),
+        },
         "vxlan" => {
-            only(
-                c,
-                b.gre_key.as_ref().map(|v| v.span()),
-                "gre_key",
-                "\"gre\"",
-            );
             let vni = match &b.vni {
                 None => {
                     c.push(
@@ -654,33 +609,22 @@ fn listeners(
 fn health_check(c: &mut Collector<'_>, gi: usize, h: &RawHealthCheck) -> HealthCheck {
     let key = |k: &str| format!("target_group[{gi}].health_check.{k}");
     let kind = h.kind.get_ref().as_str();
-    let only = |c: &mut Collector<'_>, span: Option<Range<usize>>, k: &str, ty: &str| {
-        if let Some(span) = span {
-            c.push(
-                Some(span),
-                key(k),
-                format!("only for type = {ty:?}, not {kind:?}"),
-            );
-        }
-    };
     let probe = match kind {
         "tcp" | "http" | "udp" => {
-            if kind != "http" {
-                only(c, h.path.as_ref().map(|v| v.span()), "path", "http");
-                only(
-                    c,
+            for (given, k, allowed) in [
+                (h.path.as_ref().map(|v| v.span()), "path", "http"),
+                (
                     h.expected_status.as_ref().map(|v| v.span()),
                     "expected_status",
                     "http",
-                );
-            }
-            if kind != "udp" {
-                only(
-                    c,
+                ),
+                (
                     h.udp_payload.as_ref().map(|v| v.span()),
                     "udp_payload",
                     "udp",
-                );
+                ),
+            ] {
+                only_for(c, given, key(k), "type", &[allowed], kind);
             }
             match kind {
                 "tcp" => Probe::Tcp,
@@ -777,5 +721,30 @@ fn health_check(c: &mut Collector<'_>, gi: usize, h: &RawHealthCheck) -> HealthC
             10,
             3,
         ),
+    }
+}
+
+/// Reports `key` (given at `span`) when `setting` is `actual` rather than one
+/// of `allowed`: a parameter that only some kinds take.
+fn only_for(
+    c: &mut Collector<'_>,
+    span: Option<Range<usize>>,
+    key: String,
+    setting: &str,
+    allowed: &[&str],
+    actual: &str,
+) {
+    if let Some(span) = span {
+        if !allowed.contains(&actual) {
+            let names: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+            c.push(
+                Some(span),
+                key,
+                format!(
+                    "only for {setting} = {}, not {actual:?}",
+                    names.join(" or ")
+                ),
+            );
+        }
     }
 }
