@@ -156,26 +156,9 @@ pub fn permutation(identity: &[u8; IDENTITY_LEN], size: u32) -> (u32, u32) {
     (offset as u32, skip as u32)
 }
 
-/// Whether `n` is prime (deterministic trial division; at most ~2^15 steps).
-// `u32::is_multiple_of` needs Rust 1.87; the workspace's MSRV is 1.80.
-#[allow(clippy::manual_is_multiple_of)]
-pub fn is_prime(n: u32) -> bool {
-    if n < 4 {
-        return n >= 2;
-    }
-    if n % 2 == 0 || n % 3 == 0 {
-        return false;
-    }
-    let n = u64::from(n);
-    let mut d = 5u64;
-    while d * d <= n {
-        if n % d == 0 || n % (d + 2) == 0 {
-            return false;
-        }
-        d += 6;
-    }
-    true
-}
+/// Whether `n` is prime: the config's own check, so validation and the
+/// table build agree.
+pub use dnlb_config::validate::is_prime;
 
 /// A built Maglev lookup table: `size` slots, each naming a backend.
 ///

@@ -51,6 +51,37 @@ pub struct LbCounters {
     pub echo_replies: u64,
 }
 
+impl Traffic {
+    /// Adds another count.
+    pub fn add(&mut self, o: &Traffic) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+    }
+}
+
+impl LbCounters {
+    /// Adds another worker's counters (the tables grow to the longer one).
+    pub fn add(&mut self, o: &LbCounters) {
+        for (mine, theirs) in [
+            (&mut self.listeners, &o.listeners),
+            (&mut self.backends, &o.backends),
+        ] {
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), Traffic::default());
+            }
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.add(b);
+            }
+        }
+        self.new_flows += o.new_flows;
+        self.flow_table_full += o.flow_table_full;
+        self.flows_rescheduled += o.flows_rescheduled;
+        self.icmp_errors_forwarded += o.icmp_errors_forwarded;
+        self.too_big_sent += o.too_big_sent;
+        self.echo_replies += o.echo_replies;
+    }
+}
+
 /// The per-worker state.
 #[derive(Debug)]
 pub struct Processor {

@@ -61,17 +61,22 @@ pub(crate) fn opt<T: Copy>(v: &Option<Spanned<T>>, default: T) -> T {
     v.as_ref().map_or(default, |s| *s.get_ref())
 }
 
-/// Whether `n` is prime (trial division; slow path only).
+/// Whether `n` is prime (trial division by 6k ± 1; slow path only). Maglev
+/// table sizes must be prime; `dnlb_lb::maglev` uses this same function.
 pub fn is_prime(n: u32) -> bool {
-    if n < 2 {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n.is_multiple_of(2) || n.is_multiple_of(3) {
         return false;
     }
-    let mut d = 2u32;
-    while (d as u64) * (d as u64) <= n as u64 {
-        if n.is_multiple_of(d) {
+    let n = u64::from(n);
+    let mut d = 5u64;
+    while d * d <= n {
+        if n.is_multiple_of(d) || n.is_multiple_of(d + 2) {
             return false;
         }
-        d += 1;
+        d += 6;
     }
     true
 }

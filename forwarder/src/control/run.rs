@@ -345,7 +345,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let lb = snapshot.as_ref().map(|_| {
         let mut total = LbCounters::default();
         for c in lb_rx.try_iter() {
-            add_lb(&mut total, &c);
+            total.add(&c);
         }
         total
     });
@@ -454,30 +454,6 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0x646e_6c62);
     h.finish()
-}
-
-fn add_lb(total: &mut LbCounters, c: &LbCounters) {
-    fn grow(v: &mut Vec<dnlb_lb::processor::Traffic>, n: usize) {
-        if v.len() < n {
-            v.resize(n, Default::default());
-        }
-    }
-    grow(&mut total.listeners, c.listeners.len());
-    grow(&mut total.backends, c.backends.len());
-    for (a, b) in total.listeners.iter_mut().zip(&c.listeners) {
-        a.packets += b.packets;
-        a.bytes += b.bytes;
-    }
-    for (a, b) in total.backends.iter_mut().zip(&c.backends) {
-        a.packets += b.packets;
-        a.bytes += b.bytes;
-    }
-    total.new_flows += c.new_flows;
-    total.flow_table_full += c.flow_table_full;
-    total.flows_rescheduled += c.flows_rescheduled;
-    total.icmp_errors_forwarded += c.icmp_errors_forwarded;
-    total.too_big_sent += c.too_big_sent;
-    total.echo_replies += c.echo_replies;
 }
 
 /// Reload outcomes.

@@ -35,14 +35,6 @@ impl Clock for MonotonicClock {
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(pub Arc<AtomicU32>);
 
-impl ManualClock {
-    /// Moves the clock forward.
-    pub fn advance(&self, ms: u32) {
-        let now = self.0.load(Ordering::Relaxed);
-        self.0.store(now.wrapping_add(ms), Ordering::Relaxed);
-    }
-}
-
 impl Clock for ManualClock {
     fn now_ms(&self) -> u32 {
         self.0.load(Ordering::Relaxed)

@@ -8,9 +8,6 @@ use dnlb_lb::packet::{PacketBuf, VecPacket};
 
 use super::io::{Burst, Packet, PacketIo, PortIndex, BURST};
 
-/// Headroom of every in-memory packet (DPDK's default).
-pub const HEADROOM: usize = VecPacket::HEADROOM;
-
 /// A packet in a heap buffer with headroom in front: the logic crate's
 /// buffer, used here as a data-plane packet.
 pub type MemPacket = VecPacket;
