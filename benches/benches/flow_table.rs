@@ -16,17 +16,7 @@ const BURST: usize = 32;
 /// Long enough that nothing expires during a bench.
 const TIMEOUT: u32 = 1 << 30;
 
-/// splitmix64: deterministic fingerprints.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use dnlb_testkit::SplitMix64 as Rng;
 
 /// A table sized for `flows`, holding `flows` random fingerprints, and those
 /// fingerprints in a random order (Fisher-Yates), padded to a multiple of

@@ -11,17 +11,7 @@ use dnlb_lb::hash::{flow_hash_v4, flow_hash_v6};
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::maglev::{permutation, MaglevBackend, MaglevTable, DEFAULT_TABLE_SIZE};
 
-/// splitmix64: deterministic inputs.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use dnlb_testkit::SplitMix64 as Rng;
 
 /// `n` backends with distinct IPv4 identities (10.x.y.z:8080), weight 100.
 fn backends(n: u32) -> Vec<MaglevBackend> {

@@ -223,23 +223,7 @@ pub fn reduce(hash: u64, n: u32) -> u32 {
 mod tests {
     use super::*;
 
-    /// splitmix64: a deterministic generator for test inputs.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn v4(&mut self) -> [u8; 4] {
-            (self.next() as u32).to_be_bytes()
-        }
-        fn v6(&mut self) -> [u8; 16] {
-            (u128::from(self.next()) << 64 | u128::from(self.next())).to_be_bytes()
-        }
-    }
+    use dnlb_testkit::SplitMix64 as Rng;
 
     const C4: [u8; 4] = [192, 0, 2, 1];
     const V4: [u8; 4] = [198, 51, 100, 10];

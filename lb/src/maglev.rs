@@ -429,17 +429,7 @@ impl ModM {
 mod tests {
     use super::*;
 
-    /// splitmix64, for deterministic test inputs.
-    pub(super) struct Rng(pub u64);
-    impl Rng {
-        pub fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-    }
+    pub(super) use dnlb_testkit::SplitMix64 as Rng;
 
     fn backends(n: u32, seed: u64, weight: impl Fn(u32) -> u8) -> Vec<MaglevBackend> {
         let mut r = Rng(seed);

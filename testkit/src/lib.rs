@@ -163,6 +163,33 @@ pub fn read_pcap(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// splitmix64: a small deterministic generator for test and benchmark
+/// inputs (fingerprints, addresses), the same sequence everywhere.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A random IPv4 address.
+    pub fn v4(&mut self) -> [u8; 4] {
+        (self.next() as u32).to_be_bytes()
+    }
+
+    /// A random IPv6 address.
+    pub fn v6(&mut self) -> [u8; 16] {
+        (u128::from(self.next()) << 64 | u128::from(self.next())).to_be_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
