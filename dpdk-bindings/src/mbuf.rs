@@ -370,3 +370,35 @@ impl Drop for MbufBurst {
         self.free_all();
     }
 }
+
+/// Mbufs are the data plane's packet buffers.
+impl dnlb_wire::buf::PacketBuf for Mbuf {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+    #[inline(always)]
+    fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, len)
+    }
+    #[inline(always)]
+    fn adj(&mut self, len: u16) -> Option<()> {
+        Mbuf::adj(self, len)
+    }
+    #[inline(always)]
+    fn trim(&mut self, len: u16) -> Option<()> {
+        Mbuf::trim(self, len)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        Mbuf::len(self)
+    }
+    #[inline(always)]
+    fn is_contiguous(&self) -> bool {
+        Mbuf::is_contiguous(self)
+    }
+}

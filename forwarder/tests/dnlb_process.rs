@@ -3,97 +3,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{field, wait_line};
 
 use dnlb_testkit::{frames, read_pcap, write_pcap, FlowMix};
 
 const DNLB: &str = env!("CARGO_BIN_EXE_dnlb");
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Never leave a forwarder behind, whatever the test did.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn start(config: &Path) -> Running {
-        let mut child = Command::new(DNLB)
-            .args(["run", "--stats-interval-ms", "50", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting dnlb");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines: rx }
-    }
-
-    /// Waits (bounded) for a stdout line satisfying `pred`.
-    fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if pred(&l) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("waiting for {what}: {e}"),
-            }
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY-free: kill(1) by PID, never by name.
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    fn wait_exit(&mut self) -> (i32, Vec<String>) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                let rest: Vec<String> = self.lines.iter().collect();
-                return (st.code().unwrap_or(-1), rest);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dnlb did not exit after the signal"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn field(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-        .parse()
-        .unwrap()
-}
 
 fn pcap_config(dir: &Path) -> std::path::PathBuf {
     let mut eal = common::eal_args("proc");
@@ -111,6 +29,21 @@ fn pcap_config(dir: &Path) -> std::path::PathBuf {
     p
 }
 
+/// Waits (at most 30 s) for the process to exit; its exit code.
+fn wait_exit(child: &mut std::process::Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dnlb did not exit after the signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn forward_and_stop_with(sig: i32) {
     let dir = common::tempdir();
     let input = frames(&FlowMix {
@@ -119,15 +52,19 @@ fn forward_and_stop_with(sig: i32) {
         ..FlowMix::default()
     });
     write_pcap(&dir.path().join("in.pcap"), &input).unwrap();
-    let mut dnlb = Running::start(&pcap_config(dir.path()));
-    dnlb.wait_line("readiness", |l| l.starts_with("dnlb: ready:"));
+    let cfg = pcap_config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let (mut dnlb, lines) =
+        common::spawn_dnlb(&["run", "--stats-interval-ms", "50", "--config", cfg]);
+    wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready:"));
     let n = input.len() as u64;
-    dnlb.wait_line("all frames forwarded", |l| {
+    wait_line(&lines, "all frames forwarded", |l| {
         l.starts_with("stats:") && field(l, "tx_packets") == n
     });
-    dnlb.signal(sig);
-    let (code, lines) = dnlb.wait_exit();
+    common::signal(&dnlb, &format!("-{sig}"));
+    let code = wait_exit(&mut dnlb.0);
     assert_eq!(code, 0, "exit status after signal {sig}");
+    let lines: Vec<String> = lines.iter().collect();
     let total = lines
         .iter()
         .find(|l| l.starts_with("total:"))

@@ -2,38 +2,7 @@
 
 use dpdk_bindings::{Mbuf, MbufBurst, RxQueue, TxQueue};
 
-use super::io::{Burst, Packet, PacketIo, PortIndex};
-
-impl Packet for Mbuf {
-    #[inline(always)]
-    fn data(&self) -> &[u8] {
-        Mbuf::data(self)
-    }
-    #[inline(always)]
-    fn data_mut(&mut self) -> &mut [u8] {
-        Mbuf::data_mut(self)
-    }
-    #[inline(always)]
-    fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
-        Mbuf::prepend(self, len)
-    }
-    #[inline(always)]
-    fn adj(&mut self, len: u16) -> Option<()> {
-        Mbuf::adj(self, len)
-    }
-    #[inline(always)]
-    fn trim(&mut self, len: u16) -> Option<()> {
-        Mbuf::trim(self, len)
-    }
-    #[inline(always)]
-    fn is_contiguous(&self) -> bool {
-        Mbuf::is_contiguous(self)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        Mbuf::len(self)
-    }
-}
+use super::io::{Burst, PacketIo, PortIndex};
 
 impl Burst for MbufBurst {
     type Packet = Mbuf;

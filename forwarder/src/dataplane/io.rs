@@ -14,35 +14,9 @@ impl PortIndex {
     }
 }
 
-/// One packet buffer owned by the data plane.
-pub trait Packet {
-    /// The packet bytes.
-    fn data(&self) -> &[u8];
-    /// The packet bytes, writable.
-    fn data_mut(&mut self) -> &mut [u8];
-    /// Grows the packet at the front (for encapsulation); `None` if there is
-    /// not enough headroom.
-    fn prepend(&mut self, len: u16) -> Option<&mut [u8]>;
-    /// Removes bytes from the front; `None` if the packet is shorter.
-    fn adj(&mut self, len: u16) -> Option<()>;
-    /// Removes bytes from the back; `None` if the packet is shorter.
-    fn trim(&mut self, len: u16) -> Option<()>;
-    /// Whether all bytes are in [`Packet::data`] (one buffer segment).
-    #[inline(always)]
-    fn is_contiguous(&self) -> bool {
-        true
-    }
-    /// Length in bytes.
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.data().len()
-    }
-    /// Whether the packet has no bytes.
-    #[inline(always)]
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+/// One packet buffer owned by the data plane (DPDK mbufs, in-memory
+/// buffers): the buffer trait of `dnlb-wire`.
+pub use dnlb_wire::buf::PacketBuf as Packet;
 
 /// A fixed-capacity burst of packets ([`BURST`] of them at most).
 pub trait Burst: Default {

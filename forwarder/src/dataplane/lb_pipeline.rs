@@ -4,7 +4,6 @@
 //! VIP go to the port's `forward_to` or the host port, frames from the host
 //! port go out unprocessed.
 
-use dnlb_lb::packet::PacketBuf;
 use dnlb_lb::processor::Processor;
 use dnlb_lb::verdict::{Action, DropReason};
 
@@ -12,36 +11,6 @@ use super::clock::Clock;
 use super::io::{Packet, PortIndex, BURST};
 use super::pipeline::{BurstVerdict, Pipeline, Verdict};
 use super::snapshot::Reader;
-
-/// Lets the logic work on any data-plane packet.
-struct Buf<'a, P>(&'a mut P);
-
-impl<P: Packet> PacketBuf for Buf<'_, P> {
-    #[inline(always)]
-    fn data(&self) -> &[u8] {
-        self.0.data()
-    }
-    #[inline(always)]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self.0.data_mut()
-    }
-    #[inline(always)]
-    fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
-        self.0.prepend(len)
-    }
-    #[inline(always)]
-    fn adj(&mut self, len: u16) -> Option<()> {
-        self.0.adj(len)
-    }
-    #[inline(always)]
-    fn trim(&mut self, len: u16) -> Option<()> {
-        self.0.trim(len)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
 
 /// Per-port routing the pipeline needs.
 #[derive(Debug, Clone)]
@@ -111,7 +80,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let snap = self.snapshot.get();
         // Two passes: start every flow-table load of the burst, then decide.
         for p in pkts.iter_mut() {
-            self.processor.prepare(&Buf(p));
+            self.processor.prepare(p);
         }
         for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
             if !p.is_contiguous() {
@@ -119,7 +88,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                 *v = Verdict::Drop(DropReason::NonContiguous);
                 continue;
             }
-            *v = match self.processor.process(snap, &mut Buf(p), mac, now) {
+            *v = match self.processor.process(snap, p, mac, now) {
                 Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
                 Action::NotForVip => match non_vip {
                     Some(o) => Verdict::Forward(o),
@@ -136,7 +105,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
 mod tests {
     use std::sync::Arc;
 
-    use dnlb_lb::packet::VecPacket;
+    use dnlb_lb::packet::{PacketBuf, VecPacket};
     use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 
     use super::*;
@@ -146,7 +115,7 @@ mod tests {
     /// A packet that claims to span several segments.
     struct Chained(VecPacket);
 
-    impl Packet for Chained {
+    impl PacketBuf for Chained {
         fn data(&self) -> &[u8] {
             PacketBuf::data(&self.0)
         }

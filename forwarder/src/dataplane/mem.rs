@@ -4,36 +4,13 @@
 
 use std::collections::VecDeque;
 
-use dnlb_lb::packet::{PacketBuf, VecPacket};
+use dnlb_lb::packet::VecPacket;
 
-use super::io::{Burst, Packet, PacketIo, PortIndex, BURST};
+use super::io::{Burst, PacketIo, PortIndex, BURST};
 
 /// A packet in a heap buffer with headroom in front: the logic crate's
 /// buffer, used here as a data-plane packet.
 pub type MemPacket = VecPacket;
-
-impl Packet for VecPacket {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        PacketBuf::data(self)
-    }
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        PacketBuf::data_mut(self)
-    }
-    #[inline]
-    fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
-        PacketBuf::prepend(self, len)
-    }
-    #[inline]
-    fn adj(&mut self, len: u16) -> Option<()> {
-        PacketBuf::adj(self, len)
-    }
-    #[inline]
-    fn trim(&mut self, len: u16) -> Option<()> {
-        PacketBuf::trim(self, len)
-    }
-}
 
 /// A burst of in-memory packets.
 #[derive(Debug, Default)]
