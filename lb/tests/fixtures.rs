@@ -937,45 +937,47 @@ fn fragment_policies() {
         .lookup(hash::addr_hash_v6(CLIENT6, vip6(50), 17))
         .unwrap();
     let mut cases = Vec::new();
-    for (i, f) in fragments_v4(50).into_iter().enumerate() {
-        cases.push(Case {
-            name: format!("v4 fragment {i} hashed"),
-            input: f,
-            want: Action::Encapsulated(want4),
-            want_bytes: None,
-        });
-    }
-    for (i, f) in fragments_v6(50).into_iter().enumerate() {
-        cases.push(Case {
-            name: format!("v6 fragment {i} hashed"),
-            input: f,
-            want: Action::Encapsulated(want6),
-            want_bytes: None,
-        });
-    }
-    for (i, f) in fragments_v4(2).into_iter().enumerate() {
-        cases.push(Case {
-            name: format!("v4 fragment {i} dropped"),
-            input: f,
-            want: Action::Drop(DropReason::Fragment),
-            want_bytes: None,
-        });
-    }
-    for (i, f) in fragments_v6(2).into_iter().enumerate() {
-        cases.push(Case {
-            name: format!("v6 fragment {i} dropped"),
-            input: f,
-            want: Action::Drop(DropReason::Fragment),
-            want_bytes: None,
-        });
-    }
-    for (i, f) in fragments_v4(60).into_iter().enumerate() {
-        cases.push(Case {
-            name: format!("v4 fragment {i} ambiguous"),
-            input: f,
-            want: Action::Drop(DropReason::FragmentAmbiguous),
-            want_bytes: None,
-        });
+    let groups = [
+        (
+            "v4",
+            "hashed",
+            fragments_v4(50),
+            Action::Encapsulated(want4),
+        ),
+        (
+            "v6",
+            "hashed",
+            fragments_v6(50),
+            Action::Encapsulated(want6),
+        ),
+        (
+            "v4",
+            "dropped",
+            fragments_v4(2),
+            Action::Drop(DropReason::Fragment),
+        ),
+        (
+            "v6",
+            "dropped",
+            fragments_v6(2),
+            Action::Drop(DropReason::Fragment),
+        ),
+        (
+            "v4",
+            "ambiguous",
+            fragments_v4(60),
+            Action::Drop(DropReason::FragmentAmbiguous),
+        ),
+    ];
+    for (family, what, frags, want) in groups {
+        for (i, f) in frags.into_iter().enumerate() {
+            cases.push(Case {
+                name: format!("{family} fragment {i} {what}"),
+                input: f,
+                want,
+                want_bytes: None,
+            });
+        }
     }
     let mut other = fragments_v4(200);
     cases.push(Case {
