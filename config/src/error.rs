@@ -96,6 +96,11 @@ impl<'a> Collector<'a> {
         });
     }
 
+    /// The file being validated.
+    pub(crate) fn file(&self) -> &Path {
+        self.file
+    }
+
     pub(crate) fn finish(self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {
             Ok(())

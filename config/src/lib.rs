@@ -10,15 +10,17 @@
 pub mod error;
 pub mod model;
 pub mod raw;
+pub mod runtime;
+pub mod time;
 pub mod validate;
 
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap, Flows,
+    Admin, AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap, Flows,
     FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec, Probe, Protocol,
-    Scheduler, TargetGroup, TooBigPolicy, Tunnel,
+    Scheduler, TargetGroup, Token, TooBigPolicy, Tunnel, ZoneAffinity,
 };
 
 /// Reads and validates the file at `path`.

@@ -2,7 +2,8 @@
 //! works on these types; they can only be built by validation.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,39 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Target groups; `Listener::target_group` indexes this list.
     pub target_groups: Vec<TargetGroup>,
+    /// The admin API, if enabled.
+    pub admin: Option<Admin>,
+}
+
+impl Config {
+    /// The index of the target group named `name`.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        self.target_groups.iter().position(|g| g.name == name)
+    }
+
+    /// The index of the listener named `name`.
+    pub fn listener_index(&self, name: &str) -> Option<usize> {
+        self.listeners.iter().position(|l| l.name == name)
+    }
+}
+
+/// The admin HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The bearer token requests must carry, if any.
+    pub token: Option<Token>,
+}
+
+/// A secret that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 /// What to do with a packet that is too large once encapsulated.
@@ -175,6 +209,18 @@ pub struct TargetGroup {
     pub all_down: AllDownPolicy,
     /// Health checking, if configured.
     pub health_check: Option<HealthCheck>,
+    /// Whether new flows prefer the gateway's own zone.
+    pub zone_affinity: ZoneAffinity,
+}
+
+/// Where a gateway sends new flows, by zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneAffinity {
+    /// Every zone (all gateways build the same table).
+    None,
+    /// The gateway's own zone while it has a usable backend with weight;
+    /// every zone otherwise.
+    PreferOwn,
 }
 
 /// What a group does when every backend is unhealthy.
@@ -274,6 +320,9 @@ pub struct Backend {
     pub rack: Option<String>,
     /// Tunnel.
     pub tunnel: Tunnel,
+    /// Draining until this time: no new flows; established flows stay
+    /// until then.
+    pub drain_until: Option<SystemTime>,
 }
 
 impl Backend {

@@ -27,6 +27,25 @@ pub struct RawConfig {
     /// Target groups (`[[target_group]]`).
     #[serde(default)]
     pub target_group: Vec<Spanned<RawTargetGroup>>,
+    /// The admin HTTP API and metrics endpoint. Default: none (no API).
+    #[serde(default)]
+    pub admin: Option<Spanned<RawAdmin>>,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Address and port the API listens on. Default `"127.0.0.1:9100"`.
+    /// Port 0 picks a free port (printed when ready). An address other than
+    /// loopback needs `token_file`.
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+    /// File holding the bearer token every request must carry
+    /// (`Authorization: Bearer TOKEN`). Relative to the config file's
+    /// directory. Default: none (loopback only).
+    #[serde(default)]
+    pub token_file: Option<Spanned<String>>,
 }
 
 /// `[encap]`
@@ -134,6 +153,12 @@ pub struct RawTargetGroup {
     /// Active health checking of the backends. Default: none (all healthy).
     #[serde(default)]
     pub health_check: Option<Spanned<RawHealthCheck>>,
+    /// `"none"` (the default: every gateway spreads new flows over every
+    /// zone, so all gateways build the same table) or `"prefer_own"` (new
+    /// flows go to backends in the gateway's own zone while it has a usable
+    /// one; other zones take over when it has none).
+    #[serde(default)]
+    pub zone_affinity: Option<Spanned<String>>,
 }
 
 /// `[target_group.health_check]`
@@ -210,6 +235,11 @@ pub struct RawBackend {
     /// GRE key. GRE only. Default none.
     #[serde(default)]
     pub gre_key: Option<Spanned<u32>>,
+    /// Drain: from now on no new flows; established flows keep the backend
+    /// until this time (a TOML offset date-time, e.g.
+    /// `2026-11-24T08:00:00Z`), then move. Default: not draining.
+    #[serde(default)]
+    pub drain_until: Option<Spanned<toml::value::Datetime>>,
 }
 
 /// `[gateway]`

@@ -11,7 +11,7 @@ use super::{is_prime, opt, valid_name, DEFAULT_GUE_PORT, DEFAULT_TABLE_SIZE, VXL
 use crate::error::Collector;
 use crate::model::{
     AllDownPolicy, Backend, BackendKind, EchoPolicy, Encap, Flows, FragmentPolicy, HealthCheck,
-    Listener, Probe, Protocol, Scheduler, TargetGroup, TooBigPolicy, Tunnel,
+    Listener, Probe, Protocol, Scheduler, TargetGroup, TooBigPolicy, Tunnel, ZoneAffinity,
 };
 use crate::raw::{
     RawBackend, RawConfig, RawEncap, RawFlows, RawHealthCheck, RawListener, RawTargetGroup,
@@ -317,6 +317,13 @@ fn target_groups(
                     AllDownPolicy::FailOpen,
                 ),
                 health_check: g.health_check.as_ref().map(|h| health_check(c, gi, h.get_ref())),
+                zone_affinity: choice(
+                    c,
+                    &g.zone_affinity,
+                    &format!("target_group[{gi}].zone_affinity"),
+                    &[("none", ZoneAffinity::None), ("prefer_own", ZoneAffinity::PreferOwn)],
+                    ZoneAffinity::None,
+                ),
             }
         })
         .collect()
@@ -433,7 +440,22 @@ fn backend(
             Tunnel::IpIp
         }
     };
+    let drain_until = b.drain_until.as_ref().and_then(|d| {
+        let t = crate::time::to_system_time(d.get_ref());
+        if t.is_none() {
+            c.push(
+                Some(d.span()),
+                key("drain_until"),
+                format!(
+                    "{} is not a date-time with an offset after 1970, e.g. 2026-11-24T08:00:00Z",
+                    d.get_ref()
+                ),
+            );
+        }
+        t
+    });
     Some(Backend {
+        drain_until,
         address: address?,
         port: opt(&b.port, 0),
         kind,

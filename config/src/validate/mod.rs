@@ -1,5 +1,6 @@
 //! Raw TOML → validated model. Collects every error before giving up.
 
+mod admin;
 mod balancing;
 mod dataplane;
 
@@ -39,6 +40,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let gateway = dataplane::gateway(&mut c, raw.gateway.get_ref());
     let dataplane = dataplane::dataplane(&mut c, raw.dataplane.get_ref());
     let lb = balancing::balancing(&mut c, &raw);
+    for (gi, g) in raw.target_group.iter().enumerate() {
+        if let Some(a) = &g.get_ref().zone_affinity {
+            if a.get_ref() == "prefer_own" && gateway.zone.is_none() {
+                c.push(
+                    Some(a.span()),
+                    format!("target_group[{gi}].zone_affinity"),
+                    "\"prefer_own\" needs the gateway's zone (gateway.zone)",
+                );
+            }
+        }
+    }
+    let admin = raw.admin.as_ref().map(|a| admin::admin(&mut c, a.get_ref()));
     c.finish()?;
     Ok(Config {
         gateway,
@@ -47,6 +60,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         flows: lb.flows,
         listeners: lb.listeners,
         target_groups: lb.target_groups,
+        admin,
     })
 }
 

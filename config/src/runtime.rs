@@ -1,0 +1,470 @@
+//! Run-time changes: what the admin API changed — backends registered and
+//! deregistered, weights, drains, elastic IPs. They are kept in a file
+//! beside the config (`NAME.runtime.toml` next to `NAME.toml`) so a restart
+//! keeps them, applied over the config file's text and validated together
+//! with it, so workers never see an unvalidated combination.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::value::Datetime;
+use toml::{Table, Value};
+
+use crate::error::{Collector, ConfigError, ConfigErrors};
+use crate::model::Config;
+
+/// Names a backend of a target group: by address, and by port when given
+/// (without a port, every backend at that address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendRef {
+    /// Target group name.
+    pub target_group: String,
+    /// Backend address.
+    pub address: IpAddr,
+    /// Backend port (`port` in the config; absent there means 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+impl BackendRef {
+    fn matches(&self, backend: &Value) -> bool {
+        let Some(t) = backend.as_table() else {
+            return false;
+        };
+        let address = t
+            .get("address")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        let port = t.get("port").and_then(Value::as_integer).unwrap_or(0);
+        address == Some(self.address) && self.port.is_none_or(|p| i64::from(p) == port)
+    }
+
+    fn same(&self, o: &BackendRef) -> bool {
+        self.target_group == o.target_group && self.address == o.address && self.port == o.port
+    }
+
+    /// Whether this names backend `b` of group `group`.
+    pub fn names(&self, group: &str, b: &crate::model::Backend) -> bool {
+        self.target_group == group
+            && self.address == b.address
+            && self.port.is_none_or(|p| p == b.port)
+    }
+}
+
+impl std::fmt::Display for BackendRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "target group {:?} backend {}", self.target_group, self.address)?;
+        if let Some(p) = self.port {
+            write!(f, " port {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A backend added at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registered {
+    /// Target group name.
+    pub target_group: String,
+    /// The backend, with the keys of `[[target_group.backend]]`.
+    pub backend: Table,
+}
+
+impl Registered {
+    fn reference(&self) -> Option<BackendRef> {
+        let address = self.backend.get("address")?.as_str()?.parse().ok()?;
+        let port = self
+            .backend
+            .get("port")
+            .and_then(Value::as_integer)
+            .and_then(|p| u16::try_from(p).ok());
+        Some(BackendRef {
+            target_group: self.target_group.clone(),
+            address,
+            port: Some(port.unwrap_or(0)),
+        })
+    }
+}
+
+/// A weight set at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightChange {
+    /// The backend(s).
+    pub backend: BackendRef,
+    /// New weight, 0..=100.
+    pub weight: u8,
+}
+
+/// A drain started (or cancelled) at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainChange {
+    /// The backend(s).
+    pub backend: BackendRef,
+    /// Drain deadline; absent: not draining (cancels a drain in the config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Datetime>,
+}
+
+/// An elastic IP attached or detached at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticIpChange {
+    /// Listener name.
+    pub listener: String,
+    /// The attached address; absent: detached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+}
+
+/// Every run-time change, in the order they are applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeChanges {
+    /// Backends added (`[[register]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub register: Vec<Registered>,
+    /// Backends removed (`[[deregister]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deregister: Vec<BackendRef>,
+    /// Weights (`[[weight]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weight: Vec<WeightChange>,
+    /// Drains (`[[drain]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain: Vec<DrainChange>,
+    /// Elastic IPs (`[[elastic_ip]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elastic_ip: Vec<ElasticIpChange>,
+}
+
+/// The run-time changes file of config file `config`: `NAME.runtime.toml`
+/// beside `NAME.toml`.
+pub fn runtime_path(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map_or_else(|| "dnlb".into(), |s| s.to_string_lossy().into_owned());
+    config.with_file_name(format!("{stem}.runtime.toml"))
+}
+
+const HEADER: &str = "# Run-time changes made through dnlb's admin API. dnlb applies them over\n\
+# the config file at start and on every reload, and `dnlb check` shows them.\n\
+# Delete an entry (or the file) to forget a change; then reload.\n\n";
+
+/// A config file with its run-time changes applied and validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The config file's text.
+    pub text: String,
+    /// The run-time changes.
+    pub changes: RuntimeChanges,
+    /// Where they are kept.
+    pub runtime_path: PathBuf,
+    /// Changes that name something the config no longer has (ignored).
+    pub stale: Vec<String>,
+}
+
+/// Reads the config file at `path` and its run-time changes file, and
+/// validates them together.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| unplaced(path, format!("cannot read: {e}")))?;
+    let runtime_path = runtime_path(path);
+    let changes = RuntimeChanges::load(&runtime_path)?;
+    let (config, stale) = changes.apply(path, &text, &runtime_path)?;
+    Ok(Loaded {
+        config,
+        text,
+        changes,
+        runtime_path,
+        stale,
+    })
+}
+
+fn unplaced(file: &Path, message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        file: file.to_path_buf(),
+        line: None,
+        column: None,
+        key: String::new(),
+        message,
+    }])
+}
+
+impl RuntimeChanges {
+    /// Whether there are no changes.
+    pub fn is_empty(&self) -> bool {
+        *self == RuntimeChanges::default()
+    }
+
+    /// Reads a run-time changes file; a missing file means no changes.
+    pub fn load(path: &Path) -> Result<RuntimeChanges, ConfigErrors> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(unplaced(path, format!("cannot read: {e}"))),
+        };
+        toml::from_str(&text).map_err(|e| {
+            let mut c = Collector::new(path, &text);
+            c.push(e.span(), String::new(), e.message().to_string());
+            c.finish().unwrap_err()
+        })
+    }
+
+    /// Writes the changes to `path` atomically (a new file renamed over the
+    /// old one); no changes remove the file.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if self.is_empty() {
+            return match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let body = toml::to_string(self).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, format!("{HEADER}{body}"))?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Applies the changes over config text `text` (from file `file`) and
+    /// validates the result. Errors in the config itself name their place
+    /// in `file`; errors that only the changes cause name `runtime_file`.
+    /// Also returns the changes that no longer apply (they are skipped).
+    pub fn apply(
+        &self,
+        file: &Path,
+        text: &str,
+        runtime_file: &Path,
+    ) -> Result<(Config, Vec<String>), ConfigErrors> {
+        let base = crate::validate::parse(file, text)?;
+        if self.is_empty() {
+            return Ok((base, Vec::new()));
+        }
+        let mut doc: Table = toml::from_str(text).map_err(|e| unplaced(file, e.to_string()))?;
+        let mut stale = Vec::new();
+        self.apply_to(&mut doc, &mut stale);
+        let merged = toml::to_string(&doc).map_err(|e| unplaced(runtime_file, e.to_string()))?;
+        let config = crate::validate::parse(runtime_file, &merged).map_err(|errs| {
+            ConfigErrors(
+                errs.0
+                    .into_iter()
+                    .map(|e| ConfigError {
+                        line: None,
+                        column: None,
+                        message: format!("with the run-time changes applied: {}", e.message),
+                        ..e
+                    })
+                    .collect(),
+            )
+        })?;
+        Ok((config, stale))
+    }
+
+    fn apply_to(&self, doc: &mut Table, stale: &mut Vec<String>) {
+        for r in &self.register {
+            match group_backends(doc, &r.target_group) {
+                Some(list) => list.push(Value::Table(r.backend.clone())),
+                None => stale.push(format!(
+                    "register: no target group {:?} (ignored)",
+                    r.target_group
+                )),
+            }
+        }
+        for r in &self.deregister {
+            let removed = group_backends(doc, &r.target_group).map(|list| {
+                let before = list.len();
+                list.retain(|b| !r.matches(b));
+                before - list.len()
+            });
+            if removed.unwrap_or(0) == 0 {
+                stale.push(format!("deregister: no {r} (ignored)"));
+            }
+        }
+        let mut set = |r: &BackendRef, what: &str, key: &str, v: Option<Value>| {
+            let mut n = 0;
+            if let Some(list) = group_backends(doc, &r.target_group) {
+                for b in list.iter_mut().filter(|b| r.matches(b)) {
+                    if let Some(t) = b.as_table_mut() {
+                        n += 1;
+                        match &v {
+                            Some(v) => t.insert(key.into(), v.clone()),
+                            None => t.remove(key),
+                        };
+                    }
+                }
+            }
+            if n == 0 {
+                stale.push(format!("{what}: no {r} (ignored)"));
+            }
+        };
+        for w in &self.weight {
+            set(&w.backend, "weight", "weight", Some(Value::Integer(w.weight.into())));
+        }
+        for d in &self.drain {
+            set(&d.backend, "drain", "drain_until", d.until.map(Value::Datetime));
+        }
+        for e in &self.elastic_ip {
+            let listener = doc
+                .get_mut("listener")
+                .and_then(Value::as_array_mut)
+                .and_then(|ls| {
+                    ls.iter_mut()
+                        .filter_map(Value::as_table_mut)
+                        .find(|l| l.get("name").and_then(Value::as_str) == Some(&e.listener))
+                });
+            match listener {
+                Some(l) => match e.address {
+                    Some(a) => {
+                        l.insert("elastic_ip".into(), Value::String(a.to_string()));
+                    }
+                    None => {
+                        l.remove("elastic_ip");
+                    }
+                },
+                None => stale.push(format!(
+                    "elastic_ip: no listener {:?} (ignored)",
+                    e.listener
+                )),
+            }
+        }
+    }
+
+    /// Adds backend `backend` (keys of `[[target_group.backend]]`) to group
+    /// `group`, replacing an earlier registration of the same address and
+    /// port and undoing a deregistration of it.
+    pub fn register(&mut self, group: &str, backend: Table) {
+        let new = Registered {
+            target_group: group.to_string(),
+            backend,
+        };
+        if let Some(r) = new.reference() {
+            self.register.retain(|o| o.reference().is_none_or(|o| !o.same(&r)));
+            self.deregister
+                .retain(|d| !(d.target_group == r.target_group && d.address == r.address));
+        }
+        self.register.push(new);
+    }
+
+    /// Removes the backend(s) `r`: forgets their registrations, and records a
+    /// deregistration when the config file has them (`in_config`).
+    pub fn deregister(&mut self, r: &BackendRef, in_config: bool) {
+        self.register
+            .retain(|o| !r.matches(&Value::Table(o.backend.clone())) || o.target_group != r.target_group);
+        self.weight.retain(|w| !overlaps(&w.backend, r));
+        self.drain.retain(|d| !overlaps(&d.backend, r));
+        if in_config && !self.deregister.iter().any(|d| d.same(r)) {
+            self.deregister.push(r.clone());
+        }
+    }
+
+    /// Sets the weight of backend(s) `r`.
+    pub fn set_weight(&mut self, r: &BackendRef, weight: u8) {
+        if self.edit_registered(r, "weight", Some(Value::Integer(weight.into()))) {
+            return;
+        }
+        self.weight.retain(|w| !w.backend.same(r));
+        self.weight.push(WeightChange {
+            backend: r.clone(),
+            weight,
+        });
+    }
+
+    /// Drains backend(s) `r` until `until`, or cancels their drain (`None`).
+    pub fn set_drain(&mut self, r: &BackendRef, until: Option<Datetime>) {
+        if self.edit_registered(r, "drain_until", until.map(Value::Datetime)) {
+            return;
+        }
+        self.drain.retain(|d| !d.backend.same(r));
+        self.drain.push(DrainChange {
+            backend: r.clone(),
+            until,
+        });
+    }
+
+    /// Attaches `address` to listener `listener` as its elastic IP, or
+    /// detaches it (`None`).
+    pub fn set_elastic_ip(&mut self, listener: &str, address: Option<IpAddr>) {
+        self.elastic_ip.retain(|e| e.listener != listener);
+        self.elastic_ip.push(ElasticIpChange {
+            listener: listener.to_string(),
+            address,
+        });
+    }
+
+    /// Sets `key` on registered backends `r` names; whether there were any.
+    fn edit_registered(&mut self, r: &BackendRef, key: &str, v: Option<Value>) -> bool {
+        let mut any = false;
+        for reg in &mut self.register {
+            if reg.target_group == r.target_group && r.matches(&Value::Table(reg.backend.clone())) {
+                any = true;
+                match &v {
+                    Some(v) => reg.backend.insert(key.into(), v.clone()),
+                    None => reg.backend.remove(key),
+                };
+            }
+        }
+        any
+    }
+
+    /// One line per change, for `dnlb check` and the API.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.register {
+            let b = &r.backend;
+            let s = |k: &str| b.get(k).map_or_else(|| "-".into(), |v| v.to_string());
+            out.push(format!(
+                "register: target group {:?} backend {} port {} tunnel {} weight {}",
+                r.target_group,
+                s("address").trim_matches('"'),
+                s("port"),
+                s("tunnel").trim_matches('"'),
+                s("weight")
+            ));
+        }
+        for d in &self.deregister {
+            out.push(format!("deregister: {d}"));
+        }
+        for w in &self.weight {
+            out.push(format!("weight: {} = {}", w.backend, w.weight));
+        }
+        for d in &self.drain {
+            match &d.until {
+                Some(t) => out.push(format!("drain: {} until {t}", d.backend)),
+                None => out.push(format!("drain: {} cancelled", d.backend)),
+            }
+        }
+        for e in &self.elastic_ip {
+            match e.address {
+                Some(a) => out.push(format!("elastic_ip: listener {:?} attached {a}", e.listener)),
+                None => out.push(format!("elastic_ip: listener {:?} detached", e.listener)),
+            }
+        }
+        out
+    }
+}
+
+/// Whether two references can name the same backend.
+fn overlaps(a: &BackendRef, b: &BackendRef) -> bool {
+    a.target_group == b.target_group
+        && a.address == b.address
+        && (a.port.is_none() || b.port.is_none() || a.port == b.port)
+}
+
+/// The backend list of target group `name` in a config document.
+fn group_backends<'a>(doc: &'a mut Table, name: &str) -> Option<&'a mut Vec<Value>> {
+    let group = doc
+        .get_mut("target_group")?
+        .as_array_mut()?
+        .iter_mut()
+        .filter_map(Value::as_table_mut)
+        .find(|g| g.get("name").and_then(Value::as_str) == Some(name))?;
+    group
+        .entry("backend")
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()
+}
