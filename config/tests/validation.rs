@@ -418,7 +418,7 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("prefer own zone without a gateway zone", "all_down = \"drop\"", "all_down = \"drop\"\nzone_affinity = \"prefer_own\"", "target_group[0].zone_affinity: \"prefer_own\" needs the gateway's zone (gateway.zone)"),
     ("drain without offset", "gre_key = 7", "gre_key = 7\ndrain_until = 2026-11-24T08:00:00", "target_group[0].backend[3].drain_until: 2026-11-24T08:00:00 is not a date-time with an offset"),
     ("drain is a date only", "gre_key = 7", "gre_key = 7\ndrain_until = 2026-11-24", "target_group[0].backend[3].drain_until: 2026-11-24 is not a date-time"),
-    ("drain as a string", "gre_key = 7", "gre_key = 7\ndrain_until = \"soon\"", "invalid type: string \"soon\", expected a datetime"),
+    ("drain as a string", "gre_key = 7", "gre_key = 7\ndrain_until = \"soon\"", "invalid type: string \"soon\", expected a TOML datetime"),
     ("admin listen not an address", "[flows]", "[admin]\nlisten = \"localhost\"\n\n[flows]", "admin.listen: \"localhost\" is not an address and port"),
     ("admin on a public address without a token", "[flows]", "[admin]\nlisten = \"0.0.0.0:9100\"\n\n[flows]", "admin.listen: 0.0.0.0 is not a loopback address: set admin.token_file"),
     ("admin token file missing", "[flows]", "[admin]\ntoken_file = \"/nonexistent/dnlb-token\"\n\n[flows]", "admin.token_file: cannot read /nonexistent/dnlb-token"),
