@@ -18,8 +18,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Admin, AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap, Flows,
-    FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec, Probe, Protocol,
+    Admin, AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap,
+    Flows, FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec, Probe, Protocol,
     Scheduler, TargetGroup, Token, TooBigPolicy, Tunnel, ZoneAffinity,
 };
 

@@ -1,8 +1,8 @@
 //! The validated configuration. Everything downstream of `dnlb-config`
 //! works on these types; they can only be built by validation.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 /// A validated configuration.

@@ -55,7 +55,11 @@ impl BackendRef {
 
 impl std::fmt::Display for BackendRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "target group {:?} backend {}", self.target_group, self.address)?;
+        write!(
+            f,
+            "target group {:?} backend {}",
+            self.target_group, self.address
+        )?;
         if let Some(p) = self.port {
             write!(f, " port {p}")?;
         }
@@ -74,7 +78,8 @@ pub struct Registered {
 }
 
 impl Registered {
-    fn reference(&self) -> Option<BackendRef> {
+    /// The backend this registers (by address and port).
+    pub fn reference(&self) -> Option<BackendRef> {
         let address = self.backend.get("address")?.as_str()?.parse().ok()?;
         let port = self
             .backend
@@ -173,7 +178,8 @@ pub struct Loaded {
 /// Reads the config file at `path` and its run-time changes file, and
 /// validates them together.
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| unplaced(path, format!("cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| unplaced(path, format!("cannot read: {e}")))?;
     let runtime_path = runtime_path(path);
     let changes = RuntimeChanges::load(&runtime_path)?;
     let (config, stale) = changes.apply(path, &text, &runtime_path)?;
@@ -303,10 +309,20 @@ impl RuntimeChanges {
             }
         };
         for w in &self.weight {
-            set(&w.backend, "weight", "weight", Some(Value::Integer(w.weight.into())));
+            set(
+                &w.backend,
+                "weight",
+                "weight",
+                Some(Value::Integer(w.weight.into())),
+            );
         }
         for d in &self.drain {
-            set(&d.backend, "drain", "drain_until", d.until.map(Value::Datetime));
+            set(
+                &d.backend,
+                "drain",
+                "drain_until",
+                d.until.map(Value::Datetime),
+            );
         }
         for e in &self.elastic_ip {
             let listener = doc
@@ -343,7 +359,8 @@ impl RuntimeChanges {
             backend,
         };
         if let Some(r) = new.reference() {
-            self.register.retain(|o| o.reference().is_none_or(|o| !o.same(&r)));
+            self.register
+                .retain(|o| o.reference().is_none_or(|o| !o.same(&r)));
             self.deregister
                 .retain(|d| !(d.target_group == r.target_group && d.address == r.address));
         }
@@ -353,8 +370,9 @@ impl RuntimeChanges {
     /// Removes the backend(s) `r`: forgets their registrations, and records a
     /// deregistration when the config file has them (`in_config`).
     pub fn deregister(&mut self, r: &BackendRef, in_config: bool) {
-        self.register
-            .retain(|o| !r.matches(&Value::Table(o.backend.clone())) || o.target_group != r.target_group);
+        self.register.retain(|o| {
+            !r.matches(&Value::Table(o.backend.clone())) || o.target_group != r.target_group
+        });
         self.weight.retain(|w| !overlaps(&w.backend, r));
         self.drain.retain(|d| !overlaps(&d.backend, r));
         if in_config && !self.deregister.iter().any(|d| d.same(r)) {
@@ -440,7 +458,10 @@ impl RuntimeChanges {
         }
         for e in &self.elastic_ip {
             match e.address {
-                Some(a) => out.push(format!("elastic_ip: listener {:?} attached {a}", e.listener)),
+                Some(a) => out.push(format!(
+                    "elastic_ip: listener {:?} attached {a}",
+                    e.listener
+                )),
                 None => out.push(format!("elastic_ip: listener {:?} detached", e.listener)),
             }
         }

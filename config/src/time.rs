@@ -26,14 +26,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// The instant a TOML date-time names, if it names one: it needs a date, a
 /// time and an offset (`Z` or `±hh:mm`), and must not be before 1970.
 pub fn to_system_time(dt: &Datetime) -> Option<SystemTime> {
     let (date, time, offset) = (dt.date?, dt.time?, dt.offset?);
-    let days = days_from_civil(i64::from(date.year), u32::from(date.month), u32::from(date.day));
+    let days = days_from_civil(
+        i64::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    );
     let offset_secs = match offset {
         Offset::Z => 0,
         Offset::Custom { minutes } => i64::from(minutes) * 60,
@@ -94,7 +106,12 @@ mod tests {
 
     #[test]
     fn needs_a_full_offset_date_time() {
-        for s in ["2026-11-24", "08:00:00", "2026-11-24T08:00:00", "1969-12-31T23:59:59Z"] {
+        for s in [
+            "2026-11-24",
+            "08:00:00",
+            "2026-11-24T08:00:00",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert_eq!(to_system_time(&dt(s)), None, "{s}");
         }
     }

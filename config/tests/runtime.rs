@@ -96,14 +96,23 @@ fn changes_survive_a_restart_and_apply_over_the_config() {
     let c = &loaded.config;
     let g = &c.target_groups[0];
     let addrs: Vec<IpAddr> = g.backends.iter().map(|b| b.address).collect();
-    assert_eq!(addrs, ["10.1.0.2".parse::<IpAddr>().unwrap(), "10.1.0.3".parse().unwrap()]);
+    assert_eq!(
+        addrs,
+        [
+            "10.1.0.2".parse::<IpAddr>().unwrap(),
+            "10.1.0.3".parse().unwrap()
+        ]
+    );
     assert_eq!(g.backends[0].weight, 7);
     assert_eq!(
         g.backends[0].drain_until,
         Some(UNIX_EPOCH + Duration::from_secs(1_893_456_000))
     );
     assert_eq!(g.backends[1].weight, 40);
-    assert_eq!(c.listeners[0].elastic_ip, Some("203.0.113.7".parse().unwrap()));
+    assert_eq!(
+        c.listeners[0].elastic_ip,
+        Some("203.0.113.7".parse().unwrap())
+    );
     let described = ch.describe().join("\n");
     for want in [
         "register: target group \"web\" backend 10.1.0.3 port 80 tunnel ipip weight 40",
@@ -125,7 +134,10 @@ fn changes_to_registered_backends_edit_the_registration() {
     assert!(ch.weight.is_empty());
     assert_eq!(ch.register[0].backend["weight"].as_integer(), Some(0));
     // Registering it again replaces the first registration.
-    ch.register("web", table("address = \"10.1.0.3\"\ntunnel = \"ipip\"\nweight = 9"));
+    ch.register(
+        "web",
+        table("address = \"10.1.0.3\"\ntunnel = \"ipip\"\nweight = 9"),
+    );
     assert_eq!(ch.register.len(), 1);
     // Deregistering a registered backend forgets it: nothing to record.
     ch.deregister(&r("10.1.0.3", None), false);
@@ -158,7 +170,10 @@ fn an_invalid_combination_is_rejected_naming_the_runtime_file() {
     let (_dir, cfg) = files();
     let rt = runtime::runtime_path(&cfg);
     let mut ch = RuntimeChanges::default();
-    ch.register("web", table("address = \"10.1.0.1\"\nport = 80\ntunnel = \"ipip\""));
+    ch.register(
+        "web",
+        table("address = \"10.1.0.1\"\nport = 80\ntunnel = \"ipip\""),
+    );
     ch.register("web", table("address = \"10.1.0.5\"\ntunnel = \"vxlan\""));
     let e = ch.apply(&cfg, BASE, &rt).unwrap_err().to_string();
     assert!(e.contains("gw.runtime.toml: target_group[0].backend[2]: with the run-time changes applied: same address, port and tunnel as backend[0]"), "{e}");
@@ -166,7 +181,10 @@ fn an_invalid_combination_is_rejected_naming_the_runtime_file() {
     // A broken config file is reported with its own positions.
     let broken = BASE.replace("port = 80\ntarget_group", "port = 0\ntarget_group");
     let e = ch.apply(&cfg, &broken, &rt).unwrap_err().to_string();
-    assert!(e.contains("gw.toml:20:8: listener[0].port: must be between 1 and 65535"), "{e}");
+    assert!(
+        e.contains("gw.toml:20:8: listener[0].port: must be between 1 and 65535"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use dnlb_wire::ipv6::Ipv6Packet;
 
 use crate::flow_table::{fingerprint_v4, fingerprint_v6, FlowTable};
 use crate::hash;
-use crate::ids::{BackendId, ListenerId};
+use crate::ids::BackendId;
 use crate::packet::PacketBuf;
 use crate::ratelimit::TokenBucket;
 use crate::reply;
@@ -33,8 +33,12 @@ pub struct Traffic {
 /// A worker's load-balancing counters (plain integers, owned by the worker).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LbCounters {
-    /// Per listener id: packets sent to a backend.
+    /// Per listener counter slot ([`ListenerState::slot`]): packets sent to
+    /// a backend.
     pub listeners: Vec<Traffic>,
+    /// Per listener counter slot: drops after the listener was found, by
+    /// reason (no backend, too big, ...).
+    pub listener_drops: Vec<[u64; DropReason::COUNT]>,
     /// Per backend id: packets sent to it.
     pub backends: Vec<Traffic>,
     /// Flows added to the flow table.
@@ -71,6 +75,15 @@ impl LbCounters {
             }
             for (a, b) in mine.iter_mut().zip(theirs) {
                 a.add(b);
+            }
+        }
+        if self.listener_drops.len() < o.listener_drops.len() {
+            self.listener_drops
+                .resize(o.listener_drops.len(), [0; DropReason::COUNT]);
+        }
+        for (a, b) in self.listener_drops.iter_mut().zip(&o.listener_drops) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
             }
         }
         self.new_flows += o.new_flows;
@@ -190,10 +203,12 @@ impl Processor {
     /// Sizes the counters for `snap` (slow path: call when a new snapshot is
     /// adopted, before its first packet).
     pub fn adopt(&mut self, snap: &Snapshot) {
-        if self.counters.listeners.len() < snap.listeners.len() {
+        let slots = snap.listener_slots();
+        if self.counters.listeners.len() < slots {
+            self.counters.listeners.resize(slots, Traffic::default());
             self.counters
-                .listeners
-                .resize(snap.listeners.len(), Traffic::default());
+                .listener_drops
+                .resize(slots, [0; DropReason::COUNT]);
         }
         if self.counters.backends.len() < snap.backends.len() {
             self.counters
@@ -314,8 +329,12 @@ impl Processor {
             }
             let l = fragment_listener(snap, key, proto)?;
             let h = hash::addr_hash_v4(src, dst, proto);
-            let id = l.table.lookup(h).ok_or(DropReason::NoBackend)?;
-            return self.send(snap, pkt, frame, l.id, id, h, src_mac, now);
+            let r = l
+                .table
+                .lookup(h)
+                .ok_or(DropReason::NoBackend)
+                .and_then(|id| self.send(snap, pkt, frame, l.slot, id, h, src_mac, now));
+            return self.count_listener_drop(l, r);
         }
         let l4 = ip.payload();
         match proto {
@@ -386,8 +405,12 @@ impl Processor {
                 }
                 let l = fragment_listener(snap, key, proto)?;
                 let h = hash::addr_hash_v6(src, dst, proto);
-                let id = l.table.lookup(h).ok_or(DropReason::NoBackend)?;
-                return self.send(snap, pkt, frame, l.id, id, h, src_mac, now);
+                let r = l
+                    .table
+                    .lookup(h)
+                    .ok_or(DropReason::NoBackend)
+                    .and_then(|id| self.send(snap, pkt, frame, l.slot, id, h, src_mac, now));
+                return self.count_listener_drop(l, r);
             }
         }
         let l4 = ip.upper_layer_payload(&upper);
@@ -456,8 +479,25 @@ impl Processor {
         let l = &snap.listeners[id.0 as usize];
         let h = schedule_hash::<F>(l, &t);
         let fp = F::fingerprint(self.seed, &t);
-        let b = self.pick(snap, l, fp, h, t.proto, now)?;
-        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+        let r = self
+            .pick(snap, l, fp, h, t.proto, now)
+            .and_then(|b| self.send(snap, pkt, frame, l.slot, b, h, src_mac, now));
+        self.count_listener_drop(l, r)
+    }
+
+    /// Counts a drop against the listener it happened on.
+    #[inline]
+    fn count_listener_drop(
+        &mut self,
+        l: &ListenerState,
+        r: Result<Action, DropReason>,
+    ) -> Result<Action, DropReason> {
+        if let Err(reason) = r {
+            if let Some(d) = self.counters.listener_drops.get_mut(l.slot as usize) {
+                d[reason as usize] += 1;
+            }
+        }
+        r
     }
 
     /// An ICMP error about a packet a backend sent from a VIP to a client
@@ -487,9 +527,11 @@ impl Processor {
         let l = &snap.listeners[id.0 as usize];
         let h = schedule_hash::<F>(l, &t);
         let fp = F::fingerprint(self.seed, &t);
-        let b = self.existing_or_table(snap, l, fp, h, now)?;
-        self.counters.icmp_errors_forwarded += 1;
-        self.send(snap, pkt, frame, l.id, b, h, src_mac, now)
+        let r = self.existing_or_table(snap, l, fp, h, now).and_then(|b| {
+            self.counters.icmp_errors_forwarded += 1;
+            self.send(snap, pkt, frame, l.slot, b, h, src_mac, now)
+        });
+        self.count_listener_drop(l, r)
     }
 
     /// The backend of a TCP/UDP flow: the flow table's if it is still usable
@@ -555,7 +597,7 @@ impl Processor {
         snap: &Snapshot,
         pkt: &mut P,
         f: Frame,
-        listener: ListenerId,
+        listener_slot: u16,
         backend: BackendId,
         h: u64,
         src_mac: [u8; 6],
@@ -582,7 +624,7 @@ impl Processor {
         }
         t.apply(pkt, f.l2, f.ip_len, h, src_mac)?;
         let bytes = f.ip_len as u64;
-        if let Some(c) = self.counters.listeners.get_mut(listener.0 as usize) {
+        if let Some(c) = self.counters.listeners.get_mut(listener_slot as usize) {
             c.packets += 1;
             c.bytes += bytes;
         }

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy};
+use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, ZoneAffinity};
 
 use crate::encap::{EncapTemplate, Outer};
 use crate::ids::{BackendId, ListenerId};
@@ -21,6 +22,9 @@ use crate::vip::VipTable;
 pub struct BackendRegistry {
     ids: HashMap<(String, [u8; dnlb_config::Backend::IDENTITY_LEN]), BackendId>,
     next: u32,
+    /// Listener counter slots by listener name (stable like backend ids, so
+    /// per-listener counters survive reloads that reorder listeners).
+    listener_slots: HashMap<String, u16>,
 }
 
 impl BackendRegistry {
@@ -41,6 +45,22 @@ impl BackendRegistry {
             })
     }
 
+    /// The id of a backend, if it has one.
+    pub fn get(
+        &self,
+        group: &str,
+        identity: &[u8; dnlb_config::Backend::IDENTITY_LEN],
+    ) -> Option<BackendId> {
+        self.ids.get(&(group.to_string(), *identity)).copied()
+    }
+
+    /// The counter slot of listener `name`, assigning the next free one if
+    /// it is new.
+    pub fn listener_slot(&mut self, name: &str) -> u16 {
+        let next = self.listener_slots.len() as u16;
+        *self.listener_slots.entry(name.to_string()).or_insert(next)
+    }
+
     /// One more than the highest id handed out.
     pub fn len(&self) -> usize {
         self.next as usize
@@ -59,6 +79,8 @@ pub struct ListenerState {
     pub id: ListenerId,
     /// Name from the config.
     pub name: String,
+    /// Where its counters are kept: stable for a name across reloads.
+    pub slot: u16,
     /// IP protocol number.
     pub protocol: u8,
     /// Port, `None` = all ports.
@@ -93,6 +115,11 @@ pub struct BackendState {
     pub usable: bool,
     /// Whether it passes its health checks (for status).
     pub healthy: bool,
+    /// Whether it takes new flows (it is in the listeners' Maglev tables):
+    /// usable, weight above 0, not draining, and in the preferred zone.
+    pub takes_new_flows: bool,
+    /// The drain deadline, if it is draining or drained.
+    pub drain_until: Option<SystemTime>,
     /// Zone, for status.
     pub zone: Option<String>,
     /// Templates for inner IPv4 and inner IPv6 packets.
@@ -150,6 +177,9 @@ pub struct Snapshot {
     pub vips: VipTable,
     /// Gateway parameters.
     pub params: GatewayParams,
+    /// The earliest drain deadline still ahead when this was built: a new
+    /// snapshot is due then (drained backends lose their flows).
+    pub next_deadline: Option<SystemTime>,
 }
 
 impl Snapshot {
@@ -173,7 +203,14 @@ impl Snapshot {
         registry: &mut BackendRegistry,
         previous: Option<&Snapshot>,
     ) -> Result<(Self, usize), SnapshotError> {
-        Self::build_with_health(cfg, generation, registry, previous, &|_, _| true)
+        Self::build_with_health(
+            cfg,
+            generation,
+            registry,
+            previous,
+            &|_, _| true,
+            SystemTime::now(),
+        )
     }
 
     /// Like [`Snapshot::build_from`], with backend health: `healthy(group,
@@ -182,13 +219,20 @@ impl Snapshot {
     /// and loses its established ones. When every backend of a group is
     /// unhealthy, the group's `all_down` policy decides: fail open (treat all
     /// as healthy) or drop (no backend).
+    ///
+    /// At `now`, a draining backend (deadline ahead) takes no new flows and
+    /// keeps its established ones; past its deadline it loses them. With
+    /// `zone_affinity = prefer_own`, only backends in the gateway's zone take
+    /// new flows while one of them can; the others keep established flows.
     pub fn build_with_health(
         cfg: &Config,
         generation: u64,
         registry: &mut BackendRegistry,
         previous: Option<&Snapshot>,
         healthy: &dyn Fn(&str, &[u8; dnlb_config::Backend::IDENTITY_LEN]) -> bool,
+        now: SystemTime,
     ) -> Result<(Self, usize), SnapshotError> {
+        let mut next_deadline: Option<SystemTime> = None;
         let mut tables: HashMap<Arc<(Vec<MaglevBackend>, u32)>, Arc<MaglevTable>> = previous
             .into_iter()
             .flat_map(|p| p.listeners.iter())
@@ -206,15 +250,39 @@ impl Snapshot {
             Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         for (gi, g) in cfg.target_groups.iter().enumerate() {
-            let mut members = Vec::new();
             let any_healthy = g.backends.iter().any(|b| healthy(&g.name, &b.identity()));
-            for b in &g.backends {
-                let identity = b.identity();
+            // (index in group.backends, usable, weight for new flows)
+            let mut plan: Vec<(usize, bool, u8)> = Vec::with_capacity(g.backends.len());
+            for (bi, b) in g.backends.iter().enumerate() {
                 let up = if any_healthy {
-                    healthy(&g.name, &identity)
+                    healthy(&g.name, &b.identity())
                 } else {
                     g.all_down == dnlb_config::AllDownPolicy::FailOpen
                 };
+                let drained = b.drain_until.is_some_and(|t| t <= now);
+                if let Some(t) = b.drain_until.filter(|&t| t > now) {
+                    next_deadline = Some(next_deadline.map_or(t, |n| n.min(t)));
+                }
+                let usable = up && !drained;
+                let new_flows = if usable && b.drain_until.is_none() {
+                    b.weight
+                } else {
+                    0
+                };
+                plan.push((bi, usable, new_flows));
+            }
+            if let (ZoneAffinity::PreferOwn, Some(own)) = (g.zone_affinity, &cfg.gateway.zone) {
+                let in_own = |bi: usize| g.backends[bi].zone.as_ref() == Some(own);
+                if plan.iter().any(|&(bi, _, w)| w > 0 && in_own(bi)) {
+                    for p in plan.iter_mut().filter(|p| !in_own(p.0)) {
+                        p.2 = 0;
+                    }
+                }
+            }
+            let mut members = Vec::new();
+            for (bi, usable, new_flows) in plan {
+                let b = &g.backends[bi];
+                let identity = b.identity();
                 let id = registry.id(&g.name, identity);
                 let template = |inner_v6| {
                     EncapTemplate::build(b.address, b.tunnel, inner_v6, &outer).ok_or(
@@ -229,8 +297,10 @@ impl Snapshot {
                     group: gi as u16,
                     address: b.address,
                     weight: b.weight,
-                    usable: up,
+                    usable,
                     healthy: healthy(&g.name, &identity),
+                    takes_new_flows: new_flows > 0,
+                    drain_until: b.drain_until,
                     zone: b.zone.clone(),
                     encap: [template(false)?, template(true)?],
                 };
@@ -238,7 +308,7 @@ impl Snapshot {
                     backends.resize(id.0 as usize + 1, None);
                 }
                 backends[id.0 as usize] = Some(state);
-                members.push((id, identity, if up { b.weight } else { 0 }));
+                members.push((id, identity, new_flows));
             }
             group_members.push(members);
         }
@@ -271,6 +341,7 @@ impl Snapshot {
             };
             listeners.push(ListenerState {
                 id: ListenerId(li as u16),
+                slot: registry.listener_slot(&l.name),
                 name: l.name.clone(),
                 protocol: l.protocol.number(),
                 port: l.port,
@@ -296,9 +367,19 @@ impl Snapshot {
                     tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
                     udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
                 },
+                next_deadline,
             },
             built,
         ))
+    }
+
+    /// How many listener counter slots workers need for this snapshot.
+    pub fn listener_slots(&self) -> usize {
+        self.listeners
+            .iter()
+            .map(|l| l.slot as usize + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The backend with this id, if it is in this snapshot.
@@ -377,8 +458,15 @@ mod health_tests {
         let cfg = config("fail_open");
         let down = cfg.target_groups[0].backends[0].identity();
         let mut reg = BackendRegistry::default();
-        let (s, _) =
-            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, id| *id != down).unwrap();
+        let (s, _) = Snapshot::build_with_health(
+            &cfg,
+            1,
+            &mut reg,
+            None,
+            &|_, id| *id != down,
+            SystemTime::now(),
+        )
+        .unwrap();
         let t = &s.listeners[0].table;
         assert_eq!(
             t.counts().iter().filter(|(_, n)| *n > 0).count(),
@@ -393,13 +481,150 @@ mod health_tests {
             .unwrap();
         assert!(!b0.usable && !b0.healthy);
         // Everything down, fail open: everyone usable again.
-        let (s, _) = Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| false).unwrap();
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| false, SystemTime::now())
+                .unwrap();
         assert!(s.backends.iter().flatten().all(|b| b.usable && !b.healthy));
         assert!(!s.listeners[0].table.is_empty());
         // Everything down, drop: no backend.
         let cfg = config("drop");
-        let (s, _) = Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| false).unwrap();
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| false, SystemTime::now())
+                .unwrap();
         assert!(s.backends.iter().flatten().all(|b| !b.usable));
         assert!(s.listeners[0].table.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod drain_and_zone_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Three backends: .20 and .21 in zone a, .22 in zone b; the gateway is
+    /// in zone `gw_zone`.
+    fn config(extra_20: &str, affinity: &str, gw_zone: &str) -> Config {
+        let text = format!(
+            "[gateway]\nname = \"t\"\nzone = \"{gw_zone}\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+             [encap]\nsource_v4 = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+             [[listener]]\nname = \"a\"\nvips = [\"192.0.2.10\"]\nprotocol = \"tcp\"\nport = 80\ntable_size = 251\ntarget_group = \"g\"\n\
+             [[target_group]]\nname = \"g\"\nzone_affinity = \"{affinity}\"\n\
+             [[target_group.backend]]\naddress = \"192.0.2.20\"\ntunnel = \"ipip\"\nzone = \"a\"\n{extra_20}\n\
+             [[target_group.backend]]\naddress = \"192.0.2.21\"\ntunnel = \"ipip\"\nzone = \"a\"\n\
+             [[target_group.backend]]\naddress = \"192.0.2.22\"\ntunnel = \"ipip\"\nzone = \"b\"\n"
+        );
+        dnlb_config::parse(std::path::Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn state(s: &Snapshot, last_octet: u8) -> &BackendState {
+        s.backends
+            .iter()
+            .flatten()
+            .find(|b| b.address == IpAddr::from([192, 0, 2, last_octet]))
+            .unwrap()
+    }
+
+    fn in_table(s: &Snapshot) -> Vec<u8> {
+        let mut v: Vec<u8> = s.listeners[0]
+            .table
+            .counts()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(id, _)| match s.backend(*id).unwrap().address {
+                IpAddr::V4(a) => a.octets()[3],
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_draining_backend_keeps_its_flows_until_the_deadline() {
+        let cfg = config("drain_until = 2030-01-01T00:00:00Z", "none", "a");
+        let deadline = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000);
+        let mut reg = BackendRegistry::default();
+        let before = deadline - Duration::from_secs(1);
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, before).unwrap();
+        let b = state(&s, 20);
+        assert!(
+            b.usable && !b.takes_new_flows,
+            "draining: established flows stay, no new ones"
+        );
+        assert_eq!(b.drain_until, Some(deadline));
+        assert_eq!(in_table(&s), [21, 22]);
+        assert_eq!(
+            s.next_deadline,
+            Some(deadline),
+            "a rebuild is due at the deadline"
+        );
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| true, deadline).unwrap();
+        assert!(!state(&s, 20).usable, "past the deadline its flows move");
+        assert_eq!(s.next_deadline, None);
+        assert_eq!(in_table(&s), [21, 22]);
+    }
+
+    #[test]
+    fn weight_zero_takes_no_new_flows_but_stays_usable() {
+        let cfg = config("weight = 0", "none", "a");
+        let mut reg = BackendRegistry::default();
+        let s = Snapshot::build(&cfg, 1, &mut reg).unwrap();
+        assert!(state(&s, 20).usable && !state(&s, 20).takes_new_flows);
+        assert_eq!(in_table(&s), [21, 22]);
+    }
+
+    #[test]
+    fn a_failed_zone_leaves_traffic_to_the_others() {
+        let cfg = config("", "none", "a");
+        let mut reg = BackendRegistry::default();
+        let zone_a = [
+            cfg.target_groups[0].backends[0].identity(),
+            cfg.target_groups[0].backends[1].identity(),
+        ];
+        let now = SystemTime::now();
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, now).unwrap();
+        assert_eq!(in_table(&s), [20, 21, 22], "no affinity: every zone");
+        let (s, _) = Snapshot::build_with_health(
+            &cfg,
+            2,
+            &mut reg,
+            None,
+            &|_, id| !zone_a.contains(id),
+            now,
+        )
+        .unwrap();
+        assert_eq!(in_table(&s), [22]);
+        assert!(!state(&s, 20).usable && !state(&s, 21).usable);
+    }
+
+    #[test]
+    fn own_zone_is_preferred_while_it_has_a_usable_backend() {
+        let now = SystemTime::now();
+        let mut reg = BackendRegistry::default();
+        // A gateway in zone b sends new flows only to zone b's backend...
+        let cfg = config("", "prefer_own", "b");
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, now).unwrap();
+        assert_eq!(in_table(&s), [22]);
+        assert!(state(&s, 20).usable, "other zones keep established flows");
+        // ...and to every other zone once zone b has none.
+        let b22 = cfg.target_groups[0].backends[2].identity();
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, id| *id != b22, now).unwrap();
+        assert_eq!(in_table(&s), [20, 21]);
+        // A gateway in zone a uses both of zone a's.
+        let cfg = config("", "prefer_own", "a");
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| true, now).unwrap();
+        assert_eq!(in_table(&s), [20, 21]);
+        // A gateway in a zone without backends uses all.
+        let cfg = config("", "prefer_own", "c");
+        let (s, _) =
+            Snapshot::build_with_health(&cfg, 4, &mut reg, None, &|_, _| true, now).unwrap();
+        assert_eq!(in_table(&s), [20, 21, 22]);
     }
 }

@@ -51,7 +51,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             }
         }
     }
-    let admin = raw.admin.as_ref().map(|a| admin::admin(&mut c, a.get_ref()));
+    let admin = raw
+        .admin
+        .as_ref()
+        .map(|a| admin::admin(&mut c, a.get_ref()));
     c.finish()?;
     Ok(Config {
         gateway,

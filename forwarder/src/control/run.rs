@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::mpsc;
 
@@ -18,12 +17,13 @@ use dpdk_bindings::{
     QueueId,
 };
 
-use crate::control::health::{BackendKey, HealthChecker, HealthState};
+use crate::control::api::{self, ApiServer};
+use crate::control::plane::ControlPlane;
 use crate::dataplane::dpdk::DpdkIo;
 use crate::dataplane::snapshot::Publisher;
 use crate::dataplane::{
-    Counters, DropReason, ForwardPipeline, Idle, LbPipeline, MonotonicClock, Pipeline, PortIndex,
-    PortPlan, PublishedCounters, Worker,
+    Counters, DropReason, ForwardPipeline, Idle, LbPipeline, LbStatsBoard, MonotonicClock,
+    Pipeline, PortIndex, PortPlan, PublishedCounters, Worker,
 };
 
 /// Why the forwarder could not run.
@@ -46,6 +46,9 @@ pub enum RunError {
     /// The load-balancing state could not be built from the config.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The admin API could not start.
+    #[error("{0}")]
+    Admin(std::io::Error),
     /// A worker returned an error code.
     #[error("worker on lcore {lcore} exited with code {code}")]
     WorkerFailed {
@@ -190,7 +193,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (lb_tx, lb_rx) = mpsc::channel::<LbCounters>();
+    let board = LbStatsBoard::new(dp.worker_lcores.len());
     let mut published = Vec::new();
     let mut launched = Vec::new();
     for (w, &lcore) in dp.worker_lcores.iter().enumerate() {
@@ -210,7 +213,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         let h = match &publisher {
             None => {
                 let pl = ForwardPipeline::new(non_vip.clone());
-                launch(&eal, lcore, io, pl, idle, counters, &stop, |_| {})
+                launch(&eal, lcore, io, pl, idle, counters, &stop)
             }
             Some(publisher) => {
                 let processor = Processor::new(
@@ -220,11 +223,9 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
                     0,
                 );
                 let clock = MonotonicClock::default();
-                let pl = LbPipeline::new(processor, publisher.reader(), plan.clone(), clock);
-                let lb_tx = lb_tx.clone();
-                launch(&eal, lcore, io, pl, idle, counters, &stop, move |pl| {
-                    let _ = lb_tx.send(pl.processor().counters.clone());
-                })
+                let pl = LbPipeline::new(processor, publisher.reader(), plan.clone(), clock)
+                    .with_stats(board.publisher(w));
+                launch(&eal, lcore, io, pl, idle, counters, &stop)
             }
         };
         match h {
@@ -235,7 +236,21 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             }
         }
     }
-    drop(lb_tx);
+    // The admin API, if configured; a port that cannot be bound stops the
+    // start (an operator relies on it), after the workers are told to stop.
+    let api = match &cfg.admin {
+        None => None,
+        Some(admin) => match ApiServer::start(admin) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                for h in launched {
+                    h.wait();
+                }
+                return Err(RunError::Admin(e));
+            }
+        },
+    };
     tracing::info!(
         gateway = %cfg.gateway.name,
         workers = ?dp.worker_lcores,
@@ -243,6 +258,17 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         dpdk = %Eal::version(),
         "forwarding"
     );
+    let mut plane = ControlPlane::new(
+        cfg.clone(),
+        opts.config_path.as_deref(),
+        registry,
+        publisher,
+        published.clone(),
+        board.clone(),
+    );
+    if let Some((api, _)) = &api {
+        println!("admin: listening on http://{}", api.addr());
+    }
     println!(
         "dnlb: ready: gateway {} with {} worker(s) on lcores {:?}, ports {:?}",
         cfg.gateway.name,
@@ -252,18 +278,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     );
     let _ = std::io::stdout().flush();
 
-    let sum = |published: &[(u32, Arc<PublishedCounters>)]| {
-        let mut t = Counters::default();
-        for (_, p) in published {
-            t.add(&p.read());
-        }
-        t
-    };
     let started = Instant::now();
     let mut last = (started, Counters::default());
-    let mut reloads = ReloadCounters::default();
-    let mut running_cfg = cfg.clone();
-    let mut checker = publisher.as_ref().map(|_| HealthChecker::start(cfg, None));
     let stamp = |p: &std::path::Path| {
         std::fs::metadata(p)
             .ok()
@@ -272,7 +288,20 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let mut file_stamp = opts.config_path.as_deref().and_then(stamp);
     let mut last_watch = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
+        // Wait for an API call, at most one tick.
+        if let Some((_, calls)) = &api {
+            match calls.recv_timeout(Duration::from_millis(20)) {
+                Ok((call, reply)) => {
+                    let _ = reply.send(api::serve(&mut plane, call));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut wanted = opts
             .reload
             .as_ref()
@@ -290,31 +319,14 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         if wanted {
             // Whatever the outcome, this version of the file has been seen.
             file_stamp = opts.config_path.as_deref().and_then(stamp);
-            let health = checker.as_ref().map(|c| c.states()).unwrap_or_default();
-            if let Some(next) = reload(
-                &running_cfg,
-                opts,
-                publisher.as_ref(),
-                &mut registry,
-                &mut reloads,
-                &health,
-            ) {
-                running_cfg = next;
-                checker = Some(HealthChecker::start(&running_cfg, checker.take()));
-            }
+            let _ = plane.reload();
         }
-        if let (Some(c), Some(p)) = (&checker, &publisher) {
-            if c.take_changed() {
-                rebuild_for_health(&running_cfg, p, &mut registry, &c.states());
-            }
-        }
-        if let Some(p) = &publisher {
-            p.reclaim();
-        }
+        plane.tick();
+        plane.reclaim();
         if let Some(iv) = opts.stats_interval {
             let now = Instant::now();
             if now.duration_since(last.0) >= iv {
-                let c = sum(&published);
+                let c = plane.totals();
                 let dt = now.duration_since(last.0).as_secs_f64();
                 println!(
                     "{} rx_pps={:.0} tx_pps={:.0}",
@@ -331,7 +343,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         }
     }
     tracing::info!("shutting down: stopping workers");
-    drop(checker);
+    drop(api);
+    plane.stop();
     stop.store(true, Ordering::SeqCst);
     let mut failed = None;
     for h in launched {
@@ -341,14 +354,9 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             failed = Some(RunError::WorkerFailed { lcore, code });
         }
     }
-    let snapshot = publisher.as_ref().map(|p| p.current());
-    let lb = snapshot.as_ref().map(|_| {
-        let mut total = LbCounters::default();
-        for c in lb_rx.try_iter() {
-            total.add(&c);
-        }
-        total
-    });
+    // Workers published their final counters when they stopped.
+    let snapshot = plane.snapshot();
+    let lb = snapshot.as_ref().map(|_| board.read().counters);
     let report = RunReport {
         lb,
         snapshot: snapshot.clone(),
@@ -368,19 +376,18 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         );
     }
     if let (Some(lb), Some(snap)) = (&report.lb, &report.snapshot) {
-        print_lb(cfg, lb, snap);
+        print_lb(plane.config(), lb, snap);
     }
     println!(
         "reloads: ok={} rejected={} generation={}",
-        reloads.ok,
-        reloads.rejected,
-        publisher.as_ref().map_or(0, |p| p.generation())
+        plane.reloads().ok,
+        plane.reloads().rejected,
+        plane.generation()
     );
     println!("{}", stats_line("total:", &report.total()));
     // Workers handed their snapshots back when they stopped: free them here.
-    if let Some(p) = &publisher {
-        p.reclaim();
-    }
+    plane.reclaim();
+    drop(plane);
     // Ports stop and close (flushing pcap output files) as the last handles
     // go; then the pool; the EAL is cleaned up with the last handle.
     drop(ports);
@@ -397,7 +404,7 @@ fn print_lb(cfg: &Config, lb: &LbCounters, snap: &Snapshot) {
     for l in &snap.listeners {
         let t = lb
             .listeners
-            .get(l.id.0 as usize)
+            .get(l.slot as usize)
             .copied()
             .unwrap_or_default();
         println!(
@@ -427,9 +434,7 @@ fn print_lb(cfg: &Config, lb: &LbCounters, snap: &Snapshot) {
     );
 }
 
-/// Launches a worker with pipeline `pl` on `lcore`; `done` runs on the
-/// worker's lcore after it stopped (to hand back final state).
-#[allow(clippy::too_many_arguments)]
+/// Launches a worker with pipeline `pl` on `lcore`.
 fn launch<PL: Pipeline + Send + 'static>(
     eal: &Eal,
     lcore: u32,
@@ -438,13 +443,11 @@ fn launch<PL: Pipeline + Send + 'static>(
     idle: Idle,
     counters: Arc<PublishedCounters>,
     stop: &Arc<AtomicBool>,
-    done: impl FnOnce(&mut PL) + Send + 'static,
 ) -> Result<Launched, dpdk_bindings::Error> {
     let mut worker = Worker::new(io, pl, idle, counters);
     let stop = stop.clone();
     eal.launch(LcoreId(lcore), move || {
         worker.run(&stop);
-        done(worker.pipeline_mut());
         0
     })
 }
@@ -454,115 +457,4 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0x646e_6c62);
     h.finish()
-}
-
-/// Reload outcomes.
-#[derive(Debug, Default, Clone, Copy)]
-struct ReloadCounters {
-    ok: u64,
-    rejected: u64,
-}
-
-/// Reads the config file again and publishes a new snapshot built from it.
-/// Anything wrong leaves the running configuration untouched: the reason is
-/// logged, printed (`reload: rejected: ...`) and counted.
-fn reload(
-    running: &Config,
-    opts: &RunOptions,
-    publisher: Option<&Publisher>,
-    registry: &mut BackendRegistry,
-    counters: &mut ReloadCounters,
-    health: &HashMap<BackendKey, HealthState>,
-) -> Option<Config> {
-    let result = (|| -> Result<(u64, usize, Config), String> {
-        let path = opts
-            .config_path
-            .as_ref()
-            .ok_or("no config file to reload from")?;
-        let publisher = publisher.ok_or(
-            "this gateway started without listeners (frame forwarding only); restart it to add listeners",
-        )?;
-        let next = dnlb_config::load(path).map_err(|e| e.to_string())?;
-        if next.dataplane != running.dataplane || next.gateway != running.gateway {
-            return Err(
-                "the [gateway] and [dataplane] sections cannot change at run time; restart dnlb"
-                    .into(),
-            );
-        }
-        if next.listeners.is_empty() {
-            return Err("a reload cannot remove every listener".into());
-        }
-        // Build on a copy of the registry: a rejected build assigns no ids.
-        let mut candidate = registry.clone();
-        let generation = publisher.generation() + 1;
-        let previous = publisher.current();
-        let (snap, rebuilt) = Snapshot::build_with_health(
-            &next,
-            generation,
-            &mut candidate,
-            Some(&previous),
-            &healthy_in(health),
-        )
-        .map_err(|e| e.to_string())?;
-        *registry = candidate;
-        Ok((publisher.publish(Arc::new(snap)), rebuilt, next))
-    })();
-    let _ = std::io::stdout().flush();
-    match result {
-        Ok((generation, rebuilt, next)) => {
-            counters.ok += 1;
-            tracing::info!(generation, rebuilt, "reload: new configuration published");
-            println!("reload: ok generation={generation} tables_rebuilt={rebuilt}");
-            let _ = std::io::stdout().flush();
-            Some(next)
-        }
-        Err(e) => {
-            counters.rejected += 1;
-            tracing::error!(error = %e, "reload rejected; the running configuration is unchanged");
-            println!("reload: rejected: {}", e.replace('\n', "; "));
-            let _ = std::io::stdout().flush();
-            None
-        }
-    }
-}
-
-/// A health lookup over the checker's states (absent: healthy).
-fn healthy_in(
-    states: &HashMap<BackendKey, HealthState>,
-) -> impl Fn(&str, &[u8; dnlb_config::Backend::IDENTITY_LEN]) -> bool + '_ {
-    move |group, identity| {
-        states
-            .get(&(group.to_string(), *identity))
-            .is_none_or(|s| s.healthy())
-    }
-}
-
-/// Publishes a snapshot of the running config with the current health.
-fn rebuild_for_health(
-    cfg: &Config,
-    publisher: &Publisher,
-    registry: &mut BackendRegistry,
-    states: &HashMap<BackendKey, HealthState>,
-) {
-    let previous = publisher.current();
-    let generation = publisher.generation() + 1;
-    match Snapshot::build_with_health(
-        cfg,
-        generation,
-        registry,
-        Some(&previous),
-        &healthy_in(states),
-    ) {
-        Ok((snap, rebuilt)) => {
-            let generation = publisher.publish(Arc::new(snap));
-            tracing::info!(
-                generation,
-                rebuilt,
-                "backend health changed: new snapshot published"
-            );
-            println!("health: published generation={generation} tables_rebuilt={rebuilt}");
-            let _ = std::io::stdout().flush();
-        }
-        Err(e) => tracing::error!(error = %e, "cannot rebuild after a health change"),
-    }
 }

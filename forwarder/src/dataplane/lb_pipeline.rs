@@ -11,6 +11,7 @@ use super::clock::Clock;
 use super::io::{Packet, PortIndex, BURST};
 use super::pipeline::{BurstVerdict, Pipeline, Verdict};
 use super::snapshot::Reader;
+use super::stats::{LbStats, LbStatsPublisher};
 
 /// Per-port routing the pipeline needs.
 #[derive(Debug, Clone)]
@@ -30,6 +31,7 @@ pub struct LbPipeline<C: Clock> {
     snapshot: Reader,
     ports: PortPlan,
     clock: C,
+    stats: Option<LbStatsPublisher>,
 }
 
 impl<C: Clock> LbPipeline<C> {
@@ -41,7 +43,15 @@ impl<C: Clock> LbPipeline<C> {
             snapshot,
             ports,
             clock,
+            stats: None,
         }
+    }
+
+    /// Publishes counters and flow-table occupancy through `stats` when the
+    /// control thread asks.
+    pub fn with_stats(mut self, stats: LbStatsPublisher) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// The snapshot generation in use.
@@ -55,7 +65,28 @@ impl<C: Clock> LbPipeline<C> {
     }
 }
 
+fn fill(processor: &mut Processor) -> impl FnOnce(&mut LbStats) + '_ {
+    move |s: &mut LbStats| {
+        s.counters.clone_from(&processor.counters);
+        s.flows = processor.flows().len();
+        s.flow_capacity = processor.flows().capacity();
+    }
+}
+
 impl<C: Clock> Pipeline for LbPipeline<C> {
+    #[inline]
+    fn on_poll(&mut self) {
+        if let Some(stats) = &mut self.stats {
+            stats.poll(fill(&mut self.processor));
+        }
+    }
+
+    fn on_stop(&mut self) {
+        if let Some(stats) = &mut self.stats {
+            stats.publish_now(fill(&mut self.processor));
+        }
+    }
+
     #[inline]
     fn process<P: Packet>(
         &mut self,

@@ -13,6 +13,7 @@ pub mod lb_pipeline;
 pub mod mem;
 pub mod pipeline;
 pub mod snapshot;
+pub mod stats;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
@@ -20,4 +21,5 @@ pub use counters::{Counters, DropReason, PublishedCounters};
 pub use io::{Burst, Packet, PacketIo, PortIndex, BURST};
 pub use lb_pipeline::{LbPipeline, PortPlan};
 pub use pipeline::{BurstVerdict, ForwardPipeline, Pipeline, Verdict};
+pub use stats::{LbStats, LbStatsBoard, LbStatsPublisher};
 pub use worker::{Idle, Worker};

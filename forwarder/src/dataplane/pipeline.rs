@@ -34,6 +34,14 @@ pub trait Pipeline {
         pkts: &mut [P],
         verdicts: &mut [Verdict; BURST],
     ) -> BurstVerdict;
+
+    /// Called once per worker loop iteration, with or without packets
+    /// (publish state on request; keep it cheap).
+    #[inline]
+    fn on_poll(&mut self) {}
+
+    /// Called once when the worker stops.
+    fn on_stop(&mut self) {}
 }
 
 /// Forwards everything received on port `i` to port `to[i]`, unmodified;

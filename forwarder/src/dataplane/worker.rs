@@ -182,6 +182,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
         while !stop.load(Ordering::Relaxed) {
             let n = self.poll_once();
             self.publish();
+            self.pipeline.on_poll();
             if n == 0 {
                 self.counters.empty_polls += 1;
                 if let Idle::Sleep { polls, sleep } = self.idle {
@@ -197,6 +198,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
             }
         }
         self.publish();
+        self.pipeline.on_stop();
     }
 }
 

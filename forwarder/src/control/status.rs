@@ -1,0 +1,150 @@
+//! What the admin API reports (`/v1/status` and its parts), as plain data:
+//! the control thread fills it, the API serialises it to JSON, `dnlb
+//! status` reads it back and the metrics endpoint renders it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole status of a gateway.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Gateway name.
+    pub gateway: String,
+    /// Gateway zone.
+    pub zone: Option<String>,
+    /// Config file.
+    pub config_file: Option<String>,
+    /// Seconds since the forwarder started.
+    pub uptime_secs: f64,
+    /// Generation of the snapshot workers use (0: no listeners).
+    pub generation: u64,
+    /// Reloads that were published.
+    pub reloads_ok: u64,
+    /// Reloads that were rejected (the running config stayed).
+    pub reloads_rejected: u64,
+    /// Whether every worker answered the request for fresh counters.
+    pub counters_fresh: bool,
+    /// Per worker.
+    pub workers: Vec<WorkerStatus>,
+    /// Drops by reason, summed over workers.
+    pub drops: BTreeMap<String, u64>,
+    /// Flow tables, summed over workers.
+    pub flows: FlowStatus,
+    /// Listeners.
+    pub listeners: Vec<ListenerStatus>,
+    /// Backends of every target group.
+    pub backends: Vec<BackendStatus>,
+    /// Run-time changes in effect (one line each).
+    pub runtime_changes: Vec<String>,
+    /// Run-time changes that no longer apply to the config.
+    pub stale_changes: Vec<String>,
+    /// Where run-time changes are kept.
+    pub runtime_file: Option<String>,
+}
+
+/// One worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Its lcore.
+    pub lcore: u32,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Packets dropped (all reasons).
+    pub dropped: u64,
+}
+
+/// Flow tables and what happened to flows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowStatus {
+    /// Flows tracked.
+    pub entries: u64,
+    /// Capacity.
+    pub capacity: u64,
+    /// Flows created.
+    pub created: u64,
+    /// New flows that found their table full (served statelessly).
+    pub table_full: u64,
+    /// Established flows moved off an unusable backend.
+    pub rescheduled: u64,
+    /// ICMP errors forwarded to the backend of their flow.
+    pub icmp_errors_forwarded: u64,
+    /// Fragmentation needed / packet too big sent.
+    pub too_big_sent: u64,
+    /// Echo replies sent.
+    pub echo_replies: u64,
+}
+
+/// One listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    /// Name.
+    pub name: String,
+    /// VIPs.
+    pub vips: Vec<String>,
+    /// Elastic IP, if attached.
+    pub elastic_ip: Option<String>,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// Port (`None`: all ports).
+    pub port: Option<u16>,
+    /// Target group.
+    pub target_group: String,
+    /// Backends that take new flows.
+    pub backends_taking_new_flows: usize,
+    /// Packets sent to backends.
+    pub packets: u64,
+    /// Bytes sent to backends.
+    pub bytes: u64,
+    /// Drops on this listener by reason (only reasons with drops).
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// One backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// Target group.
+    pub target_group: String,
+    /// Address.
+    pub address: String,
+    /// Port (0: none).
+    pub port: u16,
+    /// `vm` or `container`.
+    pub kind: String,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Tunnel type.
+    pub tunnel: String,
+    /// Configured weight.
+    pub weight: u8,
+    /// Passes its health checks (or has none).
+    pub healthy: bool,
+    /// May carry flows (healthy or failed open, not drained).
+    pub usable: bool,
+    /// Takes new flows.
+    pub takes_new_flows: bool,
+    /// Drain deadline (RFC 3339), if draining or drained.
+    pub drain_until: Option<String>,
+    /// Added or changed at run time.
+    pub runtime: bool,
+    /// Packets sent to it.
+    pub packets: u64,
+    /// Bytes sent to it.
+    pub bytes: u64,
+}
+
+impl BackendStatus {
+    /// A one-word state for tables.
+    pub fn state(&self) -> &'static str {
+        match (self.usable, self.healthy, self.takes_new_flows) {
+            (false, _, _) if self.drain_until.is_some() && self.healthy => "drained",
+            (false, _, _) => "down",
+            (true, false, _) => "fail-open",
+            (true, true, true) => "up",
+            (true, true, false) if self.drain_until.is_some() => "draining",
+            (true, true, false) => "standby",
+        }
+    }
+}
