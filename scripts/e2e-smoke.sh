@@ -51,6 +51,9 @@ section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {
     local rc=$?
+    # A second signal must not cut the teardown short.
+    trap '' INT TERM HUP
+    trap - EXIT
     if [ "$KEEP" = 1 ]; then
         echo "topology $TOPO kept (state in $TOPO_STATE); remove it with: $0 down"
     else
@@ -59,7 +62,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 VIP=$(echo "$TOPO_VIPS" | awk '{ print $1 }')
 VIP2=$(echo "$TOPO_VIPS" | awk '{ print $2 }')

@@ -34,11 +34,89 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         watch_config_ms: u64,
     },
-    /// Validate a configuration and print the effective plan (exit 1 on errors).
+    /// Validate a configuration (with its run-time changes) and print the
+    /// effective plan (exit 1 on errors).
     Check {
         /// Configuration file (TOML).
         config: PathBuf,
     },
+    /// Show a running gateway's listeners and backends (from its admin API).
+    Status {
+        /// The admin API's URL. Default: from --config's [admin] section,
+        /// else http://127.0.0.1:9100.
+        #[arg(long)]
+        api: Option<String>,
+        /// Configuration file: the API address and token come from its
+        /// [admin] section.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// File holding the bearer token (overrides the config's).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn status(
+    api: Option<String>,
+    config: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    let cfg = match &config {
+        Some(c) => Some(dnlb_config::load(c).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let admin = cfg.as_ref().and_then(|c| c.admin.clone());
+    let url = api
+        .or_else(|| {
+            admin.as_ref().map(|a| {
+                let mut l = a.listen;
+                if l.ip().is_unspecified() {
+                    l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{l}")
+            })
+        })
+        .unwrap_or_else(|| "http://127.0.0.1:9100".into());
+    let token = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .map_err(|e| format!("{}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => admin.and_then(|a| a.token).map(|t| t.0),
+    };
+    let mut req = ureq::get(&format!("{}/v1/status", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(10));
+    if let Some(t) = &token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let body = match req.call() {
+        Ok(r) => r.into_string().map_err(|e| e.to_string())?,
+        Err(ureq::Error::Status(code, r)) => {
+            return Err(format!(
+                "{url}: HTTP {code}: {}",
+                r.into_string().unwrap_or_default().trim()
+            ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "{url}: {e} (is dnlb running with an [admin] section?)"
+            ))
+        }
+    };
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let s: control::status::Status =
+        serde_json::from_str(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
+    print!("{}", control::status::render_table(&s));
+    Ok(())
 }
 
 fn print_plan(cfg: &Config) {
@@ -90,6 +168,18 @@ fn print_plan(cfg: &Config) {
             dp.worker_lcores.len(),
         );
     }
+    match &cfg.admin {
+        Some(a) => println!(
+            "admin API on http://{}{}",
+            a.listen,
+            if a.token.is_some() {
+                " (bearer token required)"
+            } else {
+                ""
+            }
+        ),
+        None => println!("no admin API (add an [admin] section)"),
+    }
     if cfg.listeners.is_empty() {
         println!("no listeners: frames are only forwarded between ports");
         return;
@@ -130,10 +220,20 @@ fn print_plan(cfg: &Config) {
     }
     for g in &cfg.target_groups {
         println!("target group {}: {} backend(s)", g.name, g.backends.len());
-        for b in &g.backends {
+        if g.zone_affinity == dnlb_config::ZoneAffinity::PreferOwn {
             println!(
-                "  {} {:?} weight {} zone {} tunnel {:?}",
+                "  new flows prefer zone {} while it has a usable backend",
+                cfg.gateway.zone.as_deref().unwrap_or("-")
+            );
+        }
+        for b in &g.backends {
+            let drain = b.drain_until.map_or(String::new(), |t| {
+                format!(" draining until {}", dnlb_config::time::from_system_time(t))
+            });
+            println!(
+                "  {} port {} {:?} weight {} zone {} tunnel {:?}{drain}",
                 b.address,
+                b.port,
                 b.kind,
                 b.weight,
                 b.zone.as_deref().unwrap_or("-"),
@@ -153,9 +253,33 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match dnlb_config::load(&config) {
-            Ok(cfg) => {
-                print_plan(&cfg);
+        Command::Status {
+            api,
+            config,
+            token_file,
+            json,
+        } => match status(api, config, token_file, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dnlb status: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check { config } => match dnlb_config::runtime::load(&config) {
+            Ok(loaded) => {
+                print_plan(&loaded.config);
+                if !loaded.changes.is_empty() || !loaded.stale.is_empty() {
+                    println!(
+                        "run-time changes from {} (made through the admin API, included above):",
+                        loaded.runtime_path.display()
+                    );
+                    for c in loaded.changes.describe() {
+                        println!("  {c}");
+                    }
+                    for c in &loaded.stale {
+                        println!("  stale: {c}");
+                    }
+                }
                 println!("{}: OK", config.display());
                 ExitCode::SUCCESS
             }
@@ -170,8 +294,8 @@ fn main() -> ExitCode {
             stats_interval_ms,
             watch_config_ms,
         } => {
-            let cfg = match dnlb_config::load(&config) {
-                Ok(c) => c,
+            let cfg = match dnlb_config::runtime::load(&config) {
+                Ok(c) => c.config,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::FAILURE;

@@ -1,0 +1,504 @@
+//! The admin API against a running `dnlb` with traffic through its DPDK
+//! worker (a pcap replayed from memory): status, register/deregister,
+//! weights, drains with a deadline, elastic IP attach/detach, reload, the
+//! bearer token, the Prometheus endpoint (checked by `promtool`), `dnlb
+//! status`, run-time changes persisted beside the config and kept across a
+//! restart, and races between API changes, SIGHUPs and file changes.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use dnlb_testkit::{write_pcap, CLIENT_MAC, GATEWAY_MAC};
+use etherparse::PacketBuilder;
+use serde_json::{json, Value};
+
+const ELASTIC: [u8; 4] = [198, 51, 100, 77];
+const TOKEN: &str = "s3cret-token";
+
+/// 400 UDP flows to the VIP and 400 to the elastic IP.
+fn traffic(path: &Path) {
+    let mut frames = Vec::new();
+    for dst in [[192, 0, 2, 10], ELASTIC] {
+        for f in 0..400u16 {
+            let b = PacketBuilder::ethernet2(CLIENT_MAC, GATEWAY_MAC)
+                .ipv4([198, 18, (f >> 8) as u8, f as u8], dst, 64)
+                .udp(1024 + f, 80);
+            let mut v = Vec::new();
+            b.write(&mut v, &[0u8; 18]).unwrap();
+            frames.push(v);
+        }
+    }
+    write_pcap(path, &frames).unwrap();
+}
+
+fn config(eal: &[String], pcap: &Path, token_file: &Path, extra: &str) -> String {
+    format!(
+        "[gateway]\nname = \"api\"\nzone = \"a\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         idle_polls_before_sleep = 64\nidle_sleep_us = 200\n\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={},infinite_rx=1\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
+         [[target_group]]\nname = \"web\"\n\
+         [[target_group.backend]]\naddress = \"10.1.0.1\"\ntunnel = \"gue\"\nzone = \"a\"\n\
+         [[target_group.backend]]\naddress = \"10.1.0.2\"\ntunnel = \"gue\"\nzone = \"b\"\n{extra}",
+        common::toml_list(eal),
+        pcap.display(),
+        token_file.display(),
+    )
+}
+
+struct Api {
+    base: String,
+}
+
+impl Api {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, body, Some(TOKEN))
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req =
+            ureq::request(method, &format!("{}{path}", self.base)).timeout(Duration::from_secs(20));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let r = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let (code, resp) = match r {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(c, r)) => (c, r),
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let text = resp.into_string().unwrap();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (code, v) = self.call(method, path, body);
+        assert_eq!(code, 200, "{method} {path}: {v}");
+        v
+    }
+
+    fn status(&self) -> Value {
+        self.ok("GET", "/v1/status", None)
+    }
+
+    fn backend(&self, address: &str) -> Option<Value> {
+        self.status()["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["address"] == address)
+            .cloned()
+    }
+
+    fn not_for_vip(&self) -> u64 {
+        self.status()["drops"]["not_for_vip"].as_u64().unwrap()
+    }
+
+    /// Waits (at most 10 s) until `f` holds.
+    fn until(&self, what: &str, f: impl Fn(&Api) -> bool) {
+        let start = Instant::now();
+        while !f(self) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn start(cfg_path: &Path) -> (common::ChildGuard, std::sync::mpsc::Receiver<String>, Api) {
+    let cfg = cfg_path.to_str().unwrap().to_string();
+    let (child, lines) = common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg]);
+    let l = common::wait_line(&lines, "the admin API", |l| {
+        l.starts_with("admin: listening on ")
+    });
+    let base = l.trim_start_matches("admin: listening on ").to_string();
+    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    (child, lines, Api { base })
+}
+
+fn grows(api: &Api, f: impl Fn(&Api) -> u64) -> bool {
+    let a = f(api);
+    std::thread::sleep(Duration::from_millis(300));
+    f(api) > a
+}
+
+#[test]
+fn admin_api_changes_the_running_gateway_and_persists_them() {
+    let dir = common::tempdir();
+    let pcap = dir.path().join("traffic.pcap");
+    traffic(&pcap);
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let mut eal = common::eal_args("api");
+    eal.push("--lcores=0@0,1@1".into());
+    let cfg_path = dir.path().join("gw.toml");
+    std::fs::write(&cfg_path, config(&eal, &pcap, &token, "")).unwrap();
+    let (child, lines, api) = start(&cfg_path);
+
+    // The token is required.
+    let (code, v) = api.call_with("GET", "/v1/status", None, None);
+    assert_eq!(code, 401, "{v}");
+    let (code, _) = api.call_with("GET", "/metrics", None, Some("wrong"));
+    assert_eq!(code, 401);
+
+    let s = api.status();
+    assert_eq!(s["gateway"], "api");
+    assert_eq!(s["generation"], 1);
+    assert_eq!(s["backends"].as_array().unwrap().len(), 2);
+    assert_eq!(s["listeners"][0]["name"], "web");
+    // The elastic IP is not attached: its traffic is not for a VIP.
+    assert!(grows(&api, Api::not_for_vip));
+
+    // Attach the elastic IP: its traffic is balanced too.
+    let v = api.ok(
+        "PUT",
+        "/v1/listeners/web/elastic_ip",
+        Some(json!({"address": "198.51.100.77"})),
+    );
+    assert_eq!(v["generation"], 2);
+    common::wait_line(&lines, "the attach", |l| {
+        l.starts_with("api: attach 198.51.100.77")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !grows(&api, Api::not_for_vip),
+        "attached: all traffic is for a VIP"
+    );
+    assert_eq!(api.status()["listeners"][0]["elastic_ip"], "198.51.100.77");
+
+    // Register a backend: it takes traffic (new flows only: existing flows
+    // stay where they are, so look at its counters moving at all).
+    let v = api.ok(
+        "POST",
+        "/v1/target_groups/web/backends",
+        Some(json!({"address": "10.1.0.3", "tunnel": "gue", "zone": "b", "weight": 100})),
+    );
+    assert_eq!(v["generation"], 3);
+    let b3 = api.backend("10.1.0.3").expect("registered");
+    assert_eq!(b3["runtime"], true);
+    assert_eq!(b3["takes_new_flows"], true);
+
+    // Bad changes are refused and change nothing.
+    let (code, v) = api.call(
+        "POST",
+        "/v1/target_groups/nope/backends",
+        Some(json!({"address": "10.1.0.9", "tunnel": "gue"})),
+    );
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = api.call(
+        "POST",
+        "/v1/target_groups/web/backends",
+        Some(json!({"address": "10.1.0.9", "tunnel": "vxlan"})),
+    );
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("a VXLAN backend needs a vni"),
+        "{v}"
+    );
+    let (code, _) = api.call(
+        "PUT",
+        "/v1/target_groups/web/backends/10.9.9.9/weight",
+        Some(json!({"weight": 5})),
+    );
+    assert_eq!(code, 404);
+    let (code, _) = api.call(
+        "PUT",
+        "/v1/listeners/web/elastic_ip",
+        Some(json!({"address": "192.0.2.10"})),
+    );
+    assert_eq!(code, 422, "the elastic IP may not repeat a VIP");
+    assert_eq!(api.status()["generation"], 3);
+
+    // Weight 0: no new flows, established flows stay (their packets keep
+    // coming: the replay repeats the same flows).
+    api.ok(
+        "PUT",
+        "/v1/target_groups/web/backends/10.1.0.1/weight",
+        Some(json!({"weight": 0})),
+    );
+    let b1 = api.backend("10.1.0.1").unwrap();
+    assert_eq!(
+        (b1["usable"].clone(), b1["takes_new_flows"].clone()),
+        (json!(true), json!(false))
+    );
+    assert!(grows(&api, |a| a.backend("10.1.0.1").unwrap()["packets"]
+        .as_u64()
+        .unwrap()));
+
+    // Drain with a deadline: established flows stay until it, then move.
+    api.ok(
+        "PUT",
+        "/v1/target_groups/web/backends/10.1.0.2/drain",
+        Some(json!({"deadline_secs": 2})),
+    );
+    let b2 = api.backend("10.1.0.2").unwrap();
+    assert_eq!(b2["usable"], true);
+    assert!(b2["drain_until"].is_string(), "{b2}");
+    assert!(grows(&api, |a| a.backend("10.1.0.2").unwrap()["packets"]
+        .as_u64()
+        .unwrap()));
+    common::wait_line(&lines, "the drain deadline", |l| {
+        l.starts_with("drain: published generation=")
+    });
+    let b2 = api.backend("10.1.0.2").unwrap();
+    assert_eq!(b2["usable"], false, "{b2}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!grows(&api, |a| a.backend("10.1.0.2").unwrap()["packets"]
+        .as_u64()
+        .unwrap()));
+    assert!(api.status()["flows"]["rescheduled"].as_u64().unwrap() > 0);
+
+    // Deregister the one we registered: gone.
+    api.ok("DELETE", "/v1/target_groups/web/backends/10.1.0.3", None);
+    assert!(api.backend("10.1.0.3").is_none());
+
+    // Reload through the API: nothing changed, nothing rebuilt.
+    let v = api.ok("POST", "/v1/reload", None);
+    assert_eq!(v["tables_rebuilt"], 0, "{v}");
+
+    // The Prometheus endpoint passes promtool.
+    let (code, metrics) = api.call("GET", "/metrics", None);
+    assert_eq!(code, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    for want in [
+        "dnlb_listener_packets_total{listener=\"web\"}",
+        "dnlb_backend_healthy{target_group=\"web\",backend=\"10.1.0.1\"",
+        "dnlb_flow_table_entries",
+        "dnlb_reloads_total{result=\"ok\"} 1",
+        "dnlb_config_generation",
+    ] {
+        assert!(metrics.contains(want), "{want} missing:\n{metrics}");
+    }
+    promtool_check(&metrics);
+
+    // `dnlb status` renders the same state as a table.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dnlb"))
+        .args([
+            "status",
+            "--api",
+            &api.base,
+            "--token-file",
+            token.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "gateway api (zone a)",
+        "LISTENER",
+        "198.51.100.77 (elastic)",
+        "10.1.0.1",
+        "standby",
+        "drained",
+        "run-time changes (kept in",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+
+    // Stop; the changes are in the file beside the config...
+    common::signal(&child, "-TERM");
+    drop(child);
+    let runtime = dir.path().join("gw.runtime.toml");
+    let kept = std::fs::read_to_string(&runtime).unwrap();
+    assert!(
+        kept.contains("[[weight]]")
+            && kept.contains("[[drain]]")
+            && kept.contains("[[elastic_ip]]"),
+        "{kept}"
+    );
+    assert!(
+        !kept.contains("10.1.0.3"),
+        "deregistered: forgotten\n{kept}"
+    );
+    // ...`dnlb check` shows them...
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dnlb"))
+        .args(["check", cfg_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("run-time changes from"), "{text}");
+    assert!(
+        text.contains("weight: target group \"web\" backend 10.1.0.1 = 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("listener web: 192.0.2.10, 198.51.100.77"),
+        "{text}"
+    );
+    // ...and a restart keeps them.
+    let (child, _lines, api) = start(&cfg_path);
+    let b1 = api.backend("10.1.0.1").unwrap();
+    assert_eq!(
+        (b1["weight"].clone(), b1["runtime"].clone()),
+        (json!(0), json!(true))
+    );
+    assert_eq!(
+        api.backend("10.1.0.2").unwrap()["usable"],
+        false,
+        "still drained"
+    );
+    assert_eq!(api.status()["listeners"][0]["elastic_ip"], "198.51.100.77");
+    // Detach the elastic IP: its traffic is no longer for a VIP.
+    api.ok("DELETE", "/v1/listeners/web/elastic_ip", None);
+    assert!(grows(&api, Api::not_for_vip));
+    common::signal(&child, "-TERM");
+}
+
+/// Runs `promtool check metrics` on `text`.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// API changes, SIGHUPs and config-file rewrites at once, under traffic:
+/// every change is applied or refused cleanly, and no packet is lost.
+#[test]
+fn reload_races_lose_no_packet() {
+    let dir = common::tempdir();
+    let pcap = dir.path().join("traffic.pcap");
+    traffic(&pcap);
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let mut eal = common::eal_args("race");
+    eal.push("--lcores=0@0,1@1".into());
+    let cfg_path = dir.path().join("gw.toml");
+    // The elastic IP in the config: all traffic is for a VIP.
+    let cfg = |w: u8| {
+        config(&eal, &pcap, &token, &format!("[[target_group.backend]]\naddress = \"10.1.0.4\"\ntunnel = \"gue\"\nweight = {w}\n"))
+            .replace("vips = [\"192.0.2.10\"]", "vips = [\"192.0.2.10\"]\nelastic_ip = \"198.51.100.77\"")
+    };
+    std::fs::write(&cfg_path, cfg(100)).unwrap();
+    let path = cfg_path.to_str().unwrap().to_string();
+    let (child, lines) = common::spawn_dnlb(&["run", "--watch-config-ms", "30", "--config", &path]);
+    let l = common::wait_line(&lines, "the admin API", |l| {
+        l.starts_with("admin: listening on ")
+    });
+    let api = Api {
+        base: l.trim_start_matches("admin: listening on ").to_string(),
+    };
+    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    let pid = child.0.id().to_string();
+    std::thread::scope(|s| {
+        // API: flip a weight, register and deregister, drain and undrain.
+        s.spawn(|| {
+            for i in 0..20u32 {
+                let w = if i % 2 == 0 { 0 } else { 100 };
+                api.ok(
+                    "PUT",
+                    "/v1/target_groups/web/backends/10.1.0.1/weight",
+                    Some(json!({"weight": w})),
+                );
+                api.ok(
+                    "POST",
+                    "/v1/target_groups/web/backends",
+                    Some(json!({"address": "10.1.0.9", "tunnel": "gue"})),
+                );
+                api.ok(
+                    "PUT",
+                    "/v1/target_groups/web/backends/10.1.0.2/drain",
+                    Some(json!({"deadline_secs": 60})),
+                );
+                api.ok("DELETE", "/v1/target_groups/web/backends/10.1.0.9", None);
+                api.ok(
+                    "DELETE",
+                    "/v1/target_groups/web/backends/10.1.0.2/drain",
+                    None,
+                );
+                api.ok("POST", "/v1/reload", None);
+            }
+        });
+        // Signals.
+        s.spawn(|| {
+            for _ in 0..40 {
+                let ok = std::process::Command::new("kill")
+                    .args(["-HUP", &pid])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok);
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        // The file, rewritten atomically (the watcher reloads it).
+        s.spawn(|| {
+            for i in 0..40u8 {
+                let tmp = dir.path().join("gw.toml.tmp");
+                std::fs::write(&tmp, cfg(if i % 2 == 0 { 50 } else { 100 })).unwrap();
+                std::fs::rename(&tmp, &cfg_path).unwrap();
+                std::thread::sleep(Duration::from_millis(35));
+            }
+        });
+    });
+    let s = api.status();
+    assert_eq!(s["reloads_rejected"], 0, "{s}");
+    let generation = s["generation"].as_u64().unwrap();
+    assert!(
+        generation > 100,
+        "every change published a generation: {generation}"
+    );
+    // The API's view and the file agree after the dust settles.
+    let runtime = std::fs::read_to_string(dir.path().join("gw.runtime.toml")).unwrap();
+    assert!(runtime.contains("weight = 100"), "{runtime}");
+    assert!(
+        !runtime.contains("10.1.0.9"),
+        "deregistered last: {runtime}"
+    );
+    assert!(!runtime.contains("until"), "undrained last: {runtime}");
+    common::signal(&child, "-TERM");
+    let mut child = child;
+    assert!(child.0.wait().unwrap().success());
+    let rest: Vec<String> = lines.try_iter().collect();
+    let total = rest
+        .iter()
+        .find(|l| l.starts_with("total:"))
+        .expect("total line");
+    let (rx, tx, dropped) = (
+        common::field(total, "rx_packets"),
+        common::field(total, "tx_packets"),
+        common::field(total, "dropped"),
+    );
+    assert!(rx > 10_000, "traffic flowed during the races: {total}");
+    assert_eq!(dropped, 0, "{total}");
+    assert_eq!(rx, tx, "{total}");
+}
