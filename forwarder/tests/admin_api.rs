@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dnlb_testkit::{write_pcap, CLIENT_MAC, GATEWAY_MAC};
 use etherparse::PacketBuilder;
@@ -108,18 +108,6 @@ impl Api {
 
     fn not_for_vip(&self) -> u64 {
         self.status()["drops"]["not_for_vip"].as_u64().unwrap()
-    }
-
-    /// Waits (at most 10 s) until `f` holds.
-    fn until(&self, what: &str, f: impl Fn(&Api) -> bool) {
-        let start = Instant::now();
-        while !f(self) {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "timed out: {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }
 

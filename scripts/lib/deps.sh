@@ -7,10 +7,14 @@
 #  - clang, libclang-dev: bindgen; pkg-config; gcc for the C shim
 #  - iproute2, procps: namespaces and sysctls for tests and the demo
 #  - curl, python3: clients and servers in the demo
+#  - prometheus: promtool, which checks the metrics endpoint's output
+#  - bird2, libbpf-dev: route announcements and the XDP program in the
+#    multi-gateway topology
 DNLB_APT_PACKAGES=(
     build-essential pkg-config clang libclang-dev
     libdpdk-dev dpdk dpdk-dev
     iproute2 procps iputils-ping ethtool curl python3 ca-certificates
+    prometheus bird2 libbpf-dev
 )
 
 dnlb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
