@@ -9,6 +9,7 @@
 #   scripts/e2e-smoke.sh --keep                  # leave everything running
 #   scripts/e2e-smoke.sh down                    # tear a kept topology down
 #   DNLB_BIN=path/to/dnlb TOPO=prefix scripts/e2e-smoke.sh
+#   E2E_NO_INSTALL=1 …                           # do not apt-get install what is missing
 #
 # Modes: af_packet (kernel sees every frame), af_xdp (xdp/vip_redirect.c sends
 # only VIP traffic to DPDK), af_xdp_tap (DPDK's default XDP program takes every
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
         --modes) MODES=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         down) DOWN=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -35,6 +36,7 @@ export TOPO_GATEWAYS=${#MODE_LIST[@]}
 
 if [ "${DOWN:-0}" = 1 ]; then topo_down; echo "topology $TOPO removed"; exit 0; fi
 [ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, BIRD and DPDK need it)" >&2; exit 1; }
+[ "${E2E_NO_INSTALL:-0}" = 1 ] || topo_ensure_deps
 for c in bird birdc clang ethtool curl; do
     command -v "$c" >/dev/null || { echo "missing $c (apt-get install -y bird2 clang libbpf-dev ethtool curl)" >&2; exit 1; }
 done
@@ -46,6 +48,7 @@ check() {  # check "description" COMMAND…: run COMMAND, record and print the o
     if "$@"; then PASS=$((PASS + 1)); printf '  \033[32mok\033[0m    %s\n' "$what"
     else FAIL=$((FAIL + 1)); printf '  \033[31mFAIL\033[0m  %s\n' "$what"; fi
 }
+not_answered() { ! grep -q '^backend=' <<< "$1"; }
 quiet() { "$@" > /dev/null 2>&1; }
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -91,6 +94,9 @@ done
 section "BGP and ECMP"
 check "every gateway's BGP session is Established" topo_wait_bgp 30
 for i in $(seq "$N"); do echo "  router ↔ gw$i: $(topo_bgp_state "$i")"; done
+no_route=$(topo_exec client curl -sS --max-time 2 "http://$VIP:$TCP_PORT/" 2>&1 || true)
+check "before any announcement the client cannot reach $VIP (${no_route#curl: })" \
+    not_answered "$no_route"
 for i in $(seq "$N"); do topo_gw_announce "$i" "$TOPO_VIPS"; done
 for v in $TOPO_VIPS; do
     check "router's route to $v has $N next hop(s)" topo_wait_nexthops "$v" "$N" 15

@@ -230,7 +230,12 @@ fn documented_example_validates() {
             .iter()
             .map(|g| g.backends.len())
             .sum::<usize>(),
-        5
+        6
+    );
+    assert!(c.target_groups[0].backends[3].drain_until.is_some());
+    assert_eq!(
+        c.admin.map(|a| a.listen),
+        Some("127.0.0.1:9100".parse().unwrap())
     );
 }
 

@@ -153,6 +153,27 @@ _topo_subst() {
     printf '%s\n' "$text" > "$out"
 }
 
+# ---- dependencies -----------------------------------------------------------
+
+# topo_ensure_deps: install what the topology needs (Debian packages bird2,
+# clang, libbpf-dev, ethtool, curl, python3 plus dnlb's usual list, only the
+# missing ones) and stop/disable the system-wide BIRD service the bird2
+# package may have started (each namespace runs its own BIRD).
+topo_ensure_deps() {
+    # shellcheck source=scripts/lib/deps.sh
+    . "$TOPO_ROOT/scripts/lib/deps.sh"
+    local fresh=0
+    command -v bird >/dev/null 2>&1 || fresh=1
+    dnlb_ensure_apt bird2 clang libbpf-dev ethtool curl python3 iproute2 || return 1
+    if [ "$fresh" = 1 ]; then
+        if [ -d /run/systemd/system ]; then
+            systemctl disable --now bird.service >/dev/null 2>&1 || true
+        elif [ -x /etc/init.d/bird ]; then
+            /etc/init.d/bird stop >/dev/null 2>&1 || true
+        fi
+    fi
+}
+
 # ---- bring up / tear down ---------------------------------------------------
 
 # topo_up: create the whole topology (namespaces, links, sysctls, backends'
