@@ -173,6 +173,8 @@ if [ "$N" -gt 1 ]; then
 fi
 topo_gw_announce 1 "$TOPO_VIPS"
 check "re-announced: $VIP2 has $N next hop(s) again" topo_wait_nexthops "$VIP2" "$N" 10
+after=$(topo_bgp_state 1)
+check "gw1's BGP session still did not bounce" [ "$before" = "$after" ]
 
 section "stop dnlb (SIGTERM): per-gateway listener counters"
 for i in $(seq "$N"); do
@@ -193,6 +195,13 @@ if [ "$KEEP" = 1 ]; then
     section "--keep: dnlb started again on every gateway"
     for i in $(seq "$N"); do topo_gw_start "$i" "${MODE_LIST[$((i - 1))]}"; done
     echo "  try: ip netns exec $(topo_ns client) curl http://$VIP:$TCP_PORT/"
+fi
+
+if [ "$FAIL" -gt 0 ]; then
+    section "diagnostics (BIRD logs, dnlb stderr tails)"
+    for f in "$TOPO_STATE"/router/bird.log "$TOPO_STATE"/gw*/bird.log "$TOPO_STATE"/gw*/dnlb.err; do
+        echo "  --- $f"; tail -15 "$f" | sed 's/^/  /'
+    done
 fi
 
 section "summary"

@@ -20,7 +20,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Admin, AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap,
     Flows, FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec, Probe, Protocol,
-    Scheduler, TargetGroup, Token, TooBigPolicy, Tunnel, ZoneAffinity,
+    Routing, Scheduler, TargetGroup, Token, TooBigPolicy, Tunnel, ZoneAffinity,
 };
 
 /// Reads and validates the file at `path`.

@@ -22,6 +22,21 @@ pub struct Config {
     pub target_groups: Vec<TargetGroup>,
     /// The admin API, if enabled.
     pub admin: Option<Admin>,
+    /// Route announcements, if enabled.
+    pub routing: Option<Routing>,
+}
+
+/// Route announcements through BIRD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// BIRD's control socket.
+    pub bird_socket: std::path::PathBuf,
+    /// Where IPv4 VIP routes are written (None: IPv4 VIPs not announced).
+    pub vips4_file: Option<std::path::PathBuf>,
+    /// Where IPv6 VIP routes are written.
+    pub vips6_file: Option<std::path::PathBuf>,
+    /// Forwarding time after the withdrawal on shutdown.
+    pub withdraw_delay: Duration,
 }
 
 impl Config {

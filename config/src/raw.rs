@@ -30,6 +30,30 @@ pub struct RawConfig {
     /// The admin HTTP API and metrics endpoint. Default: none (no API).
     #[serde(default)]
     pub admin: Option<Spanned<RawAdmin>>,
+    /// Route announcements through BIRD. Default: none (announce nothing).
+    #[serde(default)]
+    pub routing: Option<Spanned<RawRouting>>,
+}
+
+/// `[routing]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    /// BIRD's control socket (`bird -s`). Required.
+    pub bird_socket: Spanned<String>,
+    /// File dnlb writes IPv4 VIP routes to (`route A/32 blackhole;` lines),
+    /// included by a `protocol static` of BIRD's config. Relative paths are
+    /// relative to the config file. At least one of the two files.
+    #[serde(default)]
+    pub vips4_file: Option<Spanned<String>>,
+    /// The same for IPv6 VIPs (`route A/128 blackhole;`).
+    #[serde(default)]
+    pub vips6_file: Option<Spanned<String>>,
+    /// On shutdown, after withdrawing the VIPs, keep forwarding this long so
+    /// routers move traffic away first. Milliseconds, default 2000, range
+    /// 0..=600000.
+    #[serde(default)]
+    pub withdraw_delay_ms: Option<Spanned<u32>>,
 }
 
 /// `[admin]`

@@ -3,6 +3,7 @@
 mod admin;
 mod balancing;
 mod dataplane;
+mod routing;
 
 use std::path::Path;
 
@@ -55,6 +56,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .admin
         .as_ref()
         .map(|a| admin::admin(&mut c, a.get_ref()));
+    let routing = raw
+        .routing
+        .as_ref()
+        .map(|r| routing::routing(&mut c, r.get_ref(), r.span()));
     c.finish()?;
     Ok(Config {
         gateway,
@@ -64,6 +69,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         listeners: lb.listeners,
         target_groups: lb.target_groups,
         admin,
+        routing,
     })
 }
 

@@ -180,6 +180,16 @@ fn print_plan(cfg: &Config) {
         ),
         None => println!("no admin API (add an [admin] section)"),
     }
+    match &cfg.routing {
+        Some(r) => println!(
+            "routes: VIPs announced through BIRD at {} (IPv4 in {}, IPv6 in {}); withdrawn {} ms before shutdown",
+            r.bird_socket.display(),
+            r.vips4_file.as_ref().map_or("-".into(), |f| f.display().to_string()),
+            r.vips6_file.as_ref().map_or("-".into(), |f| f.display().to_string()),
+            r.withdraw_delay.as_millis()
+        ),
+        None => println!("routes: not announced (no [routing] section)"),
+    }
     if cfg.listeners.is_empty() {
         println!("no listeners: frames are only forwarded between ports");
         return;

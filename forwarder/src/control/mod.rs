@@ -5,6 +5,7 @@ pub mod api;
 pub mod health;
 pub mod metrics;
 pub mod plane;
+pub mod routes;
 pub mod run;
 pub mod status;
 

@@ -16,6 +16,7 @@ use dnlb_config::{Backend, Config, Protocol, Tunnel};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 
 use super::health::{BackendKey, HealthChecker, HealthState};
+use super::routes::{self, Announcer};
 use super::status::{BackendStatus, FlowStatus, ListenerStatus, Status, WorkerStatus};
 use crate::dataplane::snapshot::Publisher;
 use crate::dataplane::{Counters, DropReason, LbStatsBoard, PublishedCounters};
@@ -73,6 +74,7 @@ pub struct ControlPlane {
     workers: Vec<(u32, Arc<PublishedCounters>)>,
     board: Arc<LbStatsBoard>,
     started: Instant,
+    announcer: Option<Announcer>,
 }
 
 fn say(line: &str) {
@@ -110,7 +112,8 @@ impl ControlPlane {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
         let checker = publisher.as_ref().map(|_| HealthChecker::start(&cfg, None));
-        ControlPlane {
+        let announcer = cfg.routing.clone().map(Announcer::new);
+        let mut plane = ControlPlane {
             cfg,
             source,
             stale,
@@ -121,7 +124,30 @@ impl ControlPlane {
             workers,
             board,
             started: Instant::now(),
+            announcer,
+        };
+        plane.announce();
+        plane
+    }
+
+    /// Tells BIRD which VIPs to announce now: those of listeners with a
+    /// backend that takes new flows.
+    fn announce(&mut self) {
+        let wanted = match self.snapshot() {
+            Some(snap) => routes::wanted(&self.cfg, &snap),
+            None => Default::default(),
+        };
+        if let Some(a) = &mut self.announcer {
+            a.set(wanted);
         }
+    }
+
+    /// Withdraws every VIP (shutdown); returns how long to keep forwarding
+    /// while routers move traffic away.
+    pub fn withdraw_all(&mut self) -> Option<Duration> {
+        let a = self.announcer.as_mut()?;
+        a.set(Default::default());
+        Some(a.withdraw_delay())
     }
 
     /// The effective configuration.
@@ -190,9 +216,10 @@ impl ControlPlane {
         if next.dataplane != self.cfg.dataplane
             || next.gateway != self.cfg.gateway
             || next.admin != self.cfg.admin
+            || next.routing != self.cfg.routing
         {
             return Err(
-                "the [gateway], [dataplane] and [admin] sections cannot change at run time; restart dnlb"
+                "the [gateway], [dataplane], [admin] and [routing] sections cannot change at run time; restart dnlb"
                     .into(),
             );
         }
@@ -251,6 +278,7 @@ impl ControlPlane {
         self.stale = stale;
         self.cfg = next;
         self.checker = Some(HealthChecker::start(&self.cfg, self.checker.take()));
+        self.announce();
     }
 
     /// Applies a run-time change: `edit` changes a copy of the run-time
@@ -322,6 +350,9 @@ impl ControlPlane {
     /// Periodic work: a health change or a drain deadline that passed
     /// publishes a new snapshot.
     pub fn tick(&mut self) {
+        if let Some(a) = &mut self.announcer {
+            a.retry();
+        }
         let health_changed = self.checker.as_ref().is_some_and(|c| c.take_changed());
         let deadline_passed = self
             .snapshot()
@@ -334,6 +365,7 @@ impl ControlPlane {
         let cfg = self.cfg.clone();
         match self.publish(&cfg) {
             Ok((generation, rebuilt)) => {
+                self.announce();
                 tracing::info!(generation, rebuilt, why, "new snapshot published");
                 say(&format!(
                     "{why}: published generation={generation} tables_rebuilt={rebuilt}"

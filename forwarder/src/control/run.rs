@@ -342,6 +342,20 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             }
         }
     }
+    // Withdraw the VIPs first and keep forwarding while routers move the
+    // traffic to other gateways.
+    if let Some(delay) = plane.withdraw_all() {
+        tracing::info!(
+            ?delay,
+            "VIPs withdrawn; forwarding until routers moved away"
+        );
+        println!(
+            "routes: withdrawn; forwarding for {} ms more",
+            delay.as_millis()
+        );
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(delay);
+    }
     tracing::info!("shutting down: stopping workers");
     drop(api);
     plane.stop();
