@@ -117,7 +117,8 @@ nb=$(grep -o 'backend=[^ ]*' "$TOPO_STATE/http.out" | sort -u | wc -l)
 check "responses came from several backends ($nb of $NB)" [ "$nb" -ge 2 ]
 bad=$(grep '^backend=' "$TOPO_STATE/http.out" | grep -vc "client=$(topo_client_addr):" || true)
 check "every backend saw the client's real address $(topo_client_addr) (mismatches: $bad)" [ "$bad" -eq 0 ]
-logged=$(cat "$TOPO_STATE"/b*/server.log | grep -c "proto=tcp client=$(topo_client_addr):" || true)
+logged=$(for j in $(seq "$NB"); do cat "$TOPO_STATE/$(topo_backend_name "$j")/server.log"; done \
+    | grep -c "proto=tcp client=$(topo_client_addr):" || true)
 check "backend logs hold the 60 requests from $(topo_client_addr) ($logged)" [ "$logged" -ge 60 ]
 pad=$(head -c 1400 /dev/zero | tr '\0' x)
 big=$(topo_exec client curl -sS --max-time 5 -H "X-Pad: $pad" "http://$VIP:$TCP_PORT/big" 2>&1 || true)

@@ -18,7 +18,8 @@
 #   TOPO            prefix                                   (dnlbt)
 #   TOPO_GATEWAYS   number of gateways, 1–50                 (2)
 #   TOPO_GW_ZONES   zones given to gw1, gw2, … (cycled)      ("a b")
-#   TOPO_BACKENDS   "name:zone …", names unique              ("b1:a b2:a b3:b")
+#   TOPO_BACKENDS   "name:zone …", names unique, [a-z0-9_]{1,15}, not
+#                   router/client/cl/gwN                     ("b1:a b2:a b3:b")
 #   TOPO_VIPS       IPv4 VIPs the listeners serve            ("203.0.113.10 203.0.113.11")
 #   TOPO_TCP_PORTS  TCP (HTTP) listener ports                ("80")
 #   TOPO_UDP_PORTS  UDP listener ports                       ("80")
@@ -187,6 +188,13 @@ topo_up() {
     if [ "$TOPO_GATEWAYS" -lt 1 ] || [ "$TOPO_GATEWAYS" -gt 50 ]; then topo_die "TOPO_GATEWAYS must be 1–50"; return 1; fi
     n=$(topo_backend_count)
     if [ "$n" -lt 1 ] || [ "$n" -gt 99 ]; then topo_die "TOPO_BACKENDS: 1–99 backends"; return 1; fi
+    for j in $(seq "$n"); do
+        # A backend's name is also its namespace suffix and the router's interface name toward it.
+        case $(topo_backend_name "$j") in
+            router|client|cl|gw[0-9]*|*[!a-z0-9_]*|'') topo_die "bad backend name '$(topo_backend_name "$j")' (a-z0-9_, not router/client/cl/gwN)"; return 1 ;;
+        esac
+        [ "$(topo_backend_name "$j" | wc -c)" -le 16 ] || { topo_die "backend name longer than 15 characters"; return 1; }
+    done
     topo_down
     mkdir -p "$TOPO_STATE/router" "$TOPO_STATE/client"
     : > "$TOPO_STATE/namespaces"
@@ -263,6 +271,15 @@ topo_up() {
     for i in $(seq "$TOPO_GATEWAYS"); do
         ip netns exec "$TOPO-gw$i" bird -c "$TOPO_STATE/gw$i/bird.conf" -s "$(topo_gw_sock "$i")" \
             -P "$TOPO_STATE/gw$i/bird.pid" || { topo_die "gw$i BIRD did not start"; return 1; }
+    done
+
+    # The backend servers are listening (bounded wait).
+    local k name
+    for j in $(seq "$n"); do
+        name=$(topo_backend_name "$j")
+        for k in $(seq 50); do grep -q 'listening on' "$TOPO_STATE/$name/server.log" 2>/dev/null && break; sleep 0.1; done
+        grep -q 'listening on' "$TOPO_STATE/$name/server.log" \
+            || { cat "$TOPO_STATE/$name/server.log" >&2; topo_die "backend $name did not start"; return 1; }
     done
 }
 
