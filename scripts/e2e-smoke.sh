@@ -31,6 +31,8 @@ while [ $# -gt 0 ]; do
 done
 read -r -a MODE_LIST <<< "$MODES"
 export TOPO_GATEWAYS=${#MODE_LIST[@]}
+# This test announces by hand (topo_gw_announce), to check BIRD's side alone.
+export TOPO_DNLB_ROUTES=0
 # shellcheck source=scripts/lib/topology.sh
 . scripts/lib/topology.sh
 
@@ -42,31 +44,9 @@ for c in bird birdc clang ethtool curl; do
 done
 [ -x "$DNLB_BIN" ] || { echo "no dnlb binary at $DNLB_BIN (set DNLB_BIN)" >&2; exit 1; }
 
-PASS=0 FAIL=0
-check() {  # check "description" COMMAND…: run COMMAND, record and print the outcome
-    local what=$1; shift
-    if "$@"; then PASS=$((PASS + 1)); printf '  \033[32mok\033[0m    %s\n' "$what"
-    else FAIL=$((FAIL + 1)); printf '  \033[31mFAIL\033[0m  %s\n' "$what"; fi
-}
-not_answered() { ! grep -q '^backend=' <<< "$1"; }
-quiet() { "$@" > /dev/null 2>&1; }
-section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-
-cleanup() {
-    local rc=$?
-    # A second signal must not cut the teardown short.
-    trap '' INT TERM HUP
-    trap - EXIT
-    if [ "$KEEP" = 1 ]; then
-        echo "topology $TOPO kept (state in $TOPO_STATE); remove it with: $0 down"
-    else
-        topo_down
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+# shellcheck source=scripts/lib/e2e.sh
+. scripts/lib/e2e.sh
+e2e_traps
 
 VIP=$(echo "$TOPO_VIPS" | awk '{ print $1 }')
 VIP2=$(echo "$TOPO_VIPS" | awk '{ print $2 }')
@@ -198,14 +178,5 @@ if [ "$KEEP" = 1 ]; then
     echo "  try: ip netns exec $(topo_ns client) curl http://$VIP:$TCP_PORT/"
 fi
 
-if [ "$FAIL" -gt 0 ]; then
-    section "diagnostics (BIRD logs, dnlb stderr tails)"
-    for f in "$TOPO_STATE"/router/bird.log "$TOPO_STATE"/gw*/bird.log "$TOPO_STATE"/gw*/dnlb.err; do
-        echo "  --- $f"; tail -15 "$f" | sed 's/^/  /'
-    done
-fi
-
-section "summary"
 echo "  topology $TOPO, gateways: $MODES; backends: $TOPO_BACKENDS; VIPs: $TOPO_VIPS"
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+e2e_finish

@@ -24,7 +24,13 @@
 #   TOPO_TCP_PORTS  TCP (HTTP) listener ports                ("80")
 #   TOPO_UDP_PORTS  UDP listener ports                       ("80")
 #   TOPO_VNI        VXLAN VNI of every backend               (100)
-#   DNLB_BIN        the dnlb binary                          (/tmp/dnlb-e2e/dnlb)
+#   TOPO_EIPS       elastic IPs the backends also serve; dnlb attaches them
+#                   at run time through its admin API         ("203.0.113.77")
+#   TOPO_ECHO_PORT  TCP line-echo listener port (long-lived connections) (7000)
+#   TOPO_HEALTH_PORT backends' HTTP health port, probed by dnlb (8080)
+#   TOPO_DNLB_ROUTES 1: dnlb announces its VIPs through BIRD ([routing]);
+#                   0: the caller does (topo_gw_announce)      (1)
+#   DNLB_BIN        the dnlb binary                          (target/release/dnlb)
 #
 # Addressing (all in 198.18.0.0/15; I = gateway number, J = backend index 1…):
 #   client link   client 198.18.0.1/24 (02:dd:00:00:00:02) — router "cl" 198.18.0.254 (02:dd:00:00:00:01)
@@ -59,7 +65,11 @@ TOPO_VIPS=${TOPO_VIPS:-"203.0.113.10 203.0.113.11"}
 TOPO_TCP_PORTS=${TOPO_TCP_PORTS:-80}
 TOPO_UDP_PORTS=${TOPO_UDP_PORTS:-80}
 TOPO_VNI=${TOPO_VNI:-100}
-DNLB_BIN=${DNLB_BIN:-/tmp/dnlb-e2e/dnlb}
+TOPO_EIPS=${TOPO_EIPS:-203.0.113.77}
+TOPO_ECHO_PORT=${TOPO_ECHO_PORT:-7000}
+TOPO_HEALTH_PORT=${TOPO_HEALTH_PORT:-8080}
+TOPO_DNLB_ROUTES=${TOPO_DNLB_ROUTES:-1}
+DNLB_BIN=${DNLB_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/dnlb}
 TOPO_STATE=/run/$TOPO
 TOPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOPO_FILES=$TOPO_ROOT/scripts/topology
@@ -228,13 +238,13 @@ topo_up() {
         ip -n "$B" link set vx0 up
         ip netns exec "$B" ethtool -K vx0 tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
         local v
-        for v in $TOPO_VIPS; do ip -n "$B" addr add "$v/32" dev lo; done
+        for v in $TOPO_VIPS $TOPO_EIPS; do ip -n "$B" addr add "$v/32" dev lo; done
         _topo_sysctl "$B" net.ipv4.ip_forward=0 \
             net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
             net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
             net.ipv4.conf.lo.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.vx0.rp_filter=0
-        local args=(--name "$name" --zone "$zone")
-        for v in $TOPO_VIPS; do args+=(--vip "$v"); done
+        local args=(--name "$name" --zone "$zone" --echo "$TOPO_ECHO_PORT" --health "$TOPO_HEALTH_PORT")
+        for v in $TOPO_VIPS $TOPO_EIPS; do args+=(--vip "$v"); done
         for v in $TOPO_TCP_PORTS; do args+=(--tcp "$v"); done
         for v in $TOPO_UDP_PORTS; do args+=(--udp "$v"); done
         _topo_spawn "$TOPO_STATE/$name/server.pid" "$TOPO_STATE/$name/server.log" "$name" \
@@ -436,6 +446,10 @@ EOF
         esac
         cat <<EOF
 
+# The admin API, on the gateway namespace's loopback (topo_gw_api).
+[admin]
+listen = "127.0.0.1:9100"
+
 [encap]
 source_v4 = "$(topo_gw_addr "$i")"
 next_hop_mac = "$(topo_router_gw_mac "$i")"
@@ -444,20 +458,31 @@ mtu = $TOPO_FABRIC_MTU
 [flows]
 capacity_per_worker = 16384
 EOF
+        if [ "$TOPO_DNLB_ROUTES" = 1 ]; then cat <<EOF
+
+# dnlb tells this gateway's BIRD which VIPs to announce.
+[routing]
+bird_socket = "$(topo_gw_sock "$i")"
+vips4_file = "$(topo_gw_vips_file "$i")"
+withdraw_delay_ms = 500
+EOF
+        fi
         for p in $TOPO_TCP_PORTS; do
             printf '\n[[listener]]\nname = "tcp-%s"\nvips = [%s]\nprotocol = "tcp"\nport = %s\ntarget_group = "web"\n' "$p" "$vips_toml" "$p"
         done
         for p in $TOPO_UDP_PORTS; do
             printf '\n[[listener]]\nname = "udp-%s"\nvips = [%s]\nprotocol = "udp"\nport = %s\ntarget_group = "web"\n' "$p" "$vips_toml" "$p"
         done
+        printf '\n[[listener]]\nname = "echo"\nvips = [%s]\nprotocol = "tcp"\nport = %s\ntarget_group = "web"\n' "$vips_toml" "$TOPO_ECHO_PORT"
         printf '\n[[target_group]]\nname = "web"\n'
+        printf '\n[target_group.health_check]\ntype = "http"\nport = %s\npath = "/health"\ninterval_ms = 300\ntimeout_ms = 250\nhealthy_threshold = 2\nunhealthy_threshold = 3\n' "$TOPO_HEALTH_PORT"
         for j in $(seq "$(topo_backend_count)"); do
             printf '\n[[target_group.backend]]\naddress = "%s"\nzone = "%s"\ntunnel = "vxlan"\nvni = %s\ninner_mac = "%s"\n' \
                 "$(topo_backend_addr "$j")" "$(topo_backend_zone "$j")" "$TOPO_VNI" "$(topo_backend_vxmac "$j")"
         done
     } > "$f"
     if [ "$mode" = af_xdp ]; then
-        xdp_build "$d/vip_redirect.o" "$TOPO_VIPS" || { topo_die "building the XDP program failed"; return 1; }
+        xdp_build "$d/vip_redirect.o" "$TOPO_VIPS $TOPO_EIPS" || { topo_die "building the XDP program failed"; return 1; }
     fi
     echo "$f"
 }
@@ -508,6 +533,35 @@ topo_gw_stop() {
         _topo_gw_addr_to eth0 "$i"
     fi
     rm -f "$d/mode"
+}
+
+# topo_gw_kill I: the gateway dies: SIGKILL its dnlb and its BIRD (no
+# withdrawal; the router notices when the BGP hold time runs out).
+topo_gw_kill() {
+    local d=$TOPO_STATE/gw$1 f pid
+    for f in "$d/dnlb.pid" "$d/bird.pid"; do
+        pid=$(cat "$f" 2>/dev/null) || continue
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$f"
+    done
+}
+
+# topo_backend_kill J: SIGKILL backend J's server (HTTP, UDP, echo, health).
+topo_backend_kill() {
+    local f pid
+    f=$TOPO_STATE/$(topo_backend_name "$1")/server.pid
+    pid=$(cat "$f" 2>/dev/null) || return 0
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$f"
+}
+
+# topo_gw_api I METHOD PATH [JSON]: call gateway I's admin API; prints the
+# body, fails on an HTTP error.
+topo_gw_api() {
+    local i=$1 m=$2 path=$3 body=${4:-}
+    local args=(-sS --fail-with-body --max-time 10 -X "$m")
+    if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' -d "$body"); fi
+    topo_exec "gw$i" curl "${args[@]}" "http://127.0.0.1:9100$path"
 }
 
 # topo_gw_stat I KEY: KEY's value in gateway I's last stats line (e.g.

@@ -10,7 +10,12 @@ datagram, sent from the VIP:port the request was addressed to, so that the
 client's connected socket accepts it). Requests are logged, one line each, to
 stderr in the same format. Python 3 standard library only.
 
-    backend_server.py --name b1 --zone a --vip 203.0.113.10 --tcp 80 --udp 80
+    backend_server.py --name b1 --zone a --vip 203.0.113.10 --tcp 80 --udp 80 \
+        --echo 7000 --health 8080
+
+--echo PORT: a TCP line echo on every VIP (each line comes back prefixed with
+"backend=NAME "), for long-lived connections. --health PORT: HTTP 200 "ok" on
+every address (what the gateways' health checks probe).
 
 Runs until SIGTERM/SIGINT.
 """
@@ -54,6 +59,25 @@ class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
 
 
+class EchoHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        name = self.server.backend_name
+        for raw in self.rfile:
+            self.wfile.write(("backend=%s %s" % (name, raw.decode(errors="replace"))).encode())
+            self.wfile.flush()
+
+
+class HealthHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+
+    def log_message(self, fmt, *a):
+        pass
+
+
 def serve_udp(args, sock):
     while True:
         try:
@@ -76,9 +100,14 @@ def main():
     p.add_argument("--vip", action="append", required=True, help="address to bind (repeat)")
     p.add_argument("--tcp", type=int, action="append", default=[], help="HTTP port (repeat)")
     p.add_argument("--udp", type=int, action="append", default=[], help="UDP port (repeat)")
+    p.add_argument("--echo", type=int, action="append", default=[], help="TCP echo port (repeat)")
+    p.add_argument("--health", type=int, help="HTTP health port on every address")
     args = p.parse_args()
 
     threads = []
+    if args.health:
+        h = TCPServer(("0.0.0.0", args.health), HealthHandler)
+        threads.append(threading.Thread(target=h.serve_forever, daemon=True))
     for vip in args.vip:
         fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
         for port in args.tcp:
@@ -87,6 +116,10 @@ def main():
                 srv_cls = type("TCPServer6", (TCPServer,), {"address_family": socket.AF_INET6})
             srv = srv_cls((vip, port), make_handler(args))
             threads.append(threading.Thread(target=srv.serve_forever, daemon=True))
+        for port in args.echo:
+            srv = TCPServer((vip, port), EchoHandler)
+            srv.backend_name = args.name
+            threads.append(threading.Thread(target=srv.serve_forever, daemon=True))
         for port in args.udp:
             s = socket.socket(fam, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,8 +127,8 @@ def main():
             threads.append(threading.Thread(target=serve_udp, args=(args, s), daemon=True))
     for t in threads:
         t.start()
-    sys.stderr.write("backend %s (zone %s) listening on %s tcp=%s udp=%s\n" % (
-        args.name, args.zone, ",".join(args.vip), args.tcp, args.udp))
+    sys.stderr.write("backend %s (zone %s) listening on %s tcp=%s udp=%s echo=%s health=%s\n" % (
+        args.name, args.zone, ",".join(args.vip), args.tcp, args.udp, args.echo, args.health))
     sys.stderr.flush()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
