@@ -1,152 +1,112 @@
 #!/usr/bin/env bash
-# dnlb demo: builds dnlb, brings up a small topology in network namespaces,
-# sends real traffic through the DPDK forwarder and shows what happened.
+# dnlb demo, the README's main command: installs what is missing, builds dnlb,
+# brings up a small data centre in network namespaces, sends real traffic
+# through the VIP and shows what happened, then tears everything down.
 #
-#   scripts/demo.sh          # up, traffic, report, tear down
-#   scripts/demo.sh --keep   # leave the topology running (tear down with `down`)
+#   scripts/demo.sh          # up, traffic, a backend and a gateway fail, report, down
+#   scripts/demo.sh --keep   # leave the topology running (remove it with `down`)
 #   scripts/demo.sh down     # tear down a kept topology
 #   DNLB_BIN=path/to/dnlb scripts/demo.sh   # use a built binary, install nothing
 #
-# Topology (today: dnlb forwards frames between its two ports, a "wire";
-# the load-balancing pipeline and the multi-gateway ECMP topology replace it
-# as they land):
+#                 ┌── gw1 (zone a): dnlb on net_af_packet            + BIRD ──┐
+#   client ── router ─ gw2 (zone b): dnlb on net_af_xdp, VIP-only XDP + BIRD ─┤ VXLAN
+#   198.18.0.1  (BGP,  └ gw3 (zone a): dnlb on net_af_xdp + net_tap exception path
+#               ECMP)  ── b1, b2 (zone a), b3 (zone b): kernel VXLAN, VIP on lo,
+#                         HTTP/UDP servers; replies go straight back to the client
 #
-#   [client ns] cl0 198.18.0.1 ──veth── gwa ┐            ┌ gwb ──veth── sv0 198.18.0.2 [server ns]
-#                                            [gateway ns: dnlb on DPDK net_af_packet]
-#
-# The server answers HTTP with the client address it saw.
+# Every gateway runs the same dnlb config: each picks the same backend for a
+# flow (Maglev), so the router may send a flow to any of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=lib/deps.sh
+
+KEEP=0
+case ${1:-} in
+    --keep) KEEP=1 ;;
+    down) DOWN=1 ;;
+    '') ;;
+    *) echo "usage: $0 [--keep|down]" >&2; exit 2 ;;
+esac
+export TOPO=dnlb-demo TOPO_GATEWAYS=3 TOPO_GW_ZONES="a b a" TOPO_BACKENDS="b1:a b2:a b3:b"
+export TOPO_VIPS=203.0.113.10
+MODES=(af_packet af_xdp af_xdp_tap)
+# shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
-
-NS_C=dnlb-demo-client NS_G=dnlb-demo-gw NS_S=dnlb-demo-server
-STATE=/run/dnlb-demo
-CLIENT=198.18.0.1 SERVER=198.18.0.2 PORT=8080
-
-down() {
-    for f in "$STATE"/*.pid; do
-        [ -e "$f" ] || continue
-        pid=$(cat "$f")
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        rm -f "$f"
-    done
-    for ns in $NS_C $NS_G $NS_S; do
-        ip netns del "$ns" 2>/dev/null || true
-    done
-}
-
-if [ "${1:-}" = down ]; then down; echo "demo topology removed"; exit 0; fi
-keep=0
-[ "${1:-}" = --keep ] && keep=1
-[ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces and DPDK need it)" >&2; exit 1; }
-
-if [ -n "${DNLB_BIN:-}" ]; then
-    # Used by the test suite: an already-built binary, dependencies present.
-    DNLB=$DNLB_BIN
-else
+if [ "${DOWN:-0}" != 1 ] && [ -z "${DNLB_BIN:-}" ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, BIRD and DPDK need it)" >&2; exit 1; }
     dnlb_ensure_all
     dnlb_log "building dnlb (release)"
     cargo build --release --quiet -p dnlb-forwarder
-    DNLB=$PWD/target/release/dnlb
+    export DNLB_BIN=$PWD/target/release/dnlb
 fi
+# shellcheck source=scripts/lib/topology.sh
+. scripts/lib/topology.sh
+# shellcheck source=scripts/lib/e2e.sh
+. scripts/lib/e2e.sh
+if [ "${DOWN:-0}" = 1 ]; then topo_down; echo "demo topology removed"; exit 0; fi
+[ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, BIRD and DPDK need it)" >&2; exit 1; }
+[ -n "${DNLB_BIN_INSTALLED:-}" ] || topo_ensure_deps
+e2e_traps
 
-down
-mkdir -p "$STATE"
-[ "$keep" = 1 ] || trap down EXIT
+VIP=$TOPO_VIPS
+TOTAL=0 OK=0
+http() {  # http N: N requests through the VIP, shown one per line
+    local line
+    while IFS= read -r line; do
+        TOTAL=$((TOTAL + 1))
+        if [[ $line == backend=* ]]; then
+            OK=$((OK + 1))
+            echo "    $(sed -E 's/^backend=([^ ]*) zone=([^ ]*) proto=tcp client=([^ ]*) vip=([^ ]*)/answered by \1 (zone \2), which saw the client as \3/' <<< "$line")"
+        else
+            echo "    FAILED: $line"
+        fi
+    done < <(topo_http "$1" "$VIP" 80)
+}
 
-dnlb_log "creating namespaces $NS_C, $NS_G, $NS_S"
-for ns in $NS_C $NS_G $NS_S; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip link add cl0 netns $NS_C type veth peer name gwa netns $NS_G
-ip link add sv0 netns $NS_S type veth peer name gwb netns $NS_G
-ip -n $NS_C addr add $CLIENT/24 dev cl0
-ip -n $NS_S addr add $SERVER/24 dev sv0
-for pair in "$NS_C cl0" "$NS_G gwa" "$NS_G gwb" "$NS_S sv0"; do
-    set -- $pair
-    ip -n "$1" link set "$2" up
-    # Frames cross a user-space forwarder: no checksum or segmentation offload.
-    ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+section "1. a client, a router, three gateways and three backends in network namespaces"
+topo_up
+for i in 1 2 3; do
+    topo_gw_start "$i" "${MODES[$((i - 1))]}"
+    echo "  gw$i (zone $(topo_gw_zone "$i"), $(topo_gw_addr "$i")): dnlb on ${MODES[$((i - 1))]} is forwarding"
+done
+for j in 1 2 3; do
+    echo "  $(topo_backend_name "$j") (zone $(topo_backend_zone "$j"), $(topo_backend_addr "$j")): VXLAN VNI $TOPO_VNI, $VIP on lo, HTTP on :80"
 done
 
-dnlb_log "starting an HTTP server in $NS_S that reports the client address it sees"
-ip netns exec $NS_S python3 -u -c '
-import http.server, socketserver, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("hello from the server; you are %s:%d\n" % self.client_address).encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, fmt, *a):
-        sys.stderr.write("server saw %s: %s\n" % (self.client_address[0], fmt % a))
-socketserver.TCPServer.allow_reuse_address = True
-socketserver.TCPServer(("'$SERVER'", '$PORT'), H).serve_forever()
-' 2> "$STATE/server.log" &
-echo $! > "$STATE/server.pid"
+section "2. every gateway's dnlb tells its BIRD to announce $VIP; the router spreads flows over them"
+check "BGP sessions up" topo_wait_bgp 30
+check "the router has an ECMP route with 3 next hops" topo_wait_nexthops "$VIP" 3 20
+ip -n "$TOPO-router" route show "$VIP/32" | sed 's/^/    /'
 
-cat > "$STATE/dnlb.toml" <<TOML
-# The demo gateway: two DPDK ports on veth (net_af_packet), frames from one
-# leave by the other. Workers back off when idle so the demo does not
-# consume a whole core.
-[gateway]
-name = "demo-gw"
-zone = "demo-a"
+section "3. HTTP requests from the client ($(topo_client_addr)) to the VIP"
+http 9
 
-[dataplane]
-eal_args = ["--no-huge", "--no-pci", "-m", "256", "--no-telemetry", "--file-prefix=dnlb-demo", "--lcores=0@0,1@1"]
-worker_lcores = [1]
-pool_mbufs = 4095
-idle_polls_before_sleep = 64
-idle_sleep_us = 100
+section "4. what gateway gw1 sees (dnlb status, from its admin API)"
+topo_exec gw1 "$DNLB_BIN" status --api http://127.0.0.1:9100 | sed 's/^/    /'
 
-[[dataplane.ports]]
-name = "net_af_packet0"
-devargs = "iface=gwa,qpairs=1"
-forward_to = "net_af_packet1"
+section "5. backend b1 dies: the gateways' health checks take it out"
+topo_backend_kill 1
+sleep 2
+grep -h '^health: group' "$TOPO_STATE"/gw*/dnlb.out | sed 's/^/    /' | sort -u
+http 6
 
-[[dataplane.ports]]
-name = "net_af_packet1"
-devargs = "iface=gwb,qpairs=1"
-forward_to = "net_af_packet0"
-TOML
+section "6. gateway gw1 dies (dnlb and BIRD killed): the router drops it, the others carry on"
+topo_gw_kill 1
+check "the router withdrew gw1 (BGP hold time)" topo_wait_nexthops "$VIP" 2 10
+ip -n "$TOPO-router" route show "$VIP/32" | sed 's/^/    /'
+http 6
 
-dnlb_log "starting dnlb in $NS_G"
-"$DNLB" check "$STATE/dnlb.toml" | sed 's/^/    /'
-ip netns exec $NS_G "$DNLB" run --config "$STATE/dnlb.toml" --stats-interval-ms 1000 \
-    > "$STATE/dnlb.out" 2> "$STATE/dnlb.err" &
-echo $! > "$STATE/dnlb.pid"
-for _ in $(seq 100); do grep -q '^dnlb: ready' "$STATE/dnlb.out" 2>/dev/null && break; sleep 0.1; done
-grep -q '^dnlb: ready' "$STATE/dnlb.out" || { cat "$STATE/dnlb.err" >&2; echo "dnlb did not start" >&2; exit 1; }
-sed 's/^/    /' "$STATE/dnlb.out"
-
-dnlb_log "client ($NS_C) → ping and HTTP to the server through dnlb"
-ip netns exec $NS_C ping -c 3 -i 0.2 -W 2 $SERVER | sed 's/^/    /'
-ok=0
-for i in 1 2 3 4 5; do
-    if reply=$(ip netns exec $NS_C curl -sS --max-time 5 "http://$SERVER:$PORT/request-$i"); then
-        echo "    request $i: $reply"; ok=$((ok + 1))
-    else
-        echo "    request $i failed"
-    fi
+section "7. per gateway: packets each one balanced"
+for i in 2 3; do
+    echo "    gw$i: $(topo_gw_api "$i" GET /v1/listeners | "$TOPO_PY" -c 'import json,sys; print(", ".join("%s %d packets" % (l["name"], l["packets"]) for l in json.load(sys.stdin)))')"
 done
-sleep 1.2
 
-dnlb_log "what the server saw"
-sed 's/^/    /' "$STATE/server.log"
-
-dnlb_log "what dnlb counted (last stats line)"
-grep '^stats:' "$STATE/dnlb.out" | tail -1 | tr ' ' '\n' | grep -E 'rx_packets|tx_packets|dropped' | sed 's/^/    /'
-
-if [ "$keep" = 1 ]; then
+if [ "$KEEP" = 1 ]; then
     echo
-    echo "topology kept: try 'ip netns exec $NS_C curl http://$SERVER:$PORT/'; remove it with: scripts/demo.sh down"
-else
-    dnlb_log "stopping dnlb (SIGTERM) and tearing down"
-    kill -TERM "$(cat "$STATE/dnlb.pid")"
-    for _ in $(seq 100); do kill -0 "$(cat "$STATE/dnlb.pid")" 2>/dev/null || break; sleep 0.1; done
-    grep -E '^(port|total):' "$STATE/dnlb.out" | sed 's/^/    /'
+    echo "topology kept: try 'ip netns exec $TOPO-client curl http://$VIP/'"
+    echo "  and 'ip netns exec $TOPO-gw2 $DNLB_BIN status --api http://127.0.0.1:9100'"
+    echo "remove it with: scripts/demo.sh down"
 fi
 echo
-echo "demo: $ok of 5 HTTP requests answered through dnlb"
-[ "$ok" = 5 ]
+echo "demo: $OK of $TOTAL HTTP requests answered through dnlb"
+check "every request answered" [ "$OK" -eq "$TOTAL" ]
+e2e_finish

@@ -1,7 +1,7 @@
 //! The README's main command, `scripts/demo.sh`, run against the binary
-//! under test: namespaces, veth, DPDK net_af_packet ports, a real HTTP
-//! server and client. Its own exit status says whether every request was
-//! answered through dnlb.
+//! under test: three gateways behind an ECMP router with BIRD, kernel VXLAN
+//! backends, real HTTP; a backend and a gateway fail on the way. Its own
+//! exit status says whether every request was answered through dnlb.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,11 +21,13 @@ fn demo_script_answers_every_request_through_dnlb() {
         "demo failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(
-        stdout.contains("demo: 5 of 5 HTTP requests answered through dnlb"),
+        stdout.contains("demo: 21 of 21 HTTP requests answered through dnlb"),
         "{stdout}"
     );
-    // The server saw the client's own address, not the gateway's.
-    assert!(stdout.contains("you are 198.18.0.1:"), "{stdout}");
+    // The backends saw the client's own address, not a gateway's.
+    assert!(stdout.contains("which saw the client as 198.18.0.1:"), "{stdout}");
+    // dnlb status rendered the gateway's tables.
+    assert!(stdout.contains("LISTENER") && stdout.contains("GROUP"), "{stdout}");
     // Namespaces are gone afterwards.
     let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&ns.stdout).contains("dnlb-demo-"));
