@@ -84,9 +84,13 @@ section "4. what gateway gw1 sees (dnlb status, from its admin API)"
 topo_exec gw1 "$DNLB_BIN" status --api http://127.0.0.1:9100 | sed 's/^/    /'
 
 section "5. backend b1 dies: the gateways' health checks take it out"
+declare -A SEEN
+for i in 1 2 3; do SEEN[$i]=$(wc -l < "$TOPO_STATE/gw$i/dnlb.out"); done
 topo_backend_kill 1
 sleep 2
-grep -h '^health: group' "$TOPO_STATE"/gw*/dnlb.out | sed 's/^/    /' | sort -u
+for i in 1 2 3; do
+    tail -n +$((SEEN[$i] + 1)) "$TOPO_STATE/gw$i/dnlb.out" | grep '^health: group' | sed "s/^/    gw$i: /" || true
+done
 http 6
 
 section "6. gateway gw1 dies (dnlb and BIRD killed): the router drops it, the others carry on"

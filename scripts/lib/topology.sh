@@ -137,6 +137,7 @@ _topo_spawn() {
     local pidf=$1 log=$2 node=$3; shift 3
     ip netns exec "$TOPO-$node" "$@" > "$log" 2>&1 < /dev/null &
     echo $! > "$pidf"
+    disown $! 2>/dev/null || true  # no "Killed" job notice when a test kills it
 }
 
 # _topo_kill PIDFILE: SIGTERM, wait up to 5 s, then SIGKILL; removes the file.
@@ -506,6 +507,7 @@ topo_gw_start() {
     ip netns exec "$TOPO-gw$i" "$DNLB_BIN" run --config "$f" --stats-interval-ms 1000 \
         > "$d/dnlb.out" 2> "$d/dnlb.err" < /dev/null &
     echo $! > "$d/dnlb.pid"
+    disown $! 2>/dev/null || true
     for k in $(seq $((t * 10))); do
         grep -q '^dnlb: ready' "$d/dnlb.out" 2>/dev/null && break
         kill -0 "$(cat "$d/dnlb.pid")" 2>/dev/null || break
