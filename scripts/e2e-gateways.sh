@@ -9,7 +9,7 @@
 #     gw3 zone a  net_af_xdp taking every frame + net_tap exception path
 #   three VXLAN backends with direct server return: b1, b2 (zone a), b3 (zone b)
 #
-#   1. HTTP through every gateway; backends see the client's address
+#   1. HTTP and UDP through every gateway; backends see the client's address
 #   2. an elastic IP attached through the admin API: reachable; detached: not
 #   3. config reloads on every gateway while requests run: no failed request
 #   4. 50 long-lived TCP connections; a gateway dies (SIGKILL dnlb and BIRD):
@@ -96,6 +96,10 @@ for i in 1 2 3; do
     p=$(topo_gw_api "$i" GET /v1/listeners | json "[l['packets'] for l in d if l['name'] == 'tcp-80'][0]")
     check "gw$i (${MODES[$((i - 1))]}) carried some of them (listener tcp-80 +$((p - P0[$i])) packets)" [ $((p - P0[$i])) -gt 0 ]
 done
+
+topo_udp 20 "$VIP" 80 > "$TOPO_STATE/udp1.out" || true
+u=$(grep -c "^backend=.*proto=udp client=$CLIENT:" "$TOPO_STATE/udp1.out" || true)
+check "UDP: 20 of 20 datagrams answered with the client's address ($u; $(backends_in "$TOPO_STATE/udp1.out"))" [ "$u" -eq 20 ]
 
 section "2. elastic IP $EIP attached, then detached (admin API on every gateway)"
 no=$(topo_exec client curl -sS --max-time 2 "http://$EIP/" 2>&1 || true)
