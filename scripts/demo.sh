@@ -19,32 +19,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-KEEP=0
-case ${1:-} in
-    --keep) KEEP=1 ;;
-    down) DOWN=1 ;;
-    '') ;;
-    *) echo "usage: $0 [--keep|down]" >&2; exit 2 ;;
-esac
 export TOPO=dnlb-demo TOPO_GATEWAYS=3 TOPO_GW_ZONES="a b a" TOPO_BACKENDS="b1:a b2:a b3:b"
 export TOPO_VIPS=203.0.113.10
 MODES=(af_packet af_xdp af_xdp_tap)
-# shellcheck source=scripts/lib/deps.sh
-. scripts/lib/deps.sh
-if [ "${DOWN:-0}" != 1 ] && [ -z "${DNLB_BIN:-}" ]; then
-    [ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, BIRD and DPDK need it)" >&2; exit 1; }
-    dnlb_ensure_all
-    dnlb_log "building dnlb (release)"
-    cargo build --release --quiet -p dnlb-forwarder
-    export DNLB_BIN=$PWD/target/release/dnlb
-fi
-# shellcheck source=scripts/lib/topology.sh
-. scripts/lib/topology.sh
 # shellcheck source=scripts/lib/e2e.sh
 . scripts/lib/e2e.sh
+e2e_args "$@"
+[ "${DOWN:-0}" = 1 ] || e2e_binary
+# shellcheck source=scripts/lib/topology.sh
+. scripts/lib/topology.sh
 if [ "${DOWN:-0}" = 1 ]; then topo_down; echo "demo topology removed"; exit 0; fi
-[ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, BIRD and DPDK need it)" >&2; exit 1; }
-[ -n "${DNLB_BIN_INSTALLED:-}" ] || topo_ensure_deps
 e2e_traps
 
 VIP=$TOPO_VIPS

@@ -25,9 +25,15 @@ fn demo_script_answers_every_request_through_dnlb() {
         "{stdout}"
     );
     // The backends saw the client's own address, not a gateway's.
-    assert!(stdout.contains("which saw the client as 198.18.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("which saw the client as 198.18.0.1:"),
+        "{stdout}"
+    );
     // dnlb status rendered the gateway's tables.
-    assert!(stdout.contains("LISTENER") && stdout.contains("GROUP"), "{stdout}");
+    assert!(
+        stdout.contains("LISTENER") && stdout.contains("GROUP"),
+        "{stdout}"
+    );
     // Namespaces are gone afterwards.
     let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&ns.stdout).contains("dnlb-demo-"));

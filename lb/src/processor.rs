@@ -329,12 +329,7 @@ impl Processor {
             }
             let l = fragment_listener(snap, key, proto)?;
             let h = hash::addr_hash_v4(src, dst, proto);
-            let r = l
-                .table
-                .lookup(h)
-                .ok_or(DropReason::NoBackend)
-                .and_then(|id| self.send(snap, pkt, frame, l.slot, id, h, src_mac, now));
-            return self.count_listener_drop(l, r);
+            return self.fragment(snap, pkt, frame, l, h, src_mac, now);
         }
         let l4 = ip.payload();
         match proto {
@@ -405,12 +400,7 @@ impl Processor {
                 }
                 let l = fragment_listener(snap, key, proto)?;
                 let h = hash::addr_hash_v6(src, dst, proto);
-                let r = l
-                    .table
-                    .lookup(h)
-                    .ok_or(DropReason::NoBackend)
-                    .and_then(|id| self.send(snap, pkt, frame, l.slot, id, h, src_mac, now));
-                return self.count_listener_drop(l, r);
+                return self.fragment(snap, pkt, frame, l, h, src_mac, now);
             }
         }
         let l4 = ip.upper_layer_payload(&upper);
@@ -482,6 +472,28 @@ impl Processor {
         let r = self
             .pick(snap, l, fp, h, t.proto, now)
             .and_then(|b| self.send(snap, pkt, frame, l.slot, b, h, src_mac, now));
+        self.count_listener_drop(l, r)
+    }
+
+    /// A fragment of a listener that hashes fragments on addresses: the
+    /// stateless choice for hash `h` (every fragment of a datagram agrees).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fragment<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        frame: Frame,
+        l: &ListenerState,
+        h: u64,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        let r = l
+            .table
+            .lookup(h)
+            .ok_or(DropReason::NoBackend)
+            .and_then(|id| self.send(snap, pkt, frame, l.slot, id, h, src_mac, now));
         self.count_listener_drop(l, r)
     }
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Check bookkeeping for the end-to-end scripts (sourced after topology.sh):
+# Check bookkeeping for the end-to-end scripts (sourced before topology.sh):
 # each check prints ok/FAIL, the summary prints "N passed, N failed" and sets
 # the exit status; the topology is torn down on exit (unless KEEP=1), and a
 # second signal cannot cut the teardown short.
@@ -49,4 +49,31 @@ e2e_finish() {
     section "summary"
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]
+}
+
+# e2e_args "$@": --keep sets KEEP=1, down sets DOWN=1; anything else is a
+# usage error.
+e2e_args() {
+    case ${1:-} in
+        --keep) KEEP=1 ;;
+        down) DOWN=1 ;;
+        '') ;;
+        *) echo "usage: $0 [--keep|down]" >&2; exit 2 ;;
+    esac
+}
+
+# e2e_binary: unless DNLB_BIN is given (then nothing is installed), install
+# what is missing and build dnlb in release mode; exports DNLB_BIN. Exits
+# unless run as root.
+e2e_binary() {
+    [ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, BIRD and DPDK need it)" >&2; exit 1; }
+    [ -z "${DNLB_BIN:-}" ] || return 0
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    # shellcheck source=scripts/lib/deps.sh
+    . "$root/scripts/lib/deps.sh"
+    dnlb_ensure_all
+    dnlb_log "building dnlb (release)"
+    (cd "$root" && cargo build --release --quiet -p dnlb-forwarder)
+    export DNLB_BIN=$root/target/release/dnlb
 }
