@@ -41,6 +41,9 @@ pub struct LbCounters {
     pub listener_drops: Vec<[u64; DropReason::COUNT]>,
     /// Per backend id: packets sent to it.
     pub backends: Vec<Traffic>,
+    /// Per backend id: drops after the backend was chosen, by reason (too
+    /// big, ICMP rate limit, no headroom).
+    pub backend_drops: Vec<[u64; DropReason::COUNT]>,
     /// Flows added to the flow table.
     pub new_flows: u64,
     /// New flows that found the flow table full (served by the stateless hash).
@@ -77,13 +80,17 @@ impl LbCounters {
                 a.add(b);
             }
         }
-        if self.listener_drops.len() < o.listener_drops.len() {
-            self.listener_drops
-                .resize(o.listener_drops.len(), [0; DropReason::COUNT]);
-        }
-        for (a, b) in self.listener_drops.iter_mut().zip(&o.listener_drops) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
+        for (mine, theirs) in [
+            (&mut self.listener_drops, &o.listener_drops),
+            (&mut self.backend_drops, &o.backend_drops),
+        ] {
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), [0; DropReason::COUNT]);
+            }
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
             }
         }
         self.new_flows += o.new_flows;
@@ -214,6 +221,9 @@ impl Processor {
             self.counters
                 .backends
                 .resize(snap.backends.len(), Traffic::default());
+            self.counters
+                .backend_drops
+                .resize(snap.backends.len(), [0; DropReason::COUNT]);
         }
     }
 
@@ -605,6 +615,29 @@ impl Processor {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn send<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        f: Frame,
+        listener_slot: u16,
+        backend: BackendId,
+        h: u64,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Result<Action, DropReason> {
+        let r = self.deliver(snap, pkt, f, listener_slot, backend, h, src_mac, now);
+        if let Err(reason) = r {
+            if let Some(d) = self.counters.backend_drops.get_mut(backend.0 as usize) {
+                d[reason as usize] += 1;
+            }
+        }
+        r
+    }
+
+    /// [`Processor::send`] without counting its drops.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn deliver<P: PacketBuf>(
         &mut self,
         snap: &Snapshot,
         pkt: &mut P,

@@ -827,6 +827,20 @@ fn too_big_after_encapsulation_is_answered_with_icmp() {
         &actions[3..],
         &[Action::Drop(DropReason::IcmpRateLimited); 2]
     );
+    // Drops are counted against the listener and the backend they hit.
+    let mut p = Processor::new(1024, 1, 0, 0);
+    p.adopt(&snap);
+    for _ in 0..2 {
+        p.process(&snap, &mut VecPacket::new(&big4), GW_MAC, 10);
+    }
+    let rl = DropReason::IcmpRateLimited as usize;
+    for (what, table) in [
+        ("listener", &p.counters.listener_drops),
+        ("backend", &p.counters.backend_drops),
+    ] {
+        let hit: Vec<u64> = table.iter().map(|d| d[rl]).filter(|&n| n > 0).collect();
+        assert_eq!(hit, [2], "{what} drops: one {what} took both");
+    }
     // With too_big = "drop" nothing is answered.
     let text = config_text(1300, "").replace("mtu = 1300\n", "mtu = 1300\ntoo_big = \"drop\"\n");
     let cfg = dnlb_config::parse(Path::new("x.toml"), &text).unwrap();

@@ -74,6 +74,11 @@ fn record(s: &Status) {
         gauge!("dnlb_backend_usable", &labels).set(f64::from(u8::from(b.usable)));
         gauge!("dnlb_backend_takes_new_flows", &labels).set(f64::from(u8::from(b.takes_new_flows)));
         gauge!("dnlb_backend_weight", &labels).set(f64::from(b.weight));
+        for (reason, n) in &b.drops {
+            let mut l = labels.to_vec();
+            l.push(("reason", reason.clone()));
+            counter!("dnlb_backend_dropped_packets_total", &l).absolute(*n);
+        }
     }
 }
 
@@ -210,6 +215,7 @@ mod tests {
                 address: "10.0.0.1".into(),
                 healthy: true,
                 packets: 10,
+                drops: [("too_big".to_string(), 4)].into_iter().collect(),
                 ..Default::default()
             }],
             ..Default::default()
@@ -224,6 +230,7 @@ mod tests {
             "dnlb_listener_dropped_packets_total{listener=\"web\",reason=\"no_backend\"} 2",
             "dnlb_backend_healthy{target_group=\"web\",backend=\"10.0.0.1\",port=\"0\",zone=\"\"} 1",
             "# TYPE dnlb_backend_packets_total counter",
+            "dnlb_backend_dropped_packets_total{target_group=\"web\",backend=\"10.0.0.1\",port=\"0\",zone=\"\",reason=\"too_big\"} 4",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

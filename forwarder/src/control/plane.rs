@@ -443,11 +443,7 @@ impl ControlPlane {
                         .count(),
                     packets: t.packets,
                     bytes: t.bytes,
-                    drops: DropReason::ALL
-                        .iter()
-                        .filter(|r| d[**r as usize] > 0)
-                        .map(|r| (r.name().to_string(), d[*r as usize]))
-                        .collect(),
+                    drops: nonzero(&d),
                 });
             }
             for (gi, g) in self.cfg.target_groups.iter().enumerate() {
@@ -461,6 +457,11 @@ impl ControlPlane {
                         continue;
                     };
                     let t = c.backends.get(s.id.0 as usize).copied().unwrap_or_default();
+                    let d = c
+                        .backend_drops
+                        .get(s.id.0 as usize)
+                        .copied()
+                        .unwrap_or_default();
                     backends.push(BackendStatus {
                         target_group: g.name.clone(),
                         address: b.address.to_string(),
@@ -478,6 +479,7 @@ impl ControlPlane {
                         runtime: changes.is_some_and(|ch| touched(ch, &g.name, b)),
                         packets: t.packets,
                         bytes: t.bytes,
+                        drops: nonzero(&d),
                     });
                 }
             }
@@ -504,6 +506,15 @@ impl ControlPlane {
                 .map(|s| s.runtime_path.display().to_string()),
         }
     }
+}
+
+/// Drop counts by reason name, leaving out reasons without drops.
+fn nonzero(d: &[u64; DropReason::COUNT]) -> std::collections::BTreeMap<String, u64> {
+    DropReason::ALL
+        .iter()
+        .filter(|r| d[**r as usize] > 0)
+        .map(|r| (r.name().to_string(), d[*r as usize]))
+        .collect()
 }
 
 /// Whether a run-time change names backend `b` of group `group`.

@@ -133,6 +133,9 @@ pub struct BackendStatus {
     pub packets: u64,
     /// Bytes sent to it.
     pub bytes: u64,
+    /// Drops after it was chosen, by reason (only reasons with drops).
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 impl BackendStatus {
