@@ -9,7 +9,7 @@
 #     gw3 zone a  net_af_xdp taking every frame + net_tap exception path
 #   three VXLAN backends with direct server return: b1, b2 (zone a), b3 (zone b)
 #
-#   1. HTTP and UDP through every gateway; backends see the client's address
+#   1. HTTP and UDP through every gateway, IPv4 and IPv6; backends see the client's address
 #   2. an elastic IP attached through the admin API: reachable; detached: not
 #   3. config reloads on every gateway while requests run: no failed request
 #   4. 50 long-lived TCP connections; a gateway dies (SIGKILL dnlb and BIRD):
@@ -38,7 +38,7 @@ if [ "${DOWN:-0}" = 1 ]; then topo_down; echo "topology $TOPO removed"; exit 0; 
 [ "${E2E_NO_INSTALL:-0}" = 1 ] || topo_ensure_deps
 e2e_traps
 
-VIP=${TOPO_VIPS%% *} EIP=$TOPO_EIPS CLIENT=$(topo_client_addr)
+VIP=${TOPO_VIPS%% *} VIP6=${TOPO_VIPS6%% *} EIP=$TOPO_EIPS CLIENT=$(topo_client_addr)
 json() { "$TOPO_PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 answered() { grep -c '^backend=' "$1" || true; }
 backends_in() { grep -o '^backend=[^ ]*' "$1" | sort | uniq -c | awk '{ printf "%s%s:%s", sep, substr($2, 9), $1; sep=" " }'; }
@@ -68,6 +68,7 @@ for j in 1 2 3; do echo "  $(topo_backend_name "$j") zone $(topo_backend_zone "$
 check "BGP sessions to the three gateways are Established" topo_wait_bgp 30
 check "dnlb announced $VIP on every gateway: 3 ECMP next hops" topo_wait_nexthops "$VIP" 3 20
 ip -n "$TOPO-router" route show "$VIP/32" | sed 's/^/  /'
+check "dnlb announced $VIP6 on every gateway (IPv6 sessions): 3 ECMP next hops" topo_wait_nexthops "$VIP6" 3 20
 
 section "1. HTTP through the VIP via every gateway"
 declare -A P0
@@ -87,6 +88,18 @@ done
 topo_udp 20 "$VIP" 80 > "$TOPO_STATE/udp1.out" || true
 u=$(grep -c "^backend=.*proto=udp client=$CLIENT:" "$TOPO_STATE/udp1.out" || true)
 check "UDP: 20 of 20 datagrams answered with the client's address ($u; $(backends_in "$TOPO_STATE/udp1.out"))" [ "$u" -eq 20 ]
+
+section "1b. IPv6: HTTP to $VIP6 via every gateway (inner IPv6 in VXLAN over IPv4)"
+for i in 1 2 3; do P0[$i]=$(topo_gw_api "$i" GET /v1/listeners | json "[l['packets'] for l in d if l['name'] == 'tcp-80'][0]"); done
+topo_http 45 "$VIP6" 80 > "$TOPO_STATE/http6v.out"
+check "45 of 45 requests to [$VIP6] answered ($(answered "$TOPO_STATE/http6v.out"); $(backends_in "$TOPO_STATE/http6v.out"))" [ "$(answered "$TOPO_STATE/http6v.out")" -eq 45 ]
+grep -v '^backend=' "$TOPO_STATE/http6v.out" | sed 's/^/  /' || true
+bad=$(grep '^backend=' "$TOPO_STATE/http6v.out" | grep -vc "client=$(topo_client_addr6):" || true)
+check "every backend saw the client's IPv6 address $(topo_client_addr6) (mismatches: $bad)" [ "$bad" -eq 0 ]
+for i in 1 2 3; do
+    p=$(topo_gw_api "$i" GET /v1/listeners | json "[l['packets'] for l in d if l['name'] == 'tcp-80'][0]")
+    check "gw$i (${MODES[$((i - 1))]}) carried IPv6 flows (+$((p - P0[$i])) packets)" [ $((p - P0[$i])) -gt 0 ]
+done
 
 section "2. elastic IP $EIP attached, then detached (admin API on every gateway)"
 no=$(topo_exec client curl -sS --max-time 2 "http://$EIP/" 2>&1 || true)

@@ -21,6 +21,7 @@
 #   TOPO_BACKENDS   "name:zone …", names unique, [a-z0-9_]{1,15}, not
 #                   router/client/cl/gwN                     ("b1:a b2:a b3:b")
 #   TOPO_VIPS       IPv4 VIPs the listeners serve            ("203.0.113.10 203.0.113.11")
+#   TOPO_VIPS6      IPv6 VIPs the listeners serve            ("2001:db8:10::10")
 #   TOPO_TCP_PORTS  TCP (HTTP) listener ports                ("80")
 #   TOPO_UDP_PORTS  UDP listener ports                       ("80")
 #   TOPO_VNI        VXLAN VNI of every backend               (100)
@@ -38,6 +39,10 @@
 #   backend J     eth0 198.18.(100+J).2/24 (02:dd:02:JJ:00:02) — router "bJ" 198.18.(100+J).1 (02:dd:02:JJ:00:01)
 #                 vx0 (VXLAN, VNI $TOPO_VNI, port 4789) MAC 02:dd:03:JJ:00:02
 #   (II, JJ: the number in two hex digits.)
+# IPv6 (clients reach IPv6 VIPs; the VXLAN underlay stays IPv4): client
+# fd18::1/64 — router fd18::fe; gateway I fd18:(10+I)::2/64 — router ::1;
+# backend J fd18:(100+J)::2/64 — router ::1 (decimal digits used as hex).
+# Each gateway has a second BGP session over IPv6 for its IPv6 VIPs.
 # MTU: client link 1500; router↔gateway and router↔backend links 1600 so a
 # full 1500-byte client packet still fits once VXLAN-encapsulated (+50);
 # backends' vx0 1500 and their default route "mtu 1500" so DSR replies fit the
@@ -62,6 +67,7 @@ TOPO_GATEWAYS=${TOPO_GATEWAYS:-2}
 TOPO_GW_ZONES=${TOPO_GW_ZONES:-"a b"}
 TOPO_BACKENDS=${TOPO_BACKENDS:-"b1:a b2:a b3:b"}
 TOPO_VIPS=${TOPO_VIPS:-"203.0.113.10 203.0.113.11"}
+TOPO_VIPS6=${TOPO_VIPS6-"2001:db8:10::10"}
 TOPO_TCP_PORTS=${TOPO_TCP_PORTS:-80}
 TOPO_UDP_PORTS=${TOPO_UDP_PORTS:-80}
 TOPO_VNI=${TOPO_VNI:-100}
@@ -90,6 +96,10 @@ topo_ns()              { echo "$TOPO-$1"; }                     # NODE → names
 topo_exec()            { local n=$1; shift; ip netns exec "$TOPO-$n" "$@"; }   # NODE CMD… → run CMD there
 topo_hex()             { printf '%02x' "$1"; }
 topo_client_addr()     { echo 198.18.0.1; }
+topo_client_addr6()    { echo fd18::1; }
+topo_gw_addr6()        { echo "fd18:$((10 + $1))::2"; }         # I → gateway IPv6 address (BGP for IPv6 VIPs)
+topo_router_gw_addr6() { echo "fd18:$((10 + $1))::1"; }
+topo_gw_vips6_file()   { echo "$TOPO_STATE/gw$1/bird-vips6.conf"; }
 topo_router_client_addr() { echo 198.18.0.254; }
 topo_gw_addr()         { echo "198.18.$((10 + $1)).2"; }        # I → gateway address (BGP, encap source)
 topo_gw_mac()          { echo "02:dd:01:$(topo_hex "$1"):00:02"; }
@@ -215,11 +225,15 @@ topo_up() {
     _topo_ns_add "$R" || return 1
     _topo_ns_add "$C" || return 1
     _topo_sysctl "$R" net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
-        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+        net.ipv6.conf.all.forwarding=1 net.ipv6.fib_multipath_hash_policy=1
     _topo_veth "$C" eth0 02:dd:00:00:00:02 "$R" cl 02:dd:00:00:00:01 1500 || return 1
     ip -n "$C" addr add "$(topo_client_addr)/24" dev eth0
     ip -n "$R" addr add "$(topo_router_client_addr)/24" dev cl
     ip -n "$C" route add default via "$(topo_router_client_addr)"
+    ip -n "$C" addr add "$(topo_client_addr6)/64" dev eth0 nodad
+    ip -n "$R" addr add fd18::fe/64 dev cl nodad
+    ip -n "$C" -6 route add default via fd18::fe
 
     # Backends.
     for j in $(seq "$n"); do
@@ -234,18 +248,22 @@ topo_up() {
         # Direct server return: replies to clients leave with the VIP as
         # source; keep them within the client link's MTU.
         ip -n "$B" route add default via "198.18.$((100 + j)).1" mtu 1500
+        ip -n "$R" addr add "fd18:$((100 + j))::1/64" dev "$name" nodad
+        ip -n "$B" addr add "fd18:$((100 + j))::2/64" dev eth0 nodad
+        ip -n "$B" -6 route add default via "fd18:$((100 + j))::1" mtu 1500
         ip -n "$B" link add vx0 address "$(topo_backend_vxmac "$j")" mtu 1500 type vxlan \
             id "$TOPO_VNI" dstport 4789 local "$addr" dev eth0 nolearning || return 1
         ip -n "$B" link set vx0 up
         ip netns exec "$B" ethtool -K vx0 tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
         local v
         for v in $TOPO_VIPS $TOPO_EIPS; do ip -n "$B" addr add "$v/32" dev lo; done
+        for v in $TOPO_VIPS6; do ip -n "$B" addr add "$v/128" dev lo nodad; done
         _topo_sysctl "$B" net.ipv4.ip_forward=0 \
             net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
             net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
             net.ipv4.conf.lo.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.vx0.rp_filter=0
         local args=(--name "$name" --zone "$zone" --echo "$TOPO_ECHO_PORT" --health "$TOPO_HEALTH_PORT")
-        for v in $TOPO_VIPS $TOPO_EIPS; do args+=(--vip "$v"); done
+        for v in $TOPO_VIPS $TOPO_EIPS $TOPO_VIPS6; do args+=(--vip "$v"); done
         for v in $TOPO_TCP_PORTS; do args+=(--tcp "$v"); done
         for v in $TOPO_UDP_PORTS; do args+=(--udp "$v"); done
         _topo_spawn "$TOPO_STATE/$name/server.pid" "$TOPO_STATE/$name/server.log" "$name" \
@@ -260,16 +278,23 @@ topo_up() {
         _topo_ns_add "$G" || return 1
         _topo_veth "$G" eth0 "$(topo_gw_mac "$i")" "$R" "gw$i" "$(topo_router_gw_mac "$i")" "$TOPO_FABRIC_MTU" || return 1
         ip -n "$R" addr add "$(topo_router_gw_addr "$i")/24" dev "gw$i"
+        ip -n "$R" addr add "$(topo_router_gw_addr6 "$i")/64" dev "gw$i" nodad
         _topo_gw_addr_to eth0 "$i"
         # The kernel must not forward VIP traffic it also sees (af_packet).
         _topo_sysctl "$G" net.ipv4.ip_forward=0
         : > "$(topo_gw_vips_file "$i")"
+        : > "$(topo_gw_vips6_file "$i")"
         _topo_subst "$TOPO_FILES/bird-gateway.conf.in" "$d/bird.conf" \
             STATE="$TOPO_STATE" GW="gw$i" GW_ADDR="$(topo_gw_addr "$i")" GW_AS=$TOPO_GW_AS \
-            ROUTER_ADDR="$(topo_router_gw_addr "$i")" ROUTER_AS=$TOPO_ROUTER_AS SOCK="$(topo_gw_sock "$i")"
+            ROUTER_ADDR="$(topo_router_gw_addr "$i")" ROUTER_AS=$TOPO_ROUTER_AS SOCK="$(topo_gw_sock "$i")" \
+            ROUTER_ADDR6="$(topo_router_gw_addr6 "$i")"
         peers+="protocol bgp gw$i from gwpeer {
     description \"gateway gw$i zone $(topo_gw_zone "$i")\";
     neighbor $(topo_gw_addr "$i") as $TOPO_GW_AS;
+}
+protocol bgp gw${i}v6 from gwpeer6 {
+    description \"gateway gw$i zone $(topo_gw_zone "$i") (IPv6)\";
+    neighbor $(topo_gw_addr6 "$i") as $TOPO_GW_AS;
 }
 "
     done
@@ -298,8 +323,16 @@ topo_up() {
 # (removing them from eth0 first if DEV is not eth0).
 _topo_gw_addr_to() {
     local dev=$1 i=$2 G=$TOPO-gw$2
-    if [ "$dev" != eth0 ]; then ip -n "$G" addr flush dev eth0; fi
+    if [ "$dev" != eth0 ]; then
+        ip -n "$G" addr flush dev eth0
+        ip -n "$G" -6 addr flush dev eth0 scope global
+    else
+        for other in tap0; do
+            ip -n "$G" -6 addr flush dev "$other" scope global 2>/dev/null || true
+        done
+    fi
     ip -n "$G" addr replace "$(topo_gw_addr "$i")/24" dev "$dev"
+    ip -n "$G" addr replace "$(topo_gw_addr6 "$i")/64" dev "$dev" nodad
     ip -n "$G" link set "$dev" up
     # For dnlb's health checks (control plane, kernel sockets) toward backends.
     ip -n "$G" route replace default via "$(topo_router_gw_addr "$i")" dev "$dev"
@@ -346,11 +379,13 @@ topo_gw_announce() {
         || { cat "$TOPO_STATE/gw$i/birdc.out" >&2; topo_die "gw$i: BIRD refused the configuration"; return 1; }
 }
 
-# topo_bgp_state I: the router's BGP state toward gateway I (Established,
+# topo_bgp_state I [v6]: the router's BGP state toward gateway I (its IPv6
+# session with "v6") (Established,
 # Active, Connect, …) and, after a tab, the time it entered that state.
 topo_bgp_state() {
-    topo_exec router birdc -s "$(topo_router_sock)" show protocols "gw$1" 2>/dev/null \
-        | awk -v p="gw$1" '$1 == p { print $6 "\t" $4 " " $5 }'
+    local p=gw$1${2:-}
+    topo_exec router birdc -s "$(topo_router_sock)" show protocols "$p" 2>/dev/null \
+        | awk -v p="$p" '$1 == p { print $6 "\t" $4 " " $5 }'
 }
 
 # topo_wait_bgp [TIMEOUT_S]: wait until every gateway's session is Established.
@@ -360,6 +395,7 @@ topo_wait_bgp() {
         ok=1
         for i in $(seq "$TOPO_GATEWAYS"); do
             [ "$(topo_bgp_state "$i" | cut -f1)" = Established ] || { ok=0; break; }
+            [ -z "$TOPO_VIPS6" ] || [ "$(topo_bgp_state "$i" v6 | cut -f1)" = Established ] || { ok=0; break; }
         done
         [ "$ok" = 1 ] && return 0
         sleep 0.2
@@ -371,8 +407,12 @@ topo_wait_bgp() {
 # topo_router_nexthops VIP: the router's kernel next hops for VIP/32, one
 # gateway address per line, sorted (nothing if there is no route).
 topo_router_nexthops() {
-    ip -n "$TOPO-router" route show "$1/32" 2>/dev/null \
-        | grep -o 'via [0-9.]*' | awk '{ print $2 }' | sort
+    case $1 in
+        *:*) ip -n "$TOPO-router" -6 route show "$1/128" 2>/dev/null \
+                 | grep -o 'via [0-9a-f:]*' | awk '{ print $2 }' | sort ;;
+        *) ip -n "$TOPO-router" route show "$1/32" 2>/dev/null \
+                 | grep -o 'via [0-9.]*' | awk '{ print $2 }' | sort ;;
+    esac
 }
 
 # topo_wait_nexthops VIP N [TIMEOUT_S]: wait until VIP's route has N next hops.
@@ -395,7 +435,7 @@ topo_gw_config() {
     local i=$1 mode=$2 d=$TOPO_STATE/gw$1 f v p j
     f=$d/dnlb.toml
     local vips_toml="" sep=""
-    for v in $TOPO_VIPS; do vips_toml+="$sep\"$v\""; sep=", "; done
+    for v in $TOPO_VIPS $TOPO_VIPS6; do vips_toml+="$sep\"$v\""; sep=", "; done
     {
         cat <<EOF
 # dnlb config of gateway gw$i (mode $mode), generated by scripts/lib/topology.sh.
@@ -465,6 +505,7 @@ EOF
 [routing]
 bird_socket = "$(topo_gw_sock "$i")"
 vips4_file = "$(topo_gw_vips_file "$i")"
+vips6_file = "$(topo_gw_vips6_file "$i")"
 withdraw_delay_ms = 500
 EOF
         fi
@@ -483,7 +524,7 @@ EOF
         done
     } > "$f"
     if [ "$mode" = af_xdp ]; then
-        xdp_build "$d/vip_redirect.o" "$TOPO_VIPS $TOPO_EIPS" || { topo_die "building the XDP program failed"; return 1; }
+        xdp_build "$d/vip_redirect.o" "$TOPO_VIPS $TOPO_EIPS $TOPO_VIPS6" || { topo_die "building the XDP program failed"; return 1; }
     fi
     echo "$f"
 }
@@ -580,7 +621,9 @@ topo_gw_stat() {
 topo_http() {
     local n=$1 vip=$2 port=${3:-80} k out
     for k in $(seq "$n"); do
-        if out=$(topo_exec client curl -sS --max-time 3 "http://$vip:$port/req-$k" 2>&1); then
+        local host=$vip
+        case $vip in *:*) host="[$vip]" ;; esac
+        if out=$(topo_exec client curl -gsS --max-time 3 "http://$host:$port/req-$k" 2>&1); then
             echo "$out"
         else
             echo "FAIL $out"

@@ -110,14 +110,14 @@ def main():
         threads.append(threading.Thread(target=h.serve_forever, daemon=True))
     for vip in args.vip:
         fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
+        srv_cls = TCPServer
+        if fam == socket.AF_INET6:
+            srv_cls = type("TCPServer6", (TCPServer,), {"address_family": socket.AF_INET6})
         for port in args.tcp:
-            srv_cls = TCPServer
-            if fam == socket.AF_INET6:
-                srv_cls = type("TCPServer6", (TCPServer,), {"address_family": socket.AF_INET6})
             srv = srv_cls((vip, port), make_handler(args))
             threads.append(threading.Thread(target=srv.serve_forever, daemon=True))
         for port in args.echo:
-            srv = TCPServer((vip, port), EchoHandler)
+            srv = srv_cls((vip, port), EchoHandler)
             srv.backend_name = args.name
             threads.append(threading.Thread(target=srv.serve_forever, daemon=True))
         for port in args.udp:
