@@ -141,6 +141,17 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     std::fs::write(&cfg_path, config(&eal, &pcap, &token, "")).unwrap();
     let (child, lines, api) = start(&cfg_path);
 
+    // A client that never finishes its request holds up only itself.
+    let mut slow = std::net::TcpStream::connect(api.base.trim_start_matches("http://")).unwrap();
+    use std::io::Write;
+    write!(
+        slow,
+        "POST /v1/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n0123456789"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(api.status()["gateway"], "api");
+
     // The token is required.
     let (code, v) = api.call_with("GET", "/v1/status", None, None);
     assert_eq!(code, 401, "{v}");

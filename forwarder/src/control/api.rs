@@ -22,7 +22,7 @@
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -37,6 +37,9 @@ use super::plane::{named, ChangeError, ControlPlane};
 const MAX_BODY: u64 = 64 * 1024;
 /// How long a request waits for the control thread.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Requests served at once (each on its own thread, so a slow client holds
+/// up only itself); more get 503.
+const MAX_IN_FLIGHT: usize = 16;
 
 /// What a request asks of the control thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,14 +133,32 @@ impl ApiServer {
             .ok_or_else(|| std::io::Error::other("admin API: not an IP listener"))?;
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let token = admin.token.as_ref().map(|t| t.0.clone());
+        let token: Option<Arc<str>> = admin.token.as_ref().map(|t| Arc::from(t.0.as_str()));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("dnlb-api".into())
             .spawn(move || {
                 while !stop2.load(Ordering::Relaxed) {
                     match server.recv_timeout(Duration::from_millis(100)) {
-                        Ok(Some(req)) => handle(req, token.as_deref(), &tx),
+                        Ok(Some(req)) => {
+                            if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+                                in_flight.fetch_sub(1, Ordering::AcqRel);
+                                respond(req, ApiReply::error(503, "too many requests at once"));
+                                continue;
+                            }
+                            let (token, tx, mine) = (token.clone(), tx.clone(), in_flight.clone());
+                            let spawned = std::thread::Builder::new()
+                                .name("dnlb-api-req".into())
+                                .spawn(move || {
+                                    handle(req, token.as_deref(), &tx);
+                                    mine.fetch_sub(1, Ordering::AcqRel);
+                                });
+                            if let Err(e) = spawned {
+                                in_flight.fetch_sub(1, Ordering::AcqRel);
+                                tracing::warn!(error = %e, "admin API: cannot start a request thread");
+                            }
+                        }
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "admin API: accept failed");
@@ -213,6 +234,10 @@ fn handle(mut req: tiny_http::Request, token: Option<&str>, control: &mpsc::Send
             .unwrap_or_else(|_| ApiReply::error(503, "the control thread did not answer"))
     })();
     tracing::debug!(method = %req.method(), url = req.url(), status = reply.status, "admin API");
+    respond(req, reply);
+}
+
+fn respond(req: tiny_http::Request, reply: ApiReply) {
     let header =
         tiny_http::Header::from_bytes("Content-Type", reply.content_type).expect("static header");
     let _ = req.respond(
