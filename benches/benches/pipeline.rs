@@ -96,11 +96,18 @@ fn bench(c: &mut Criterion) {
                 let t = Instant::now();
                 for _ in 0..iters {
                     restore(&mut pkts, &f, &mut at);
-                    for pkt in pkts.iter() {
-                        p.prepare(pkt);
+                    let mut hints = [None; BURST];
+                    for (pkt, h) in pkts.iter().zip(hints.iter_mut()) {
+                        *h = p.prepare(pkt);
                     }
-                    for pkt in pkts.iter_mut() {
-                        std::hint::black_box(p.process(&snap, pkt, [2, 0, 0, 0, 0, 1], 1));
+                    for (pkt, h) in pkts.iter_mut().zip(hints) {
+                        std::hint::black_box(p.process_hinted(
+                            &snap,
+                            pkt,
+                            [2, 0, 0, 0, 0, 1],
+                            1,
+                            h,
+                        ));
                     }
                 }
                 t.elapsed()
@@ -156,11 +163,18 @@ fn bench(c: &mut Criterion) {
                         frame[26..30].copy_from_slice(&flow.to_be_bytes());
                         pkt.reset(&frame);
                     }
-                    for pkt in pkts.iter() {
-                        p.prepare(pkt);
+                    let mut hints = [None; BURST];
+                    for (pkt, h) in pkts.iter().zip(hints.iter_mut()) {
+                        *h = p.prepare(pkt);
                     }
-                    for pkt in pkts.iter_mut() {
-                        std::hint::black_box(p.process(&snap, pkt, [2, 0, 0, 0, 0, 1], 1));
+                    for (pkt, h) in pkts.iter_mut().zip(hints) {
+                        std::hint::black_box(p.process_hinted(
+                            &snap,
+                            pkt,
+                            [2, 0, 0, 0, 0, 1],
+                            1,
+                            h,
+                        ));
                     }
                 }
                 t.elapsed()
@@ -201,11 +215,18 @@ fn bench(c: &mut Criterion) {
                         frame[26..30].copy_from_slice(&next.to_be_bytes()); // IPv4 source
                         pkt.reset(&frame);
                     }
-                    for pkt in pkts.iter() {
-                        p.prepare(pkt);
+                    let mut hints = [None; BURST];
+                    for (pkt, h) in pkts.iter().zip(hints.iter_mut()) {
+                        *h = p.prepare(pkt);
                     }
-                    for pkt in pkts.iter_mut() {
-                        std::hint::black_box(p.process(&snap, pkt, [2, 0, 0, 0, 0, 1], now));
+                    for (pkt, h) in pkts.iter_mut().zip(hints) {
+                        std::hint::black_box(p.process_hinted(
+                            &snap,
+                            pkt,
+                            [2, 0, 0, 0, 0, 1],
+                            now,
+                            h,
+                        ));
                     }
                 }
                 t.elapsed()

@@ -110,6 +110,8 @@ pub struct Processor {
     icmp: TokenBucket,
     /// Counters.
     pub counters: LbCounters,
+    /// The fingerprint `prepare` computed for the frame being processed.
+    hint: Option<u64>,
 }
 
 /// Addresses, ports and lengths of the packet being handled.
@@ -204,6 +206,7 @@ impl Processor {
             seed,
             icmp: TokenBucket::new(icmp_rate_per_sec, icmp_rate_per_sec, now_ms),
             counters: LbCounters::default(),
+            hint: None,
         }
     }
 
@@ -236,31 +239,31 @@ impl Processor {
     /// flow table and starts loading it, so the cache misses of a whole
     /// burst overlap. A hint only: it reads headers without validating them
     /// and changes nothing; [`Processor::process`] does the real work.
+    /// Returns the fingerprint it computed (a TCP/UDP frame that is not a
+    /// fragment), which [`Processor::process_hinted`] can reuse.
     #[inline]
-    pub fn prepare<P: PacketBuf>(&self, pkt: &P) {
+    pub fn prepare<P: PacketBuf>(&self, pkt: &P) -> Option<u64> {
         let d = pkt.data();
-        let Some(&[t0, t1]) = d.get(12..14) else {
-            return;
+        let &[t0, t1] = d.get(12..14)? else {
+            return None;
         };
         let (ethertype, l3) = match u16::from_be_bytes([t0, t1]) {
             0x8100 | 0x88a8 => match d.get(16..18) {
                 Some(&[a, b]) => (u16::from_be_bytes([a, b]), 18),
-                _ => return,
+                _ => return None,
             },
             t => (t, 14),
         };
         let fp = match ethertype {
             ETHERTYPE_IPV4 => {
-                let Some(ip) = d.get(l3..l3 + 20) else { return };
+                let ip = d.get(l3..l3 + 20)?;
                 let ihl = (ip[0] & 0x0f) as usize * 4;
                 let proto = ip[9];
                 if ip[6] & 0x3f != 0 || ip[7] != 0 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
                 {
-                    return;
+                    return None;
                 }
-                let Some(p) = d.get(l3 + ihl..l3 + ihl + 4) else {
-                    return;
-                };
+                let p = d.get(l3 + ihl..l3 + ihl + 4)?;
                 fingerprint_v4(
                     self.seed,
                     [ip[12], ip[13], ip[14], ip[15]],
@@ -271,16 +274,16 @@ impl Processor {
                 )
             }
             ETHERTYPE_IPV6 => {
-                let Some(ip) = d.get(l3..l3 + 44) else { return };
+                let ip = d.get(l3..l3 + 44)?;
                 let proto = ip[6];
                 if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
-                    return;
+                    return None;
                 }
                 let (Ok(src), Ok(dst)) = (
                     <[u8; 16]>::try_from(&ip[8..24]),
                     <[u8; 16]>::try_from(&ip[24..40]),
                 ) else {
-                    return;
+                    return None;
                 };
                 fingerprint_v6(
                     self.seed,
@@ -291,13 +294,45 @@ impl Processor {
                     u16::from_be_bytes([ip[42], ip[43]]),
                 )
             }
-            _ => return,
+            _ => return None,
         };
         self.flows.prefetch_fp(fp);
+        Some(fp)
     }
 
     /// Handles one frame. `src_mac` is the MAC of the port it will leave by.
+    #[inline]
     pub fn process<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        src_mac: [u8; 6],
+        now_ms: u32,
+    ) -> Action {
+        self.process_hinted(snap, pkt, src_mac, now_ms, None)
+    }
+
+    /// [`Processor::process`] with the fingerprint [`Processor::prepare`]
+    /// returned for this very frame (it parses the same headers the same
+    /// way, so the value is reused instead of computed again; debug builds
+    /// check that they agree).
+    #[inline]
+    pub fn process_hinted<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        src_mac: [u8; 6],
+        now_ms: u32,
+        hint: Option<u64>,
+    ) -> Action {
+        self.hint = hint;
+        let a = self.dispatch(snap, pkt, src_mac, now_ms);
+        self.hint = None;
+        a
+    }
+
+    #[inline]
+    fn dispatch<P: PacketBuf>(
         &mut self,
         snap: &Snapshot,
         pkt: &mut P,
@@ -478,7 +513,17 @@ impl Processor {
         };
         let l = &snap.listeners[id.0 as usize];
         let h = schedule_hash::<F>(l, &t);
-        let fp = F::fingerprint(self.seed, &t);
+        let fp = match self.hint.take() {
+            Some(fp) => {
+                debug_assert_eq!(
+                    fp,
+                    F::fingerprint(self.seed, &t),
+                    "prepare and process disagree"
+                );
+                fp
+            }
+            None => F::fingerprint(self.seed, &t),
+        };
         let r = self
             .pick(snap, l, fp, h, t.proto, now)
             .and_then(|b| self.send(snap, pkt, frame, l.slot, b, h, src_mac, now));

@@ -109,17 +109,19 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let now = self.clock.now_ms();
         let mac = self.ports.macs[port.get()];
         let snap = self.snapshot.get();
-        // Two passes: start every flow-table load of the burst, then decide.
-        for p in pkts.iter_mut() {
-            self.processor.prepare(p);
+        // Two passes: start every flow-table load of the burst, then decide
+        // (reusing the fingerprints the first pass computed).
+        let mut hints = [None; BURST];
+        for (p, h) in pkts.iter().zip(hints.iter_mut()) {
+            *h = self.processor.prepare(p);
         }
-        for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+        for ((p, v), hint) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(hints) {
             if !p.is_contiguous() {
                 // Headers past the first segment cannot be read in place.
                 *v = Verdict::Drop(DropReason::NonContiguous);
                 continue;
             }
-            *v = match self.processor.process(snap, p, mac, now) {
+            *v = match self.processor.process_hinted(snap, p, mac, now, hint) {
                 Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
                 Action::NotForVip => match non_vip {
                     Some(o) => Verdict::Forward(o),

@@ -94,7 +94,10 @@ fuzz_target!(|data: &[u8]| {
     b.adopt(snap);
     let mut pa = VecPacket::new(data);
     let mut pb = VecPacket::new(data);
-    let va = a.process(snap, &mut pa, MAC, 1);
+    // One worker as the pipeline runs it (prepare's fingerprint reused; debug
+    // assertions check it equals process's own), one without the hint.
+    let hint = a.prepare(&pa);
+    let va = a.process_hinted(snap, &mut pa, MAC, 1, hint);
     let vb = b.process(snap, &mut pb, MAC, 1);
     assert_eq!(va, vb, "two workers disagree");
     assert_eq!(pa.data(), pb.data());
