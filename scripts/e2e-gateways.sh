@@ -138,7 +138,9 @@ grep -v '^backend=' "$TOPO_STATE/reload.out" | sed 's/^/  /' || true
 check "150 of 150 requests answered during the reloads ($(answered "$TOPO_STATE/reload.out"))" [ "$(answered "$TOPO_STATE/reload.out")" -eq 150 ]
 for i in 1 2 3; do
     n=$(( $(grep -c '^reload: ok' "$TOPO_STATE/gw$i/dnlb.out" || true) - R0[$i] ))
-    check "gw$i published 6 reloads ($n), rejected none" [ "$n" -eq 6 ] && ! grep -q '^reload: rejected' "$TOPO_STATE/gw$i/dnlb.out"
+    # At least one per SIGHUP (the file watcher may reload a version first).
+    check "gw$i published the 6 reloads ($n), rejected none" \
+        bash -c "[ $n -ge 6 ] && ! grep -q '^reload: rejected' '$TOPO_STATE/gw$i/dnlb.out'"
 done
 
 section "4. 50 long-lived TCP connections; gw1 dies (SIGKILL dnlb and BIRD)"

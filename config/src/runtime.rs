@@ -126,7 +126,9 @@ pub struct ElasticIpChange {
     pub address: Option<IpAddr>,
 }
 
-/// Every run-time change, in the order they are applied.
+/// Every run-time change, applied in this order: deregistrations (they
+/// remove backends of the config file), registrations, weights, drains,
+/// elastic IPs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeChanges {
@@ -272,15 +274,6 @@ impl RuntimeChanges {
     }
 
     fn apply_to(&self, doc: &mut Table, stale: &mut Vec<String>) {
-        for r in &self.register {
-            match group_backends(doc, &r.target_group) {
-                Some(list) => list.push(Value::Table(r.backend.clone())),
-                None => stale.push(format!(
-                    "register: no target group {:?} (ignored)",
-                    r.target_group
-                )),
-            }
-        }
         for r in &self.deregister {
             let removed = group_backends(doc, &r.target_group).map(|list| {
                 let before = list.len();
@@ -289,6 +282,15 @@ impl RuntimeChanges {
             });
             if removed.unwrap_or(0) == 0 {
                 stale.push(format!("deregister: no {r} (ignored)"));
+            }
+        }
+        for r in &self.register {
+            match group_backends(doc, &r.target_group) {
+                Some(list) => list.push(Value::Table(r.backend.clone())),
+                None => stale.push(format!(
+                    "register: no target group {:?} (ignored)",
+                    r.target_group
+                )),
             }
         }
         let mut set = |r: &BackendRef, what: &str, key: &str, v: Option<Value>| {
@@ -352,7 +354,8 @@ impl RuntimeChanges {
 
     /// Adds backend `backend` (keys of `[[target_group.backend]]`) to group
     /// `group`, replacing an earlier registration of the same address and
-    /// port and undoing a deregistration of it.
+    /// port. (Deregistrations apply to the config file's backends before
+    /// registrations, so one of the same address does not remove it.)
     pub fn register(&mut self, group: &str, backend: Table) {
         let new = Registered {
             target_group: group.to_string(),
@@ -361,8 +364,6 @@ impl RuntimeChanges {
         if let Some(r) = new.reference() {
             self.register
                 .retain(|o| o.reference().is_none_or(|o| !o.same(&r)));
-            self.deregister
-                .retain(|d| !(d.target_group == r.target_group && d.address == r.address));
         }
         self.register.push(new);
     }
@@ -380,28 +381,31 @@ impl RuntimeChanges {
         }
     }
 
-    /// Sets the weight of backend(s) `r`.
-    pub fn set_weight(&mut self, r: &BackendRef, weight: u8) {
-        if self.edit_registered(r, "weight", Some(Value::Integer(weight.into()))) {
-            return;
+    /// Sets the weight of backend(s) `r`: in their registrations, and as a
+    /// change of the config file's backends when it has any (`in_config`).
+    pub fn set_weight(&mut self, r: &BackendRef, weight: u8, in_config: bool) {
+        self.edit_registered(r, "weight", Some(Value::Integer(weight.into())));
+        if in_config {
+            self.weight.retain(|w| !w.backend.same(r));
+            self.weight.push(WeightChange {
+                backend: r.clone(),
+                weight,
+            });
         }
-        self.weight.retain(|w| !w.backend.same(r));
-        self.weight.push(WeightChange {
-            backend: r.clone(),
-            weight,
-        });
     }
 
-    /// Drains backend(s) `r` until `until`, or cancels their drain (`None`).
-    pub fn set_drain(&mut self, r: &BackendRef, until: Option<Datetime>) {
-        if self.edit_registered(r, "drain_until", until.map(Value::Datetime)) {
-            return;
+    /// Drains backend(s) `r` until `until`, or cancels their drain (`None`):
+    /// in their registrations, and for the config file's backends when it
+    /// has any (`in_config`).
+    pub fn set_drain(&mut self, r: &BackendRef, until: Option<Datetime>, in_config: bool) {
+        self.edit_registered(r, "drain_until", until.map(Value::Datetime));
+        if in_config {
+            self.drain.retain(|d| !d.backend.same(r));
+            self.drain.push(DrainChange {
+                backend: r.clone(),
+                until,
+            });
         }
-        self.drain.retain(|d| !d.backend.same(r));
-        self.drain.push(DrainChange {
-            backend: r.clone(),
-            until,
-        });
     }
 
     /// Attaches `address` to listener `listener` as its elastic IP, or
@@ -414,19 +418,16 @@ impl RuntimeChanges {
         });
     }
 
-    /// Sets `key` on registered backends `r` names; whether there were any.
-    fn edit_registered(&mut self, r: &BackendRef, key: &str, v: Option<Value>) -> bool {
-        let mut any = false;
+    /// Sets `key` on the registered backends `r` names.
+    fn edit_registered(&mut self, r: &BackendRef, key: &str, v: Option<Value>) {
         for reg in &mut self.register {
             if reg.target_group == r.target_group && r.matches(&Value::Table(reg.backend.clone())) {
-                any = true;
                 match &v {
                     Some(v) => reg.backend.insert(key.into(), v.clone()),
                     None => reg.backend.remove(key),
                 };
             }
         }
-        any
     }
 
     /// One line per change, for `dnlb check` and the API.

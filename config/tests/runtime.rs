@@ -80,9 +80,9 @@ fn changes_survive_a_restart_and_apply_over_the_config() {
         table("address = \"10.1.0.3\"\nport = 80\ntunnel = \"ipip\"\nzone = \"b\"\nweight = 40"),
     );
     ch.deregister(&r("10.1.0.1", None), true);
-    ch.set_weight(&r("10.1.0.2", Some(80)), 7);
+    ch.set_weight(&r("10.1.0.2", Some(80)), 7, true);
     let until: toml::value::Datetime = "2030-01-01T00:00:00Z".parse().unwrap();
-    ch.set_drain(&r("10.1.0.2", Some(80)), Some(until));
+    ch.set_drain(&r("10.1.0.2", Some(80)), Some(until), true);
     ch.set_elastic_ip("web", Some("203.0.113.7".parse().unwrap()));
     let path = runtime::runtime_path(&cfg);
     ch.save(&path).unwrap();
@@ -130,7 +130,7 @@ fn changes_to_registered_backends_edit_the_registration() {
     let (_dir, cfg) = files();
     let mut ch = RuntimeChanges::default();
     ch.register("web", table("address = \"10.1.0.3\"\ntunnel = \"ipip\""));
-    ch.set_weight(&r("10.1.0.3", None), 0);
+    ch.set_weight(&r("10.1.0.3", None), 0, false);
     assert!(ch.weight.is_empty());
     assert_eq!(ch.register[0].backend["weight"].as_integer(), Some(0));
     // Registering it again replaces the first registration.
@@ -153,7 +153,7 @@ fn changes_that_no_longer_apply_are_reported_and_skipped() {
     let (_dir, cfg) = files();
     let mut ch = RuntimeChanges::default();
     ch.register("api", table("address = \"10.1.0.3\"\ntunnel = \"ipip\""));
-    ch.set_weight(&r("10.9.9.9", None), 1);
+    ch.set_weight(&r("10.9.9.9", None), 1, true);
     ch.set_elastic_ip("mail", None);
     ch.deregister(&r("10.9.9.8", None), true);
     let (c, stale) = ch
@@ -161,7 +161,10 @@ fn changes_that_no_longer_apply_are_reported_and_skipped() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.target_groups[0].backends.len(), 2);
     assert_eq!(stale.len(), 4, "{stale:?}");
-    assert!(stale[0].contains("no target group \"api\""), "{stale:?}");
+    assert!(
+        stale.iter().any(|s| s.contains("no target group \"api\"")),
+        "{stale:?}"
+    );
     assert!(stale.iter().any(|s| s.contains("no listener \"mail\"")));
 }
 
@@ -193,4 +196,44 @@ fn a_broken_runtime_file_names_its_line() {
     std::fs::write(runtime::runtime_path(&cfg), "[[weight]]\nbackend = 3\n").unwrap();
     let e = runtime::load(&cfg).unwrap_err().to_string();
     assert!(e.contains("gw.runtime.toml:2:11"), "{e}");
+}
+
+#[test]
+fn a_change_without_a_port_reaches_config_and_registered_backends_alike() {
+    let (_dir, cfg) = files();
+    let mut ch = RuntimeChanges::default();
+    // 10.1.0.1 port 80 is in the config; port 8080 is registered.
+    ch.register(
+        "web",
+        table("address = \"10.1.0.1\"\nport = 8080\ntunnel = \"ipip\""),
+    );
+    ch.set_weight(&r("10.1.0.1", None), 3, true);
+    let (c, stale) = ch.apply(&cfg, BASE, &runtime::runtime_path(&cfg)).unwrap();
+    assert!(stale.is_empty(), "{stale:?}");
+    let at: Vec<(u16, u8)> = c.target_groups[0]
+        .backends
+        .iter()
+        .filter(|b| b.address.to_string() == "10.1.0.1")
+        .map(|b| (b.port, b.weight))
+        .collect();
+    assert_eq!(at, [(80, 3), (8080, 3)]);
+}
+
+#[test]
+fn registering_does_not_undo_another_ports_deregistration() {
+    let (_dir, cfg) = files();
+    let mut ch = RuntimeChanges::default();
+    ch.deregister(&r("10.1.0.1", Some(80)), true);
+    ch.register(
+        "web",
+        table("address = \"10.1.0.1\"\nport = 9090\ntunnel = \"ipip\""),
+    );
+    let (c, _) = ch.apply(&cfg, BASE, &runtime::runtime_path(&cfg)).unwrap();
+    let at: Vec<u16> = c.target_groups[0]
+        .backends
+        .iter()
+        .filter(|b| b.address.to_string() == "10.1.0.1")
+        .map(|b| b.port)
+        .collect();
+    assert_eq!(at, [9090], "port 80 stays deregistered");
 }

@@ -367,6 +367,30 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     // Detach the elastic IP: its traffic is no longer for a VIP.
     api.ok("DELETE", "/v1/listeners/web/elastic_ip", None);
     assert!(grows(&api, Api::not_for_vip));
+
+    // A hand edit of the run-time changes file takes effect on reload: drop
+    // the [[weight]] entry, and 10.1.0.1 is back to its configured weight.
+    let kept = std::fs::read_to_string(&runtime).unwrap();
+    let start = kept.find("[[weight]]").expect("a weight entry");
+    let end = kept[start + 1..]
+        .find("\n[[")
+        .map_or(kept.len(), |i| start + 1 + i + 1);
+    std::fs::write(&runtime, format!("{}{}", &kept[..start], &kept[end..])).unwrap();
+    api.ok("POST", "/v1/reload", None);
+    assert_eq!(api.backend("10.1.0.1").unwrap()["weight"], 100);
+    assert_eq!(
+        api.backend("10.1.0.2").unwrap()["usable"],
+        false,
+        "other changes stay"
+    );
+
+    // The token is re-read on reload: rotate it.
+    std::fs::write(&token, "rotated-token\n").unwrap();
+    api.ok("POST", "/v1/reload", None);
+    let (code, _) = api.call("GET", "/v1/status", None);
+    assert_eq!(code, 401, "the old token no longer works");
+    let (code, v) = api.call_with("GET", "/v1/status", None, Some("rotated-token"));
+    assert_eq!(code, 200, "{v}");
     common::signal(&child, "-TERM");
 }
 

@@ -23,9 +23,9 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use dnlb_config::runtime::BackendRef;
 use dnlb_config::Admin;
@@ -99,7 +99,8 @@ impl ApiReply {
         }
     }
 
-    fn error(status: u16, message: impl Into<String>) -> Self {
+    /// A JSON error reply.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
         Self::json(status, &json!({ "error": message.into() }))
     }
 }
@@ -110,13 +111,18 @@ impl From<ChangeError> for ApiReply {
     }
 }
 
-/// A call with the channel its reply goes back on.
-pub type Envelope = (ApiCall, mpsc::Sender<ApiReply>);
+/// A call, the channel its reply goes back on, and when the caller stops
+/// waiting (a call still queued then is not carried out).
+pub type Envelope = (ApiCall, mpsc::Sender<ApiReply>, Instant);
+
+/// The bearer token the API requires now (reloads may change it).
+pub type TokenHandle = Arc<Mutex<Option<Arc<str>>>>;
 
 /// The running API server.
 #[derive(Debug)]
 pub struct ApiServer {
     addr: SocketAddr,
+    token: TokenHandle,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -133,7 +139,10 @@ impl ApiServer {
             .ok_or_else(|| std::io::Error::other("admin API: not an IP listener"))?;
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let token: Option<Arc<str>> = admin.token.as_ref().map(|t| Arc::from(t.0.as_str()));
+        let token: TokenHandle = Arc::new(Mutex::new(
+            admin.token.as_ref().map(|t| Arc::from(t.0.as_str())),
+        ));
+        let token_for_thread = token.clone();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -147,7 +156,11 @@ impl ApiServer {
                                 respond(req, ApiReply::error(503, "too many requests at once"));
                                 continue;
                             }
-                            let (token, tx, mine) = (token.clone(), tx.clone(), in_flight.clone());
+                            let token = token_for_thread
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .clone();
+                            let (tx, mine) = (tx.clone(), in_flight.clone());
                             let spawned = std::thread::Builder::new()
                                 .name("dnlb-api-req".into())
                                 .spawn(move || {
@@ -170,6 +183,7 @@ impl ApiServer {
         Ok((
             ApiServer {
                 addr,
+                token,
                 stop,
                 thread: Some(thread),
             },
@@ -180,6 +194,11 @@ impl ApiServer {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The token requests must carry; set it to change it.
+    pub fn token(&self) -> TokenHandle {
+        self.token.clone()
     }
 }
 
@@ -204,8 +223,10 @@ fn handle(mut req: tiny_http::Request, token: Option<&str>, control: &mpsc::Send
                 .headers()
                 .iter()
                 .find(|h| h.field.equiv("Authorization"))
-                .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-                .map(str::trim);
+                .and_then(|h| {
+                    let (scheme, cred) = h.value.as_str().trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| cred.trim())
+                });
             if !given.is_some_and(|g| same_secret(g.as_bytes(), t.as_bytes())) {
                 return ApiReply::error(401, "missing or wrong bearer token");
             }
@@ -227,7 +248,10 @@ fn handle(mut req: tiny_http::Request, token: Option<&str>, control: &mpsc::Send
             Err(r) => return r,
         };
         let (tx, rx) = mpsc::channel();
-        if control.send((call, tx)).is_err() {
+        if control
+            .send((call, tx, Instant::now() + CONTROL_TIMEOUT))
+            .is_err()
+        {
             return ApiReply::error(503, "dnlb is shutting down");
         }
         rx.recv_timeout(CONTROL_TIMEOUT)
@@ -240,11 +264,16 @@ fn handle(mut req: tiny_http::Request, token: Option<&str>, control: &mpsc::Send
 fn respond(req: tiny_http::Request, reply: ApiReply) {
     let header =
         tiny_http::Header::from_bytes("Content-Type", reply.content_type).expect("static header");
-    let _ = req.respond(
-        tiny_http::Response::from_string(reply.body)
-            .with_status_code(reply.status)
-            .with_header(header),
-    );
+    let mut response = tiny_http::Response::from_string(reply.body)
+        .with_status_code(reply.status)
+        .with_header(header);
+    if reply.status == 401 {
+        response.add_header(
+            tiny_http::Header::from_bytes("WWW-Authenticate", "Bearer realm=\"dnlb\"")
+                .expect("static header"),
+        );
+    }
+    let _ = req.respond(response);
 }
 
 fn body_json(body: &str) -> Result<Value, ApiReply> {
@@ -281,6 +310,22 @@ fn backend_ref(group: &str, address: &str, query: &str) -> Result<BackendRef, Ap
         address,
         port,
     })
+}
+
+/// Whether some method is served on this path.
+fn known_path(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        ["metrics"]
+            | [
+                "v1",
+                "status" | "listeners" | "backends" | "runtime" | "reload"
+            ]
+            | ["v1", "target_groups", _, "backends"]
+            | ["v1", "target_groups", _, "backends", _]
+            | ["v1", "target_groups", _, "backends", _, "weight" | "drain"]
+            | ["v1", "listeners", _, "elastic_ip"]
+    )
 }
 
 /// Turns a request into a call (or an error reply).
@@ -370,6 +415,12 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
             listener: l.to_string(),
             address: None,
         },
+        _ if known_path(&segs) => {
+            return Err(ApiReply::error(
+                405,
+                format!("{method} is not allowed on {path}"),
+            ))
+        }
         _ => {
             return Err(ApiReply::error(
                 404,
@@ -437,9 +488,9 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
         )),
         ApiCall::Weight(r, w) => outcome(plane.change(
             &format!("weight {r} = {w}"),
-            |ch, _, running| {
+            |ch, base, running| {
                 named(running, &r)?;
-                ch.set_weight(&r, w);
+                ch.set_weight(&r, w, named(base, &r).is_ok());
                 Ok(())
             },
         )),
@@ -448,9 +499,9 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
                 Some(u) => format!("drain {r} until {u}"),
                 None => format!("undrain {r}"),
             };
-            outcome(plane.change(&what, |ch, _, running| {
+            outcome(plane.change(&what, |ch, base, running| {
                 named(running, &r)?;
-                ch.set_drain(&r, until);
+                ch.set_drain(&r, until, named(base, &r).is_ok());
                 Ok(())
             }))
         }
@@ -524,6 +575,8 @@ mod tests {
             Ok(ApiCall::Register { ref backend, .. }) if backend["weight"].as_integer() == Some(3)
         ));
         assert_eq!(route("GET", "/v1/nope", "").unwrap_err().status, 404);
+        assert_eq!(route("DELETE", "/v1/status", "").unwrap_err().status, 405);
+        assert_eq!(route("GET", "/v1/reload", "").unwrap_err().status, 405);
         assert_eq!(
             route("DELETE", "/v1/target_groups/web/backends/nope", "")
                 .unwrap_err()

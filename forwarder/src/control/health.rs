@@ -145,11 +145,14 @@ pub struct HealthChecker {
 
 impl HealthChecker {
     /// Starts one thread per target group with a health check. `previous`
-    /// carries states over a reload.
+    /// carries states over a reload, and a change it saw that nobody took
+    /// yet (a probe round that ended while it stopped), so that change is
+    /// still published.
     pub fn start(cfg: &Config, previous: Option<HealthChecker>) -> HealthChecker {
-        let states = previous.map(|p| p.stop()).unwrap_or_default();
+        let (states, changed) = previous.map(|p| p.stop_all()).unwrap_or_default();
         let shared = Arc::new(Shared {
             states: Mutex::new(states),
+            changed: AtomicBool::new(changed),
             ..Shared::default()
         });
         let mut threads = Vec::new();
@@ -198,12 +201,18 @@ impl HealthChecker {
     }
 
     /// Stops the threads; returns the last states.
-    pub fn stop(mut self) -> HashMap<BackendKey, HealthState> {
+    pub fn stop(self) -> HashMap<BackendKey, HealthState> {
+        self.stop_all().0
+    }
+
+    /// Stops the threads; returns the last states and whether a change is
+    /// still untaken.
+    fn stop_all(mut self) -> (HashMap<BackendKey, HealthState>, bool) {
         self.shared.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.states()
+        (self.states(), self.take_changed())
     }
 }
 

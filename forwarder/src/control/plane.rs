@@ -75,6 +75,7 @@ pub struct ControlPlane {
     board: Arc<LbStatsBoard>,
     started: Instant,
     announcer: Option<Announcer>,
+    api_token: Option<super::api::TokenHandle>,
 }
 
 fn say(line: &str) {
@@ -125,9 +126,15 @@ impl ControlPlane {
             board,
             started: Instant::now(),
             announcer,
+            api_token: None,
         };
         plane.announce();
         plane
+    }
+
+    /// Keeps the admin API's token in step with the running config.
+    pub fn set_api_token(&mut self, token: super::api::TokenHandle) {
+        self.api_token = Some(token);
     }
 
     /// Tells BIRD which VIPs to announce now: those of listeners with a
@@ -213,13 +220,16 @@ impl ControlPlane {
 
     /// Checks that `next` can replace the running config at run time.
     fn replaceable(&self, next: &Config) -> Result<(), String> {
+        // The admin token may change (it is re-read on reload); where the
+        // API listens may not.
+        let listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);
         if next.dataplane != self.cfg.dataplane
             || next.gateway != self.cfg.gateway
-            || next.admin != self.cfg.admin
+            || listen(next) != listen(&self.cfg)
             || next.routing != self.cfg.routing
         {
             return Err(
-                "the [gateway], [dataplane], [admin] and [routing] sections cannot change at run time; restart dnlb"
+                "the [gateway], [dataplane], [routing] sections and admin.listen cannot change at run time; restart dnlb"
                     .into(),
             );
         }
@@ -240,20 +250,22 @@ impl ControlPlane {
                 .ok_or("no config file to reload from")?;
             let text = std::fs::read_to_string(&src.path)
                 .map_err(|e| format!("{}: cannot read: {e}", src.path.display()))?;
-            let (next, stale) = src
-                .changes
+            // The run-time changes file too: an operator may have edited it.
+            let changes = RuntimeChanges::load(&src.runtime_path).map_err(|e| e.to_string())?;
+            let (next, stale) = changes
                 .apply(&src.path, &text, &src.runtime_path)
                 .map_err(|e| e.to_string())?;
             self.replaceable(&next)?;
             let published = self.publish(&next)?;
-            Ok::<_, String>((published, next, text, stale))
+            Ok::<_, String>((published, next, text, stale, changes))
         })();
         match result {
-            Ok(((generation, rebuilt), next, text, stale)) => {
+            Ok(((generation, rebuilt), next, text, stale, changes)) => {
                 self.reloads.ok += 1;
                 self.adopt(next, stale);
                 if let Some(src) = &mut self.source {
                     src.text = text;
+                    src.changes = changes;
                 }
                 tracing::info!(generation, rebuilt, "reload: new configuration published");
                 say(&format!(
@@ -276,6 +288,10 @@ impl ControlPlane {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
         self.stale = stale;
+        if let Some(t) = &self.api_token {
+            let new = next.admin.as_ref().and_then(|a| a.token.as_ref());
+            *t.lock().unwrap_or_else(|e| e.into_inner()) = new.map(|t| t.0.as_str().into());
+        }
         self.cfg = next;
         self.checker = Some(HealthChecker::start(&self.cfg, self.checker.take()));
         self.announce();

@@ -18,7 +18,7 @@ use dnlb_config::{Config, Routing};
 use dnlb_lb::snapshot::Snapshot;
 
 /// How long one BIRD command may take.
-const BIRD_TIMEOUT: Duration = Duration::from_secs(5);
+const BIRD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry a failed announcement this often.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -163,8 +163,9 @@ impl Announcer {
     /// Announces exactly `vips` (when that differs from what BIRD has).
     /// A failure is logged and retried by [`Announcer::retry`].
     pub fn set(&mut self, vips: BTreeSet<IpAddr>) {
-        if self.announced.as_ref() == Some(&vips) {
-            self.pending = None;
+        // Nothing to do only if the files still say what BIRD has (a failed
+        // attempt may have rewritten them since).
+        if self.announced.as_ref() == Some(&vips) && self.pending.is_none() {
             return;
         }
         self.pending = Some(vips);

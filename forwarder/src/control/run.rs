@@ -267,6 +267,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         board.clone(),
     );
     if let Some((api, _)) = &api {
+        plane.set_api_token(api.token());
         println!("admin: listening on http://{}", api.addr());
     }
     println!(
@@ -291,8 +292,15 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         // Wait for an API call, at most one tick.
         if let Some((_, calls)) = &api {
             match calls.recv_timeout(Duration::from_millis(20)) {
-                Ok((call, reply)) => {
-                    let _ = reply.send(api::serve(&mut plane, call));
+                Ok((call, reply, deadline)) => {
+                    // The caller gave up (503): do not make a change it was
+                    // told did not happen.
+                    let answer = if Instant::now() >= deadline {
+                        api::ApiReply::error(503, "the control thread was busy; nothing was done")
+                    } else {
+                        api::serve(&mut plane, call)
+                    };
+                    let _ = reply.send(answer);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
