@@ -33,7 +33,7 @@ e2e_traps
 
 VIP=$TOPO_VIPS
 TOTAL=0 OK=0
-http() {  # http N: N requests through the VIP, shown one per line
+http() {  # http N [VIP]: N requests through the VIP, shown one per line
     local line
     while IFS= read -r line; do
         TOTAL=$((TOTAL + 1))
@@ -43,7 +43,7 @@ http() {  # http N: N requests through the VIP, shown one per line
         else
             echo "    FAILED: $line"
         fi
-    done < <(topo_http "$1" "$VIP" 80)
+    done < <(topo_http "$1" "${2:-$VIP}" 80)
 }
 
 section "1. a client, a router, three gateways and three backends in network namespaces"
@@ -63,9 +63,13 @@ ip -n "$TOPO-router" route show "$VIP/32" | sed 's/^/    /'
 
 section "3. HTTP requests from the client ($(topo_client_addr)) to the VIP"
 http 9
+echo "  and to the IPv6 VIP $TOPO_VIPS6 (announced over IPv6 BGP sessions, carried in VXLAN over IPv4):"
+http 3 "$TOPO_VIPS6"
 
 section "4. what gateway gw1 sees (dnlb status, from its admin API)"
 topo_exec gw1 "$DNLB_BIN" status --api http://127.0.0.1:9100 | sed 's/^/    /'
+echo "  (on net_af_packet dnlb also sees the kernel's own frames — ARP, BGP, health probes — and"
+echo "   counts them as not_for_vip; the kernel handles them)"
 
 section "5. backend b1 dies: the gateways' health checks take it out"
 declare -A SEEN

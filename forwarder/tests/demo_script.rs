@@ -21,7 +21,7 @@ fn demo_script_answers_every_request_through_dnlb() {
         "demo failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(
-        stdout.contains("demo: 21 of 21 HTTP requests answered through dnlb"),
+        stdout.contains("demo: 24 of 24 HTTP requests answered through dnlb"),
         "{stdout}"
     );
     // The backends saw the client's own address, not a gateway's.
