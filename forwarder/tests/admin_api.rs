@@ -286,6 +286,8 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
         "dnlb_flow_table_entries",
         "dnlb_reloads_total{result=\"ok\"} 1",
         "dnlb_config_generation",
+        "dnlb_port_received_packets_total{port=\"net_pcap0\"}",
+        "dnlb_port_rx_missed_packets_total{port=\"net_pcap0\"}",
     ] {
         assert!(metrics.contains(want), "{want} missing:\n{metrics}");
     }

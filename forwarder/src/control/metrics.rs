@@ -37,6 +37,21 @@ fn record(s: &Status) {
             .absolute(w.tx_packets);
         counter!("dnlb_worker_dropped_packets_total", "lcore" => lcore).absolute(w.dropped);
     }
+    for p in &s.ports {
+        let port = || ("port", p.name.clone());
+        for (name, v) in [
+            ("dnlb_port_received_packets_total", p.rx_packets),
+            ("dnlb_port_transmitted_packets_total", p.tx_packets),
+            ("dnlb_port_received_bytes_total", p.rx_bytes),
+            ("dnlb_port_transmitted_bytes_total", p.tx_bytes),
+            ("dnlb_port_rx_missed_packets_total", p.rx_missed),
+            ("dnlb_port_rx_errors_total", p.rx_errors),
+            ("dnlb_port_tx_errors_total", p.tx_errors),
+            ("dnlb_port_rx_mbuf_alloc_failures_total", p.rx_no_mbuf),
+        ] {
+            counter!(name, &[port()]).absolute(v);
+        }
+    }
     for (reason, n) in &s.drops {
         counter!("dnlb_dropped_packets_total", "reason" => reason.clone()).absolute(*n);
     }
@@ -120,6 +135,34 @@ fn describe() {
     describe_counter!(
         "dnlb_dropped_packets_total",
         "Packets dropped, by reason, summed over workers."
+    );
+    describe_counter!(
+        "dnlb_port_received_packets_total",
+        "Packets a port's driver received."
+    );
+    describe_counter!(
+        "dnlb_port_transmitted_packets_total",
+        "Packets a port's driver sent."
+    );
+    describe_counter!(
+        "dnlb_port_received_bytes_total",
+        Unit::Bytes,
+        "Bytes a port's driver received."
+    );
+    describe_counter!(
+        "dnlb_port_transmitted_bytes_total",
+        Unit::Bytes,
+        "Bytes a port's driver sent."
+    );
+    describe_counter!(
+        "dnlb_port_rx_missed_packets_total",
+        "Packets a port dropped because its RX queues were full (workers too slow)."
+    );
+    describe_counter!("dnlb_port_rx_errors_total", "Receive errors of a port.");
+    describe_counter!("dnlb_port_tx_errors_total", "Transmit errors of a port.");
+    describe_counter!(
+        "dnlb_port_rx_mbuf_alloc_failures_total",
+        "RX mbuf allocation failures of a port (packet pool exhausted)."
     );
     describe_gauge!(
         "dnlb_flow_table_entries",

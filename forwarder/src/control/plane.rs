@@ -17,7 +17,7 @@ use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 
 use super::health::{BackendKey, HealthChecker, HealthState};
 use super::routes::{self, Announcer};
-use super::status::{BackendStatus, FlowStatus, ListenerStatus, Status, WorkerStatus};
+use super::status::{BackendStatus, FlowStatus, ListenerStatus, PortStatus, Status, WorkerStatus};
 use crate::dataplane::snapshot::Publisher;
 use crate::dataplane::{Counters, DropReason, LbStatsBoard, PublishedCounters};
 
@@ -76,6 +76,7 @@ pub struct ControlPlane {
     started: Instant,
     announcer: Option<Announcer>,
     api_token: Option<super::api::TokenHandle>,
+    ports: Vec<PortStatus>,
 }
 
 fn say(line: &str) {
@@ -127,9 +128,16 @@ impl ControlPlane {
             started: Instant::now(),
             announcer,
             api_token: None,
+            ports: Vec::new(),
         };
         plane.announce();
         plane
+    }
+
+    /// The ports' driver counters, for the next status (the control loop
+    /// owns the ports and refreshes these before answering the API).
+    pub fn set_ports(&mut self, ports: Vec<PortStatus>) {
+        self.ports = ports;
     }
 
     /// Keeps the admin API's token in step with the running config.
@@ -510,6 +518,7 @@ impl ControlPlane {
             reloads_rejected: self.reloads.rejected,
             counters_fresh: fresh,
             workers,
+            ports: self.ports.clone(),
             drops,
             flows,
             listeners,

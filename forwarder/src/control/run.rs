@@ -19,6 +19,7 @@ use dpdk_bindings::{
 
 use crate::control::api::{self, ApiServer};
 use crate::control::plane::ControlPlane;
+use crate::control::status::PortStatus;
 use crate::dataplane::dpdk::DpdkIo;
 use crate::dataplane::snapshot::Publisher;
 use crate::dataplane::{
@@ -295,6 +296,12 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
                 Ok((call, reply, deadline)) => {
                     // The caller gave up (503): do not make a change it was
                     // told did not happen.
+                    plane.set_ports(
+                        ports
+                            .iter()
+                            .map(|p| port_status(p.name(), &p.stats().unwrap_or_default()))
+                            .collect(),
+                    );
                     let answer = if Instant::now() >= deadline {
                         api::ApiReply::error(503, "the control thread was busy; nothing was done")
                     } else {
@@ -454,6 +461,20 @@ fn print_lb(cfg: &Config, lb: &LbCounters, snap: &Snapshot) {
         lb.too_big_sent,
         lb.echo_replies
     );
+}
+
+fn port_status(name: &str, s: &PortStats) -> PortStatus {
+    PortStatus {
+        name: name.to_string(),
+        rx_packets: s.rx_packets,
+        tx_packets: s.tx_packets,
+        rx_bytes: s.rx_bytes,
+        tx_bytes: s.tx_bytes,
+        rx_missed: s.rx_missed,
+        rx_errors: s.rx_errors,
+        tx_errors: s.tx_errors,
+        rx_no_mbuf: s.rx_no_mbuf,
+    }
 }
 
 /// Launches a worker with pipeline `pl` on `lcore`.

@@ -27,6 +27,9 @@ pub struct Status {
     pub counters_fresh: bool,
     /// Per worker.
     pub workers: Vec<WorkerStatus>,
+    /// Per port: the driver's counters.
+    #[serde(default)]
+    pub ports: Vec<PortStatus>,
     /// Drops by reason, summed over workers.
     pub drops: BTreeMap<String, u64>,
     /// Flow tables, summed over workers.
@@ -54,6 +57,29 @@ pub struct WorkerStatus {
     pub tx_packets: u64,
     /// Packets dropped (all reasons).
     pub dropped: u64,
+}
+
+/// One port's driver counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortStatus {
+    /// DPDK device name.
+    pub name: String,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets the device dropped because RX queues were full.
+    pub rx_missed: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_no_mbuf: u64,
 }
 
 /// Flow tables and what happened to flows.
@@ -192,6 +218,12 @@ pub fn render_table(s: &Status) -> String {
         out.push_str(&format!(
             "worker lcore {}: rx {} tx {} dropped {}\n",
             w.lcore, w.rx_packets, w.tx_packets, w.dropped
+        ));
+    }
+    for p in &s.ports {
+        out.push_str(&format!(
+            "port {}: rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}\n",
+            p.name, p.rx_packets, p.tx_packets, p.rx_missed, p.rx_errors, p.tx_errors, p.rx_no_mbuf
         ));
     }
     let f = &s.flows;
