@@ -16,12 +16,21 @@ use crate::maglev::{MaglevBackend, MaglevError, MaglevTable};
 use crate::vip::VipTable;
 
 /// Stable backend ids across snapshots: a backend (target group + identity)
-/// keeps its id for the life of the process, so flow-table entries that
-/// name it stay meaningful across reloads.
+/// keeps its id while it is in the config, so flow-table entries that name
+/// it stay meaningful across reloads. An id whose backend has been out of
+/// the config for longer than the flows' idle timeouts (no flow entry can
+/// still name it) is reused, so ids — and the per-id counters workers keep —
+/// stay bounded however many backends come and go.
 #[derive(Debug, Default, Clone)]
 pub struct BackendRegistry {
     ids: HashMap<(String, [u8; dnlb_config::Backend::IDENTITY_LEN]), BackendId>,
     next: u32,
+    /// Ids free for reuse.
+    free: Vec<u32>,
+    /// Ids whose backend is not in the config, and since when.
+    absent: HashMap<u32, SystemTime>,
+    /// Ids reused since the last [`BackendRegistry::take_reused`].
+    reused: Vec<BackendId>,
     /// Listener counter slots by listener name (stable like backend ids, so
     /// per-listener counters survive reloads that reorder listeners).
     listener_slots: HashMap<String, u16>,
@@ -34,15 +43,48 @@ impl BackendRegistry {
         group: &str,
         identity: [u8; dnlb_config::Backend::IDENTITY_LEN],
     ) -> BackendId {
-        let next = &mut self.next;
+        let (next, free, reused) = (&mut self.next, &mut self.free, &mut self.reused);
         *self
             .ids
             .entry((group.to_string(), identity))
-            .or_insert_with(|| {
-                let id = BackendId(*next);
-                *next += 1;
-                id
+            .or_insert_with(|| match free.pop() {
+                Some(id) => {
+                    reused.push(BackendId(id));
+                    BackendId(id)
+                }
+                None => {
+                    let id = BackendId(*next);
+                    *next += 1;
+                    id
+                }
             })
+    }
+
+    /// After a build: ids not in `present` start (or continue) their time
+    /// out of the config; those out for `grace` or longer are freed.
+    fn sweep(&mut self, present: &[BackendId], now: SystemTime, grace: std::time::Duration) {
+        let present: std::collections::HashSet<u32> = present.iter().map(|b| b.0).collect();
+        let (absent, free) = (&mut self.absent, &mut self.free);
+        self.ids.retain(|_, id| {
+            if present.contains(&id.0) {
+                absent.remove(&id.0);
+                return true;
+            }
+            let since = *absent.entry(id.0).or_insert(now);
+            if now.duration_since(since).unwrap_or_default() >= grace {
+                absent.remove(&id.0);
+                free.push(id.0);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// The ids reused for new backends since the last call: workers'
+    /// counters for them still hold the old backend's totals.
+    pub fn take_reused(&mut self) -> Vec<BackendId> {
+        std::mem::take(&mut self.reused)
     }
 
     /// The id of a backend, if it has one.
@@ -352,6 +394,12 @@ impl Snapshot {
                 maglev_input,
             });
         }
+        let present: Vec<BackendId> = backends.iter().flatten().map(|b| b.id).collect();
+        registry.sweep(
+            &present,
+            now,
+            cfg.flows.tcp_idle_timeout.max(cfg.flows.udp_idle_timeout),
+        );
         let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
         Ok((
             Snapshot {
@@ -626,5 +674,52 @@ mod drain_and_zone_tests {
         let (s, _) =
             Snapshot::build_with_health(&cfg, 4, &mut reg, None, &|_, _| true, now).unwrap();
         assert_eq!(in_table(&s), [20, 21, 22]);
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ids_of_backends_gone_longer_than_the_idle_timeouts_are_reused() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let grace = Duration::from_secs(900);
+        let mut r = BackendRegistry::default();
+        let a = r.id("g", [1; 32]);
+        let b = r.id("g", [2; 32]);
+        r.sweep(&[a, b], t0, grace);
+        // b leaves the config; within the grace period it keeps its id.
+        r.sweep(&[a], t0, grace);
+        r.sweep(&[a], t0 + Duration::from_secs(899), grace);
+        assert_eq!(r.get("g", &[2; 32]), Some(b));
+        // b comes back in time: same id, its absence forgotten.
+        assert_eq!(r.id("g", [2; 32]), b);
+        r.sweep(&[a, b], t0 + Duration::from_secs(899), grace);
+        r.sweep(&[a], t0 + Duration::from_secs(1000), grace);
+        r.sweep(&[a], t0 + Duration::from_secs(1899), grace);
+        assert_eq!(r.get("g", &[2; 32]), Some(b), "absence counted from 1000 s");
+        r.sweep(&[a], t0 + Duration::from_secs(1900), grace);
+        assert_eq!(r.get("g", &[2; 32]), None, "freed");
+        assert!(r.take_reused().is_empty());
+        // A new backend takes b's id; the registry says so once.
+        let c = r.id("g", [3; 32]);
+        assert_eq!(c, b);
+        assert_eq!(r.len(), 2, "no new id");
+        assert_eq!(r.take_reused(), [c]);
+        assert!(r.take_reused().is_empty());
+        // Churn: 1000 backends coming and going one at a time use two ids.
+        for k in 0..1000u32 {
+            let mut ident = [0u8; 32];
+            ident[..4].copy_from_slice(&k.to_be_bytes());
+            ident[4] = 9;
+            let x = r.id("g", ident);
+            let now = t0 + Duration::from_secs(10_000 + u64::from(k) * 1000);
+            r.sweep(&[a, c, x], now, grace);
+            r.sweep(&[a, c], now + grace, grace);
+        }
+        assert!(r.len() <= 4, "ids stay bounded: {}", r.len());
     }
 }

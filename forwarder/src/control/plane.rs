@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dnlb_config::runtime::{BackendRef, RuntimeChanges};
 use dnlb_config::{Backend, Config, Protocol, Tunnel};
+use dnlb_lb::ids::BackendId;
+use dnlb_lb::processor::{LbCounters, Traffic};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 
 use super::health::{BackendKey, HealthChecker, HealthState};
@@ -77,6 +79,39 @@ pub struct ControlPlane {
     announcer: Option<Announcer>,
     api_token: Option<super::api::TokenHandle>,
     ports: Vec<PortStatus>,
+    baselines: Baselines,
+}
+
+/// Counter values of reused backend ids at the time of reuse.
+#[derive(Debug, Default)]
+struct Baselines {
+    backends: HashMap<u32, (Traffic, [u64; DropReason::COUNT])>,
+}
+
+impl Baselines {
+    fn record(&mut self, ids: &[BackendId], c: &LbCounters) {
+        for id in ids {
+            let i = id.0 as usize;
+            let t = c.backends.get(i).copied().unwrap_or_default();
+            let d = c.backend_drops.get(i).copied().unwrap_or_default();
+            self.backends.insert(id.0, (t, d));
+        }
+    }
+
+    fn apply(&self, c: &mut LbCounters) {
+        for (&id, (t, d)) in &self.backends {
+            let i = id as usize;
+            if let Some(x) = c.backends.get_mut(i) {
+                x.packets = x.packets.saturating_sub(t.packets);
+                x.bytes = x.bytes.saturating_sub(t.bytes);
+            }
+            if let Some(x) = c.backend_drops.get_mut(i) {
+                for (a, b) in x.iter_mut().zip(d) {
+                    *a = a.saturating_sub(*b);
+                }
+            }
+        }
+    }
 }
 
 fn say(line: &str) {
@@ -129,6 +164,7 @@ impl ControlPlane {
             announcer,
             api_token: None,
             ports: Vec::new(),
+            baselines: Baselines::default(),
         };
         plane.announce();
         plane
@@ -222,8 +258,22 @@ impl ControlPlane {
             SystemTime::now(),
         )
         .map_err(|e| e.to_string())?;
+        // A reused backend id: workers' counters for it still hold the old
+        // backend's totals (frozen: it left the config long ago); note them
+        // before any packet goes to the new one, and count from there.
+        let reused = candidate.take_reused();
+        if !reused.is_empty() {
+            let (lb, _) = self.board.collect(FRESH_TIMEOUT);
+            self.baselines.record(&reused, &lb.counters);
+        }
         self.registry = candidate;
         Ok((publisher.publish(Arc::new(snap)), rebuilt))
+    }
+
+    /// Counters as reported: those of reused backend ids counted from the
+    /// reuse.
+    pub fn rebase(&self, c: &mut LbCounters) {
+        self.baselines.apply(c);
     }
 
     /// Checks that `next` can replace the running config at run time.
@@ -410,7 +460,8 @@ impl ControlPlane {
 
     /// Everything the admin API reports, with counters fresh from workers.
     pub fn status(&self) -> Status {
-        let (lb, fresh) = self.board.collect(FRESH_TIMEOUT);
+        let (mut lb, fresh) = self.board.collect(FRESH_TIMEOUT);
+        self.baselines.apply(&mut lb.counters);
         let workers: Vec<WorkerStatus> = self
             .workers
             .iter()
@@ -586,4 +637,51 @@ pub fn named<'a>(cfg: &'a Config, r: &BackendRef) -> Result<Vec<&'a Backend>, Ch
         return Err(ChangeError::new(404, format!("no {r}")));
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_id_counts_from_its_reuse() {
+        let mut c = LbCounters {
+            backends: vec![
+                Traffic {
+                    packets: 5,
+                    bytes: 500,
+                },
+                Traffic {
+                    packets: 7,
+                    bytes: 700,
+                },
+            ],
+            backend_drops: vec![[0; DropReason::COUNT]; 2],
+            ..Default::default()
+        };
+        c.backend_drops[1][DropReason::TooBig as usize] = 3;
+        let mut b = Baselines::default();
+        b.record(&[BackendId(1)], &c);
+        // The new backend behind id 1 gets 2 packets and a drop.
+        c.backends[1].packets += 2;
+        c.backends[1].bytes += 20;
+        c.backend_drops[1][DropReason::TooBig as usize] += 1;
+        b.apply(&mut c);
+        assert_eq!(
+            c.backends[0],
+            Traffic {
+                packets: 5,
+                bytes: 500
+            },
+            "others untouched"
+        );
+        assert_eq!(
+            c.backends[1],
+            Traffic {
+                packets: 2,
+                bytes: 20
+            }
+        );
+        assert_eq!(c.backend_drops[1][DropReason::TooBig as usize], 1);
+    }
 }

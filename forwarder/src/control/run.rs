@@ -385,7 +385,11 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     }
     // Workers published their final counters when they stopped.
     let snapshot = plane.snapshot();
-    let lb = snapshot.as_ref().map(|_| board.read().counters);
+    let lb = snapshot.as_ref().map(|_| {
+        let mut c = board.read().counters;
+        plane.rebase(&mut c);
+        c
+    });
     let report = RunReport {
         lb,
         snapshot: snapshot.clone(),
