@@ -133,6 +133,8 @@ pub struct Flows {
     pub tcp_idle_timeout: Duration,
     /// UDP idle timeout.
     pub udp_idle_timeout: Duration,
+    /// TCP idle timeout after the client's FIN or RST.
+    pub tcp_closing_timeout: Duration,
 }
 
 impl Default for Flows {
@@ -141,6 +143,7 @@ impl Default for Flows {
             capacity_per_worker: 1 << 20,
             tcp_idle_timeout: Duration::from_secs(900),
             udp_idle_timeout: Duration::from_secs(60),
+            tcp_closing_timeout: Duration::from_secs(30),
         }
     }
 }

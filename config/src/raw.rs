@@ -124,6 +124,11 @@ pub struct RawFlows {
     /// Idle timeout of UDP flows in seconds. Default 60. Range 1..=86400.
     #[serde(default)]
     pub udp_idle_timeout_secs: Option<Spanned<u32>>,
+    /// Idle timeout of a TCP flow once the client sent FIN or RST, in
+    /// seconds (the backend's FIN never passes the gateway: direct server
+    /// return). Default 30. Range 1..=86400.
+    #[serde(default)]
+    pub tcp_closing_timeout_secs: Option<Spanned<u32>>,
 }
 
 /// `[[listener]]`

@@ -380,6 +380,7 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("too_big unknown", "mtu = 1500", "mtu = 1500\ntoo_big = \"fragment\"", "encap.too_big: \"fragment\" is not one of \"icmp\", \"drop\""),
     ("flow capacity", "capacity_per_worker = 4096", "capacity_per_worker = 10", "flows.capacity_per_worker: must be between 1024 and 16777216"),
     ("timeout zero", "udp_idle_timeout_secs = 30", "udp_idle_timeout_secs = 0", "flows.udp_idle_timeout_secs: must be between 1 and 86400"),
+    ("closing timeout too long", "udp_idle_timeout_secs = 30", "udp_idle_timeout_secs = 30\ntcp_closing_timeout_secs = 100000", "flows.tcp_closing_timeout_secs: must be between 1 and 86400"),
     ("listener unknown group", "port = 80\ntarget_group = \"web\"", "port = 80\ntarget_group = \"api\"", "listener[0].target_group: no target group named \"api\""),
     ("listener duplicate name", "name = \"dns\"", "name = \"web\"", "listener[1].name: listener \"web\" is defined twice"),
     ("listener bad protocol", "protocol = \"tcp\"", "protocol = \"sctp\"", "listener[0].protocol: \"sctp\" is not one of \"tcp\", \"udp\""),

@@ -194,7 +194,17 @@ struct Frame {
     v6: bool,
     /// IPv4 DF bit (IPv6: always true: routers never fragment).
     df: bool,
+    /// TCP flags (0 for anything else).
+    tcp_flags: u8,
 }
+
+/// Flow-table value bit: the client closed the TCP connection (FIN or RST);
+/// the entry lives only the closing timeout past its last packet.
+const CLOSING: u32 = 1 << 31;
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 
 impl Processor {
     /// A processor with a flow table for `flow_capacity` flows. `seed` keys
@@ -361,11 +371,12 @@ impl Processor {
     ) -> Result<Action, DropReason> {
         let ip = Ipv4Packet::new_checked(&pkt.data()[l2..]).map_err(|_| DropReason::MalformedL3)?;
         let (src, dst, proto) = (ip.src().octets(), ip.dst().octets(), ip.protocol());
-        let frame = Frame {
+        let mut frame = Frame {
             l2,
             ip_len: ip.total_len() as usize,
             v6: false,
             df: ip.dont_fragment(),
+            tcp_flags: 0,
         };
         let key = addr_key_v4(dst);
         if ip.is_fragment() {
@@ -380,6 +391,10 @@ impl Processor {
         match proto {
             IPPROTO_TCP | IPPROTO_UDP => {
                 let (sport, dport) = ports(l4, proto)?;
+                if proto == IPPROTO_TCP {
+                    // ports() checked a whole TCP header is there.
+                    frame.tcp_flags = l4[13];
+                }
                 let t = Tuple {
                     src,
                     dst,
@@ -432,11 +447,12 @@ impl Processor {
         let key = addr_key_v6(dst);
         let upper = ip.upper_layer().map_err(|_| DropReason::MalformedL3)?;
         let proto = upper.protocol;
-        let frame = Frame {
+        let mut frame = Frame {
             l2,
             ip_len: 40 + ip.payload_len() as usize,
             v6: true,
             df: true,
+            tcp_flags: 0,
         };
         if let Some(f) = upper.fragment {
             if f.offset != 0 || f.more {
@@ -452,6 +468,10 @@ impl Processor {
         match proto {
             IPPROTO_TCP | IPPROTO_UDP => {
                 let (sport, dport) = ports(l4, proto)?;
+                if proto == IPPROTO_TCP {
+                    // ports() checked a whole TCP header is there.
+                    frame.tcp_flags = l4[13];
+                }
                 let t = Tuple {
                     src,
                     dst,
@@ -525,7 +545,7 @@ impl Processor {
             None => F::fingerprint(self.seed, &t),
         };
         let r = self
-            .pick(snap, l, fp, h, t.proto, now)
+            .pick(snap, l, fp, h, t.proto, frame.tcp_flags, now)
             .and_then(|b| self.send(snap, pkt, frame, l.slot, b, h, src_mac, now));
         self.count_listener_drop(l, r)
     }
@@ -603,6 +623,7 @@ impl Processor {
 
     /// The backend of a TCP/UDP flow: the flow table's if it is still usable
     /// for this listener, else the listener's table (and remember it).
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn pick(
         &mut self,
@@ -611,22 +632,45 @@ impl Processor {
         fp: u64,
         h: u64,
         proto: u8,
+        tcp_flags: u8,
         now: u32,
     ) -> Result<BackendId, DropReason> {
-        let timeout = if proto == IPPROTO_TCP {
+        let tcp = proto == IPPROTO_TCP;
+        let timeout = if tcp {
             snap.params.tcp_timeout_ms
         } else {
             snap.params.udp_timeout_ms
         };
+        // The client's FIN or RST: the connection is ending. Its entry then
+        // lives only the closing timeout past its last packet, until a new
+        // SYN on the same 5-tuple opens a connection again.
+        let fin_rst = tcp && tcp_flags & (TCP_FIN | TCP_RST) != 0;
+        let syn = tcp && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        let closing_timeout = snap.params.tcp_closing_timeout_ms;
         if let Some(v) = self.flows.lookup(fp, now, timeout) {
-            let id = BackendId(v);
+            let id = BackendId(v & !CLOSING);
             match snap.backend(id) {
-                Some(b) if b.usable && b.group == l.group => return Ok(id),
+                Some(b) if b.usable && b.group == l.group => {
+                    let was_closing = v & CLOSING != 0;
+                    if fin_rst || (was_closing && !syn) {
+                        // Replaces the entry in place (it is there).
+                        let _ = self.flows.insert(fp, id.0 | CLOSING, now, closing_timeout);
+                    } else if was_closing {
+                        let _ = self.flows.insert(fp, id.0, now, timeout);
+                    }
+                    return Ok(id);
+                }
                 _ => self.counters.flows_rescheduled += 1,
             }
         }
         let id = l.table.lookup(h).ok_or(DropReason::NoBackend)?;
-        match self.flows.insert(fp, id.0, now, timeout) {
+        debug_assert!(id.0 & CLOSING == 0, "backend ids stay below 2^31");
+        let (value, t) = if fin_rst {
+            (id.0 | CLOSING, closing_timeout)
+        } else {
+            (id.0, timeout)
+        };
+        match self.flows.insert(fp, value, now, t) {
             Ok(()) => self.counters.new_flows += 1,
             Err(_) => self.counters.flow_table_full += 1,
         }
@@ -645,7 +689,7 @@ impl Processor {
         now: u32,
     ) -> Result<BackendId, DropReason> {
         if let Some(v) = self.flows.peek(fp, now) {
-            let id = BackendId(v);
+            let id = BackendId(v & !CLOSING);
             if snap
                 .backend(id)
                 .is_some_and(|b| b.usable && b.group == l.group)

@@ -183,6 +183,8 @@ pub struct GatewayParams {
     pub tcp_timeout_ms: u32,
     /// UDP idle timeout in milliseconds.
     pub udp_timeout_ms: u32,
+    /// TCP idle timeout after the client's FIN or RST, milliseconds.
+    pub tcp_closing_timeout_ms: u32,
 }
 
 /// Why a snapshot could not be built.
@@ -414,6 +416,7 @@ impl Snapshot {
                     icmp_echo: cfg.encap.icmp_echo,
                     tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
                     udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
+                    tcp_closing_timeout_ms: ms(cfg.flows.tcp_closing_timeout),
                 },
                 next_deadline,
             },

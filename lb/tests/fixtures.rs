@@ -1070,3 +1070,69 @@ fn established_flows_keep_their_backend_until_it_is_unusable() {
     let _ = fresh;
     assert!(p.counters.new_flows > 300);
 }
+
+/// A client TCP segment of the flow in `client_frame` with these flags.
+fn tcp_segment(flags: &str) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
+        .ipv4(CLIENT4, vip4(1), 61)
+        .tcp(40000, 80, 2, 1000);
+    let b = flags.chars().fold(b, |b, f| match f {
+        'S' => b.syn(),
+        'A' => b.ack(1),
+        'F' => b.fin(),
+        'R' => b.rst(),
+        _ => unreachable!(),
+    });
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+#[test]
+fn a_closed_tcp_flow_leaves_the_table_after_the_closing_timeout() {
+    // tcp_idle_timeout 900 s, tcp_closing_timeout 30 s (defaults).
+    let snap = snapshot(1500, "");
+    let mut p = Processor::new(1024, 1, 10, 0);
+    p.adopt(&snap);
+    let send = |p: &mut Processor, flags: &str, now: u32| {
+        let a = p.process(&snap, &mut VecPacket::new(&tcp_segment(flags)), GW_MAC, now);
+        assert!(
+            matches!(a, Action::Encapsulated(_)),
+            "{flags} at {now}: {a:?}"
+        );
+    };
+    let (s, min) = (1000u32, 60_000u32);
+    send(&mut p, "S", 0);
+    send(&mut p, "A", 10 * min);
+    assert_eq!(
+        p.counters.new_flows, 1,
+        "idle for 10 minutes, still tracked"
+    );
+    // The client's FIN: from now on the entry lives 30 s past its last packet.
+    send(&mut p, "FA", 11 * min);
+    send(&mut p, "A", 11 * min + 29 * s); // the last ACK keeps it closing
+    send(&mut p, "A", 11 * min + 58 * s);
+    assert_eq!(p.counters.new_flows, 1);
+    assert_eq!(p.flows().len(), 1);
+    send(&mut p, "A", 11 * min + 89 * s); // 31 s after the last one
+    assert_eq!(p.counters.new_flows, 2, "expired: a new entry");
+    // A new SYN on the same 5-tuple opens it again: the long timeout is back.
+    send(&mut p, "R", 20 * min);
+    send(&mut p, "S", 20 * min + s);
+    send(&mut p, "A", 30 * min);
+    assert_eq!(
+        p.counters.new_flows, 2,
+        "reopened by the SYN, then idle 10 minutes"
+    );
+    // A RST closes it too.
+    send(&mut p, "R", 40 * min);
+    assert_eq!(p.counters.new_flows, 2);
+    send(&mut p, "A", 40 * min + 31 * s);
+    assert_eq!(p.counters.new_flows, 3, "expired 30 s after the RST");
+    // A flow first seen with a FIN (its SYN went to a gateway that died) is
+    // tracked only briefly.
+    send(&mut p, "FA", 60 * min);
+    assert_eq!(p.counters.new_flows, 4);
+    send(&mut p, "A", 60 * min + 31 * s);
+    assert_eq!(p.counters.new_flows, 5);
+}

@@ -246,6 +246,12 @@ fn flows(c: &mut Collector<'_>, f: &RawFlows) -> Flows {
             "flows.udp_idle_timeout_secs",
             d.udp_idle_timeout,
         ),
+        tcp_closing_timeout: secs(
+            c,
+            &f.tcp_closing_timeout_secs,
+            "flows.tcp_closing_timeout_secs",
+            d.tcp_closing_timeout,
+        ),
     }
 }
 
