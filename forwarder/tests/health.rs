@@ -265,3 +265,84 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     assert_eq!(common::field(total, "dropped"), 0, "{total}");
     drop(up);
 }
+
+/// A TCP-checked group `web` with backends at `addrs` (all probed on
+/// `port`), and optionally a group `later` without a check.
+fn added_config(addrs: &[&str], port: u16, later_checked: bool) -> dnlb_config::Config {
+    let mut t = format!(
+        "[gateway]\nname = \"h\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
+         interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n"
+    );
+    for a in addrs {
+        t += &format!("[[target_group.backend]]\naddress = \"{a}\"\ntunnel = \"ipip\"\n");
+    }
+    t += "[[target_group]]\nname = \"later\"\n";
+    if later_checked {
+        t += &format!("[target_group.health_check]\ntype = \"tcp\"\nport = {port}\ninterval_ms = 50\ntimeout_ms = 40\n");
+    }
+    t += "[[target_group.backend]]\naddress = \"127.0.0.9\"\ntunnel = \"ipip\"\n";
+    dnlb_config::parse(Path::new("added.toml"), &t).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn healthy(checker: &HealthChecker, group: &str, addr: &str) -> Option<bool> {
+    let b = dnlb_config::Backend {
+        address: addr.parse().unwrap(),
+        port: 0,
+        kind: dnlb_config::BackendKind::Vm,
+        weight: 100,
+        zone: None,
+        rack: None,
+        tunnel: dnlb_config::Tunnel::IpIp,
+        drain_until: None,
+    };
+    checker
+        .states()
+        .get(&(group.to_string(), b.identity()))
+        .map(|s| s.healthy())
+}
+
+#[test]
+fn a_backend_added_at_run_time_takes_flows_only_once_it_passes() {
+    // 127.0.0.1 and 127.0.0.2 listen on the probed port; 127.0.0.3 does not.
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l1.local_addr().unwrap().port();
+    let _l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
+    let first = HealthChecker::start(&added_config(&["127.0.0.1"], port, false), None);
+    // At the first start every backend is healthy at once.
+    assert_eq!(healthy(&first, "web", "127.0.0.1"), Some(true));
+    assert!(!first.take_changed());
+    // A reload adds two backends to the checked group and a check to `later`.
+    let cfg = added_config(&["127.0.0.1", "127.0.0.2", "127.0.0.3"], port, true);
+    let checker = HealthChecker::start(&cfg, Some(first));
+    assert_eq!(
+        healthy(&checker, "web", "127.0.0.2"),
+        Some(false),
+        "new: not yet"
+    );
+    assert_eq!(healthy(&checker, "web", "127.0.0.3"), Some(false));
+    assert_eq!(
+        healthy(&checker, "web", "127.0.0.1"),
+        Some(true),
+        "kept its state"
+    );
+    assert_eq!(
+        healthy(&checker, "later", "127.0.0.9"),
+        Some(true),
+        "a group that gains its check starts healthy"
+    );
+    assert!(
+        checker.take_changed(),
+        "a snapshot without the new ones is due"
+    );
+    // The one that answers comes up after its threshold; the other stays out.
+    let start = Instant::now();
+    while healthy(&checker, "web", "127.0.0.2") != Some(true) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "127.0.0.2 never came up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(healthy(&checker, "web", "127.0.0.3"), Some(false));
+}

@@ -8,7 +8,7 @@
 //! a flag the control loop polls; it then rebuilds the snapshot with the
 //! unhealthy backends left out of the Maglev tables.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,15 @@ impl Default for HealthState {
 }
 
 impl HealthState {
+    /// A backend added to a checked group at run time: it takes no new
+    /// flows until `healthy_threshold` probes in a row pass.
+    pub fn initial() -> Self {
+        HealthState {
+            healthy: false,
+            streak: 0,
+        }
+    }
+
     /// Whether the backend counts as healthy.
     pub fn healthy(&self) -> bool {
         self.healthy
@@ -141,6 +150,8 @@ struct Shared {
 pub struct HealthChecker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The target groups it checks.
+    groups: HashSet<String>,
 }
 
 impl HealthChecker {
@@ -148,8 +159,38 @@ impl HealthChecker {
     /// carries states over a reload, and a change it saw that nobody took
     /// yet (a probe round that ended while it stopped), so that change is
     /// still published.
+    ///
+    /// Every checked backend has a state from the start: at the first start
+    /// (no `previous`) and in a group that gains its health check, healthy,
+    /// so a fresh gateway serves at once; a backend added later to a group
+    /// that was already checked starts [`HealthState::initial`] and gets new
+    /// flows only once it passes its checks.
     pub fn start(cfg: &Config, previous: Option<HealthChecker>) -> HealthChecker {
-        let (states, changed) = previous.map(|p| p.stop_all()).unwrap_or_default();
+        let checked_before = previous
+            .as_ref()
+            .map(|p| p.groups.clone())
+            .unwrap_or_default();
+        let (mut states, mut changed) = previous.map(|p| p.stop_all()).unwrap_or_default();
+        let mut groups = HashSet::new();
+        for g in cfg
+            .target_groups
+            .iter()
+            .filter(|g| g.health_check.is_some())
+        {
+            groups.insert(g.name.clone());
+            for b in &g.backends {
+                states
+                    .entry((g.name.clone(), b.identity()))
+                    .or_insert_with(|| {
+                        if checked_before.contains(&g.name) {
+                            changed = true;
+                            HealthState::initial()
+                        } else {
+                            HealthState::default()
+                        }
+                    });
+            }
+        }
         let shared = Arc::new(Shared {
             states: Mutex::new(states),
             changed: AtomicBool::new(changed),
@@ -183,7 +224,16 @@ impl HealthChecker {
                 }
             }
         }
-        HealthChecker { shared, threads }
+        HealthChecker {
+            shared,
+            threads,
+            groups,
+        }
+    }
+
+    /// Whether it checks target group `group`.
+    pub fn checks(&self, group: &str) -> bool {
+        self.groups.contains(group)
     }
 
     /// Whether any backend changed state since the last call.

@@ -247,6 +247,7 @@ impl ControlPlane {
             "this gateway started without listeners (frame forwarding only); restart it to add listeners",
         )?;
         let health = self.health();
+        let checked = |g: &str| self.checker.as_ref().is_some_and(|c| c.checks(g));
         let mut candidate = self.registry.clone();
         let previous = publisher.current();
         let (snap, rebuilt) = Snapshot::build_with_health(
@@ -254,7 +255,7 @@ impl ControlPlane {
             publisher.generation() + 1,
             &mut candidate,
             Some(&previous),
-            &healthy_in(&health),
+            &healthy_in(&health, &checked),
             SystemTime::now(),
         )
         .map_err(|e| e.to_string())?;
@@ -612,14 +613,16 @@ fn tunnel_name(t: &Tunnel) -> &'static str {
     }
 }
 
-/// A health lookup over the checker's states (absent: healthy).
-pub fn healthy_in(
-    states: &HashMap<BackendKey, HealthState>,
-) -> impl Fn(&str, &[u8; Backend::IDENTITY_LEN]) -> bool + '_ {
-    move |group, identity| {
-        states
-            .get(&(group.to_string(), *identity))
-            .is_none_or(|s| s.healthy())
+/// A health lookup over the checker's states. A backend without a state is
+/// healthy unless its group is one the checker already checks (`checked`):
+/// then it is new, not probed yet, and takes no new flows until it passes.
+pub fn healthy_in<'a>(
+    states: &'a HashMap<BackendKey, HealthState>,
+    checked: &'a dyn Fn(&str) -> bool,
+) -> impl Fn(&str, &[u8; Backend::IDENTITY_LEN]) -> bool + 'a {
+    move |group, identity| match states.get(&(group.to_string(), *identity)) {
+        Some(s) => s.healthy(),
+        None => !checked(group),
     }
 }
 
@@ -642,6 +645,21 @@ pub fn named<'a>(cfg: &'a Config, r: &BackendRef) -> Result<Vec<&'a Backend>, Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unprobed_backends_of_checked_groups_take_no_new_flows() {
+        let states = HashMap::new();
+        let checked = |g: &str| g == "web";
+        let h = healthy_in(&states, &checked);
+        assert!(
+            !h("web", &[1; Backend::IDENTITY_LEN]),
+            "new in a checked group"
+        );
+        assert!(
+            h("db", &[1; Backend::IDENTITY_LEN]),
+            "no health check: healthy"
+        );
+    }
 
     #[test]
     fn a_reused_id_counts_from_its_reuse() {
