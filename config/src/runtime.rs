@@ -41,10 +41,6 @@ impl BackendRef {
         address == Some(self.address) && self.port.is_none_or(|p| i64::from(p) == port)
     }
 
-    fn same(&self, o: &BackendRef) -> bool {
-        self.target_group == o.target_group && self.address == o.address && self.port == o.port
-    }
-
     /// Whether this names backend `b` of group `group`.
     pub fn names(&self, group: &str, b: &crate::model::Backend) -> bool {
         self.target_group == group
@@ -363,7 +359,7 @@ impl RuntimeChanges {
         };
         if let Some(r) = new.reference() {
             self.register
-                .retain(|o| o.reference().is_none_or(|o| !o.same(&r)));
+                .retain(|o| o.reference().is_none_or(|o| o != r));
         }
         self.register.push(new);
     }
@@ -376,7 +372,7 @@ impl RuntimeChanges {
         });
         self.weight.retain(|w| !overlaps(&w.backend, r));
         self.drain.retain(|d| !overlaps(&d.backend, r));
-        if in_config && !self.deregister.iter().any(|d| d.same(r)) {
+        if in_config && !self.deregister.iter().any(|d| d == r) {
             self.deregister.push(r.clone());
         }
     }
@@ -386,7 +382,7 @@ impl RuntimeChanges {
     pub fn set_weight(&mut self, r: &BackendRef, weight: u8, in_config: bool) {
         self.edit_registered(r, "weight", Some(Value::Integer(weight.into())));
         if in_config {
-            self.weight.retain(|w| !w.backend.same(r));
+            self.weight.retain(|w| w.backend != *r);
             self.weight.push(WeightChange {
                 backend: r.clone(),
                 weight,
@@ -400,7 +396,7 @@ impl RuntimeChanges {
     pub fn set_drain(&mut self, r: &BackendRef, until: Option<Datetime>, in_config: bool) {
         self.edit_registered(r, "drain_until", until.map(Value::Datetime));
         if in_config {
-            self.drain.retain(|d| !d.backend.same(r));
+            self.drain.retain(|d| d.backend != *r);
             self.drain.push(DrainChange {
                 backend: r.clone(),
                 until,
