@@ -10,6 +10,7 @@ use dnlb_wire::icmp;
 use dnlb_wire::ip::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 use dnlb_wire::ipv4::Ipv4Packet;
 use dnlb_wire::ipv6::Ipv6Packet;
+use dnlb_wire::tcp::TcpFlags;
 
 use crate::flow_table::{fingerprint_v4, fingerprint_v6, FlowTable};
 use crate::hash;
@@ -194,17 +195,13 @@ struct Frame {
     v6: bool,
     /// IPv4 DF bit (IPv6: always true: routers never fragment).
     df: bool,
-    /// TCP flags (0 for anything else).
-    tcp_flags: u8,
+    /// TCP flags (none for anything else).
+    tcp_flags: TcpFlags,
 }
 
 /// Flow-table value bit: the client closed the TCP connection (FIN or RST);
 /// the entry lives only the closing timeout past its last packet.
 const CLOSING: u32 = 1 << 31;
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 
 impl Processor {
     /// A processor with a flow table for `flow_capacity` flows. `seed` keys
@@ -376,7 +373,7 @@ impl Processor {
             ip_len: ip.total_len() as usize,
             v6: false,
             df: ip.dont_fragment(),
-            tcp_flags: 0,
+            tcp_flags: TcpFlags::default(),
         };
         let key = addr_key_v4(dst);
         if ip.is_fragment() {
@@ -390,11 +387,8 @@ impl Processor {
         let l4 = ip.payload();
         match proto {
             IPPROTO_TCP | IPPROTO_UDP => {
-                let (sport, dport) = ports(l4, proto)?;
-                if proto == IPPROTO_TCP {
-                    // ports() checked a whole TCP header is there.
-                    frame.tcp_flags = l4[13];
-                }
+                let (sport, dport, flags) = ports(l4, proto)?;
+                frame.tcp_flags = flags;
                 let t = Tuple {
                     src,
                     dst,
@@ -452,7 +446,7 @@ impl Processor {
             ip_len: 40 + ip.payload_len() as usize,
             v6: true,
             df: true,
-            tcp_flags: 0,
+            tcp_flags: TcpFlags::default(),
         };
         if let Some(f) = upper.fragment {
             if f.offset != 0 || f.more {
@@ -467,11 +461,8 @@ impl Processor {
         let l4 = ip.upper_layer_payload(&upper);
         match proto {
             IPPROTO_TCP | IPPROTO_UDP => {
-                let (sport, dport) = ports(l4, proto)?;
-                if proto == IPPROTO_TCP {
-                    // ports() checked a whole TCP header is there.
-                    frame.tcp_flags = l4[13];
-                }
+                let (sport, dport, flags) = ports(l4, proto)?;
+                frame.tcp_flags = flags;
                 let t = Tuple {
                     src,
                     dst,
@@ -632,7 +623,7 @@ impl Processor {
         fp: u64,
         h: u64,
         proto: u8,
-        tcp_flags: u8,
+        tcp_flags: TcpFlags,
         now: u32,
     ) -> Result<BackendId, DropReason> {
         let tcp = proto == IPPROTO_TCP;
@@ -644,8 +635,9 @@ impl Processor {
         // The client's FIN or RST: the connection is ending. Its entry then
         // lives only the closing timeout past its last packet, until a new
         // SYN on the same 5-tuple opens a connection again.
-        let fin_rst = tcp && tcp_flags & (TCP_FIN | TCP_RST) != 0;
-        let syn = tcp && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        let fin_rst =
+            tcp && (tcp_flags.contains(TcpFlags::FIN) || tcp_flags.contains(TcpFlags::RST));
+        let syn = tcp && tcp_flags.contains(TcpFlags::SYN) && !tcp_flags.contains(TcpFlags::ACK);
         let closing_timeout = snap.params.tcp_closing_timeout_ms;
         if let Some(v) = self.flows.lookup(fp, now, timeout) {
             let id = BackendId(v & !CLOSING);
@@ -784,19 +776,21 @@ fn fragment_listener(snap: &Snapshot, key: u128, proto: u8) -> Result<&ListenerS
     }
 }
 
-/// Source and destination ports of a TCP or UDP header, validated.
+/// Source and destination ports of a TCP or UDP header, validated, and the
+/// TCP flags (none for UDP).
 #[inline]
-fn ports(l4: &[u8], proto: u8) -> Result<(u16, u16), DropReason> {
-    let ok = if proto == IPPROTO_TCP {
-        dnlb_wire::tcp::TcpPacket::new_checked(l4).is_ok()
+fn ports(l4: &[u8], proto: u8) -> Result<(u16, u16, TcpFlags), DropReason> {
+    let flags = if proto == IPPROTO_TCP {
+        dnlb_wire::tcp::TcpPacket::new_checked(l4)
+            .map_err(|_| DropReason::MalformedL4)?
+            .flags()
     } else {
-        dnlb_wire::udp::UdpPacket::new_checked(l4).is_ok()
+        dnlb_wire::udp::UdpPacket::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
+        TcpFlags::default()
     };
-    if !ok {
-        return Err(DropReason::MalformedL4);
-    }
     Ok((
         u16::from_be_bytes([l4[0], l4[1]]),
         u16::from_be_bytes([l4[2], l4[3]]),
+        flags,
     ))
 }
