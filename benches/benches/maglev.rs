@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dnlb_lb::flow_table::{fingerprint_v4, fingerprint_v6};
 use dnlb_lb::hash::{flow_hash_v4, flow_hash_v6};
 use dnlb_lb::ids::BackendId;
-use dnlb_lb::maglev::{permutation, MaglevBackend, MaglevTable, DEFAULT_TABLE_SIZE};
+use dnlb_lb::maglev::{identity, permutation, MaglevBackend, MaglevTable, DEFAULT_TABLE_SIZE};
 
 use dnlb_testkit::SplitMix64 as Rng;
 
@@ -18,7 +18,11 @@ fn backends(n: u32) -> Vec<MaglevBackend> {
     (0..n)
         .map(|i| MaglevBackend {
             id: BackendId(i),
-            identity: MaglevBackend::identity_of((0x0a00_0001 + i).to_be_bytes().into(), 8080),
+            identity: identity(
+                (0x0a00_0001 + i).to_be_bytes().into(),
+                8080,
+                &dnlb_config::Tunnel::IpIp,
+            ),
             weight: 100,
         })
         .collect()

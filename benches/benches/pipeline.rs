@@ -10,10 +10,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dnlb_lb::packet::VecPacket;
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;
+use dnlb_testkit::VecPacket;
 use dnlb_testkit::{frames, FlowMix, IpVersion, Proto};
 
 const BURST: usize = 32;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dnlb_forwarder::dataplane::snapshot::Publisher;
+use dnlb_dataplane::snapshot::Publisher;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 
 fn config(changed_weight: u8) -> dnlb_config::Config {

@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dnlb_benches::LoopIo;
-use dnlb_forwarder::dataplane::{ForwardPipeline, Idle, PortIndex, Worker, BURST};
+use dnlb_dataplane::{ForwardPipeline, PortIndex, Worker, BURST};
 use dnlb_testkit::{frames, FlowMix};
 
 fn worker_loop(c: &mut Criterion) {
@@ -17,7 +17,7 @@ fn worker_loop(c: &mut Criterion) {
         let mut w = Worker::new(
             LoopIo::new(ports, &f, 4 * BURST),
             ForwardPipeline::new(to),
-            Idle::BusyPoll,
+            dnlb_config::IdlePolicy::BusyPoll,
             Default::default(),
         );
         g.bench_function(format!("forward_burst_{ports}port"), |b| {

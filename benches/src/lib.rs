@@ -6,8 +6,9 @@
 
 #![forbid(unsafe_code)]
 
-use dnlb_forwarder::dataplane::mem::{MemBurst, MemPacket};
-use dnlb_forwarder::dataplane::{Burst, PacketIo, PortIndex, BURST};
+use dnlb_dataplane::testing::MemBurst;
+use dnlb_dataplane::{Burst, PacketIo, PortIndex, BURST};
+use dnlb_testkit::VecPacket as MemPacket;
 
 /// Packet I/O that receives from a fixed set of packets and recycles what
 /// is transmitted back into it.

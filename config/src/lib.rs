@@ -2,13 +2,17 @@
 //!
 //! [`raw`] is the schema as written (serde, `deny_unknown_fields`);
 //! [`validate`] checks it and reports every problem at once with file, line,
-//! column and key ([`ConfigErrors`]); [`model`] is what the rest of dnlb uses.
+//! column and key ([`ConfigErrors`]) and produces the validated [`model`]
+//! (the `dnlb-model` crate, re-exported) that the rest of dnlb uses. Maglev's
+//! rules (prime table sizes, the weight bound, backend identities) come from
+//! `dnlb_lb::maglev`, so validation and the table build agree.
 //! Nothing downstream sees unvalidated input.
 
 #![forbid(unsafe_code)]
 
 pub mod error;
-pub mod model;
+/// The validated model this crate produces (the `dnlb-model` crate).
+pub use dnlb_model as model;
 pub mod raw;
 pub mod runtime;
 pub mod time;

@@ -368,7 +368,10 @@ fn load_balancing_sections_validate() {
         (8080, 500, 200)
     );
     assert_eq!((h.healthy_threshold, h.unhealthy_threshold), (2, 3));
-    assert_ne!(b[0].identity(), b[2].identity());
+    assert_ne!(
+        dnlb_lb::maglev::backend_identity(&b[0]),
+        dnlb_lb::maglev::backend_identity(&b[2])
+    );
 }
 
 /// (name, edit of LB, expected message fragment)

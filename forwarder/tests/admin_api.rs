@@ -111,15 +111,20 @@ impl Api {
     }
 }
 
-fn start(cfg_path: &Path) -> (common::ChildGuard, std::sync::mpsc::Receiver<String>, Api) {
+type Events = std::sync::mpsc::Receiver<serde_json::Value>;
+
+fn start(cfg_path: &Path) -> (common::ChildGuard, Events, Api) {
     let cfg = cfg_path.to_str().unwrap().to_string();
     let (child, lines) = common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg]);
-    let l = common::wait_line(&lines, "the admin API", |l| {
-        l.starts_with("admin: listening on ")
-    });
-    let base = l.trim_start_matches("admin: listening on ").to_string();
-    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    let base = admin_url(&lines);
     (child, lines, Api { base })
+}
+
+/// The admin API's URL, once the gateway is ready.
+fn admin_url(lines: &Events) -> String {
+    let l = common::wait_event(lines, "admin_listening", |_| true);
+    common::wait_event(lines, "ready", |_| true);
+    l["url"].as_str().unwrap().to_string()
 }
 
 fn grows(api: &Api, f: impl Fn(&Api) -> u64) -> bool {
@@ -173,8 +178,8 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
         Some(json!({"address": "198.51.100.77"})),
     );
     assert_eq!(v["generation"], 2);
-    common::wait_line(&lines, "the attach", |l| {
-        l.starts_with("api: attach 198.51.100.77")
+    common::wait_event(&lines, "changed", |e| {
+        e["change"] == "attach 198.51.100.77 to listener web"
     });
     std::thread::sleep(Duration::from_millis(100));
     assert!(
@@ -257,9 +262,7 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     assert!(grows(&api, |a| a.backend("10.1.0.2").unwrap()["packets"]
         .as_u64()
         .unwrap()));
-    common::wait_line(&lines, "the drain deadline", |l| {
-        l.starts_with("drain: published generation=")
-    });
+    common::wait_event(&lines, "republished", |e| e["cause"] == "drain");
     let b2 = api.backend("10.1.0.2").unwrap();
     assert_eq!(b2["usable"], false, "{b2}");
     std::thread::sleep(Duration::from_millis(100));
@@ -436,13 +439,9 @@ fn reload_races_lose_no_packet() {
     std::fs::write(&cfg_path, cfg(100)).unwrap();
     let path = cfg_path.to_str().unwrap().to_string();
     let (child, lines) = common::spawn_dnlb(&["run", "--watch-config-ms", "30", "--config", &path]);
-    let l = common::wait_line(&lines, "the admin API", |l| {
-        l.starts_with("admin: listening on ")
-    });
     let api = Api {
-        base: l.trim_start_matches("admin: listening on ").to_string(),
+        base: admin_url(&lines),
     };
-    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
     let pid = child.0.id().to_string();
     std::thread::scope(|s| {
         // API: flip a weight, register and deregister, drain and undrain.
@@ -511,17 +510,13 @@ fn reload_races_lose_no_packet() {
     );
     assert!(!runtime.contains("until"), "undrained last: {runtime}");
     common::signal(&child, "-TERM");
+    let total = common::final_report(&lines)["total"].clone();
     let mut child = child;
     assert!(child.0.wait().unwrap().success());
-    let rest: Vec<String> = lines.try_iter().collect();
-    let total = rest
-        .iter()
-        .find(|l| l.starts_with("total:"))
-        .expect("total line");
     let (rx, tx, dropped) = (
-        common::field(total, "rx_packets"),
-        common::field(total, "tx_packets"),
-        common::field(total, "dropped"),
+        common::num(&total["rx_packets"]),
+        common::num(&total["tx_packets"]),
+        common::num(&total["dropped"]),
     );
     assert!(rx > 10_000, "traffic flowed during the races: {total}");
     assert_eq!(dropped, 0, "{total}");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{field, wait_line};
+use common::{final_report, num, wait_event};
 
 use dnlb_testkit::{frames, read_pcap, write_pcap, FlowMix};
 
@@ -56,22 +56,16 @@ fn forward_and_stop_with(sig: i32) {
     let cfg = cfg.to_str().unwrap();
     let (mut dnlb, lines) =
         common::spawn_dnlb(&["run", "--stats-interval-ms", "50", "--config", cfg]);
-    wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready:"));
+    wait_event(&lines, "ready", |_| true);
     let n = input.len() as u64;
-    wait_line(&lines, "all frames forwarded", |l| {
-        l.starts_with("stats:") && field(l, "tx_packets") == n
-    });
+    wait_event(&lines, "stats", |e| e["tx_packets"] == n);
     common::signal(&dnlb, &format!("-{sig}"));
     let code = wait_exit(&mut dnlb.0);
     assert_eq!(code, 0, "exit status after signal {sig}");
-    let lines: Vec<String> = lines.iter().collect();
-    let total = lines
-        .iter()
-        .find(|l| l.starts_with("total:"))
-        .expect("a total line");
-    assert_eq!(field(total, "rx_packets"), n);
-    assert_eq!(field(total, "tx_packets"), n);
-    assert_eq!(field(total, "dropped"), 0);
+    let total = &final_report(&lines)["total"];
+    assert_eq!(num(&total["rx_packets"]), n);
+    assert_eq!(num(&total["tx_packets"]), n);
+    assert_eq!(num(&total["dropped"]), 0);
     // The output pcap is complete after dnlb closed the port.
     assert_eq!(read_pcap(&dir.path().join("out.pcap")).unwrap(), input);
 }

@@ -7,13 +7,13 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use dnlb_lb::packet::{PacketBuf, VecPacket};
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;
+use dnlb_testkit::VecPacket;
 use dnlb_testkit::{arp_request, frames, read_pcap, write_pcap, FlowMix, IpVersion, Proto};
+use dnlb_wire::buf::PacketBuf;
 
 fn config(dir: &Path) -> String {
     let mut eal = common::eal_args("lb");
@@ -131,17 +131,10 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
     let (mut child, rx) =
         common::spawn_dnlb(&["run", "--stats-interval-ms", "50", "--config", &cfg_arg]);
     let want_rx = all.len() as u64;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut done = false;
-    while Instant::now() < deadline && !done {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            done = l.starts_with("stats:") && l.contains(&format!(" rx_packets={want_rx} "));
-        }
-    }
+    common::wait_event(&rx, "stats", |e| e["rx_packets"] == want_rx);
     common::signal(&child, "-TERM");
+    let report = common::final_report(&rx);
     let status = child.0.wait().unwrap();
-    let lines: Vec<String> = rx.try_iter().collect();
-    assert!(done, "dnlb never received all {want_rx} frames");
     assert!(status.success(), "dnlb exit status {status:?}");
 
     // Data port: exactly what the pure pipeline produces for the VIP frames.
@@ -168,19 +161,10 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
         host_frames
     );
     // Counters: malformed frames counted, nothing else dropped.
-    let total = lines
-        .iter()
-        .find(|l| l.starts_with("total:"))
-        .expect("total line");
-    assert!(total.contains(" drop_malformed_l3=5 "), "{total}");
-    assert!(total.contains(" dropped=5 "), "{total}");
-    let web = lines
-        .iter()
-        .find(|l| l.starts_with("listener: web "))
-        .expect("web listener line");
-    assert!(web.contains("packets=200 "), "{web}");
-    assert!(
-        lines.iter().any(|l| l.starts_with("flows: new=200 ")),
-        "{lines:?}"
-    );
+    let total = &report["total"];
+    assert_eq!(total["drops"]["malformed_l3"], 5, "{total}");
+    assert_eq!(total["dropped"], 5, "{total}");
+    let web = common::traffic(&report, "listeners", "web");
+    assert_eq!(web["packets"], 200, "{web}");
+    assert_eq!(report["flows"]["created"], 200, "{report}");
 }

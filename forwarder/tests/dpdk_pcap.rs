@@ -5,10 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use dnlb_forwarder::dataplane::dpdk::DpdkIo;
-use dnlb_forwarder::dataplane::{
-    DropReason, ForwardPipeline, Idle, PortIndex, PublishedCounters, Worker,
-};
+use dnlb_dataplane::dpdk::DpdkIo;
+use dnlb_dataplane::{DropReason, ForwardPipeline, PortIndex, PublishedCounters, Worker};
 use dnlb_testkit::{frames, read_pcap, write_pcap, FlowMix, IpVersion, Proto};
 use dpdk_bindings::{port_by_name, Eal, Mempool, MempoolConfig, Port, PortConfig, QueueId};
 use rusty_fork::rusty_fork_test;
@@ -42,7 +40,7 @@ rusty_fork_test! {
         let mut w = Worker::new(
             DpdkIo::new(rx, tx),
             ForwardPipeline::new(vec![Some(PortIndex(1)), Some(PortIndex(0))]),
-            Idle::BusyPoll,
+            dnlb_config::IdlePolicy::BusyPoll,
             published.clone(),
         );
         let want = (a_in.len() + b_in.len()) as u64;

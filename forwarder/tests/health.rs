@@ -1,6 +1,6 @@
 //! Health checks against real servers on loopback: TCP, HTTP and UDP
-//! services go down and come back, and the checker sees it within its
-//! thresholds.
+//! services go down and come back, and the checker sees it. Tests wait for
+//! each state with a generous deadline; they never assert how fast.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dnlb_forwarder::control::health::HealthChecker;
+use dnlb_forwarder::control::Events;
 
 mod common;
 
@@ -114,7 +115,9 @@ impl Udp {
     }
 }
 
-fn wait_until(checker: &HealthChecker, group: &str, healthy: bool) -> Duration {
+/// Waits (up to [`common::EVENT_DEADLINE`]) until `group`'s backend has
+/// that state.
+fn wait_until(checker: &HealthChecker, group: &str, healthy: bool) {
     let start = Instant::now();
     loop {
         let states = checker.states();
@@ -123,10 +126,10 @@ fn wait_until(checker: &HealthChecker, group: &str, healthy: bool) -> Duration {
             .find(|(k, _)| k.0 == group)
             .map(|(_, s)| s.healthy());
         if st == Some(healthy) {
-            return start.elapsed();
+            return;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < common::EVENT_DEADLINE,
             "{group} never became healthy={healthy}"
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -140,7 +143,11 @@ fn tcp_http_and_udp_backends_going_down_and_up_are_seen() {
     let status = Arc::new(AtomicU16::new(200));
     let http = Http::start(0, status.clone());
     let udp = Udp::start(0);
-    let checker = HealthChecker::start(&config(tcp_port, http.port, udp.port), None);
+    let checker = HealthChecker::start(
+        &config(tcp_port, http.port, udp.port),
+        None,
+        &Events::default(),
+    );
 
     // All up: two rounds of successes keep them healthy.
     std::thread::sleep(Duration::from_millis(200));
@@ -153,10 +160,8 @@ fn tcp_http_and_udp_backends_going_down_and_up_are_seen() {
     drop(tcp);
     status.store(503, Ordering::Relaxed);
     let udp_port = udp.stop();
-    // Two failures at a 50 ms interval: well within a second.
     for g in ["tcp", "http", "udp"] {
-        let t = wait_until(&checker, g, false);
-        assert!(t < Duration::from_secs(1), "{g} took {t:?} to be seen down");
+        wait_until(&checker, g, false);
     }
     assert!(checker.take_changed());
 
@@ -165,8 +170,7 @@ fn tcp_http_and_udp_backends_going_down_and_up_are_seen() {
     status.store(200, Ordering::Relaxed);
     let _udp = Udp::start(udp_port);
     for g in ["tcp", "http", "udp"] {
-        let t = wait_until(&checker, g, true);
-        assert!(t < Duration::from_secs(1), "{g} took {t:?} to be seen up");
+        wait_until(&checker, g, true);
     }
     assert!(checker.take_changed());
     // An HTTP server that is gone entirely is down too.
@@ -216,53 +220,69 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
          [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
          interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n\
          [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
-         [[target_group.backend]]\naddress = \"127.0.0.2\"\ntunnel = \"gue\"\n",
+         [[target_group.backend]]\naddress = \"127.0.0.2\"\ntunnel = \"gue\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n",
         common::toml_list(&eal),
         pcap.display()
     );
     let cfg = dir.path().join("dnlb.toml");
     std::fs::write(&cfg, text).unwrap();
     let cfg_arg = cfg.to_str().unwrap().to_string();
-    let (mut child, lines) =
+    let (mut child, events) =
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.starts_with("health: published generation=2"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        seen.push(
-            lines
-                .recv_timeout(left)
-                .expect("a health change within the thresholds"),
-        );
-    }
-    assert!(
-        seen.iter()
-            .any(|l| l == "health: group=web backend=127.0.0.2 down"),
-        "{seen:?}"
-    );
-    // Let traffic run on the new table for a while, then stop.
-    std::thread::sleep(Duration::from_millis(800));
-    common::signal(&child, "-TERM");
-    assert!(child.0.wait().unwrap().success());
-    let rest: Vec<String> = lines.try_iter().collect();
-    let backend = |addr: &str| {
-        let l = rest
-            .iter()
-            .find(|l| l.starts_with(&format!("backend: {addr} ")))
-            .expect("backend line");
-        common::field(l, "packets")
+    let url = common::wait_event(&events, "admin_listening", |_| true)["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let down = common::wait_event(&events, "health", |e| e["backend"] == "127.0.0.2");
+    assert_eq!(down["healthy"], false, "{down}");
+    common::wait_event(&events, "republished", |e| e["cause"] == "health");
+    // Packets per backend, fresh from the workers.
+    let packets = || {
+        let body = ureq::get(&format!("{url}/v1/backends"))
+            .timeout(Duration::from_secs(20))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let of = |a: &str| {
+            v.as_array()
+                .and_then(|bs| bs.iter().find(|b| b["address"] == a))
+                .map(|b| common::num(&b["packets"]))
+                .unwrap_or_else(|| panic!("no backend {a} in {v}"))
+        };
+        (of("127.0.0.1"), of("127.0.0.2"))
     };
-    let (a, b) = (backend("127.0.0.1"), backend("127.0.0.2"));
-    // The dead backend only had traffic before it was seen down (~100 ms of
-    // the ~1 s run); its flows moved to the healthy one.
-    assert!(b * 3 < a, "127.0.0.1 got {a}, the dead 127.0.0.2 got {b}");
-    let flows = rest.iter().find(|l| l.starts_with("flows:")).unwrap();
-    assert!(common::field(flows, "rescheduled") > 0, "{flows}");
-    let total = rest.iter().find(|l| l.starts_with("total:")).unwrap();
-    assert_eq!(common::field(total, "dropped"), 0, "{total}");
+    // Once the worker has answered after the new snapshot was published, it
+    // runs on it: traffic grows on the healthy backend and stops on the dead
+    // one.
+    let grown = |from: u64| {
+        let start = Instant::now();
+        loop {
+            let (a, b) = packets();
+            if a > from + 10_000 {
+                return (a, b);
+            }
+            assert!(
+                start.elapsed() < common::EVENT_DEADLINE,
+                "no traffic to 127.0.0.1"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (a0, _) = packets();
+    let (a1, b1) = grown(a0);
+    let (_, b2) = grown(a1);
+    assert_eq!(
+        b1, b2,
+        "the dead backend got packets after it was seen down"
+    );
+    common::signal(&child, "-TERM");
+    let report = common::final_report(&events);
+    assert!(child.0.wait().unwrap().success());
+    assert!(common::num(&report["flows"]["rescheduled"]) > 0, "{report}");
+    assert_eq!(report["total"]["dropped"], 0, "{report}");
     drop(up);
 }
 
@@ -298,7 +318,7 @@ fn healthy(checker: &HealthChecker, group: &str, addr: &str) -> Option<bool> {
     };
     checker
         .states()
-        .get(&(group.to_string(), b.identity()))
+        .get(&(group.to_string(), dnlb_lb::maglev::backend_identity(&b)))
         .map(|s| s.healthy())
 }
 
@@ -308,13 +328,17 @@ fn a_backend_added_at_run_time_takes_flows_only_once_it_passes() {
     let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l1.local_addr().unwrap().port();
     let _l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
-    let first = HealthChecker::start(&added_config(&["127.0.0.1"], port, false), None);
+    let first = HealthChecker::start(
+        &added_config(&["127.0.0.1"], port, false),
+        None,
+        &Events::default(),
+    );
     // At the first start every backend is healthy at once.
     assert_eq!(healthy(&first, "web", "127.0.0.1"), Some(true));
     assert!(!first.take_changed());
     // A reload adds two backends to the checked group and a check to `later`.
     let cfg = added_config(&["127.0.0.1", "127.0.0.2", "127.0.0.3"], port, true);
-    let checker = HealthChecker::start(&cfg, Some(first));
+    let checker = HealthChecker::start(&cfg, Some(first), &Events::default());
     assert_eq!(
         healthy(&checker, "web", "127.0.0.2"),
         Some(false),
@@ -339,7 +363,7 @@ fn a_backend_added_at_run_time_takes_flows_only_once_it_passes() {
     let start = Instant::now();
     while healthy(&checker, "web", "127.0.0.2") != Some(true) {
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < common::EVENT_DEADLINE,
             "127.0.0.2 never came up"
         );
         std::thread::sleep(Duration::from_millis(5));

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use dnlb_testkit::{frames, write_pcap, FlowMix};
 
@@ -44,16 +43,19 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     let (mut child, lines) =
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
     let signal = |sig: &str| common::signal(&child, sig);
-    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
+    common::wait_event(&lines, "ready", |_| true);
+    let reload = || common::next_of(&lines, &["reloaded", "reload_rejected"]);
     for i in 1..=100u64 {
         // Replace the file atomically, as a config manager would.
         let tmp = dir.path().join("dnlb.toml.tmp");
         std::fs::write(&tmp, config(&eal, &pcap, tables[(i % 2) as usize])).unwrap();
         std::fs::rename(&tmp, &cfg_path).unwrap();
         signal("-HUP");
-        let want = format!("reload: ok generation={} tables_rebuilt=1", i + 1);
-        let got = common::wait_line(&lines, &want, |l| l.starts_with("reload:"));
-        assert_eq!(got, want);
+        let got = reload();
+        assert_eq!(
+            got,
+            serde_json::json!({"event": "reloaded", "generation": i + 1, "tables_rebuilt": 1})
+        );
     }
     // A broken config is rejected and changes nothing.
     std::fs::write(
@@ -62,11 +64,10 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     )
     .unwrap();
     signal("-HUP");
-    let r = common::wait_line(&lines, "a rejected reload", |l| l.starts_with("reload:"));
-    assert!(
-        r.starts_with("reload: rejected:") && r.contains("weight: must be between 0 and 100"),
-        "{r}"
-    );
+    let r = reload();
+    assert_eq!(r["event"], "reload_rejected", "{r}");
+    let error = r["error"].as_str().unwrap();
+    assert!(error.contains("weight: must be between 0 and 100"), "{r}");
     // The data plane may not change at run time.
     std::fs::write(
         &cfg_path,
@@ -74,35 +75,43 @@ fn hundred_reloads_under_traffic_lose_no_packet() {
     )
     .unwrap();
     signal("-HUP");
-    let r = common::wait_line(&lines, "a rejected reload", |l| l.starts_with("reload:"));
-    assert!(r.contains("cannot change at run time"), "{r}");
+    let r = reload();
+    assert_eq!(r["event"], "reload_rejected", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot change at run time"),
+        "{r}"
+    );
     signal("-TERM");
+    let report = common::final_report(&lines);
     let status = child.0.wait().unwrap();
     assert!(status.success());
-    let rest: Vec<String> = lines.try_iter().collect();
-    let reloads = rest
-        .iter()
-        .find(|l| l.starts_with("reloads:"))
-        .expect("reloads line");
-    assert_eq!(reloads, "reloads: ok=100 rejected=2 generation=101");
-    let total = rest
-        .iter()
-        .find(|l| l.starts_with("total:"))
-        .expect("total line");
+    assert_eq!(
+        (
+            &report["reloads_ok"],
+            &report["reloads_rejected"],
+            &report["generation"]
+        ),
+        (
+            &serde_json::json!(100),
+            &serde_json::json!(2),
+            &serde_json::json!(101)
+        )
+    );
+    let total = &report["total"];
     let (rx, txp, dropped) = (
-        common::field(total, "rx_packets"),
-        common::field(total, "tx_packets"),
-        common::field(total, "dropped"),
+        common::num(&total["rx_packets"]),
+        common::num(&total["tx_packets"]),
+        common::num(&total["dropped"]),
     );
     assert!(rx > 100_000, "traffic flowed during the reloads: {total}");
     // Nothing lost: every packet received was encapsulated and sent.
     assert_eq!(dropped, 0, "{total}");
     assert_eq!(rx, txp, "{total}");
-    let web = rest
-        .iter()
-        .find(|l| l.starts_with("listener: web "))
-        .expect("listener line");
-    assert_eq!(common::field(web, "packets"), rx, "{web}");
+    let web = common::traffic(&report, "listeners", "web");
+    assert_eq!(common::num(&web["packets"]), rx, "{web}");
 }
 
 #[test]
@@ -119,8 +128,9 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
     let cfg_arg = cfg_path.to_str().unwrap().to_string();
     let (mut child, lines) =
         common::spawn_dnlb(&["run", "--watch-config-ms", "50", "--config", &cfg_arg]);
-    common::wait_line(&lines, "readiness", |l| l.starts_with("dnlb: ready"));
-    std::thread::sleep(Duration::from_millis(100));
+    common::wait_event(&lines, "ready", |_| true);
+    // The new text has another length, so the watcher sees it whatever the
+    // file system's time resolution.
     std::fs::write(
         &cfg_path,
         text.replace(
@@ -129,22 +139,35 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
         ),
     )
     .unwrap();
-    let r = common::wait_line(&lines, "a reload after the file changed", |l| {
-        l.starts_with("reload:")
-    });
-    assert_eq!(r, "reload: ok generation=2 tables_rebuilt=1");
+    let reload = || common::next_of(&lines, &["reloaded", "reload_rejected"]);
+    let r = reload();
+    assert_eq!(
+        r,
+        serde_json::json!({"event": "reloaded", "generation": 2, "tables_rebuilt": 1})
+    );
     std::fs::write(&cfg_path, "[gateway]\nname = \"x\"\n").unwrap();
-    let r = common::wait_line(&lines, "a rejected reload", |l| l.starts_with("reload:"));
+    let r = reload();
+    assert_eq!(r["event"], "reload_rejected", "{r}");
     assert!(
-        r.starts_with("reload: rejected:") && r.contains("missing field `dataplane`"),
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `dataplane`"),
         "{r}"
     );
     common::signal(&child, "-TERM");
+    let report = common::final_report(&lines);
     assert!(child.0.wait().unwrap().success());
-    let rest: Vec<String> = lines.try_iter().collect();
-    assert!(
-        rest.iter()
-            .any(|l| l == "reloads: ok=1 rejected=1 generation=2"),
-        "{rest:?}"
+    assert_eq!(
+        (
+            &report["reloads_ok"],
+            &report["reloads_rejected"],
+            &report["generation"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(2)
+        )
     );
 }

@@ -99,14 +99,17 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
     let cfg_arg = cfg_path.to_str().unwrap().to_string();
     let (child, lines) =
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
-    let l = common::wait_line(&lines, "the admin API", |l| {
-        l.starts_with("admin: listening on ")
-    });
-    let base = l.trim_start_matches("admin: listening on ").to_string();
-    let l = common::wait_line(&lines, "a failed announcement", |l| {
-        l.starts_with("routes:")
-    });
-    assert!(l.starts_with("routes: failed: BIRD control socket"), "{l}");
+    let l = common::wait_event(&lines, "admin_listening", |_| true);
+    let base = l["url"].as_str().unwrap().to_string();
+    let l = common::next_of(&lines, &["routes_failed", "routes_announced"]);
+    assert_eq!(l["event"], "routes_failed", "{l}");
+    assert!(
+        l["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("BIRD control socket"),
+        "{l}"
+    );
 
     let bird = std::process::Command::new("bird")
         .args(["-f", "-c"])
@@ -118,12 +121,10 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
         .spawn()
         .expect("bird (Debian package bird2; scripts/test.sh installs it)");
     let _bird = common::ChildGuard(bird);
-    let l = common::wait_line(&lines, "the announcement", |l| {
-        l.starts_with("routes: announced")
-    });
+    let l = common::wait_event(&lines, "routes_announced", |_| true);
     assert_eq!(
-        l,
-        "routes: announced [192.0.2.10, 192.0.2.11, 198.51.100.77, 2001:db8::10]"
+        l["vips"],
+        serde_json::json!(["192.0.2.10", "192.0.2.11", "198.51.100.77", "2001:db8::10"])
     );
     let all = set(&[
         "192.0.2.10/32",
@@ -181,10 +182,8 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
 
     // Shutdown: withdrawn first, forwarding continues for the delay.
     common::signal(&child, "-TERM");
-    let l = common::wait_line(&lines, "the withdrawal", |l| {
-        l.starts_with("routes: withdrawn")
-    });
-    assert_eq!(l, "routes: withdrawn; forwarding for 300 ms more");
+    let l = common::wait_event(&lines, "routes_withdrawn", |_| true);
+    assert_eq!(l["forwarding_ms"], 300, "{l}");
     until_routes(&sock, &BTreeSet::new());
     let mut child = child;
     assert!(child.0.wait().unwrap().success());

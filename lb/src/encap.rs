@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 
-use dnlb_config::Tunnel;
+use dnlb_model::Tunnel;
 use dnlb_wire::checksum;
 use dnlb_wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use dnlb_wire::ip::{IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP};
@@ -24,8 +24,8 @@ use dnlb_wire::ipv6::Ipv6Header;
 use dnlb_wire::tunnel::{GreHeader, VxlanHeader, GRE_PROTO_IPV4, GRE_PROTO_IPV6};
 use dnlb_wire::udp::UdpHeader;
 
-use crate::packet::PacketBuf;
 use crate::verdict::DropReason;
+use dnlb_wire::buf::PacketBuf;
 
 /// Longest template: Eth 14 + IPv6 40 + UDP 8 + VXLAN 8 + inner Eth 14.
 pub const MAX_TEMPLATE: usize = 84;

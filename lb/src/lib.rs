@@ -23,7 +23,6 @@ pub mod flow_table;
 pub mod hash;
 pub mod ids;
 pub mod maglev;
-pub mod packet;
 pub mod prefetch;
 pub mod processor;
 pub mod ratelimit;

@@ -34,6 +34,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
+use dnlb_model::{Backend, Tunnel};
 use xxhash_rust::xxh64::xxh64;
 
 use crate::hash::reduce;
@@ -44,15 +45,69 @@ use crate::ids::BackendId;
 /// per slot.
 pub const DEFAULT_TABLE_SIZE: u32 = 65537;
 
+/// The smallest table size config accepts (a prime).
+pub const MIN_TABLE_SIZE: u32 = 251;
+
+/// The largest table size config accepts (a prime; 64 MiB of entries).
+pub const MAX_TABLE_SIZE: u32 = 16_777_213;
+
 /// The largest weight a backend may have.
 pub const MAX_WEIGHT: u8 = 100;
 
-/// Length of a backend identity. Bytes 0..16 are the backend's IPv6 address
-/// (IPv4 as IPv4-mapped, `::ffff:a.b.c.d`), 16..18 its port, big-endian;
-/// the caller may fill bytes 18..32 with whatever else tells two backends
-/// apart (e.g. tunnel parameters), or leave them 0 (what
-/// [`MaglevBackend::identity_of`] does).
+/// Length of a backend [`Identity`].
 pub const IDENTITY_LEN: usize = 32;
+
+/// What a backend's place in a Maglev table derives from: everything that
+/// tells it apart from another backend (address, port, tunnel parameters),
+/// never its position in the config. Built by [`identity`]; the encoding is
+/// part of the contract between gateways, like the construction below.
+pub type Identity = [u8; IDENTITY_LEN];
+
+/// The identity of a backend at `address`:`port` reached through `tunnel`.
+///
+/// Layout (normative): bytes 0..16 the address as IPv6 (IPv4 as
+/// IPv4-mapped, `::ffff:a.b.c.d`); 16..18 the port, big-endian; 18 the
+/// tunnel type (1 IP-in-IP, 2 GUE, 3 VXLAN, 4 GRE); then the tunnel's
+/// parameters, big-endian — GUE: UDP port (19..21); VXLAN: VNI (19..23),
+/// inner MAC (23..29), UDP port (29..31); GRE: key or 0 (19..23), 1 if a key
+/// is set (23); every other byte 0.
+pub fn identity(address: IpAddr, port: u16, tunnel: &Tunnel) -> Identity {
+    let mut v = [0u8; IDENTITY_LEN];
+    let a = match address {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    };
+    v[..16].copy_from_slice(&a);
+    v[16..18].copy_from_slice(&port.to_be_bytes());
+    match *tunnel {
+        Tunnel::IpIp => v[18] = 1,
+        Tunnel::Gue { port } => {
+            v[18] = 2;
+            v[19..21].copy_from_slice(&port.to_be_bytes());
+        }
+        Tunnel::Vxlan {
+            vni,
+            inner_mac,
+            port,
+        } => {
+            v[18] = 3;
+            v[19..23].copy_from_slice(&vni.to_be_bytes());
+            v[23..29].copy_from_slice(&inner_mac);
+            v[29..31].copy_from_slice(&port.to_be_bytes());
+        }
+        Tunnel::Gre { key } => {
+            v[18] = 4;
+            v[19..23].copy_from_slice(&key.unwrap_or(0).to_be_bytes());
+            v[23] = key.is_some() as u8;
+        }
+    }
+    v
+}
+
+/// The identity of a configured backend (see [`identity`]).
+pub fn backend_identity(b: &Backend) -> Identity {
+    identity(b.address, b.port, &b.tunnel)
+}
 
 /// xxh64 seed of a backend's permutation offset (ASCII "MAGLEVOF").
 pub const OFFSET_SEED: u64 = 0x4d41_474c_4556_4f46;
@@ -65,29 +120,13 @@ pub const SKIP_SEED: u64 = 0x4d41_474c_4556_534b;
 pub struct MaglevBackend {
     /// The id [`MaglevTable::lookup`] returns for this backend.
     pub id: BackendId,
-    /// What the backend's place in the table derives from: its address and
-    /// port (see [`MaglevBackend::identity_of`]), never its position in a
-    /// list, so adding or removing other backends moves few entries.
-    pub identity: [u8; IDENTITY_LEN],
+    /// What the backend's place in the table derives from (see
+    /// [`identity`]), never its position in a list, so adding or removing
+    /// other backends moves few entries.
+    pub identity: Identity,
     /// Relative share of the table, `0..=`[`MAX_WEIGHT`]; 0 means no entries
     /// (no new flows).
     pub weight: u8,
-}
-
-impl MaglevBackend {
-    /// The identity of a backend at `addr`:`port`: the address as 16 bytes
-    /// (IPv4 as IPv4-mapped IPv6), the big-endian port, then zeros (see
-    /// [`IDENTITY_LEN`]).
-    pub fn identity_of(addr: IpAddr, port: u16) -> [u8; IDENTITY_LEN] {
-        let v6 = match addr {
-            IpAddr::V4(a) => a.to_ipv6_mapped(),
-            IpAddr::V6(a) => a,
-        };
-        let mut id = [0u8; IDENTITY_LEN];
-        id[..16].copy_from_slice(&v6.octets());
-        id[16..18].copy_from_slice(&port.to_be_bytes());
-        id
-    }
 }
 
 /// Why [`MaglevTable::build`] refused its input.
@@ -149,16 +188,32 @@ impl std::error::Error for MaglevError {}
 /// # Panics
 ///
 /// If `size` < 2.
-pub fn permutation(identity: &[u8; IDENTITY_LEN], size: u32) -> (u32, u32) {
+pub fn permutation(identity: &Identity, size: u32) -> (u32, u32) {
     assert!(size >= 2, "Maglev table size must be a prime");
     let offset = xxh64(identity, OFFSET_SEED) % u64::from(size);
     let skip = xxh64(identity, SKIP_SEED) % u64::from(size - 1) + 1;
     (offset as u32, skip as u32)
 }
 
-/// Whether `n` is prime: the config's own check, so validation and the
-/// table build agree.
-pub use dnlb_config::validate::is_prime;
+/// Whether `n` is prime (trial division by 6k ± 1; slow path only). Table
+/// sizes must be prime; config validation checks sizes with this function.
+pub fn is_prime(n: u32) -> bool {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n.is_multiple_of(2) || n.is_multiple_of(3) {
+        return false;
+    }
+    let n = u64::from(n);
+    let mut d = 5u64;
+    while d * d <= n {
+        if n.is_multiple_of(d) || n.is_multiple_of(d + 2) {
+            return false;
+        }
+        d += 6;
+    }
+    true
+}
 
 /// A built Maglev lookup table: `size` slots, each naming a backend.
 ///
@@ -431,6 +486,14 @@ mod tests {
 
     pub(super) use dnlb_testkit::SplitMix64 as Rng;
 
+    /// An identity as raw bytes: address and port, other bytes 0 (tests of
+    /// the construction take identities as given).
+    pub(super) fn raw_identity(addr: IpAddr, port: u16) -> Identity {
+        let mut id = identity(addr, port, &Tunnel::IpIp);
+        id[18] = 0;
+        id
+    }
+
     fn backends(n: u32, seed: u64, weight: impl Fn(u32) -> u8) -> Vec<MaglevBackend> {
         let mut r = Rng(seed);
         (0..n)
@@ -439,7 +502,7 @@ mod tests {
                 let addr = IpAddr::from(a);
                 MaglevBackend {
                     id: BackendId(i),
-                    identity: MaglevBackend::identity_of(addr, 8080),
+                    identity: raw_identity(addr, 8080),
                     weight: weight(i),
                 }
             })
@@ -511,17 +574,37 @@ mod tests {
         assert!(is_prime(DEFAULT_TABLE_SIZE));
     }
 
+    /// The identity encoding is pinned byte by byte: gateways of different
+    /// versions must build the same tables.
     #[test]
     fn identity_layout() {
-        let id = MaglevBackend::identity_of("10.1.2.3".parse().unwrap(), 0x1f90);
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3];
+        let id = identity(v4, 0x1f90, &Tunnel::IpIp);
+        assert_eq!(id[..16], mapped);
         assert_eq!(
-            id[..18],
-            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3, 0x1f, 0x90]
+            id[16..],
+            [0x1f, 0x90, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         );
-        assert_eq!(id[18..], [0; 14]);
-        let id = MaglevBackend::identity_of("2001:db8::1".parse().unwrap(), 80);
+        let id = identity(v4, 0, &Tunnel::Gue { port: 6080 });
+        assert_eq!(id[16..22], [0, 0, 2, 0x17, 0xc0, 0]);
+        let vxlan = Tunnel::Vxlan {
+            vni: 0x0102_0304,
+            inner_mac: [2, 0, 0, 0, 0, 9],
+            port: 4789,
+        };
+        let id = identity(v4, 80, &vxlan);
+        assert_eq!(
+            id[16..],
+            [0, 80, 3, 1, 2, 3, 4, 2, 0, 0, 0, 0, 9, 0x12, 0xb5, 0]
+        );
+        let id = identity(v4, 0, &Tunnel::Gre { key: Some(7) });
+        assert_eq!(id[18..25], [4, 0, 0, 0, 7, 1, 0]);
+        assert_ne!(id, identity(v4, 0, &Tunnel::Gre { key: None }));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let id = identity(v6, 80, &Tunnel::IpIp);
         assert_eq!(id[..4], [0x20, 0x01, 0x0d, 0xb8]);
-        assert_eq!(id[15..18], [1, 0, 80]);
+        assert_eq!(id[15..19], [1, 0, 80, 1]);
     }
 
     #[test]
@@ -636,7 +719,7 @@ mod tests {
         let bs: Vec<MaglevBackend> = (0..5u8)
             .map(|i| MaglevBackend {
                 id: BackendId(100 + u32::from(i)),
-                identity: MaglevBackend::identity_of([10, 0, 0, 1 + i].into(), 80),
+                identity: raw_identity([10, 0, 0, 1 + i].into(), 80),
                 weight: [100, 100, 50, 1, 0][usize::from(i)],
             })
             .collect();

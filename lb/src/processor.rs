@@ -4,7 +4,7 @@
 //! worker owns one `Processor` (its flow table, counters and ICMP rate
 //! limiter) and passes the current [`Snapshot`] with each burst.
 
-use dnlb_config::{EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy};
+use dnlb_model::{EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy};
 use dnlb_wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use dnlb_wire::icmp;
 use dnlb_wire::ip::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
@@ -15,12 +15,12 @@ use dnlb_wire::tcp::TcpFlags;
 use crate::flow_table::{fingerprint_v4, fingerprint_v6, FlowTable};
 use crate::hash;
 use crate::ids::BackendId;
-use crate::packet::PacketBuf;
 use crate::ratelimit::TokenBucket;
 use crate::reply;
 use crate::snapshot::{ListenerState, Snapshot};
 use crate::verdict::{Action, DropReason};
 use crate::vip::{addr_key_v4, addr_key_v6, FragmentTarget, VipMatch};
+use dnlb_wire::buf::PacketBuf;
 
 /// Packets and bytes (of the inner IP packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

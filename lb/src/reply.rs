@@ -10,7 +10,7 @@ use dnlb_wire::checksum;
 use dnlb_wire::icmp;
 use dnlb_wire::ip::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
-use crate::packet::PacketBuf;
+use dnlb_wire::buf::PacketBuf;
 
 /// TTL / hop limit of generated replies.
 pub const REPLY_TTL: u8 = 64;

@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use dnlb_config::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, ZoneAffinity};
+use dnlb_model::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, ZoneAffinity};
 
 use crate::encap::{EncapTemplate, Outer};
 use crate::ids::{BackendId, ListenerId};
-use crate::maglev::{MaglevBackend, MaglevError, MaglevTable};
+use crate::maglev::{backend_identity, Identity, MaglevBackend, MaglevError, MaglevTable};
 use crate::vip::VipTable;
 
 /// Stable backend ids across snapshots: a backend (target group + identity)
@@ -23,7 +23,7 @@ use crate::vip::VipTable;
 /// stay bounded however many backends come and go.
 #[derive(Debug, Default, Clone)]
 pub struct BackendRegistry {
-    ids: HashMap<(String, [u8; dnlb_config::Backend::IDENTITY_LEN]), BackendId>,
+    ids: HashMap<(String, Identity), BackendId>,
     next: u32,
     /// Ids free for reuse.
     free: Vec<u32>,
@@ -38,11 +38,7 @@ pub struct BackendRegistry {
 
 impl BackendRegistry {
     /// The id of a backend, assigning the next free one if it is new.
-    pub fn id(
-        &mut self,
-        group: &str,
-        identity: [u8; dnlb_config::Backend::IDENTITY_LEN],
-    ) -> BackendId {
+    pub fn id(&mut self, group: &str, identity: Identity) -> BackendId {
         let (next, free, reused) = (&mut self.next, &mut self.free, &mut self.reused);
         *self
             .ids
@@ -88,11 +84,7 @@ impl BackendRegistry {
     }
 
     /// The id of a backend, if it has one.
-    pub fn get(
-        &self,
-        group: &str,
-        identity: &[u8; dnlb_config::Backend::IDENTITY_LEN],
-    ) -> Option<BackendId> {
+    pub fn get(&self, group: &str, identity: &Identity) -> Option<BackendId> {
         self.ids.get(&(group.to_string(), *identity)).copied()
     }
 
@@ -273,7 +265,7 @@ impl Snapshot {
         generation: u64,
         registry: &mut BackendRegistry,
         previous: Option<&Snapshot>,
-        healthy: &dyn Fn(&str, &[u8; dnlb_config::Backend::IDENTITY_LEN]) -> bool,
+        healthy: &dyn Fn(&str, &Identity) -> bool,
         now: SystemTime,
     ) -> Result<(Self, usize), SnapshotError> {
         let mut next_deadline: Option<SystemTime> = None;
@@ -290,18 +282,20 @@ impl Snapshot {
             ttl: cfg.encap.ttl,
         };
         // Backends of every group, with stable ids.
-        let mut group_members: Vec<Vec<(BackendId, [u8; dnlb_config::Backend::IDENTITY_LEN], u8)>> =
-            Vec::new();
+        let mut group_members: Vec<Vec<(BackendId, Identity, u8)>> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         for (gi, g) in cfg.target_groups.iter().enumerate() {
-            let any_healthy = g.backends.iter().any(|b| healthy(&g.name, &b.identity()));
+            let any_healthy = g
+                .backends
+                .iter()
+                .any(|b| healthy(&g.name, &backend_identity(b)));
             // (index in group.backends, usable, weight for new flows)
             let mut plan: Vec<(usize, bool, u8)> = Vec::with_capacity(g.backends.len());
             for (bi, b) in g.backends.iter().enumerate() {
                 let up = if any_healthy {
-                    healthy(&g.name, &b.identity())
+                    healthy(&g.name, &backend_identity(b))
                 } else {
-                    g.all_down == dnlb_config::AllDownPolicy::FailOpen
+                    g.all_down == dnlb_model::AllDownPolicy::FailOpen
                 };
                 let drained = b.drain_until.is_some_and(|t| t <= now);
                 if let Some(t) = b.drain_until.filter(|&t| t > now) {
@@ -326,7 +320,7 @@ impl Snapshot {
             let mut members = Vec::new();
             for (bi, usable, new_flows) in plan {
                 let b = &g.backends[bi];
-                let identity = b.identity();
+                let identity = backend_identity(b);
                 let id = registry.id(&g.name, identity);
                 let template = |inner_v6| {
                     EncapTemplate::build(b.address, b.tunnel, inner_v6, &outer).ok_or(
@@ -507,7 +501,7 @@ mod health_tests {
     #[test]
     fn unhealthy_backends_leave_the_table_and_all_down_follows_policy() {
         let cfg = config("fail_open");
-        let down = cfg.target_groups[0].backends[0].identity();
+        let down = backend_identity(&cfg.target_groups[0].backends[0]);
         let mut reg = BackendRegistry::default();
         let (s, _) = Snapshot::build_with_health(
             &cfg,
@@ -632,8 +626,8 @@ mod drain_and_zone_tests {
         let cfg = config("", "none", "a");
         let mut reg = BackendRegistry::default();
         let zone_a = [
-            cfg.target_groups[0].backends[0].identity(),
-            cfg.target_groups[0].backends[1].identity(),
+            backend_identity(&cfg.target_groups[0].backends[0]),
+            backend_identity(&cfg.target_groups[0].backends[1]),
         ];
         let now = SystemTime::now();
         let (s, _) =
@@ -663,7 +657,7 @@ mod drain_and_zone_tests {
         assert_eq!(in_table(&s), [22]);
         assert!(state(&s, 20).usable, "other zones keep established flows");
         // ...and to every other zone once zone b has none.
-        let b22 = cfg.target_groups[0].backends[2].identity();
+        let b22 = backend_identity(&cfg.target_groups[0].backends[2]);
         let (s, _) =
             Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, id| *id != b22, now).unwrap();
         assert_eq!(in_table(&s), [20, 21]);

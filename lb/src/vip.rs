@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use dnlb_config::Listener;
+use dnlb_model::Listener;
 use rustc_hash::FxHashMap;
 
 use crate::ids::ListenerId;
@@ -221,7 +221,7 @@ impl VipTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dnlb_config::{FragmentPolicy, Protocol, Scheduler};
+    use dnlb_model::{FragmentPolicy, Protocol, Scheduler};
 
     fn listener(vips: &[&str], protocol: Protocol, port: Option<u16>) -> Listener {
         Listener {

@@ -13,10 +13,11 @@ use std::path::Path;
 
 use dnlb_config::Tunnel;
 use dnlb_lb::hash;
-use dnlb_lb::packet::{PacketBuf, VecPacket};
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::{Action, DropReason};
+use dnlb_testkit::VecPacket;
+use dnlb_wire::buf::PacketBuf;
 use etherparse::{
     EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder, UdpHeader,
 };
@@ -1046,7 +1047,7 @@ fn established_flows_keep_their_backend_until_it_is_unusable() {
     let removed = g.backends.remove(1);
     let snap2 = Snapshot::build(&cfg2, 2, &mut reg).unwrap();
     p.adopt(&snap2);
-    let removed_id = reg.id("many", removed.identity());
+    let removed_id = reg.id("many", dnlb_lb::maglev::backend_identity(&removed));
     let mut moved = 0;
     for (i, port) in (1000..1300).enumerate() {
         let again = p.process(&snap2, &mut VecPacket::new(&frame(port)), GW_MAC, 10);

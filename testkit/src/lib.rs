@@ -5,6 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+mod packet;
+
+pub use packet::VecPacket;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -1,6 +1,6 @@
 //! The packet buffer everything above the wire works on: bytes with
 //! headroom in front, so an encapsulation can be prepended in place. DPDK
-//! mbufs implement it (in `dpdk-bindings`), tests use `dnlb_lb::packet::VecPacket`.
+//! mbufs implement it (in `dpdk-bindings`), tests use `dnlb_testkit::VecPacket`.
 
 /// A packet buffer with headroom.
 pub trait PacketBuf {

@@ -7,7 +7,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::{is_prime, opt, valid_name, DEFAULT_GUE_PORT, DEFAULT_TABLE_SIZE, VXLAN_PORT};
+use dnlb_lb::maglev::{
+    backend_identity, is_prime, Identity, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, MAX_WEIGHT,
+    MIN_TABLE_SIZE,
+};
+use dnlb_wire::tunnel::VXLAN_PORT;
+
+use super::{opt, valid_name, DEFAULT_GUE_PORT};
 use crate::error::Collector;
 use crate::model::{
     AllDownPolicy, Backend, BackendKind, EchoPolicy, Encap, Flows, FragmentPolicy, HealthCheck,
@@ -295,11 +301,11 @@ fn target_groups(
         .enumerate()
         .map(|(gi, g)| {
             let g = g.get_ref();
-            let mut seen: HashMap<[u8; Backend::IDENTITY_LEN], usize> = HashMap::new();
+            let mut seen: HashMap<Identity, usize> = HashMap::new();
             let mut backends = Vec::new();
             for (bi, b) in g.backend.iter().enumerate() {
                 if let Some(be) = backend(c, gi, bi, b.get_ref(), gue_port) {
-                    if let Some(first) = seen.insert(be.identity(), bi) {
+                    if let Some(first) = seen.insert(backend_identity(&be), bi) {
                         c.push(
                             Some(b.get_ref().address.span()),
                             format!("target_group[{gi}].backend[{bi}]"),
@@ -354,7 +360,7 @@ fn backend(
         ],
         BackendKind::Vm,
     );
-    let weight = in_range(c, &b.weight, &key("weight"), 0, 100, 100);
+    let weight = in_range(c, &b.weight, &key("weight"), 0, MAX_WEIGHT, MAX_WEIGHT);
     for (v, k) in [(&b.zone, "zone"), (&b.rack, "rack")] {
         if let Some(s) = v {
             if !valid_name(s.get_ref()) {
@@ -539,11 +545,14 @@ fn listeners(
             Scheduler::Maglev,
         );
         let table_size = match &l.table_size {
-            Some(t) if !(251..=16_777_213).contains(t.get_ref()) || !is_prime(*t.get_ref()) => {
+            Some(t)
+                if !(MIN_TABLE_SIZE..=MAX_TABLE_SIZE).contains(t.get_ref())
+                    || !is_prime(*t.get_ref()) =>
+            {
                 c.push(
                     Some(t.span()),
                     key("table_size"),
-                    format!("{} is not a prime between 251 and 16777213 (the default is {DEFAULT_TABLE_SIZE})", t.get_ref()),
+                    format!("{} is not a prime between {MIN_TABLE_SIZE} and {MAX_TABLE_SIZE} (the default is {DEFAULT_TABLE_SIZE})", t.get_ref()),
                 );
                 DEFAULT_TABLE_SIZE
             }

@@ -21,12 +21,8 @@ pub const DEFAULT_POOL_MBUFS: u32 = 8191;
 pub const DEFAULT_DESCRIPTORS: u16 = 1024;
 /// Default idle sleep.
 pub const DEFAULT_IDLE_SLEEP_US: u32 = 100;
-/// Default Maglev table size.
-pub const DEFAULT_TABLE_SIZE: u32 = 65537;
 /// Default GUE destination port.
 pub const DEFAULT_GUE_PORT: u16 = 6080;
-/// VXLAN's IANA port.
-pub const VXLAN_PORT: u16 = 4789;
 
 /// Parses and validates `text`, naming `file` in errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
@@ -82,36 +78,4 @@ pub(crate) fn valid_name(s: &str) -> bool {
 
 pub(crate) fn opt<T: Copy>(v: &Option<Spanned<T>>, default: T) -> T {
     v.as_ref().map_or(default, |s| *s.get_ref())
-}
-
-/// Whether `n` is prime (trial division by 6k ± 1; slow path only). Maglev
-/// table sizes must be prime; `dnlb_lb::maglev` uses this same function.
-pub fn is_prime(n: u32) -> bool {
-    if n < 4 {
-        return n >= 2;
-    }
-    if n.is_multiple_of(2) || n.is_multiple_of(3) {
-        return false;
-    }
-    let n = u64::from(n);
-    let mut d = 5u64;
-    while d * d <= n {
-        if n.is_multiple_of(d) || n.is_multiple_of(d + 2) {
-            return false;
-        }
-        d += 6;
-    }
-    true
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn primes() {
-        let p: Vec<u32> = (0..30).filter(|&n| super::is_prime(n)).collect();
-        assert_eq!(p, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
-        assert!(super::is_prime(65537));
-        assert!(!super::is_prime(65536));
-        assert!(super::is_prime(16777213));
-    }
 }

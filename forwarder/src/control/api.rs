@@ -21,17 +21,20 @@
 //! | GET | `/metrics` | Prometheus text format |
 
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use dnlb_config::runtime::BackendRef;
-use dnlb_config::Admin;
+use dnlb_config::{Admin, Token};
+use dnlb_lb::maglev::MAX_WEIGHT;
 use serde_json::{json, Value};
 
-use super::plane::{named, ChangeError, ControlPlane};
+use super::changes::{Change, ChangeError};
+use super::plane::{ControlPlane, Published};
+use super::report;
 
 /// Largest request body accepted.
 const MAX_BODY: u64 = 64 * 1024;
@@ -56,26 +59,8 @@ pub enum ApiCall {
     Metrics,
     /// `POST /v1/reload`.
     Reload,
-    /// Register a backend in a group.
-    Register {
-        /// Target group.
-        group: String,
-        /// The backend's keys.
-        backend: toml::Table,
-    },
-    /// Deregister backend(s).
-    Deregister(BackendRef),
-    /// Set a weight.
-    Weight(BackendRef, u8),
-    /// Drain until a time (`None`: cancel).
-    Drain(BackendRef, Option<toml::value::Datetime>),
-    /// Attach (`Some`) or detach an elastic IP.
-    ElasticIp {
-        /// Listener.
-        listener: String,
-        /// Address.
-        address: Option<IpAddr>,
-    },
+    /// A run-time change.
+    Change(Change),
 }
 
 /// The control thread's answer.
@@ -105,9 +90,24 @@ impl ApiReply {
     }
 }
 
+/// The HTTP status of a refused change: 404 no such thing, 409 not
+/// possible on this gateway now, 422 invalid, 500 not persisted.
+fn http_status(e: &ChangeError) -> u16 {
+    match e {
+        ChangeError::NoTargetGroup(_) | ChangeError::NoListener(_) | ChangeError::NoBackend(_) => {
+            404
+        }
+        ChangeError::NoConfigFile
+        | ChangeError::ForwardingOnly
+        | ChangeError::ConfigFileInvalid(_) => 409,
+        ChangeError::Invalid(_) => 422,
+        ChangeError::NotSaved { .. } => 500,
+    }
+}
+
 impl From<ChangeError> for ApiReply {
     fn from(e: ChangeError) -> Self {
-        ApiReply::error(e.status, e.message)
+        ApiReply::error(http_status(&e), e.to_string())
     }
 }
 
@@ -116,7 +116,7 @@ impl From<ChangeError> for ApiReply {
 pub type Envelope = (ApiCall, mpsc::Sender<ApiReply>, Instant);
 
 /// The bearer token the API requires now (reloads may change it).
-pub type TokenHandle = Arc<Mutex<Option<Arc<str>>>>;
+type TokenHandle = Arc<Mutex<Option<Arc<str>>>>;
 
 /// The running API server.
 #[derive(Debug)]
@@ -196,9 +196,14 @@ impl ApiServer {
         self.addr
     }
 
-    /// The token requests must carry; set it to change it.
-    pub fn token(&self) -> TokenHandle {
-        self.token.clone()
+    /// Requires `token` from now on (`None`: no token); a reload may change
+    /// it.
+    pub fn set_token(&self, token: Option<&Token>) {
+        let new: Option<Arc<str>> = token.map(|t| t.0.as_str().into());
+        let mut current = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        if *current != new {
+            *current = new;
+        }
     }
 }
 
@@ -348,22 +353,27 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
             let backend = toml::Table::try_from(v).map_err(|e| {
                 ApiReply::error(400, format!("the backend cannot be a config table: {e}"))
             })?;
-            ApiCall::Register {
+            ApiCall::Change(Change::Register {
                 group: g.to_string(),
                 backend,
-            }
+            })
         }
         ("DELETE", ["v1", "target_groups", g, "backends", a]) => {
-            ApiCall::Deregister(backend_ref(g, a, query)?)
+            ApiCall::Change(Change::Deregister(backend_ref(g, a, query)?))
         }
         (_, ["v1", "target_groups", g, "backends", a, "weight"]) if put => {
             let r = backend_ref(g, a, query)?;
             let w = body_json(body)?
                 .get("weight")
                 .and_then(Value::as_u64)
-                .filter(|w| *w <= 100)
-                .ok_or_else(|| ApiReply::error(422, "give {\"weight\": N} with N from 0 to 100"))?;
-            ApiCall::Weight(r, w as u8)
+                .filter(|w| *w <= u64::from(MAX_WEIGHT))
+                .ok_or_else(|| {
+                    ApiReply::error(
+                        422,
+                        format!("give {{\"weight\": N}} with N from 0 to {MAX_WEIGHT}"),
+                    )
+                })?;
+            ApiCall::Change(Change::Weight(r, w as u8))
         }
         (_, ["v1", "target_groups", g, "backends", a, "drain"]) if put => {
             let r = backend_ref(g, a, query)?;
@@ -394,10 +404,10 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
                     return Err(ApiReply::error(422, "give either until or deadline_secs"))
                 }
             };
-            ApiCall::Drain(r, Some(until))
+            ApiCall::Change(Change::Drain(r, Some(until)))
         }
         ("DELETE", ["v1", "target_groups", g, "backends", a, "drain"]) => {
-            ApiCall::Drain(backend_ref(g, a, query)?, None)
+            ApiCall::Change(Change::Drain(backend_ref(g, a, query)?, None))
         }
         (_, ["v1", "listeners", l, "elastic_ip"]) if put => {
             let a = body_json(body)?;
@@ -406,15 +416,15 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| ApiReply::error(422, "give {\"address\": \"IP\"}"))?;
-            ApiCall::ElasticIp {
+            ApiCall::Change(Change::ElasticIp {
                 listener: l.to_string(),
                 address: Some(address),
-            }
+            })
         }
-        ("DELETE", ["v1", "listeners", l, "elastic_ip"]) => ApiCall::ElasticIp {
+        ("DELETE", ["v1", "listeners", l, "elastic_ip"]) => ApiCall::Change(Change::ElasticIp {
             listener: l.to_string(),
             address: None,
-        },
+        }),
         _ if known_path(&segs) => {
             return Err(ApiReply::error(
                 405,
@@ -432,16 +442,19 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
 
 /// Answers a call on the control thread.
 pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
-    let outcome = |r: Result<u64, ChangeError>| match r {
-        Ok(generation) => ApiReply::json(200, &json!({ "ok": true, "generation": generation })),
+    let published = |r: Result<Published, ChangeError>| match r {
+        Ok(p) => ApiReply::json(
+            200,
+            &json!({ "ok": true, "generation": p.generation, "tables_rebuilt": p.tables_rebuilt }),
+        ),
         Err(e) => e.into(),
     };
     match call {
-        ApiCall::Status => ApiReply::json(200, &plane.status()),
-        ApiCall::Listeners => ApiReply::json(200, &plane.status().listeners),
-        ApiCall::Backends => ApiReply::json(200, &plane.status().backends),
+        ApiCall::Status => ApiReply::json(200, &report::status(plane)),
+        ApiCall::Listeners => ApiReply::json(200, &report::status(plane).listeners),
+        ApiCall::Backends => ApiReply::json(200, &report::status(plane).backends),
         ApiCall::Runtime => {
-            let s = plane.status();
+            let s = report::status(plane);
             ApiReply::json(
                 200,
                 &json!({ "file": s.runtime_file, "changes": s.runtime_changes, "stale": s.stale_changes }),
@@ -449,78 +462,15 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
         }
         ApiCall::Metrics => ApiReply {
             status: 200,
-            body: super::metrics::render(&plane.status()),
+            body: super::metrics::render(&report::status(plane)),
             content_type: "text/plain; version=0.0.4",
         },
+        // Whatever made a reload fail, the file is what needs fixing.
         ApiCall::Reload => match plane.reload() {
-            Ok((generation, rebuilt)) => ApiReply::json(
-                200,
-                &json!({ "ok": true, "generation": generation, "tables_rebuilt": rebuilt }),
-            ),
-            Err(e) => ApiReply::error(422, e),
+            Ok(p) => published(Ok(p)),
+            Err(e) => ApiReply::error(422, e.to_string()),
         },
-        ApiCall::Register { group, backend } => {
-            let what = format!(
-                "register {group} {}",
-                backend
-                    .get("address")
-                    .and_then(|a| a.as_str())
-                    .unwrap_or("?")
-            );
-            outcome(plane.change(&what, |ch, _, running| {
-                if running.group_index(&group).is_none() {
-                    return Err(ChangeError {
-                        status: 404,
-                        message: format!("no target group {group:?}"),
-                    });
-                }
-                ch.register(&group, backend);
-                Ok(())
-            }))
-        }
-        ApiCall::Deregister(r) => outcome(plane.change(
-            &format!("deregister {r}"),
-            |ch, base, running| {
-                named(running, &r)?;
-                ch.deregister(&r, named(base, &r).is_ok());
-                Ok(())
-            },
-        )),
-        ApiCall::Weight(r, w) => outcome(plane.change(
-            &format!("weight {r} = {w}"),
-            |ch, base, running| {
-                named(running, &r)?;
-                ch.set_weight(&r, w, named(base, &r).is_ok());
-                Ok(())
-            },
-        )),
-        ApiCall::Drain(r, until) => {
-            let what = match &until {
-                Some(u) => format!("drain {r} until {u}"),
-                None => format!("undrain {r}"),
-            };
-            outcome(plane.change(&what, |ch, base, running| {
-                named(running, &r)?;
-                ch.set_drain(&r, until, named(base, &r).is_ok());
-                Ok(())
-            }))
-        }
-        ApiCall::ElasticIp { listener, address } => {
-            let what = match address {
-                Some(a) => format!("attach {a} to listener {listener}"),
-                None => format!("detach the elastic IP of listener {listener}"),
-            };
-            outcome(plane.change(&what, |ch, _, running| {
-                if running.listener_index(&listener).is_none() {
-                    return Err(ChangeError {
-                        status: 404,
-                        message: format!("no listener {listener:?}"),
-                    });
-                }
-                ch.set_elastic_ip(&listener, address);
-                Ok(())
-            }))
-        }
+        ApiCall::Change(change) => published(plane.change(&change)),
     }
 }
 
@@ -538,11 +488,11 @@ mod tests {
                 "/v1/target_groups/web/backends/10.0.0.1?port=80",
                 ""
             ),
-            Ok(ApiCall::Deregister(BackendRef {
+            Ok(ApiCall::Change(Change::Deregister(BackendRef {
                 target_group: "web".into(),
                 address: "10.0.0.1".parse().unwrap(),
                 port: Some(80)
-            }))
+            })))
         );
         assert!(matches!(
             route(
@@ -550,7 +500,7 @@ mod tests {
                 "/v1/target_groups/web/backends/10.0.0.1/weight",
                 "{\"weight\": 5}"
             ),
-            Ok(ApiCall::Weight(_, 5))
+            Ok(ApiCall::Change(Change::Weight(_, 5)))
         ));
         assert_eq!(
             route(
@@ -562,7 +512,7 @@ mod tests {
             .status,
             422
         );
-        let Ok(ApiCall::Drain(_, Some(u))) = route(
+        let Ok(ApiCall::Change(Change::Drain(_, Some(u)))) = route(
             "PUT",
             "/v1/target_groups/web/backends/10.0.0.1/drain",
             "{\"until\": \"2030-01-01T00:00:00Z\"}",
@@ -572,7 +522,7 @@ mod tests {
         assert_eq!(u.to_string(), "2030-01-01T00:00:00Z");
         assert!(matches!(
             route("POST", "/v1/target_groups/web/backends", "{\"address\": \"10.0.0.9\", \"tunnel\": \"ipip\", \"weight\": 3}"),
-            Ok(ApiCall::Register { ref backend, .. }) if backend["weight"].as_integer() == Some(3)
+            Ok(ApiCall::Change(Change::Register { ref backend, .. })) if backend["weight"].as_integer() == Some(3)
         ));
         assert_eq!(route("GET", "/v1/nope", "").unwrap_err().status, 404);
         assert_eq!(route("DELETE", "/v1/status", "").unwrap_err().status, 405);

@@ -16,10 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dnlb_config::{Backend, Config, HealthCheck, Probe};
+use dnlb_config::{Config, HealthCheck, Probe};
+use dnlb_lb::maglev::{backend_identity, Identity};
+
+use super::events::{Event, Events};
 
 /// A backend's key: target group name and identity.
-pub type BackendKey = (String, [u8; Backend::IDENTITY_LEN]);
+pub type BackendKey = (String, Identity);
 
 /// Health of one backend: pure, driven by probe results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +168,7 @@ impl HealthChecker {
     /// so a fresh gateway serves at once; a backend added later to a group
     /// that was already checked starts [`HealthState::initial`] and gets new
     /// flows only once it passes its checks.
-    pub fn start(cfg: &Config, previous: Option<HealthChecker>) -> HealthChecker {
+    pub fn start(cfg: &Config, previous: Option<HealthChecker>, events: &Events) -> HealthChecker {
         let checked_before = previous
             .as_ref()
             .map(|p| p.groups.clone())
@@ -180,7 +183,7 @@ impl HealthChecker {
             groups.insert(g.name.clone());
             for b in &g.backends {
                 states
-                    .entry((g.name.clone(), b.identity()))
+                    .entry((g.name.clone(), backend_identity(b)))
                     .or_insert_with(|| {
                         if checked_before.contains(&g.name) {
                             changed = true;
@@ -206,7 +209,7 @@ impl HealthChecker {
                 .iter()
                 .map(|b| {
                     (
-                        (g.name.clone(), b.identity()),
+                        (g.name.clone(), backend_identity(b)),
                         SocketAddr::new(b.address, check.port),
                     )
                 })
@@ -214,9 +217,10 @@ impl HealthChecker {
             let shared = shared.clone();
             let name = format!("dnlb-health-{}", g.name);
             let group = g.name.clone();
+            let events = events.clone();
             let spawned = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run_group(&group, &check, &targets, &shared));
+                .spawn(move || run_group(&group, &check, &targets, &shared, &events));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -280,6 +284,7 @@ fn run_group(
     check: &HealthCheck,
     targets: &[(BackendKey, SocketAddr)],
     shared: &Shared,
+    events: &Events,
 ) {
     while !shared.stop.load(Ordering::Relaxed) {
         let round = Instant::now();
@@ -293,17 +298,27 @@ fn run_group(
                 .map(|h| h.join().unwrap_or(false))
                 .collect()
         });
+        let mut flipped = Vec::new();
         {
             let mut states = shared.states.lock().unwrap_or_else(|e| e.into_inner());
             for ((key, addr), ok) in targets.iter().zip(results) {
                 let st = states.entry(key.clone()).or_default();
                 if st.record(ok, check) {
-                    let word = if st.healthy() { "up" } else { "down" };
-                    tracing::warn!(group, backend = %addr.ip(), state = word, "backend health changed");
-                    println!("health: group={group} backend={} {word}", addr.ip());
+                    flipped.push((addr.ip(), st.healthy()));
                     shared.changed.store(true, Ordering::Release);
                 }
             }
+        }
+        // Told after the lock is released: a slow sink never holds up the
+        // control thread's reads of the states.
+        for (backend, healthy) in flipped {
+            let state = if healthy { "up" } else { "down" };
+            tracing::warn!(group, %backend, state, "backend health changed");
+            events.emit(Event::Health {
+                group: group.to_string(),
+                backend: backend.to_string(),
+                healthy,
+            });
         }
         // Sleep out the interval in small steps, to stop promptly.
         while round.elapsed() < check.interval && !shared.stop.load(Ordering::Relaxed) {

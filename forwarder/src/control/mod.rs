@@ -1,12 +1,29 @@
 //! The control plane (slow path): brings the data plane up from config,
 //! supervises it and takes it down. Runs on the main lcore, never on workers.
+//!
+//! - [`bringup`]: EAL, pool, ports, the first snapshot, workers launched.
+//! - [`run`]: the control loop and the ordered shutdown.
+//! - [`plane`]: the control thread's state, the one writer of the running
+//!   config (reloads, run-time changes, health changes, drain deadlines).
+//! - [`changes`]: what may change at run time and why a change is refused.
+//! - [`health`]: health checks; [`routes`]: VIP announcements through BIRD.
+//! - [`api`]: the admin HTTP server (requests become calls on the control
+//!   thread); [`report`] builds the [`status`] it serves and the final
+//!   report; [`metrics`] renders the status for Prometheus.
+//! - [`events`]: what the control plane tells the outside world.
 
 pub mod api;
+pub mod bringup;
+pub mod changes;
+pub mod error;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod plane;
+pub mod report;
 pub mod routes;
 pub mod run;
 pub mod status;
 
+pub use events::{Event, Events};
 pub use run::{run, RunError, RunOptions, RunReport};

@@ -5,44 +5,35 @@
 //! — when anything is wrong — nothing changes and the reason is reported.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use dnlb_config::runtime::{BackendRef, RuntimeChanges};
-use dnlb_config::{Backend, Config, Protocol, Tunnel};
+use dnlb_config::runtime::RuntimeChanges;
+use dnlb_config::{Config, Token};
+use dnlb_dataplane::snapshot::Publisher;
+use dnlb_dataplane::{Counters, DropReason, LbStats, LbStatsBoard, PublishedCounters};
 use dnlb_lb::ids::BackendId;
+use dnlb_lb::maglev::Identity;
 use dnlb_lb::processor::{LbCounters, Traffic};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 
+use super::changes::{Change, ChangeError};
+use super::events::{Event, Events, Republish};
 use super::health::{BackendKey, HealthChecker, HealthState};
 use super::routes::{self, Announcer};
-use super::status::{BackendStatus, FlowStatus, ListenerStatus, PortStatus, Status, WorkerStatus};
-use crate::dataplane::snapshot::Publisher;
-use crate::dataplane::{Counters, DropReason, LbStatsBoard, PublishedCounters};
+use super::status::PortStatus;
 
 /// How long a status request waits for workers to publish fresh counters.
 const FRESH_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// An API-level failure: an HTTP status and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeError {
-    /// HTTP status code (404: no such thing, 409: not possible now, 422:
-    /// invalid, 500: could not persist).
-    pub status: u16,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl ChangeError {
-    fn new(status: u16, message: impl Into<String>) -> Self {
-        ChangeError {
-            status,
-            message: message.into(),
-        }
-    }
+/// A snapshot that was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Its generation.
+    pub generation: u64,
+    /// Maglev tables built for it (the others were reused).
+    pub tables_rebuilt: usize,
 }
 
 /// Where the running configuration came from.
@@ -77,9 +68,9 @@ pub struct ControlPlane {
     board: Arc<LbStatsBoard>,
     started: Instant,
     announcer: Option<Announcer>,
-    api_token: Option<super::api::TokenHandle>,
     ports: Vec<PortStatus>,
     baselines: Baselines,
+    events: Events,
 }
 
 /// Counter values of reused backend ids at the time of reuse.
@@ -114,14 +105,10 @@ impl Baselines {
     }
 }
 
-fn say(line: &str) {
-    println!("{line}");
-    let _ = std::io::stdout().flush();
-}
-
 impl ControlPlane {
     /// Takes over a running data plane. `cfg` is the effective config
-    /// (config file plus run-time changes) read from `config_path`.
+    /// (config file plus run-time changes) read from `config_path`; what
+    /// happens is told to `events`.
     pub fn new(
         cfg: Config,
         config_path: Option<&Path>,
@@ -129,6 +116,7 @@ impl ControlPlane {
         publisher: Option<Publisher>,
         workers: Vec<(u32, Arc<PublishedCounters>)>,
         board: Arc<LbStatsBoard>,
+        events: Events,
     ) -> Self {
         let mut stale = Vec::new();
         let source = config_path.and_then(|path| {
@@ -148,8 +136,13 @@ impl ControlPlane {
         for s in &stale {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
-        let checker = publisher.as_ref().map(|_| HealthChecker::start(&cfg, None));
-        let announcer = cfg.routing.clone().map(Announcer::new);
+        let checker = publisher
+            .as_ref()
+            .map(|_| HealthChecker::start(&cfg, None, &events));
+        let announcer = cfg
+            .routing
+            .clone()
+            .map(|r| Announcer::new(r, events.clone()));
         let mut plane = ControlPlane {
             cfg,
             source,
@@ -162,9 +155,9 @@ impl ControlPlane {
             board,
             started: Instant::now(),
             announcer,
-            api_token: None,
             ports: Vec::new(),
             baselines: Baselines::default(),
+            events,
         };
         plane.announce();
         plane
@@ -176,9 +169,9 @@ impl ControlPlane {
         self.ports = ports;
     }
 
-    /// Keeps the admin API's token in step with the running config.
-    pub fn set_api_token(&mut self, token: super::api::TokenHandle) {
-        self.api_token = Some(token);
+    /// The bearer token the running config asks the admin API to require.
+    pub fn admin_token(&self) -> Option<&Token> {
+        self.cfg.admin.as_ref().and_then(|a| a.token.as_ref())
     }
 
     /// Tells BIRD which VIPs to announce now: those of listeners with a
@@ -242,10 +235,8 @@ impl ControlPlane {
 
     /// Builds a snapshot of `cfg` with the current health on a copy of the
     /// registry (a failed build assigns no ids) and publishes it.
-    fn publish(&mut self, cfg: &Config) -> Result<(u64, usize), String> {
-        let publisher = self.publisher.as_ref().ok_or(
-            "this gateway started without listeners (frame forwarding only); restart it to add listeners",
-        )?;
+    fn publish(&mut self, cfg: &Config) -> Result<Published, ChangeError> {
+        let publisher = self.publisher.as_ref().ok_or(ChangeError::ForwardingOnly)?;
         let health = self.health();
         let checked = |g: &str| self.checker.as_ref().is_some_and(|c| c.checks(g));
         let mut candidate = self.registry.clone();
@@ -258,7 +249,7 @@ impl ControlPlane {
             &healthy_in(&health, &checked),
             SystemTime::now(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ChangeError::Invalid(e.to_string()))?;
         // A reused backend id: workers' counters for it still hold the old
         // backend's totals (frozen: it left the config long ago); note them
         // before any packet goes to the new one, and count from there.
@@ -268,7 +259,10 @@ impl ControlPlane {
             self.baselines.record(&reused, &lb.counters);
         }
         self.registry = candidate;
-        Ok((publisher.publish(Arc::new(snap)), rebuilt))
+        Ok(Published {
+            generation: publisher.publish(Arc::new(snap)),
+            tables_rebuilt: rebuilt,
+        })
     }
 
     /// Counters as reported: those of reused backend ids counted from the
@@ -278,7 +272,7 @@ impl ControlPlane {
     }
 
     /// Checks that `next` can replace the running config at run time.
-    fn replaceable(&self, next: &Config) -> Result<(), String> {
+    fn replaceable(&self, next: &Config) -> Result<(), ChangeError> {
         // The admin token may change (it is re-read on reload); where the
         // API listens may not.
         let listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);
@@ -287,58 +281,68 @@ impl ControlPlane {
             || listen(next) != listen(&self.cfg)
             || next.routing != self.cfg.routing
         {
-            return Err(
+            return Err(ChangeError::Invalid(
                 "the [gateway], [dataplane], [routing] sections and admin.listen cannot change at run time; restart dnlb"
                     .into(),
-            );
+            ));
         }
         if next.listeners.is_empty() {
-            return Err("a reload cannot remove every listener".into());
+            return Err(ChangeError::Invalid(
+                "a reload cannot remove every listener".into(),
+            ));
         }
         Ok(())
     }
 
     /// Reads the config file again (with the run-time changes) and publishes
     /// it. Anything wrong leaves the running configuration untouched: the
-    /// reason is logged, printed (`reload: rejected: ...`) and counted.
-    pub fn reload(&mut self) -> Result<(u64, usize), String> {
-        let result = (|| {
-            let src = self
-                .source
-                .as_ref()
-                .ok_or("no config file to reload from")?;
-            let text = std::fs::read_to_string(&src.path)
-                .map_err(|e| format!("{}: cannot read: {e}", src.path.display()))?;
-            // The run-time changes file too: an operator may have edited it.
-            let changes = RuntimeChanges::load(&src.runtime_path).map_err(|e| e.to_string())?;
-            let (next, stale) = changes
-                .apply(&src.path, &text, &src.runtime_path)
-                .map_err(|e| e.to_string())?;
-            self.replaceable(&next)?;
-            let published = self.publish(&next)?;
-            Ok::<_, String>((published, next, text, stale, changes))
-        })();
-        match result {
-            Ok(((generation, rebuilt), next, text, stale, changes)) => {
+    /// reason is logged, told as an event and counted.
+    pub fn reload(&mut self) -> Result<Published, ChangeError> {
+        match self.try_reload() {
+            Ok(p) => {
                 self.reloads.ok += 1;
-                self.adopt(next, stale);
-                if let Some(src) = &mut self.source {
-                    src.text = text;
-                    src.changes = changes;
-                }
-                tracing::info!(generation, rebuilt, "reload: new configuration published");
-                say(&format!(
-                    "reload: ok generation={generation} tables_rebuilt={rebuilt}"
-                ));
-                Ok((generation, rebuilt))
+                tracing::info!(
+                    generation = p.generation,
+                    rebuilt = p.tables_rebuilt,
+                    "reload: new configuration published"
+                );
+                self.events.emit(Event::Reloaded {
+                    generation: p.generation,
+                    tables_rebuilt: p.tables_rebuilt,
+                });
+                Ok(p)
             }
             Err(e) => {
                 self.reloads.rejected += 1;
                 tracing::error!(error = %e, "reload rejected; the running configuration is unchanged");
-                say(&format!("reload: rejected: {}", e.replace('\n', "; ")));
+                self.events.emit(Event::ReloadRejected {
+                    error: e.to_string(),
+                });
                 Err(e)
             }
         }
+    }
+
+    /// [`ControlPlane::reload`] without the counting and telling.
+    fn try_reload(&mut self) -> Result<Published, ChangeError> {
+        let src = self.source.as_ref().ok_or(ChangeError::NoConfigFile)?;
+        let text = std::fs::read_to_string(&src.path).map_err(|e| {
+            ChangeError::Invalid(format!("{}: cannot read: {e}", src.path.display()))
+        })?;
+        // The run-time changes file too: an operator may have edited it.
+        let changes = RuntimeChanges::load(&src.runtime_path)
+            .map_err(|e| ChangeError::Invalid(e.to_string()))?;
+        let (next, stale) = changes
+            .apply(&src.path, &text, &src.runtime_path)
+            .map_err(|e| ChangeError::Invalid(e.to_string()))?;
+        self.replaceable(&next)?;
+        let published = self.publish(&next)?;
+        self.adopt(next, stale);
+        if let Some(src) = &mut self.source {
+            src.text = text;
+            src.changes = changes;
+        }
+        Ok(published)
     }
 
     /// Makes `next` the running config and restarts health checking for it.
@@ -347,79 +351,66 @@ impl ControlPlane {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
         self.stale = stale;
-        if let Some(t) = &self.api_token {
-            let new = next.admin.as_ref().and_then(|a| a.token.as_ref());
-            *t.lock().unwrap_or_else(|e| e.into_inner()) = new.map(|t| t.0.as_str().into());
-        }
         self.cfg = next;
-        self.checker = Some(HealthChecker::start(&self.cfg, self.checker.take()));
+        self.checker = Some(HealthChecker::start(
+            &self.cfg,
+            self.checker.take(),
+            &self.events,
+        ));
         self.announce();
     }
 
-    /// Applies a run-time change: `edit` changes a copy of the run-time
-    /// changes (it may look at the config file's own config and the running
-    /// one); the result is validated with the config file, built, persisted
-    /// beside the config and published — or nothing changes.
-    pub fn change(
-        &mut self,
-        what: &str,
-        edit: impl FnOnce(&mut RuntimeChanges, &Config, &Config) -> Result<(), ChangeError>,
-    ) -> Result<u64, ChangeError> {
-        let src = self.source.as_ref().ok_or_else(|| {
-            ChangeError::new(
-                409,
-                "dnlb was started without a config file: nothing to change",
-            )
-        })?;
+    /// Applies a run-time change: it is recorded in a copy of the run-time
+    /// changes (checked against the config file's own config and the running
+    /// one), validated with the config file, built, persisted beside the
+    /// config and published — or nothing changes.
+    pub fn change(&mut self, change: &Change) -> Result<Published, ChangeError> {
+        let src = self.source.as_ref().ok_or(ChangeError::NoConfigFile)?;
         if self.publisher.is_none() {
-            return Err(ChangeError::new(
-                409,
-                "this gateway started without listeners (frame forwarding only)",
-            ));
+            return Err(ChangeError::ForwardingOnly);
         }
-        let base = dnlb_config::parse(&src.path, &src.text).map_err(|e| {
-            ChangeError::new(
-                409,
-                format!("the running config file no longer validates: {e}"),
-            )
-        })?;
+        let base = dnlb_config::parse(&src.path, &src.text)
+            .map_err(|e| ChangeError::ConfigFileInvalid(e.to_string()))?;
         let mut changes = src.changes.clone();
-        edit(&mut changes, &base, &self.cfg)?;
+        change.record(&mut changes, &base, &self.cfg)?;
         let (next, stale) = changes
             .apply(&src.path, &src.text, &src.runtime_path)
-            .map_err(|e| ChangeError::new(422, e.to_string()))?;
-        self.replaceable(&next)
-            .map_err(|e| ChangeError::new(422, e))?;
+            .map_err(|e| ChangeError::Invalid(e.to_string()))?;
+        self.replaceable(&next)?;
         // Persist first: a change that could not be saved would be lost on
         // restart, so it is not made at all.
         let runtime_path = src.runtime_path.clone();
         let previous = src.changes.clone();
-        changes.save(&runtime_path).map_err(|e| {
-            ChangeError::new(500, format!("cannot save {}: {e}", runtime_path.display()))
-        })?;
-        match self.publish(&next) {
-            Ok((generation, rebuilt)) => {
-                if let Some(src) = &mut self.source {
-                    src.changes = changes;
-                }
-                self.adopt(next, stale);
-                tracing::info!(
-                    change = what,
-                    generation,
-                    rebuilt,
-                    "run-time change published"
-                );
-                say(&format!(
-                    "api: {what}: generation={generation} tables_rebuilt={rebuilt}"
-                ));
-                Ok(generation)
-            }
+        changes
+            .save(&runtime_path)
+            .map_err(|e| ChangeError::NotSaved {
+                path: runtime_path.display().to_string(),
+                error: e.to_string(),
+            })?;
+        let published = match self.publish(&next) {
+            Ok(p) => p,
             Err(e) => {
                 // Put the file back as it was.
                 let _ = previous.save(&runtime_path);
-                Err(ChangeError::new(422, e))
+                return Err(e);
             }
+        };
+        if let Some(src) = &mut self.source {
+            src.changes = changes;
         }
+        self.adopt(next, stale);
+        tracing::info!(
+            change = %change,
+            generation = published.generation,
+            rebuilt = published.tables_rebuilt,
+            "run-time change published"
+        );
+        self.events.emit(Event::Changed {
+            change: change.to_string(),
+            generation: published.generation,
+            tables_rebuilt: published.tables_rebuilt,
+        });
+        Ok(published)
     }
 
     /// Periodic work: a health change or a drain deadline that passed
@@ -436,17 +427,28 @@ impl ControlPlane {
         if !(health_changed || deadline_passed) {
             return;
         }
-        let why = if health_changed { "health" } else { "drain" };
+        let cause = if health_changed {
+            Republish::Health
+        } else {
+            Republish::Drain
+        };
         let cfg = self.cfg.clone();
         match self.publish(&cfg) {
-            Ok((generation, rebuilt)) => {
+            Ok(p) => {
                 self.announce();
-                tracing::info!(generation, rebuilt, why, "new snapshot published");
-                say(&format!(
-                    "{why}: published generation={generation} tables_rebuilt={rebuilt}"
-                ));
+                tracing::info!(
+                    generation = p.generation,
+                    rebuilt = p.tables_rebuilt,
+                    why = cause.name(),
+                    "new snapshot published"
+                );
+                self.events.emit(Event::Republished {
+                    cause,
+                    generation: p.generation,
+                    tables_rebuilt: p.tables_rebuilt,
+                });
             }
-            Err(e) => tracing::error!(error = %e, why, "cannot rebuild"),
+            Err(e) => tracing::error!(error = %e, why = cause.name(), "cannot rebuild"),
         }
     }
 
@@ -459,157 +461,59 @@ impl ControlPlane {
         t
     }
 
-    /// Everything the admin API reports, with counters fresh from workers.
-    pub fn status(&self) -> Status {
+    /// Workers' load-balancing counters, fresh (asked for, waiting a
+    /// little) and counted from the reuse for reused backend ids; and
+    /// whether every worker answered.
+    pub fn lb_stats(&self) -> (LbStats, bool) {
         let (mut lb, fresh) = self.board.collect(FRESH_TIMEOUT);
         self.baselines.apply(&mut lb.counters);
-        let workers: Vec<WorkerStatus> = self
-            .workers
-            .iter()
-            .map(|(lcore, p)| {
-                let c = p.read();
-                WorkerStatus {
-                    lcore: *lcore,
-                    rx_packets: c.rx_packets,
-                    tx_packets: c.tx_packets,
-                    dropped: c.dropped(),
-                }
-            })
-            .collect();
-        let totals = self.totals();
-        let drops = DropReason::ALL
-            .iter()
-            .map(|r| (r.name().to_string(), totals.drops_for(*r)))
-            .collect();
-        let c = &lb.counters;
-        let flows = FlowStatus {
-            entries: lb.flows as u64,
-            capacity: lb.flow_capacity as u64,
-            created: c.new_flows,
-            table_full: c.flow_table_full,
-            rescheduled: c.flows_rescheduled,
-            icmp_errors_forwarded: c.icmp_errors_forwarded,
-            too_big_sent: c.too_big_sent,
-            echo_replies: c.echo_replies,
-        };
-        let snap = self.snapshot();
-        let changes = self.source.as_ref().map(|s| &s.changes);
-        let mut listeners = Vec::new();
-        let mut backends = Vec::new();
-        if let Some(snap) = &snap {
-            for (l, ls) in self.cfg.listeners.iter().zip(&snap.listeners) {
-                let slot = ls.slot as usize;
-                let t = c.listeners.get(slot).copied().unwrap_or_default();
-                let d = c.listener_drops.get(slot).copied().unwrap_or_default();
-                listeners.push(ListenerStatus {
-                    name: l.name.clone(),
-                    vips: l.vips.iter().map(IpAddr::to_string).collect(),
-                    elastic_ip: l.elastic_ip.map(|a| a.to_string()),
-                    protocol: match l.protocol {
-                        Protocol::Tcp => "tcp".into(),
-                        Protocol::Udp => "udp".into(),
-                    },
-                    port: l.port,
-                    target_group: self.cfg.target_groups[l.target_group].name.clone(),
-                    backends_taking_new_flows: snap
-                        .backends
-                        .iter()
-                        .flatten()
-                        .filter(|b| b.group as usize == l.target_group && b.takes_new_flows)
-                        .count(),
-                    packets: t.packets,
-                    bytes: t.bytes,
-                    drops: nonzero(&d),
-                });
-            }
-            for (gi, g) in self.cfg.target_groups.iter().enumerate() {
-                for b in &g.backends {
-                    let Some(s) = self
-                        .registry
-                        .get(&g.name, &b.identity())
-                        .and_then(|id| snap.backend(id))
-                        .filter(|s| s.group as usize == gi)
-                    else {
-                        continue;
-                    };
-                    let t = c.backends.get(s.id.0 as usize).copied().unwrap_or_default();
-                    let d = c
-                        .backend_drops
-                        .get(s.id.0 as usize)
-                        .copied()
-                        .unwrap_or_default();
-                    backends.push(BackendStatus {
-                        target_group: g.name.clone(),
-                        address: b.address.to_string(),
-                        port: b.port,
-                        kind: format!("{:?}", b.kind).to_lowercase(),
-                        zone: b.zone.clone(),
-                        tunnel: tunnel_name(&b.tunnel).into(),
-                        weight: b.weight,
-                        healthy: s.healthy,
-                        usable: s.usable,
-                        takes_new_flows: s.takes_new_flows,
-                        drain_until: b
-                            .drain_until
-                            .map(|t| dnlb_config::time::from_system_time(t).to_string()),
-                        runtime: changes.is_some_and(|ch| touched(ch, &g.name, b)),
-                        packets: t.packets,
-                        bytes: t.bytes,
-                        drops: nonzero(&d),
-                    });
-                }
-            }
-        }
-        Status {
-            gateway: self.cfg.gateway.name.clone(),
-            zone: self.cfg.gateway.zone.clone(),
-            config_file: self.source.as_ref().map(|s| s.path.display().to_string()),
-            uptime_secs: self.started.elapsed().as_secs_f64(),
-            generation: self.generation(),
-            reloads_ok: self.reloads.ok,
-            reloads_rejected: self.reloads.rejected,
-            counters_fresh: fresh,
-            workers,
-            ports: self.ports.clone(),
-            drops,
-            flows,
-            listeners,
-            backends,
-            runtime_changes: changes.map(RuntimeChanges::describe).unwrap_or_default(),
-            stale_changes: self.stale.clone(),
-            runtime_file: self
-                .source
-                .as_ref()
-                .map(|s| s.runtime_path.display().to_string()),
-        }
+        (lb, fresh)
     }
-}
 
-/// Drop counts by reason name, leaving out reasons without drops.
-fn nonzero(d: &[u64; DropReason::COUNT]) -> std::collections::BTreeMap<String, u64> {
-    DropReason::ALL
-        .iter()
-        .filter(|r| d[**r as usize] > 0)
-        .map(|r| (r.name().to_string(), d[*r as usize]))
-        .collect()
-}
+    /// What workers last published (after they stopped: their final
+    /// counters), counted like [`ControlPlane::lb_stats`].
+    pub fn last_lb_stats(&self) -> LbStats {
+        let mut lb = self.board.read();
+        self.baselines.apply(&mut lb.counters);
+        lb
+    }
 
-/// Whether a run-time change names backend `b` of group `group`.
-fn touched(ch: &RuntimeChanges, group: &str, b: &Backend) -> bool {
-    ch.register
-        .iter()
-        .filter_map(|r| r.reference())
-        .any(|r| r.names(group, b))
-        || ch.weight.iter().any(|w| w.backend.names(group, b))
-        || ch.drain.iter().any(|d| d.backend.names(group, b))
-}
+    /// Each worker's lcore and published counters.
+    pub fn workers(&self) -> &[(u32, Arc<PublishedCounters>)] {
+        &self.workers
+    }
 
-fn tunnel_name(t: &Tunnel) -> &'static str {
-    match t {
-        Tunnel::IpIp => "ipip",
-        Tunnel::Gue { .. } => "gue",
-        Tunnel::Vxlan { .. } => "vxlan",
-        Tunnel::Gre { .. } => "gre",
+    /// The ports' driver counters as last set.
+    pub fn ports(&self) -> &[PortStatus] {
+        &self.ports
+    }
+
+    /// Backend ids.
+    pub fn registry(&self) -> &BackendRegistry {
+        &self.registry
+    }
+
+    /// Time since the control plane took over.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The config file, if dnlb runs from one.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.source.as_ref().map(|s| s.path.as_path())
+    }
+
+    /// The run-time changes file and what it holds, if dnlb runs from a
+    /// config file.
+    pub fn runtime_changes(&self) -> Option<(&Path, &RuntimeChanges)> {
+        self.source
+            .as_ref()
+            .map(|s| (s.runtime_path.as_path(), &s.changes))
+    }
+
+    /// Run-time changes that no longer apply to the config file.
+    pub fn stale_changes(&self) -> &[String] {
+        &self.stale
     }
 }
 
@@ -619,46 +523,25 @@ fn tunnel_name(t: &Tunnel) -> &'static str {
 pub fn healthy_in<'a>(
     states: &'a HashMap<BackendKey, HealthState>,
     checked: &'a dyn Fn(&str) -> bool,
-) -> impl Fn(&str, &[u8; Backend::IDENTITY_LEN]) -> bool + 'a {
+) -> impl Fn(&str, &Identity) -> bool + 'a {
     move |group, identity| match states.get(&(group.to_string(), *identity)) {
         Some(s) => s.healthy(),
         None => !checked(group),
     }
 }
 
-/// The backends of the running config that `r` names; 404 when none.
-pub fn named<'a>(cfg: &'a Config, r: &BackendRef) -> Result<Vec<&'a Backend>, ChangeError> {
-    let gi = cfg
-        .group_index(&r.target_group)
-        .ok_or_else(|| ChangeError::new(404, format!("no target group {:?}", r.target_group)))?;
-    let found: Vec<&Backend> = cfg.target_groups[gi]
-        .backends
-        .iter()
-        .filter(|b| r.names(&r.target_group, b))
-        .collect();
-    if found.is_empty() {
-        return Err(ChangeError::new(404, format!("no {r}")));
-    }
-    Ok(found)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dnlb_lb::maglev::IDENTITY_LEN;
 
     #[test]
     fn unprobed_backends_of_checked_groups_take_no_new_flows() {
         let states = HashMap::new();
         let checked = |g: &str| g == "web";
         let h = healthy_in(&states, &checked);
-        assert!(
-            !h("web", &[1; Backend::IDENTITY_LEN]),
-            "new in a checked group"
-        );
-        assert!(
-            h("db", &[1; Backend::IDENTITY_LEN]),
-            "no health check: healthy"
-        );
+        assert!(!h("web", &[1; IDENTITY_LEN]), "new in a checked group");
+        assert!(h("db", &[1; IDENTITY_LEN]), "no health check: healthy");
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use dnlb_config::{Config, Routing};
 use dnlb_lb::snapshot::Snapshot;
 
+use super::events::{Event, Events};
+
 /// How long one BIRD command may take.
 const BIRD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry a failed announcement this often.
@@ -137,16 +139,19 @@ pub struct Announcer {
     announced: Option<BTreeSet<IpAddr>>,
     pending: Option<BTreeSet<IpAddr>>,
     last_try: Option<Instant>,
+    events: Events,
 }
 
 impl Announcer {
-    /// An announcer that has announced nothing yet.
-    pub fn new(cfg: Routing) -> Self {
+    /// An announcer that has announced nothing yet; it tells what BIRD took
+    /// (or did not) to `events`.
+    pub fn new(cfg: Routing, events: Events) -> Self {
         Announcer {
             cfg,
             announced: None,
             pending: None,
             last_try: None,
+            events,
         }
     }
 
@@ -187,16 +192,16 @@ impl Announcer {
             Ok(()) => {
                 let list: Vec<String> = vips.iter().map(IpAddr::to_string).collect();
                 tracing::info!(vips = ?list, "routes: BIRD announces");
-                println!("routes: announced [{}]", list.join(", "));
-                let _ = std::io::stdout().flush();
+                self.events.emit(Event::RoutesAnnounced { vips: list });
                 self.announced = Some(vips);
                 self.pending = None;
                 true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "routes: BIRD did not take the change; retrying");
-                println!("routes: failed: {e}");
-                let _ = std::io::stdout().flush();
+                self.events.emit(Event::RoutesFailed {
+                    error: e.to_string(),
+                });
                 false
             }
         }

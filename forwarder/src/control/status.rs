@@ -1,9 +1,13 @@
 //! What the admin API reports (`/v1/status` and its parts), as plain data:
-//! the control thread fills it, the API serialises it to JSON, `dnlb
-//! status` reads it back and the metrics endpoint renders it.
+//! `control::report` fills it, the API serialises it to JSON, `dnlb
+//! status` reads it back (and lays it out as tables) and the metrics
+//! endpoint renders it.
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
+use dnlb_dataplane::{Counters, DropReason};
 use serde::{Deserialize, Serialize};
 
 /// The whole status of a gateway.
@@ -178,146 +182,148 @@ impl BackendStatus {
     }
 }
 
-/// Lays out rows as left-aligned columns.
-fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+/// Drop counts by reason name, every reason.
+pub fn all_drops(c: &Counters) -> BTreeMap<String, u64> {
+    DropReason::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), c.drops_for(*r)))
+        .collect()
 }
 
-/// `dnlb status`: the status as readable tables.
-pub fn render_table(s: &Status) -> String {
-    let mut out = format!(
-        "gateway {} (zone {}), config generation {}, up {:.0} s, reloads {} ok / {} rejected\n",
-        s.gateway,
-        s.zone.as_deref().unwrap_or("-"),
-        s.generation,
-        s.uptime_secs,
-        s.reloads_ok,
-        s.reloads_rejected
-    );
-    for w in &s.workers {
-        out.push_str(&format!(
-            "worker lcore {}: rx {} tx {} dropped {}\n",
-            w.lcore, w.rx_packets, w.tx_packets, w.dropped
-        ));
-    }
-    for p in &s.ports {
-        out.push_str(&format!(
-            "port {}: rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}\n",
-            p.name, p.rx_packets, p.tx_packets, p.rx_missed, p.rx_errors, p.tx_errors, p.rx_no_mbuf
-        ));
-    }
-    let f = &s.flows;
-    out.push_str(&format!(
-        "flows: {} tracked of {}; created {}, table full {}, rescheduled {}\n",
-        f.entries, f.capacity, f.created, f.table_full, f.rescheduled
-    ));
-    let drops: Vec<String> = s
-        .drops
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(r, n)| format!("{r}={n}"))
-        .collect();
-    if !drops.is_empty() {
-        out.push_str(&format!("drops: {}\n", drops.join(" ")));
-    }
-    if !s.counters_fresh {
-        out.push_str("(some workers did not answer in time: counters may be a little old)\n");
-    }
-    out.push('\n');
-    let mut rows = vec![[
-        "LISTENER",
-        "ADDRESSES",
-        "PROTO",
-        "PORT",
-        "GROUP",
-        "NEW-FLOW BACKENDS",
-        "PACKETS",
-        "BYTES",
-        "DROPS",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for l in &s.listeners {
-        let mut addrs = l.vips.join(",");
-        if let Some(e) = &l.elastic_ip {
-            addrs.push_str(&format!(",{e} (elastic)"));
-        }
-        rows.push(vec![
-            l.name.clone(),
-            addrs,
-            l.protocol.clone(),
-            l.port.map_or("all".into(), |p| p.to_string()),
-            l.target_group.clone(),
-            l.backends_taking_new_flows.to_string(),
-            l.packets.to_string(),
-            l.bytes.to_string(),
-            l.drops
-                .iter()
-                .map(|(r, n)| format!("{r}={n}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ]);
-    }
-    out.push_str(&table(&rows));
-    out.push('\n');
-    let mut rows = vec![[
-        "GROUP", "BACKEND", "PORT", "ZONE", "TUNNEL", "WEIGHT", "STATE", "PACKETS", "BYTES", "NOTE",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for b in &s.backends {
-        let mut note = Vec::new();
-        if let Some(d) = &b.drain_until {
-            note.push(format!("drain until {d}"));
-        }
-        if b.runtime {
-            note.push("changed at run time".to_string());
-        }
-        rows.push(vec![
-            b.target_group.clone(),
-            b.address.clone(),
-            b.port.to_string(),
-            b.zone.clone().unwrap_or_else(|| "-".into()),
-            b.tunnel.clone(),
-            b.weight.to_string(),
-            b.state().to_string(),
-            b.packets.to_string(),
-            b.bytes.to_string(),
-            note.join("; "),
-        ]);
-    }
-    out.push_str(&table(&rows));
-    if !s.runtime_changes.is_empty() || !s.stale_changes.is_empty() {
-        out.push_str(&format!(
-            "\nrun-time changes (kept in {}):\n",
-            s.runtime_file.as_deref().unwrap_or("-")
-        ));
-        for c in &s.runtime_changes {
-            out.push_str(&format!("  {c}\n"));
-        }
-        for c in &s.stale_changes {
-            out.push_str(&format!("  stale: {c}\n"));
+/// A worker's (or all workers') packet counters, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CounterReport {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets handed to a TX queue.
+    pub tx_packets: u64,
+    /// Packets dropped, all reasons.
+    pub dropped: u64,
+    /// Drops by reason (every reason).
+    pub drops: BTreeMap<String, u64>,
+    /// Polls that found nothing.
+    pub empty_polls: u64,
+    /// Idle back-off sleeps.
+    pub idle_sleeps: u64,
+}
+
+impl From<&Counters> for CounterReport {
+    fn from(c: &Counters) -> Self {
+        CounterReport {
+            rx_packets: c.rx_packets,
+            tx_packets: c.tx_packets,
+            dropped: c.dropped(),
+            drops: all_drops(c),
+            empty_polls: c.empty_polls,
+            idle_sleeps: c.idle_sleeps,
         }
     }
-    out
+}
+
+/// One worker's final counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerReport {
+    /// Its lcore.
+    pub lcore: u32,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counters: CounterReport,
+}
+
+/// Packets and bytes sent through one listener or to one backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrafficReport {
+    /// Listener name, or backend address.
+    pub name: String,
+    /// The backend's target group (backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (of the inner IP packets).
+    pub bytes: u64,
+}
+
+/// What a forwarder did, from start to stop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Per worker, in lcore order.
+    pub workers: Vec<WorkerReport>,
+    /// Per port: the driver's counters.
+    pub ports: Vec<PortStatus>,
+    /// Per listener of the last snapshot.
+    pub listeners: Vec<TrafficReport>,
+    /// Per backend of the last snapshot.
+    pub backends: Vec<TrafficReport>,
+    /// Flow tables (none without listeners).
+    pub flows: Option<FlowStatus>,
+    /// Reloads published.
+    pub reloads_ok: u64,
+    /// Reloads rejected.
+    pub reloads_rejected: u64,
+    /// The last generation.
+    pub generation: u64,
+    /// All workers.
+    pub total: CounterReport,
+}
+
+fn counter_line(f: &mut fmt::Formatter<'_>, prefix: &str, c: &CounterReport) -> fmt::Result {
+    write!(
+        f,
+        "{prefix} rx_packets={} tx_packets={} dropped={}",
+        c.rx_packets, c.tx_packets, c.dropped
+    )?;
+    for r in DropReason::ALL {
+        let n = c.drops.get(r.name()).copied().unwrap_or(0);
+        write!(f, " drop_{}={n}", r.name())?;
+    }
+    Ok(())
+}
+
+/// One line per worker, port, listener and backend, then flows, reloads and
+/// the total.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for w in &self.workers {
+            counter_line(f, &format!("worker: lcore={}", w.lcore), &w.counters)?;
+            writeln!(f)?;
+        }
+        for s in &self.ports {
+            writeln!(
+                f,
+                "port: {} rx_packets={} tx_packets={} rx_bytes={} tx_bytes={} rx_missed={} rx_errors={} tx_errors={} rx_no_mbuf={}",
+                s.name, s.rx_packets, s.tx_packets, s.rx_bytes, s.tx_bytes, s.rx_missed, s.rx_errors, s.tx_errors, s.rx_no_mbuf
+            )?;
+        }
+        for l in &self.listeners {
+            writeln!(
+                f,
+                "listener: {} packets={} bytes={}",
+                l.name, l.packets, l.bytes
+            )?;
+        }
+        for b in &self.backends {
+            writeln!(
+                f,
+                "backend: {} group={} packets={} bytes={}",
+                b.name,
+                b.group.as_deref().unwrap_or("-"),
+                b.packets,
+                b.bytes
+            )?;
+        }
+        if let Some(fl) = &self.flows {
+            writeln!(
+                f,
+                "flows: new={} table_full={} rescheduled={} icmp_errors_forwarded={} too_big_sent={} echo_replies={}",
+                fl.created, fl.table_full, fl.rescheduled, fl.icmp_errors_forwarded, fl.too_big_sent, fl.echo_replies
+            )?;
+        }
+        writeln!(
+            f,
+            "reloads: ok={} rejected={} generation={}",
+            self.reloads_ok, self.reloads_rejected, self.generation
+        )?;
+        counter_line(f, "total:", &self.total)
+    }
 }

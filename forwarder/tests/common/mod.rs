@@ -59,13 +59,18 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Starts the `dnlb` binary with `args`, stdout piped into a channel of
-/// lines (read by a thread), stderr dropped. The process is killed when the
-/// guard goes.
-pub fn spawn_dnlb(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<String>) {
+/// Starts the `dnlb` binary with `args` (`run` gets `--events json`),
+/// its stdout read by a thread into a channel of events (a line that is not
+/// JSON arrives as a JSON string), stderr dropped. The process is killed
+/// when the guard goes.
+pub fn spawn_dnlb(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<serde_json::Value>) {
     use std::io::BufRead;
+    let mut all: Vec<&str> = args.to_vec();
+    if all.first() == Some(&"run") {
+        all.splice(1..1, ["--events", "json"]);
+    }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dnlb"))
-        .args(args)
+        .args(&all)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -75,7 +80,8 @@ pub fn spawn_dnlb(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<Strin
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
+            let v = serde_json::from_str(&l).unwrap_or(serde_json::Value::String(l));
+            if tx.send(v).is_err() {
                 break;
             }
         }
@@ -83,20 +89,59 @@ pub fn spawn_dnlb(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<Strin
     (ChildGuard(child), rx)
 }
 
-/// Waits (at most 20 s) for a line satisfying `pred`.
-pub fn wait_line(
-    lines: &std::sync::mpsc::Receiver<String>,
-    what: &str,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+/// How long a test waits for an event before it fails: generous, so a
+/// loaded machine slows a test down instead of failing it.
+pub const EVENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits for an event of kind `kind` (its `event` field) satisfying `pred`;
+/// other events are skipped.
+pub fn wait_event(
+    events: &std::sync::mpsc::Receiver<serde_json::Value>,
+    kind: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
     loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-            Ok(l) if pred(&l) => return l,
+        match events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(e) if e["event"] == kind && pred(&e) => return e,
             Ok(_) => {}
-            Err(e) => panic!("waiting for {what}: {e}"),
+            Err(err) => panic!("waiting for a {kind} event: {err}"),
         }
     }
+}
+
+/// Waits for the next event whose kind is one of `kinds`.
+pub fn next_of(
+    events: &std::sync::mpsc::Receiver<serde_json::Value>,
+    kinds: &[&str],
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
+    loop {
+        match events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(e) if kinds.iter().any(|k| e["event"] == *k) => return e,
+            Ok(_) => {}
+            Err(err) => panic!("waiting for one of {kinds:?}: {err}"),
+        }
+    }
+}
+
+/// The final report of a stopping forwarder (its `stopped` event).
+pub fn final_report(events: &std::sync::mpsc::Receiver<serde_json::Value>) -> serde_json::Value {
+    wait_event(events, "stopped", |_| true)["report"].clone()
+}
+
+/// The report's entry of listener or backend `name` in `list`
+/// (`"listeners"` or `"backends"`).
+pub fn traffic<'a>(report: &'a serde_json::Value, list: &str, name: &str) -> &'a serde_json::Value {
+    report[list]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in the report's {list}: {report}"))
+}
+
+/// A JSON number as u64.
+pub fn num(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
 /// Sends `sig` (e.g. "-TERM") to the process, by PID.
@@ -107,13 +152,4 @@ pub fn signal(child: &ChildGuard, sig: &str) {
         .expect("running kill")
         .success();
     assert!(ok, "kill {sig} failed");
-}
-
-/// The number after `key=` in a `key=value ...` line.
-pub fn field(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{key} in {line:?}: {e}"))
 }

@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use dnlb_lb::packet::{PacketBuf, VecPacket};
+use dnlb_testkit::VecPacket;
+use dnlb_wire::buf::PacketBuf;
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;

@@ -1,42 +1,42 @@
-//! In-memory packet I/O for tests and benchmarks: per-port RX and TX queues
-//! of byte buffers with DPDK-like headroom, and an optional TX capacity to
-//! exercise refusal.
+//! Test doubles for the data plane (built for its own tests and, with the
+//! `testing` feature, for other crates' tests and benchmarks): in-memory
+//! packet I/O — per-port RX and TX queues of [`VecPacket`]s, with an optional
+//! TX capacity to exercise refusal — and a clock moved by hand.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
-use dnlb_lb::packet::VecPacket;
+use dnlb_testkit::VecPacket;
 
-use super::io::{Burst, PacketIo, PortIndex, BURST};
-
-/// A packet in a heap buffer with headroom in front: the logic crate's
-/// buffer, used here as a data-plane packet.
-pub type MemPacket = VecPacket;
+use crate::clock::Clock;
+use crate::io::{Burst, PacketIo, PortIndex, BURST};
 
 /// A burst of in-memory packets.
 #[derive(Debug, Default)]
 pub struct MemBurst {
-    pkts: Vec<MemPacket>,
+    pkts: Vec<VecPacket>,
 }
 
 impl Burst for MemBurst {
-    type Packet = MemPacket;
+    type Packet = VecPacket;
     #[inline]
     fn len(&self) -> usize {
         self.pkts.len()
     }
     #[inline]
-    fn as_mut_slice(&mut self) -> &mut [MemPacket] {
+    fn as_mut_slice(&mut self) -> &mut [VecPacket] {
         &mut self.pkts
     }
     #[inline]
-    fn push(&mut self, p: MemPacket) -> Result<(), MemPacket> {
+    fn push(&mut self, p: VecPacket) -> Result<(), VecPacket> {
         if self.pkts.len() >= BURST {
             return Err(p);
         }
         self.pkts.push(p);
         Ok(())
     }
-    fn drain(&mut self) -> impl Iterator<Item = MemPacket> + '_ {
+    fn drain(&mut self) -> impl Iterator<Item = VecPacket> + '_ {
         self.pkts.drain(..)
     }
     fn free_all(&mut self) -> usize {
@@ -49,8 +49,8 @@ impl Burst for MemBurst {
 /// In-memory ports: tests push frames into RX queues and read TX queues.
 #[derive(Debug)]
 pub struct MemIo {
-    rx: Vec<VecDeque<MemPacket>>,
-    tx: Vec<Vec<MemPacket>>,
+    rx: Vec<VecDeque<VecPacket>>,
+    tx: Vec<Vec<VecPacket>>,
     tx_capacity: Vec<usize>,
 }
 
@@ -66,7 +66,7 @@ impl MemIo {
 
     /// Queues a frame for reception on `port`.
     pub fn inject(&mut self, port: PortIndex, frame: &[u8]) {
-        self.rx[port.get()].push_back(MemPacket::new(frame));
+        self.rx[port.get()].push_back(VecPacket::new(frame));
     }
 
     /// Frames still waiting on `port`'s RX queue.
@@ -78,7 +78,7 @@ impl MemIo {
     pub fn take_tx(&mut self, port: PortIndex) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.tx[port.get()])
             .into_iter()
-            .map(MemPacket::into_bytes)
+            .map(VecPacket::into_bytes)
             .collect()
     }
 
@@ -108,5 +108,15 @@ impl PacketIo for MemIo {
         let n = room.min(burst.pkts.len());
         q.extend(burst.pkts.drain(..n));
         n
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(pub Arc<AtomicU32>);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
     }
 }

@@ -2,8 +2,10 @@
 //! here; until then [`ForwardPipeline`] forwards frames between ports as
 //! configured (like `testpmd --forward-mode=io`).
 
-use super::counters::DropReason;
-use super::io::{Packet, PortIndex, BURST};
+use crate::counters::DropReason;
+use dnlb_wire::buf::PacketBuf;
+
+use crate::io::{PortIndex, BURST};
 
 /// The decision for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,7 @@ pub trait Pipeline {
     /// Decides (and may rewrite) each packet of `pkts` (at least one),
     /// received on `port`: either one verdict for the whole burst, or one per
     /// packet in `verdicts[..pkts.len()]`.
-    fn process<P: Packet>(
+    fn process<P: PacketBuf>(
         &mut self,
         port: PortIndex,
         pkts: &mut [P],
@@ -61,7 +63,7 @@ impl ForwardPipeline {
 
 impl Pipeline for ForwardPipeline {
     #[inline]
-    fn process<P: Packet>(
+    fn process<P: PacketBuf>(
         &mut self,
         port: PortIndex,
         _pkts: &mut [P],

@@ -1,8 +1,8 @@
-//! The packet buffer the logic works on ([`PacketBuf`], defined in
-//! `dnlb-wire` so DPDK mbufs can implement it) and a `Vec`-backed one for
-//! tests, fixtures and benchmarks.
+//! The one in-memory packet of dnlb's tests, fixtures and benchmarks: a
+//! `Vec` with headroom implementing [`PacketBuf`], the buffer trait DPDK
+//! mbufs implement in production.
 
-pub use dnlb_wire::buf::PacketBuf;
+use dnlb_wire::buf::PacketBuf;
 
 /// A packet in a `Vec` with headroom, for tests and fixtures.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,12 @@
-//! The validated configuration. Everything downstream of `dnlb-config`
-//! works on these types; they can only be built by validation.
+//! dnlb's validated configuration, as plain data.
+//!
+//! `dnlb-config` parses and validates the TOML file into these types; the
+//! load-balancing logic (`dnlb-lb`), the data plane and the control plane
+//! read them. The crate has no dependencies (no serde, no TOML), so the data
+//! plane can take a validated model without pulling in a parser. Values are
+//! meant to be built by validation; nothing downstream re-checks them.
+
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -79,6 +86,16 @@ pub enum TooBigPolicy {
     Drop,
 }
 
+impl TooBigPolicy {
+    /// The name in the config file (`icmp`, `drop`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TooBigPolicy::Icmp => "icmp",
+            TooBigPolicy::Drop => "drop",
+        }
+    }
+}
+
 /// What to do with ICMP echo requests to a VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EchoPolicy {
@@ -86,6 +103,16 @@ pub enum EchoPolicy {
     Reply,
     /// Drop and count.
     Drop,
+}
+
+impl EchoPolicy {
+    /// The name in the config file (`reply`, `drop`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EchoPolicy::Reply => "reply",
+            EchoPolicy::Drop => "drop",
+        }
+    }
 }
 
 /// Encapsulation settings of this gateway.
@@ -165,6 +192,20 @@ impl Protocol {
             Protocol::Udp => 17,
         }
     }
+
+    /// The name in the config file (`tcp`, `udp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How a listener picks a backend for a new flow.
@@ -176,6 +217,16 @@ pub enum Scheduler {
     SourceIp,
 }
 
+impl Scheduler {
+    /// The name in the config file (`maglev`, `source_ip`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::Maglev => "maglev",
+            Scheduler::SourceIp => "source_ip",
+        }
+    }
+}
+
 /// What a listener does with IP fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FragmentPolicy {
@@ -184,6 +235,16 @@ pub enum FragmentPolicy {
     /// Hash on addresses only, so every fragment of a datagram lands on one
     /// backend.
     HashAddresses,
+}
+
+impl FragmentPolicy {
+    /// The name in the config file (`drop`, `hash_addresses`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FragmentPolicy::Drop => "drop",
+            FragmentPolicy::HashAddresses => "hash_addresses",
+        }
+    }
 }
 
 /// A listener: VIPs + protocol + port (or all ports) → target group.
@@ -295,6 +356,22 @@ pub enum BackendKind {
     Container,
 }
 
+impl BackendKind {
+    /// The name in the config file (`vm`, `container`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Vm => "vm",
+            BackendKind::Container => "container",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How packets are carried to a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tunnel {
@@ -321,6 +398,40 @@ pub enum Tunnel {
     },
 }
 
+impl Tunnel {
+    /// The tunnel type's name in the config file (`ipip`, `gue`, `vxlan`,
+    /// `gre`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Tunnel::IpIp => "ipip",
+            Tunnel::Gue { .. } => "gue",
+            Tunnel::Vxlan { .. } => "vxlan",
+            Tunnel::Gre { .. } => "gre",
+        }
+    }
+}
+
+/// The type and its parameters, e.g. `vxlan vni 42 inner_mac 02:00:00:00:00:01 port 4789`.
+impl std::fmt::Display for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())?;
+        match self {
+            Tunnel::IpIp | Tunnel::Gre { key: None } => Ok(()),
+            Tunnel::Gue { port } => write!(f, " port {port}"),
+            Tunnel::Vxlan {
+                vni,
+                inner_mac: m,
+                port,
+            } => write!(
+                f,
+                " vni {vni} inner_mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} port {port}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+            Tunnel::Gre { key: Some(k) } => write!(f, " key {k}"),
+        }
+    }
+}
+
 /// One backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
@@ -341,49 +452,6 @@ pub struct Backend {
     /// Draining until this time: no new flows; established flows stay
     /// until then.
     pub drain_until: Option<SystemTime>,
-}
-
-impl Backend {
-    /// Length of [`Backend::identity`].
-    pub const IDENTITY_LEN: usize = 32;
-
-    /// The backend's identity: everything that tells it apart from another
-    /// backend (address, port and tunnel parameters), never its position in
-    /// the file. Maglev permutations derive from it. Layout: address as 16
-    /// bytes (IPv4 mapped into IPv6), port (2), tunnel type (1), tunnel
-    /// parameters, zero padding.
-    pub fn identity(&self) -> [u8; Self::IDENTITY_LEN] {
-        let mut v = [0u8; Self::IDENTITY_LEN];
-        let a = match self.address {
-            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-            IpAddr::V6(a) => a.octets(),
-        };
-        v[..16].copy_from_slice(&a);
-        v[16..18].copy_from_slice(&self.port.to_be_bytes());
-        match self.tunnel {
-            Tunnel::IpIp => v[18] = 1,
-            Tunnel::Gue { port } => {
-                v[18] = 2;
-                v[19..21].copy_from_slice(&port.to_be_bytes());
-            }
-            Tunnel::Vxlan {
-                vni,
-                inner_mac,
-                port,
-            } => {
-                v[18] = 3;
-                v[19..23].copy_from_slice(&vni.to_be_bytes());
-                v[23..29].copy_from_slice(&inner_mac);
-                v[29..31].copy_from_slice(&port.to_be_bytes());
-            }
-            Tunnel::Gre { key } => {
-                v[18] = 4;
-                v[19..23].copy_from_slice(&key.unwrap_or(0).to_be_bytes());
-                v[23] = key.is_some() as u8;
-            }
-        }
-        v
-    }
 }
 
 /// This gateway's identity.

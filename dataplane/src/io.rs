@@ -1,6 +1,7 @@
 //! The packet-I/O abstraction the worker loop runs over: DPDK queues in
-//! production ([`super::dpdk`]), in-memory queues in tests and benchmarks
-//! ([`super::mem`]).
+//! production ([`crate::dpdk`]), in-memory queues in tests and benchmarks
+//! (`crate::testing`, with the `testing` feature). Packets are
+//! [`PacketBuf`]s: DPDK mbufs, or `dnlb_testkit::VecPacket` in tests.
 
 /// Index of a port in the configuration's port list (not a DPDK port id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -14,14 +15,12 @@ impl PortIndex {
     }
 }
 
-/// One packet buffer owned by the data plane (DPDK mbufs, in-memory
-/// buffers): the buffer trait of `dnlb-wire`.
-pub use dnlb_wire::buf::PacketBuf as Packet;
+use dnlb_wire::buf::PacketBuf;
 
 /// A fixed-capacity burst of packets ([`BURST`] of them at most).
 pub trait Burst: Default {
     /// The packet type.
-    type Packet: Packet;
+    type Packet: PacketBuf;
     /// Packets held.
     fn len(&self) -> usize;
     /// Whether the burst is empty.

@@ -2,7 +2,7 @@
 
 use dpdk_bindings::{Mbuf, MbufBurst, RxQueue, TxQueue};
 
-use super::io::{Burst, PacketIo, PortIndex};
+use crate::io::{Burst, PacketIo, PortIndex};
 
 impl Burst for MbufBurst {
     type Packet = Mbuf;

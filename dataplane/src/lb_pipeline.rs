@@ -7,11 +7,13 @@
 use dnlb_lb::processor::Processor;
 use dnlb_lb::verdict::{Action, DropReason};
 
-use super::clock::Clock;
-use super::io::{Packet, PortIndex, BURST};
-use super::pipeline::{BurstVerdict, Pipeline, Verdict};
-use super::snapshot::Reader;
-use super::stats::{LbStats, LbStatsPublisher};
+use crate::clock::Clock;
+use dnlb_wire::buf::PacketBuf;
+
+use crate::io::{PortIndex, BURST};
+use crate::pipeline::{BurstVerdict, Pipeline, Verdict};
+use crate::snapshot::Reader;
+use crate::stats::{LbStats, LbStatsPublisher};
 
 /// Per-port routing the pipeline needs.
 #[derive(Debug, Clone)]
@@ -88,7 +90,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
     }
 
     #[inline]
-    fn process<P: Packet>(
+    fn process<P: PacketBuf>(
         &mut self,
         port: PortIndex,
         pkts: &mut [P],
@@ -138,12 +140,12 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
 mod tests {
     use std::sync::Arc;
 
-    use dnlb_lb::packet::{PacketBuf, VecPacket};
     use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
+    use dnlb_testkit::VecPacket;
 
     use super::*;
-    use crate::dataplane::clock::ManualClock;
-    use crate::dataplane::snapshot::Publisher;
+    use crate::snapshot::Publisher;
+    use crate::testing::ManualClock;
 
     /// A packet that claims to span several segments.
     struct Chained(VecPacket);

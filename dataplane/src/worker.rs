@@ -3,34 +3,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::counters::{Counters, DropReason, PublishedCounters};
-use super::io::{Burst, PacketIo, PortIndex, BURST};
-use super::pipeline::{BurstVerdict, Pipeline, Verdict};
+use dnlb_model::IdlePolicy;
 
-/// What a worker does after polls come back empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idle {
-    /// Keep polling (a whole core).
-    BusyPoll,
-    /// Sleep `sleep` after `polls` consecutive empty polls.
-    Sleep {
-        /// Empty polls before sleeping.
-        polls: u32,
-        /// Sleep duration.
-        sleep: Duration,
-    },
-}
-
-impl From<dnlb_config::IdlePolicy> for Idle {
-    fn from(p: dnlb_config::IdlePolicy) -> Self {
-        match p {
-            dnlb_config::IdlePolicy::BusyPoll => Idle::BusyPoll,
-            dnlb_config::IdlePolicy::Sleep { polls, sleep } => Idle::Sleep { polls, sleep },
-        }
-    }
-}
+use crate::counters::{Counters, DropReason, PublishedCounters};
+use crate::io::{Burst, PacketIo, PortIndex, BURST};
+use crate::pipeline::{BurstVerdict, Pipeline, Verdict};
 
 /// One worker: its queues, its pipeline, its counters.
 pub struct Worker<IO: PacketIo, PL: Pipeline> {
@@ -41,7 +19,7 @@ pub struct Worker<IO: PacketIo, PL: Pipeline> {
     verdicts: [Verdict; BURST],
     counters: Counters,
     published: Arc<PublishedCounters>,
-    idle: Idle,
+    idle: IdlePolicy,
     empty_run: u32,
 }
 
@@ -55,7 +33,7 @@ impl<IO: PacketIo, PL: Pipeline> std::fmt::Debug for Worker<IO, PL> {
 
 impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
     /// A worker over `io`, publishing counters to `published`.
-    pub fn new(io: IO, pipeline: PL, idle: Idle, published: Arc<PublishedCounters>) -> Self {
+    pub fn new(io: IO, pipeline: PL, idle: IdlePolicy, published: Arc<PublishedCounters>) -> Self {
         let ports = io.port_count();
         Worker {
             io,
@@ -185,7 +163,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
             self.pipeline.on_poll();
             if n == 0 {
                 self.counters.empty_polls += 1;
-                if let Idle::Sleep { polls, sleep } = self.idle {
+                if let IdlePolicy::Sleep { polls, sleep } = self.idle {
                     self.empty_run += 1;
                     if self.empty_run >= polls {
                         self.empty_run = 0;
@@ -220,16 +198,19 @@ fn flush_burst<IO: PacketIo>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use dnlb_wire::buf::PacketBuf;
+
     use super::*;
-    use crate::dataplane::io::Packet;
-    use crate::dataplane::mem::MemIo;
-    use crate::dataplane::ForwardPipeline;
+    use crate::testing::MemIo;
+    use crate::ForwardPipeline;
 
     const P0: PortIndex = PortIndex(0);
     const P1: PortIndex = PortIndex(1);
 
     fn worker<PL: Pipeline>(ports: usize, pl: PL) -> Worker<MemIo, PL> {
-        Worker::new(MemIo::new(ports), pl, Idle::BusyPoll, Arc::default())
+        Worker::new(MemIo::new(ports), pl, IdlePolicy::BusyPoll, Arc::default())
     }
 
     fn frame(i: u32) -> Vec<u8> {
@@ -261,7 +242,7 @@ mod tests {
     /// for the test), even ones go to port 1 or 0 by their second byte.
     struct Split;
     impl Pipeline for Split {
-        fn process<P: Packet>(
+        fn process<P: PacketBuf>(
             &mut self,
             _port: PortIndex,
             pkts: &mut [P],
@@ -315,7 +296,7 @@ mod tests {
         // slow path must flush a full TX burst before pushing more.
         struct ByByte;
         impl Pipeline for ByByte {
-            fn process<P: Packet>(
+            fn process<P: PacketBuf>(
                 &mut self,
                 _: PortIndex,
                 pkts: &mut [P],
@@ -343,7 +324,7 @@ mod tests {
         let mut w = Worker::new(
             MemIo::new(1),
             ForwardPipeline::new(vec![Some(P0)]),
-            Idle::Sleep {
+            IdlePolicy::Sleep {
                 polls: 3,
                 sleep: Duration::from_millis(1),
             },

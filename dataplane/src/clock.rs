@@ -1,7 +1,5 @@
 //! Time for the data plane: wrapping milliseconds, read once per burst.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A source of wrapping millisecond ticks.
@@ -28,15 +26,5 @@ impl Clock for MonotonicClock {
     #[inline]
     fn now_ms(&self) -> u32 {
         self.start.elapsed().as_millis() as u32
-    }
-}
-
-/// A clock tests move by hand.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(pub Arc<AtomicU32>);
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
     }
 }

@@ -1,0 +1,34 @@
+//! dnlb's data plane: the poll-mode worker loop over a packet-I/O trait
+//! (DPDK queues in production, in-memory queues in tests and benchmarks),
+//! the pipelines it runs, per-worker counters and their publication, and the
+//! adoption of load-balancing snapshots the control plane publishes.
+//!
+//! Depends on `dnlb-lb`, `dnlb-wire`, `dpdk-bindings` and the plain-data
+//! `dnlb-model` only: nothing here can reach HTTP, metrics, TOML or JSON, or
+//! import control-plane code.
+//!
+//! Invariants: no lock, allocation, syscall or formatting per packet; every
+//! dropped packet increments exactly one [`DropReason`] counter; per-worker
+//! state is owned by its worker.
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod counters;
+pub mod dpdk;
+pub mod io;
+pub mod lb_pipeline;
+pub mod pipeline;
+pub mod snapshot;
+pub mod stats;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod worker;
+
+pub use clock::{Clock, MonotonicClock};
+pub use counters::{Counters, DropReason, PublishedCounters};
+pub use io::{Burst, PacketIo, PortIndex, BURST};
+pub use lb_pipeline::{LbPipeline, PortPlan};
+pub use pipeline::{BurstVerdict, ForwardPipeline, Pipeline, Verdict};
+pub use stats::{LbStats, LbStatsBoard, LbStatsPublisher};
+pub use worker::Worker;

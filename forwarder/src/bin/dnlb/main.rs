@@ -1,0 +1,186 @@
+//! The `dnlb` command.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dnlb_forwarder::control::{self, Event, Events, RunOptions};
+
+mod plan;
+mod status;
+
+/// dnlb: a distributed layer-4 load balancer on DPDK.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How `dnlb run` writes its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EventFormat {
+    /// One readable line each (the final report: several).
+    Text,
+    /// One JSON object per line, with an `event` field naming the kind.
+    Json,
+}
+
+/// Events written to stdout. A closed stdout (`dnlb run | head`) loses
+/// events but never stops the gateway.
+fn stdout_events(format: EventFormat) -> Events {
+    Events::to(move |e: &Event| {
+        use std::io::Write;
+        let line = match format {
+            EventFormat::Text => e.to_string(),
+            EventFormat::Json => match serde_json::to_string(e) {
+                Ok(j) => j,
+                Err(err) => format!(
+                    "{{\"event\":\"unserialisable\",\"error\":{:?}}}",
+                    err.to_string()
+                ),
+            },
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    })
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the forwarder until SIGINT or SIGTERM; SIGHUP reloads the config.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print a stats event every N milliseconds.
+        #[arg(long, value_name = "MS")]
+        stats_interval_ms: Option<u64>,
+        /// How events (ready, reloads, health, routes, stats, the final
+        /// report) are written to stdout.
+        #[arg(long, value_enum, default_value_t = EventFormat::Text)]
+        events: EventFormat,
+        /// Reload when the config file changes, checking every N
+        /// milliseconds (0: only on SIGHUP).
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        watch_config_ms: u64,
+    },
+    /// Validate a configuration (with its run-time changes) and print the
+    /// effective plan (exit 1 on errors).
+    Check {
+        /// Configuration file (TOML).
+        config: PathBuf,
+    },
+    /// Show a running gateway's listeners and backends (from its admin API).
+    Status {
+        /// The admin API's URL. Default: from --config's [admin] section,
+        /// else http://127.0.0.1:9100.
+        #[arg(long)]
+        api: Option<String>,
+        /// Configuration file: the API address and token come from its
+        /// [admin] section.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// File holding the bearer token (overrides the config's).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Status {
+            api,
+            config,
+            token_file,
+            json,
+        } => match status::run(api, config, token_file, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dnlb status: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check { config } => match dnlb_config::runtime::load(&config) {
+            Ok(loaded) => {
+                plan::print(&loaded.config);
+                if !loaded.changes.is_empty() || !loaded.stale.is_empty() {
+                    println!(
+                        "run-time changes from {} (made through the admin API, included above):",
+                        loaded.runtime_path.display()
+                    );
+                    for c in loaded.changes.describe() {
+                        println!("  {c}");
+                    }
+                    for c in &loaded.stale {
+                        println!("  stale: {c}");
+                    }
+                }
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{}: {} error(s)", config.display(), e.errors().len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            config,
+            stats_interval_ms,
+            events,
+            watch_config_ms,
+        } => {
+            let cfg = match dnlb_config::runtime::load(&config) {
+                Ok(c) => c.config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
+                    eprintln!("cannot install signal handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let reload = Arc::new(AtomicBool::new(false));
+            if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+            {
+                eprintln!("cannot install SIGHUP handler: {e}");
+                return ExitCode::FAILURE;
+            }
+            let opts = RunOptions {
+                stats_interval: stats_interval_ms.map(Duration::from_millis),
+                config_path: Some(config.clone()),
+                reload: Some(reload),
+                watch_interval: (watch_config_ms > 0)
+                    .then(|| Duration::from_millis(watch_config_ms)),
+                events: stdout_events(events),
+            };
+            match control::run(&cfg, &opts, &shutdown) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dnlb: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `dnlb status`: a running gateway's status from its admin API, as
+//! tables (or the raw JSON).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dnlb_forwarder::control::status::Status;
+
+/// `dnlb status`: asks a gateway's admin API and prints what it says.
+pub fn run(
+    api: Option<String>,
+    config: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    let cfg = match &config {
+        Some(c) => Some(dnlb_config::load(c).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let admin = cfg.as_ref().and_then(|c| c.admin.clone());
+    let url = api
+        .or_else(|| {
+            admin.as_ref().map(|a| {
+                let mut l = a.listen;
+                if l.ip().is_unspecified() {
+                    l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{l}")
+            })
+        })
+        .unwrap_or_else(|| "http://127.0.0.1:9100".into());
+    let token = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .map_err(|e| format!("{}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => admin.and_then(|a| a.token).map(|t| t.0),
+    };
+    let mut req = ureq::get(&format!("{}/v1/status", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(10));
+    if let Some(t) = &token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let body = match req.call() {
+        Ok(r) => r.into_string().map_err(|e| e.to_string())?,
+        Err(ureq::Error::Status(code, r)) => {
+            return Err(format!(
+                "{url}: HTTP {code}: {}",
+                r.into_string().unwrap_or_default().trim()
+            ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "{url}: {e} (is dnlb running with an [admin] section?)"
+            ))
+        }
+    };
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let s: Status =
+        serde_json::from_str(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
+    print!("{}", render_table(&s));
+    Ok(())
+}
+
+/// Lays out rows as left-aligned columns.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `dnlb status`: the status as readable tables.
+pub fn render_table(s: &Status) -> String {
+    let mut out = format!(
+        "gateway {} (zone {}), config generation {}, up {:.0} s, reloads {} ok / {} rejected\n",
+        s.gateway,
+        s.zone.as_deref().unwrap_or("-"),
+        s.generation,
+        s.uptime_secs,
+        s.reloads_ok,
+        s.reloads_rejected
+    );
+    for w in &s.workers {
+        out.push_str(&format!(
+            "worker lcore {}: rx {} tx {} dropped {}\n",
+            w.lcore, w.rx_packets, w.tx_packets, w.dropped
+        ));
+    }
+    for p in &s.ports {
+        out.push_str(&format!(
+            "port {}: rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}\n",
+            p.name, p.rx_packets, p.tx_packets, p.rx_missed, p.rx_errors, p.tx_errors, p.rx_no_mbuf
+        ));
+    }
+    let f = &s.flows;
+    out.push_str(&format!(
+        "flows: {} tracked of {}; created {}, table full {}, rescheduled {}\n",
+        f.entries, f.capacity, f.created, f.table_full, f.rescheduled
+    ));
+    let drops: Vec<String> = s
+        .drops
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    if !drops.is_empty() {
+        out.push_str(&format!("drops: {}\n", drops.join(" ")));
+    }
+    if !s.counters_fresh {
+        out.push_str("(some workers did not answer in time: counters may be a little old)\n");
+    }
+    out.push('\n');
+    let mut rows = vec![[
+        "LISTENER",
+        "ADDRESSES",
+        "PROTO",
+        "PORT",
+        "GROUP",
+        "NEW-FLOW BACKENDS",
+        "PACKETS",
+        "BYTES",
+        "DROPS",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for l in &s.listeners {
+        let mut addrs = l.vips.join(",");
+        if let Some(e) = &l.elastic_ip {
+            addrs.push_str(&format!(",{e} (elastic)"));
+        }
+        rows.push(vec![
+            l.name.clone(),
+            addrs,
+            l.protocol.clone(),
+            l.port.map_or("all".into(), |p| p.to_string()),
+            l.target_group.clone(),
+            l.backends_taking_new_flows.to_string(),
+            l.packets.to_string(),
+            l.bytes.to_string(),
+            l.drops
+                .iter()
+                .map(|(r, n)| format!("{r}={n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out.push('\n');
+    let mut rows = vec![[
+        "GROUP", "BACKEND", "PORT", "ZONE", "TUNNEL", "WEIGHT", "STATE", "PACKETS", "BYTES", "NOTE",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for b in &s.backends {
+        let mut note = Vec::new();
+        if let Some(d) = &b.drain_until {
+            note.push(format!("drain until {d}"));
+        }
+        if b.runtime {
+            note.push("changed at run time".to_string());
+        }
+        rows.push(vec![
+            b.target_group.clone(),
+            b.address.clone(),
+            b.port.to_string(),
+            b.zone.clone().unwrap_or_else(|| "-".into()),
+            b.tunnel.clone(),
+            b.weight.to_string(),
+            b.state().to_string(),
+            b.packets.to_string(),
+            b.bytes.to_string(),
+            note.join("; "),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    if !s.runtime_changes.is_empty() || !s.stale_changes.is_empty() {
+        out.push_str(&format!(
+            "\nrun-time changes (kept in {}):\n",
+            s.runtime_file.as_deref().unwrap_or("-")
+        ));
+        for c in &s.runtime_changes {
+            out.push_str(&format!("  {c}\n"));
+        }
+        for c in &s.stale_changes {
+            out.push_str(&format!("  stale: {c}\n"));
+        }
+    }
+    out
+}
