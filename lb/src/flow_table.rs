@@ -541,7 +541,10 @@ mod tests {
         assert_eq!((t.buckets(), t.capacity(), t.len()), (2, 8, 0));
         assert!(t.is_empty());
         assert_eq!(FlowTable::new(1000).capacity(), 2048);
-        assert!(!format!("{t:?}").is_empty());
+        assert_eq!(
+            format!("{t:?}"),
+            "FlowTable { len: 0, capacity: 8, buckets: 2, .. }"
+        );
     }
 
     #[test]

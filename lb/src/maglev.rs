@@ -645,7 +645,18 @@ mod tests {
             MaglevTable::build(&dup_id, 13),
             Err(MaglevError::DuplicateId { id: BackendId(0) })
         );
-        assert!(!MaglevError::SizeNotPrime { size: 4 }.to_string().is_empty());
+        assert_eq!(
+            MaglevError::SizeNotPrime { size: 4 }.to_string(),
+            "Maglev table size 4 is not prime"
+        );
+        assert_eq!(
+            MaglevError::WeightTooLarge {
+                id: BackendId(3),
+                weight: 101
+            }
+            .to_string(),
+            "backend 3 has weight 101, above the maximum 100"
+        );
     }
 
     #[test]

@@ -143,9 +143,23 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
+        let mut helps: Vec<_> = DropReason::ALL.iter().map(|r| r.help()).collect();
+        helps.sort();
+        helps.dedup();
+        assert_eq!(
+            helps.len(),
+            DropReason::COUNT,
+            "every reason has its own help"
+        );
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{r:?} out of order");
-            assert!(!r.help().is_empty());
+            // Names are metric labels: lowercase words joined by `_`.
+            assert!(
+                r.name()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+                "{r:?}"
+            );
         }
     }
 }

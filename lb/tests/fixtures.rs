@@ -1044,6 +1044,7 @@ fn established_flows_keep_their_backend_until_it_is_unusable() {
         .find(|g| g.name == "many")
         .unwrap();
     g.backends[0].weight = 0;
+    let g0 = g.backends[0].clone();
     let removed = g.backends.remove(1);
     let snap2 = Snapshot::build(&cfg2, 2, &mut reg).unwrap();
     p.adopt(&snap2);
@@ -1061,15 +1062,54 @@ fn established_flows_keep_their_backend_until_it_is_unusable() {
     }
     assert!(moved > 0);
     assert_eq!(p.counters.flows_rescheduled, moved);
-    // Flows expire after the idle timeout (TCP 900 s) and are then scheduled afresh.
+    assert_eq!(
+        p.counters.new_flows,
+        300 + moved,
+        "moved flows were re-inserted"
+    );
+    // A flow on the weight-0 backend: within the idle timeout (TCP 900 s)
+    // it is found (not created) and stays...
+    let weight0 = reg
+        .get("many", &dnlb_lb::maglev::backend_identity(&g0))
+        .unwrap();
+    let i = first
+        .iter()
+        .position(|a| *a == Action::Encapsulated(weight0))
+        .expect("a flow on the backend set to weight 0");
+    let port = 1000 + i as u16;
+    let kept = p.process(
+        &snap2,
+        &mut VecPacket::new(&frame(port)),
+        GW_MAC,
+        10 + 899_000,
+    );
+    assert_eq!(
+        kept,
+        Action::Encapsulated(weight0),
+        "a live flow keeps its backend"
+    );
+    assert_eq!(
+        p.counters.new_flows,
+        300 + moved,
+        "a live flow is not a new flow"
+    );
+    // ...and once it has been idle longer, it has expired: it is scheduled
+    // afresh by the current table, which the weight-0 backend is not in.
     let fresh = p.process(
         &snap2,
-        &mut VecPacket::new(&frame(1000)),
+        &mut VecPacket::new(&frame(port)),
         GW_MAC,
-        10 + 901_000,
+        10 + 899_000 + 901_000,
     );
-    let _ = fresh;
-    assert!(p.counters.new_flows > 300);
+    assert_eq!(
+        p.counters.new_flows,
+        301 + moved,
+        "an expired flow is new again"
+    );
+    assert!(
+        matches!(fresh, Action::Encapsulated(b) if b != weight0),
+        "{fresh:?}"
+    );
 }
 
 /// A client TCP segment of the flow in `client_frame` with these flags.
