@@ -29,6 +29,15 @@ if cargo clippy --version >/dev/null 2>&1; then
     dnlb_log "cargo clippy"
     cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
+dnlb_log "structure: module cycles, file and function length"
+python3 scripts/check-structure.py
+dnlb_log "docs/ARCHITECTURE.md names only paths that exist"
+missing=$(grep -o '`[A-Za-z0-9_.-]*/[A-Za-z0-9_./-]*`' docs/ARCHITECTURE.md | tr -d '`' | sort -u |
+    while read -r p; do [ -e "$p" ] || echo "$p"; done)
+if [ -n "$missing" ]; then
+    echo "docs/ARCHITECTURE.md names paths that do not exist:" $missing >&2
+    exit 1
+fi
 dnlb_log "build"
 cargo build --workspace --all-targets --quiet
 dnlb_log "tests"

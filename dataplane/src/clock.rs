@@ -15,6 +15,7 @@ pub struct MonotonicClock {
 }
 
 impl Default for MonotonicClock {
+    #[allow(clippy::disallowed_methods, reason = "made on the control thread")]
     fn default() -> Self {
         MonotonicClock {
             start: Instant::now(),

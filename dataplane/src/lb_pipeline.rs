@@ -13,7 +13,7 @@ use dnlb_wire::buf::PacketBuf;
 use crate::io::{PortIndex, BURST};
 use crate::pipeline::{BurstVerdict, Pipeline, Verdict};
 use crate::snapshot::Reader;
-use crate::stats::{LbStats, LbStatsPublisher};
+use crate::stats::LbStatsPublisher;
 
 /// Per-port routing the pipeline needs.
 #[derive(Debug, Clone)]
@@ -67,25 +67,28 @@ impl<C: Clock> LbPipeline<C> {
     }
 }
 
-fn fill(processor: &mut Processor) -> impl FnOnce(&mut LbStats) + '_ {
-    move |s: &mut LbStats| {
-        s.counters.clone_from(&processor.counters);
-        s.flows = processor.flows().len();
-        s.flow_capacity = processor.flows().capacity();
-    }
-}
-
 impl<C: Clock> Pipeline for LbPipeline<C> {
+    fn on_start(&mut self) {
+        self.snapshot.prime();
+        if let Some(stats) = &self.stats {
+            stats.prime();
+        }
+    }
+
     #[inline]
     fn on_poll(&mut self) {
         if let Some(stats) = &mut self.stats {
-            stats.poll(fill(&mut self.processor));
+            let p = &mut self.processor;
+            let (flows, capacity) = (p.flows().len(), p.flows().capacity());
+            stats.poll(&p.counters, flows, capacity);
         }
     }
 
     fn on_stop(&mut self) {
         if let Some(stats) = &mut self.stats {
-            stats.publish_now(fill(&mut self.processor));
+            let p = &mut self.processor;
+            let (flows, capacity) = (p.flows().len(), p.flows().capacity());
+            stats.publish_now(&p.counters, flows, capacity);
         }
     }
 

@@ -12,6 +12,27 @@
 //! state is owned by its worker.
 
 #![forbid(unsafe_code)]
+// The rules of `clippy.toml` (no locks, allocation, formatting or clock
+// reads outside a `Clock`) and no panicking shortcuts, outside tests (the
+// library is linted without `cfg(test)` too, so tests relax nothing of it).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::disallowed_types,
+        clippy::disallowed_methods,
+        clippy::disallowed_macros,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::disallowed_types,
+        clippy::disallowed_methods,
+        clippy::disallowed_macros
+    )
+)]
 
 pub mod clock;
 pub mod counters;
@@ -22,6 +43,12 @@ pub mod pipeline;
 pub mod snapshot;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    clippy::disallowed_macros,
+    reason = "test doubles"
+)]
 pub mod testing;
 pub mod worker;
 

@@ -37,6 +37,11 @@ pub trait Pipeline {
         verdicts: &mut [Verdict; BURST],
     ) -> BurstVerdict;
 
+    /// Called once on the worker's thread before its first poll (one-time
+    /// set-up that must not happen on the packet path).
+    #[inline]
+    fn on_start(&mut self) {}
+
     /// Called once per worker loop iteration, with or without packets
     /// (publish state on request; keep it cheap).
     #[inline]

@@ -1,76 +1,88 @@
-//! Publishing a new load-balancing snapshot to running workers, RCU-style.
+//! Publishing a new load-balancing snapshot to running workers, RCU-style,
+//! without a lock or an allocation on the worker's side.
 //!
 //! The control thread builds a snapshot on the slow path and publishes it:
-//! it replaces the current one and bumps a generation counter. A worker
-//! checks the generation with one atomic load per burst; only when it
-//! changed does it take the new snapshot (a lock, once per reload) and hand
-//! its old one back. Workers never free a snapshot: the old one goes to a
-//! retired list that the control thread empties, so the last reference — and
-//! the free — is always on the control thread, after every worker has passed
-//! a quiescent point (between two bursts) and let go of it.
+//! it becomes the current one (an [`ArcSwap`]) and a generation counter is
+//! bumped. A worker checks the generation with one atomic load per burst;
+//! only when it changed does it take the new snapshot (a lock-free load and
+//! one reference-count increment, once per reload) and put the one it used
+//! into its own hand-back slot. Workers never free a snapshot: the control
+//! thread empties the slots in [`Publisher::reclaim`] and drops the last
+//! reference there, after every worker has passed a quiescent point (the
+//! burst boundary where it switched) and let go of it. A worker whose slot
+//! is still full (two reloads within one control tick) keeps its snapshot
+//! for a few more bursts and then jumps straight to the newest one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[allow(
+    clippy::disallowed_types,
+    reason = "control thread only: reader registry"
+)]
+use std::sync::Mutex;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use dnlb_lb::snapshot::Snapshot;
+
+/// One reader's hand-back slots: the snapshot it let go of at a switch
+/// (`[0]`) and the one it held when it was dropped (`[1]`), until the
+/// control thread takes them.
+type Slot = Arc<[ArcSwapOption<Snapshot>; 2]>;
 
 #[derive(Debug)]
 struct Shared {
     generation: AtomicU64,
-    current: Mutex<Arc<Snapshot>>,
-    retired: Mutex<Vec<Arc<Snapshot>>>,
+    current: ArcSwap<Snapshot>,
 }
 
 /// The control thread's side.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     shared: Arc<Shared>,
+    /// Every reader's slot (control side only: readers are made and slots
+    /// emptied here).
+    #[allow(clippy::disallowed_types, reason = "control thread only")]
+    slots: Arc<Mutex<Vec<Slot>>>,
 }
 
 impl Publisher {
     /// Starts with `first` as the current snapshot (generation 1).
+    #[allow(clippy::disallowed_methods, reason = "control thread")]
     pub fn new(first: Arc<Snapshot>) -> Self {
         Publisher {
             shared: Arc::new(Shared {
                 generation: AtomicU64::new(1),
-                current: Mutex::new(first),
-                retired: Mutex::new(Vec::new()),
+                current: ArcSwap::new(first),
             }),
+            slots: Arc::default(),
         }
     }
 
     /// A reader for one worker, starting at the current snapshot.
     pub fn reader(&self) -> Reader {
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        let local = self.current();
+        let slot = Slot::default();
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot.clone());
+        let seen = self.shared.generation.load(Ordering::Acquire);
         Reader {
             shared: self.shared.clone(),
-            local,
-            seen: generation,
+            local: self.current(),
+            seen,
+            slot,
         }
     }
 
     /// The current snapshot.
     pub fn current(&self) -> Arc<Snapshot> {
-        self.shared
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.current.load_full()
     }
 
-    /// Makes `next` current; returns the new generation. The previous one is
-    /// retired (workers hand theirs back when they switch).
+    /// Makes `next` current; returns the new generation. The previous one
+    /// is dropped here unless workers still use it (they hand it back).
     pub fn publish(&self, next: Arc<Snapshot>) -> u64 {
-        let old = std::mem::replace(
-            &mut *self
-                .shared
-                .current
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            next,
-        );
-        self.retire(old);
+        self.shared.current.store(next);
         self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
@@ -79,62 +91,63 @@ impl Publisher {
         self.shared.generation.load(Ordering::Acquire)
     }
 
-    fn retire(&self, s: Arc<Snapshot>) {
-        self.shared
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(s);
-    }
-
-    /// Frees retired snapshots that no worker holds any more (call from the
-    /// control thread); returns how many are still held by workers.
+    /// Takes the snapshots workers handed back and drops them (call from the
+    /// control thread: a snapshot no one else holds is freed here); returns
+    /// how many of them are still held elsewhere.
     pub fn reclaim(&self) -> usize {
-        let mut r = self
-            .shared
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // Dropping our reference frees the snapshot only if it is the last
-        // one; those still held come back later through the workers.
-        let still_held = r.iter().filter(|s| Arc::strong_count(s) > 1).count();
-        r.clear();
-        still_held
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter_map(|s| s.swap(None))
+            .filter(|s| Arc::strong_count(s) > 1)
+            .count()
     }
 }
 
-/// One worker's side: its current snapshot and the generation it has seen.
+/// One worker's side: its current snapshot, the generation it has seen and
+/// its hand-back slot.
 #[derive(Debug)]
 pub struct Reader {
     shared: Arc<Shared>,
     local: Arc<Snapshot>,
     seen: u64,
+    slot: Slot,
 }
 
 impl Reader {
     /// Once per burst: switches to a newly published snapshot if there is
-    /// one (returns true then). One atomic load when nothing changed.
+    /// one and the hand-back slot is free (returns true then). One atomic
+    /// load when nothing changed; no lock, no allocation, no free.
     #[inline]
     pub fn refresh(&mut self) -> bool {
         let g = self.shared.generation.load(Ordering::Acquire);
         if g == self.seen {
             return false;
         }
-        let next = self
-            .shared
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        self.switch(g)
+    }
+
+    #[cold]
+    fn switch(&mut self, g: u64) -> bool {
+        if self.slot[0].load().is_some() {
+            // The control thread has not taken the last one back yet.
+            return false;
+        }
+        let next = self.shared.current.load_full();
         let old = std::mem::replace(&mut self.local, next);
-        // Never freed here: the control thread drops it.
-        self.shared
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(old);
+        // The slot is empty (only this reader fills it), so nothing is
+        // dropped here: the control thread frees `old`.
+        self.slot[0].store(Some(old));
         self.seen = g;
         true
+    }
+
+    /// Touches the lock-free structures once, so their one-time per-thread
+    /// set-up happens when the worker starts, not at its first switch.
+    pub fn prime(&self) {
+        let _ = self.slot[0].load();
+        let _ = self.shared.current.load();
     }
 
     /// The snapshot to use for this burst.
@@ -151,13 +164,9 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        // A stopping worker hands its snapshot back too.
-        let s = self.local.clone();
-        self.shared
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(s);
+        // A stopping worker hands its snapshot back too (its own parting
+        // slot, which nothing else fills).
+        self.slot[1].store(Some(self.local.clone()));
     }
 }
 
@@ -205,13 +214,31 @@ mod tests {
         );
         assert_eq!(p.reclaim(), 0);
         assert!(weak_first.upgrade().is_none(), "the control side freed it");
-        // A stopping reader hands its snapshot back too.
+        // Two publications within one reclaim: a reader with a full slot
+        // waits, then jumps to the newest.
         let weak_second = Arc::downgrade(&p.current());
         p.publish(snap(3));
+        assert!(r1.refresh(), "switched to 3, 2 handed back");
+        p.publish(snap(4));
+        assert!(!r1.refresh(), "slot full: keeps 3 for now");
+        assert_eq!(r1.get().generation, 3);
+        assert_eq!(p.reclaim(), 1, "2 is still r2's");
+        assert!(r1.refresh());
+        assert_eq!((r1.get().generation, r1.generation()), (4, 4));
+        assert!(r2.refresh());
+        assert_eq!(r2.get().generation, 4, "straight to the newest");
+        p.reclaim();
+        assert!(
+            weak_second.upgrade().is_none(),
+            "2 freed by the control side"
+        );
+        // A stopping reader hands its snapshot back too.
+        let weak_fourth = Arc::downgrade(&p.current());
+        p.publish(snap(5));
         drop(r1);
         drop(r2);
-        assert!(weak_second.upgrade().is_some());
+        assert!(weak_fourth.upgrade().is_some(), "not freed by the readers");
         p.reclaim();
-        assert!(weak_second.upgrade().is_none());
+        assert!(weak_fourth.upgrade().is_none());
     }
 }

@@ -1,16 +1,30 @@
 //! On-demand publication of workers' load-balancing counters (per listener
 //! and backend, flow-table occupancy). Those tables are too large to store
-//! to shared memory every loop iteration like [`super::PublishedCounters`],
+//! to shared memory every loop iteration like [`crate::PublishedCounters`],
 //! so the control thread asks: it bumps a request number, and each worker,
 //! which checks it once per loop iteration (one relaxed load), copies its
 //! counters into its slot and acknowledges. Nothing happens per packet; the
 //! copy happens once per scrape.
+//!
+//! A slot is a seqlock over words the control thread allocated: the worker
+//! writes with plain (relaxed) stores between two sequence stores, takes no
+//! lock and allocates nothing; the control thread reads until it sees the
+//! same even sequence before and after. When a worker's tables outgrew its
+//! slot (new listeners or backends), it writes what fits and says how much
+//! it needs; the control thread gives the slot more room and asks again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+#[allow(
+    clippy::disallowed_types,
+    reason = "control thread only: retired storage"
+)]
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dnlb_lb::processor::LbCounters;
+use arc_swap::ArcSwap;
+use dnlb_lb::processor::{LbCounters, Traffic};
+use dnlb_lb::verdict::DropReason;
 
 /// A worker's load-balancing state as last published.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,10 +46,54 @@ impl LbStats {
     }
 }
 
-#[derive(Debug, Default)]
+/// Words before the tables: six flow counters, flows, capacity, and the
+/// number of listener and backend rows.
+const HEADER: usize = 10;
+/// Words per listener or backend row: packets, bytes, drops by reason.
+const ROW: usize = 2 + DropReason::COUNT;
+/// Room a new slot has, in rows.
+const INITIAL_ROWS: usize = 64;
+
+#[derive(Debug)]
+struct Storage {
+    words: Box<[AtomicU64]>,
+}
+
+impl Storage {
+    #[allow(clippy::disallowed_methods, reason = "control thread")]
+    fn with_rows(rows: usize) -> Arc<Storage> {
+        Arc::new(Storage {
+            words: (0..HEADER + rows * ROW)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        })
+    }
+
+    fn rows(&self) -> usize {
+        (self.words.len() - HEADER) / ROW
+    }
+}
+
+#[derive(Debug)]
 struct Slot {
+    /// The request this slot answers.
     served: AtomicU64,
-    data: Mutex<LbStats>,
+    /// Seqlock sequence: odd while the worker writes.
+    seq: AtomicU64,
+    /// Rows the worker needed at its last write.
+    needed: AtomicUsize,
+    storage: ArcSwap<Storage>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            served: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            needed: AtomicUsize::new(0),
+            storage: ArcSwap::new(Storage::with_rows(INITIAL_ROWS)),
+        }
+    }
 }
 
 /// Where workers publish [`LbStats`] when asked. One slot per worker.
@@ -43,14 +101,24 @@ struct Slot {
 pub struct LbStatsBoard {
     request: AtomicU64,
     slots: Vec<Slot>,
+    /// Storage replaced by larger storage, kept until no worker holds it
+    /// (so a worker never frees one).
+    #[allow(clippy::disallowed_types, reason = "control thread only")]
+    retired: Mutex<Vec<Arc<Storage>>>,
 }
 
 impl LbStatsBoard {
     /// A board for `workers` workers.
+    #[allow(
+        clippy::disallowed_methods,
+        clippy::disallowed_types,
+        reason = "control thread"
+    )]
     pub fn new(workers: usize) -> Arc<Self> {
         Arc::new(LbStatsBoard {
             request: AtomicU64::new(0),
             slots: (0..workers).map(|_| Slot::default()).collect(),
+            retired: Mutex::default(),
         })
     }
 
@@ -66,33 +134,126 @@ impl LbStatsBoard {
 
     /// Asks every worker for fresh stats, waits up to `timeout` for them
     /// (a worker in idle back-off answers after its sleep), and returns the
-    /// sum and whether every worker answered (else some values are from an
-    /// earlier request).
+    /// sum and whether every worker answered with all of its rows (else some
+    /// values are from an earlier request). A slot that was too small is
+    /// grown and asked again once.
+    #[allow(clippy::disallowed_methods, reason = "control thread only")]
     pub fn collect(&self, timeout: Duration) -> (LbStats, bool) {
-        let r = self.request.fetch_add(1, Ordering::AcqRel) + 1;
         let deadline = Instant::now() + timeout;
-        let mut fresh = false;
-        while Instant::now() < deadline {
+        let mut fresh = self.ask(deadline);
+        if self.grow() {
+            fresh = self.ask(deadline);
+        }
+        let complete = self
+            .slots
+            .iter()
+            .all(|s| s.needed.load(Ordering::Acquire) <= s.storage.load().rows());
+        (self.read(), fresh && complete)
+    }
+
+    /// One request; whether every worker answered by `deadline`.
+    #[allow(clippy::disallowed_methods, reason = "control thread only")]
+    fn ask(&self, deadline: Instant) -> bool {
+        let r = self.request.fetch_add(1, Ordering::AcqRel) + 1;
+        loop {
             if self
                 .slots
                 .iter()
                 .all(|s| s.served.load(Ordering::Acquire) >= r)
             {
-                fresh = true;
-                break;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        (self.read(), fresh)
+    }
+
+    /// Gives slots whose worker needed more rows twice what it needed;
+    /// returns whether any grew.
+    fn grow(&self) -> bool {
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        // Storage no worker holds any more is freed here.
+        retired.retain(|s| Arc::strong_count(s) > 1);
+        let mut grew = false;
+        for s in &self.slots {
+            let needed = s.needed.load(Ordering::Acquire);
+            if needed > s.storage.load().rows() {
+                retired.push(s.storage.swap(Storage::with_rows(needed * 2)));
+                grew = true;
+            }
+        }
+        grew
     }
 
     /// The sum of what workers last published, without asking.
     pub fn read(&self) -> LbStats {
         let mut total = LbStats::default();
         for s in &self.slots {
-            total.add(&s.data.lock().unwrap_or_else(|e| e.into_inner()));
+            total.add(&read_slot(s));
         }
         total
+    }
+}
+
+/// A consistent copy of one slot (retried while the worker writes; a worker
+/// stuck mid-write cannot hang the control thread: after a bounded number
+/// of tries the last copy is taken as it is).
+fn read_slot(s: &Slot) -> LbStats {
+    const TRIES: u32 = 100_000;
+    let storage = s.storage.load();
+    let w = &storage.words;
+    let mut stats = LbStats::default();
+    for _ in 0..TRIES {
+        let before = s.seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        stats = decode(w);
+        fence(Ordering::Acquire);
+        if s.seq.load(Ordering::Relaxed) == before {
+            break;
+        }
+    }
+    stats
+}
+
+fn decode(w: &[AtomicU64]) -> LbStats {
+    let get = |i: usize| w[i].load(Ordering::Relaxed);
+    let rows = (w.len() - HEADER) / ROW;
+    let (nl, nb) = (get(8) as usize, get(9) as usize);
+    let (nl, nb) = (nl.min(rows), nb.min(rows - nl.min(rows)));
+    let row = |r: usize| {
+        let at = HEADER + r * ROW;
+        let t = Traffic {
+            packets: get(at),
+            bytes: get(at + 1),
+        };
+        let mut d = [0u64; DropReason::COUNT];
+        for (k, x) in d.iter_mut().enumerate() {
+            *x = get(at + 2 + k);
+        }
+        (t, d)
+    };
+    let (listeners, listener_drops) = (0..nl).map(row).unzip();
+    let (backends, backend_drops) = (nl..nl + nb).map(row).unzip();
+    LbStats {
+        counters: LbCounters {
+            listeners,
+            listener_drops,
+            backends,
+            backend_drops,
+            new_flows: get(0),
+            flow_table_full: get(1),
+            flows_rescheduled: get(2),
+            icmp_errors_forwarded: get(3),
+            too_big_sent: get(4),
+            echo_replies: get(5),
+        },
+        flows: get(6) as usize,
+        flow_capacity: get(7) as usize,
     }
 }
 
@@ -106,25 +267,74 @@ pub struct LbStatsPublisher {
 
 impl LbStatsPublisher {
     /// Called once per loop iteration: when the control thread asked since
-    /// the last call, `fill` writes fresh stats into the slot.
+    /// the last call, writes `counters` and the flow-table occupancy into
+    /// the slot.
     #[inline]
-    pub fn poll(&mut self, fill: impl FnOnce(&mut LbStats)) {
+    pub fn poll(&mut self, counters: &LbCounters, flows: usize, capacity: usize) {
         let r = self.board.request.load(Ordering::Relaxed);
         if r != self.last {
-            self.publish(r, fill);
+            self.publish(r, counters, flows, capacity);
         }
     }
 
+    /// Touches the slot once, so the lock-free structures' one-time
+    /// per-thread set-up happens when the worker starts.
+    pub fn prime(&self) {
+        let _ = self.board.slots[self.index].storage.load();
+    }
+
     /// Publishes now (when the worker stops).
-    pub fn publish_now(&mut self, fill: impl FnOnce(&mut LbStats)) {
+    pub fn publish_now(&mut self, counters: &LbCounters, flows: usize, capacity: usize) {
         let r = self.board.request.load(Ordering::Acquire);
-        self.publish(r, fill);
+        self.publish(r, counters, flows, capacity);
     }
 
     #[cold]
-    fn publish(&mut self, r: u64, fill: impl FnOnce(&mut LbStats)) {
+    fn publish(&mut self, r: u64, c: &LbCounters, flows: usize, capacity: usize) {
         let slot = &self.board.slots[self.index];
-        fill(&mut slot.data.lock().unwrap_or_else(|e| e.into_inner()));
+        let storage = slot.storage.load();
+        let w = &storage.words;
+        let rows = storage.rows();
+        let (nl, nb) = (c.listeners.len(), c.backends.len());
+        slot.needed.store(nl + nb, Ordering::Release);
+        let fit_l = nl.min(rows);
+        let fit_b = nb.min(rows - fit_l);
+        let seq = slot.seq.load(Ordering::Relaxed);
+        slot.seq.store(seq + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let put = |i: usize, v: u64| w[i].store(v, Ordering::Relaxed);
+        for (i, v) in [
+            c.new_flows,
+            c.flow_table_full,
+            c.flows_rescheduled,
+            c.icmp_errors_forwarded,
+            c.too_big_sent,
+            c.echo_replies,
+            flows as u64,
+            capacity as u64,
+            fit_l as u64,
+            fit_b as u64,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            put(i, v);
+        }
+        let rows_in = c
+            .listeners
+            .iter()
+            .zip(&c.listener_drops)
+            .take(fit_l)
+            .chain(c.backends.iter().zip(&c.backend_drops).take(fit_b));
+        for (r, (t, d)) in rows_in.enumerate() {
+            let at = HEADER + r * ROW;
+            put(at, t.packets);
+            put(at + 1, t.bytes);
+            for (k, x) in d.iter().enumerate() {
+                put(at + 2 + k, *x);
+            }
+        }
+        slot.seq.store(seq + 2, Ordering::Release);
         slot.served.store(r, Ordering::Release);
         self.last = r;
     }
@@ -134,34 +344,83 @@ impl LbStatsPublisher {
 mod tests {
     use super::*;
 
+    fn counters(listeners: usize, backends: usize, k: u64) -> LbCounters {
+        let mut c = LbCounters {
+            listeners: vec![Traffic::default(); listeners],
+            listener_drops: vec![[0; DropReason::COUNT]; listeners],
+            backends: vec![Traffic::default(); backends],
+            backend_drops: vec![[0; DropReason::COUNT]; backends],
+            new_flows: k,
+            echo_replies: 2 * k,
+            ..LbCounters::default()
+        };
+        for (i, t) in c
+            .listeners
+            .iter_mut()
+            .chain(c.backends.iter_mut())
+            .enumerate()
+        {
+            t.packets = k * 1000 + i as u64;
+            t.bytes = 64 * t.packets;
+        }
+        if let Some(d) = c.backend_drops.last_mut() {
+            d[DropReason::TooBig as usize] = k;
+        }
+        c
+    }
+
+    /// Runs `workers` until `asker` finishes, each publishing `c[i]`.
+    fn answer(
+        w: &mut [LbStatsPublisher],
+        c: &[LbCounters],
+        asker: &std::thread::JoinHandle<(LbStats, bool)>,
+    ) {
+        let start = Instant::now();
+        while !asker.is_finished() && start.elapsed() < Duration::from_secs(60) {
+            for (i, p) in w.iter_mut().enumerate() {
+                p.poll(&c[i], 10 * (i + 1), 100);
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     #[test]
     fn workers_publish_only_when_asked_and_the_sum_is_fresh() {
         let board = LbStatsBoard::new(2);
         let mut w = [board.publisher(0), board.publisher(1)];
-        let mut calls = 0;
-        w[0].poll(|_| calls += 1);
-        assert_eq!(calls, 0, "nobody asked");
+        let c = [counters(2, 3, 1), counters(2, 3, 2)];
+        w[0].poll(&c[0], 10, 100);
+        assert_eq!(board.read(), LbStats::default(), "nobody asked");
         let b = board.clone();
-        let asker = std::thread::spawn(move || b.collect(Duration::from_secs(10)));
-        // Workers keep polling until they have answered.
-        let start = Instant::now();
-        while !asker.is_finished() && start.elapsed() < Duration::from_secs(10) {
-            for (i, p) in w.iter_mut().enumerate() {
-                p.poll(|s| {
-                    s.flows = 10 * (i + 1);
-                    s.counters.new_flows = i as u64 + 1;
-                });
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        let asker = std::thread::spawn(move || b.collect(Duration::from_secs(60)));
+        answer(&mut w, &c, &asker);
         let (sum, fresh) = asker.join().unwrap();
         assert!(fresh);
-        assert_eq!(sum.flows, 30);
-        assert_eq!(sum.counters.new_flows, 3);
-        // Asked once: answered once.
-        let mut again = 0;
-        w[0].poll(|_| again += 1);
-        assert_eq!(again, 0);
+        let mut want = LbStats {
+            counters: c[0].clone(),
+            flows: 10,
+            flow_capacity: 100,
+        };
+        want.add(&LbStats {
+            counters: c[1].clone(),
+            flows: 20,
+            flow_capacity: 100,
+        });
+        assert_eq!(sum, want, "every field round-trips");
+    }
+
+    #[test]
+    fn a_slot_too_small_grows_and_the_second_answer_is_whole() {
+        let board = LbStatsBoard::new(1);
+        let mut w = [board.publisher(0)];
+        let c = [counters(3, INITIAL_ROWS + 10, 7)];
+        let b = board.clone();
+        let asker = std::thread::spawn(move || b.collect(Duration::from_secs(60)));
+        answer(&mut w, &c, &asker);
+        let (sum, fresh) = asker.join().unwrap();
+        assert!(fresh, "asked again after growing");
+        assert_eq!(sum.counters, c[0]);
+        assert!(board.slots[0].storage.load().rows() >= INITIAL_ROWS + 13);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Worker<IO: PacketIo, PL: Pipeline> {
     pipeline: PL,
     rx: IO::Burst,
     tx: Vec<IO::Burst>,
+    /// The burst's dropped packets, freed together (one bulk free).
+    dropped: IO::Burst,
     verdicts: [Verdict; BURST],
     counters: Counters,
     published: Arc<PublishedCounters>,
@@ -40,6 +42,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
             pipeline,
             rx: IO::Burst::default(),
             tx: (0..ports).map(|_| IO::Burst::default()).collect(),
+            dropped: IO::Burst::default(),
             verdicts: [Verdict::Drop(DropReason::TxRefused); BURST],
             counters: Counters::default(),
             published,
@@ -96,6 +99,11 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
                 // pending there: send straight from the RX burst.
                 flush_burst(&mut self.io, out, &mut self.rx, &mut self.counters);
             }
+            BurstVerdict::Uniform(Verdict::Drop(reason)) => {
+                // The whole burst is dropped: one bulk free.
+                let n = self.rx.free_all();
+                self.counters.drops[reason as usize] += n as u64;
+            }
             BurstVerdict::Uniform(v) => {
                 let n = self.rx.len();
                 self.verdicts[..n].fill(v);
@@ -105,37 +113,41 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
         }
     }
 
-    /// Moves each packet of the RX burst to its TX burst or drops it.
+    /// Moves each packet of the RX burst to its TX burst or to the dropped
+    /// burst, then frees the dropped ones together.
     #[inline]
     fn dispatch(&mut self) {
         let Worker {
             io,
             rx,
             tx,
+            dropped,
             verdicts,
             counters,
             ..
         } = self;
         for (i, pkt) in rx.drain().enumerate() {
-            match verdicts[i] {
+            let refused = match verdicts[i] {
                 Verdict::Forward(out) => {
                     let burst = &mut tx[out.get()];
                     if burst.is_full() {
                         flush_burst(io, out, burst, counters);
                     }
-                    if let Err(pkt) = burst.push(pkt) {
-                        // Unreachable after a flush (it empties the burst),
-                        // but never lose count of a packet.
-                        drop(pkt);
-                        counters.drops[DropReason::TxRefused as usize] += 1;
-                    }
+                    // Refused only if the flush left the burst full, which
+                    // it never does; never lose count of a packet anyway.
+                    burst.push(pkt).err().map(|p| (p, DropReason::TxRefused))
                 }
-                Verdict::Drop(reason) => {
-                    counters.drops[reason as usize] += 1;
+                Verdict::Drop(reason) => Some((pkt, reason)),
+            };
+            if let Some((pkt, reason)) = refused {
+                counters.drops[reason as usize] += 1;
+                // At most one RX burst of packets: `dropped` has room.
+                if let Err(pkt) = dropped.push(pkt) {
                     drop(pkt);
                 }
             }
         }
+        dropped.free_all();
     }
 
     /// Sends port `p`'s pending TX burst; frees and counts what is refused.
@@ -157,6 +169,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
 
     /// Runs until `stop` is set; publishes counters once per iteration.
     pub fn run(&mut self, stop: &AtomicBool) {
+        self.pipeline.on_start();
         while !stop.load(Ordering::Relaxed) {
             let n = self.poll_once();
             self.publish();
@@ -168,6 +181,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
                     if self.empty_run >= polls {
                         self.empty_run = 0;
                         self.counters.idle_sleeps += 1;
+                        #[allow(clippy::disallowed_methods, reason = "the idle back-off")]
                         std::thread::sleep(sleep);
                     }
                 }

@@ -209,17 +209,17 @@ impl<'a> Supervisor<'a> {
     ) {
         while !shutdown.load(Ordering::Relaxed) {
             match api {
-                Some((server, calls)) => {
-                    serve_one(plane, dp, calls);
-                    // A reload may have changed the token.
-                    server.set_token(plane.admin_token());
-                }
+                Some((server, calls)) => serve_one(plane, dp, server, calls),
                 None => std::thread::sleep(TICK),
             }
             if self.reload_wanted() {
                 // Whatever the outcome, this version of the file has been seen.
                 self.file_stamp = self.opts.config_path.as_deref().and_then(stamp);
                 let _ = plane.reload();
+                if let Some((server, _)) = api {
+                    // A reload may have changed the token.
+                    server.set_token(plane.admin_token());
+                }
             }
             plane.tick();
             plane.reclaim();
@@ -276,7 +276,12 @@ impl<'a> Supervisor<'a> {
 }
 
 /// Waits up to one tick for an API call and answers it.
-fn serve_one(plane: &mut ControlPlane, dp: &DataPlane, calls: &mpsc::Receiver<Envelope>) {
+fn serve_one(
+    plane: &mut ControlPlane,
+    dp: &DataPlane,
+    server: &ApiServer,
+    calls: &mpsc::Receiver<Envelope>,
+) {
     match calls.recv_timeout(TICK) {
         Ok((call, reply, deadline)) => {
             plane.set_ports(
@@ -292,6 +297,9 @@ fn serve_one(plane: &mut ControlPlane, dp: &DataPlane, calls: &mpsc::Receiver<En
             } else {
                 api::serve(plane, call)
             };
+            // A reload may have changed the token: in force before the
+            // caller hears back.
+            server.set_token(plane.admin_token());
             let _ = reply.send(answer);
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {}

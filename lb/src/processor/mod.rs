@@ -1,0 +1,358 @@
+//! The per-worker load-balancing step: one packet in, one [`Action`] out.
+//!
+//! Pure: no I/O; time (`now_ms`, wrapping milliseconds) is passed in. The
+//! worker owns one `Processor` (its flow table, counters and ICMP rate
+//! limiter) and passes the current [`Snapshot`] with each burst. The step is
+//! split into units: [`peek`] (the burst's unvalidated first pass that
+//! prefetches flow-table buckets), [`parse`] (the validated parse into a
+//! value), [`policy`] (which backend, and the flow table's part in it),
+//! [`counters`] (what is counted), and the actions here (encapsulate,
+//! answer, drop).
+
+mod counters;
+mod parse;
+mod peek;
+mod policy;
+
+use dnlb_model::{EchoPolicy, TooBigPolicy};
+use dnlb_wire::buf::PacketBuf;
+use dnlb_wire::ethernet::ETHERTYPE_IPV4;
+
+pub use counters::{LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
+use parse::{Family, Frame, Icmp, Parsed, Tuple, V4, V6};
+use policy::FlowKey;
+
+use crate::flow_table::FlowTable;
+use crate::ids::BackendId;
+use crate::ratelimit::TokenBucket;
+use crate::reply;
+use crate::snapshot::{ListenerState, Snapshot};
+use crate::verdict::{Action, DropReason};
+use crate::vip::VipMatch;
+
+/// The per-worker state.
+#[derive(Debug)]
+pub struct Processor {
+    flows: FlowTable,
+    seed: u64,
+    icmp: TokenBucket,
+    /// Counters.
+    pub counters: LbCounters,
+}
+
+/// What one call handles a packet with: the snapshot, the MAC of the port
+/// the packet will leave by, the time, and the fingerprint the burst's
+/// first pass computed for this very packet, if any.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    src_mac: [u8; 6],
+    now: u32,
+    hint: Option<u64>,
+}
+
+/// Where a packet goes once its backend is known: the listener whose
+/// counters it counts under, the backend, and the flow hash (entropy for
+/// the outer headers).
+#[derive(Clone, Copy)]
+struct Target {
+    slot: u16,
+    backend: BackendId,
+    hash: u64,
+}
+
+impl Processor {
+    /// A processor with a flow table for `flow_capacity` flows. `seed` keys
+    /// the flow fingerprints (use a random value per worker); `now_ms` starts
+    /// the ICMP rate limiter.
+    pub fn new(flow_capacity: usize, seed: u64, icmp_rate_per_sec: u32, now_ms: u32) -> Self {
+        Processor {
+            flows: FlowTable::new(flow_capacity),
+            seed,
+            icmp: TokenBucket::new(icmp_rate_per_sec, icmp_rate_per_sec, now_ms),
+            counters: LbCounters::reserved(),
+        }
+    }
+
+    /// Sizes the counters for `snap` (call when a new snapshot is adopted,
+    /// before its first packet; within [`RESERVED_LISTENERS`] and
+    /// [`RESERVED_BACKENDS`] this allocates nothing).
+    pub fn adopt(&mut self, snap: &Snapshot) {
+        self.counters.size_for(snap);
+    }
+
+    /// The flow table (for occupancy reports and sweeping).
+    pub fn flows(&mut self) -> &mut FlowTable {
+        &mut self.flows
+    }
+
+    /// First pass over a burst: finds where the frame's flow would be in the
+    /// flow table and starts loading it, so the cache misses of a whole
+    /// burst overlap. A hint only: it reads headers without validating them
+    /// and changes nothing; [`Processor::process`] does the real work.
+    /// Returns the fingerprint it computed (a TCP/UDP frame that is not a
+    /// fragment), which [`Processor::process_hinted`] can reuse.
+    #[inline]
+    pub fn prepare<P: PacketBuf>(&self, pkt: &P) -> Option<u64> {
+        let fp = peek::fingerprint(self.seed, pkt.data())?;
+        self.flows.prefetch_fp(fp);
+        Some(fp)
+    }
+
+    /// Handles one frame. `src_mac` is the MAC of the port it will leave by.
+    #[inline]
+    pub fn process<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        src_mac: [u8; 6],
+        now_ms: u32,
+    ) -> Action {
+        self.process_hinted(snap, pkt, src_mac, now_ms, None)
+    }
+
+    /// [`Processor::process`] with the fingerprint [`Processor::prepare`]
+    /// returned for this very frame (it parses the same headers the same
+    /// way, so the value is reused instead of computed again; debug builds
+    /// check that they agree).
+    #[inline]
+    pub fn process_hinted<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        src_mac: [u8; 6],
+        now_ms: u32,
+        hint: Option<u64>,
+    ) -> Action {
+        let cx = Ctx {
+            snap,
+            src_mac,
+            now: now_ms,
+            hint,
+        };
+        let r = match parse::frame(pkt.data()) {
+            Ok(Some((ETHERTYPE_IPV4, l2))) => parse::ipv4(pkt.data(), l2)
+                .and_then(|(frame, p)| self.handle::<V4, P>(cx, pkt, frame, p)),
+            Ok(Some((_, l2))) => parse::ipv6(pkt.data(), l2)
+                .and_then(|(frame, p)| self.handle::<V6, P>(cx, pkt, frame, p)),
+            Ok(None) => Ok(Action::NotForVip),
+            Err(reason) => Err(reason),
+        };
+        r.unwrap_or_else(Action::Drop)
+    }
+
+    /// What to do with a parsed IP packet.
+    #[inline]
+    fn handle<F: Family, P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        frame: Frame,
+        parsed: Parsed<F::Addr>,
+    ) -> Result<Action, DropReason> {
+        let is_vip = |a: F::Addr| cx.snap.vips.is_vip(F::key(a));
+        match parsed {
+            Parsed::Flow(t) => self.flow::<F, P>(cx, pkt, frame, t),
+            Parsed::Fragment { dst, .. } | Parsed::Icmp { dst, .. } | Parsed::Other { dst }
+                if !is_vip(dst) =>
+            {
+                Ok(Action::NotForVip)
+            }
+            Parsed::Host => Ok(Action::NotForVip),
+            Parsed::Fragment { src, dst, proto } => {
+                let l = policy::fragment_listener(cx.snap, F::key(dst), proto)?;
+                let hash = F::addr_hash(src, dst, proto);
+                let r = match l.table.lookup(hash) {
+                    Some(backend) => self.send(
+                        cx,
+                        pkt,
+                        frame,
+                        Target {
+                            slot: l.slot,
+                            backend,
+                            hash,
+                        },
+                    ),
+                    None => Err(DropReason::NoBackend),
+                };
+                self.count_listener_drop(l, r)
+            }
+            Parsed::Icmp { msg, .. } => match msg? {
+                Icmp::EchoRequest { icmp_at } => self.echo(cx, pkt, frame, icmp_at),
+                Icmp::Error(quoted) => {
+                    self.icmp_error::<F, P>(cx, pkt, frame, Tuple::of_quoted(&quoted))
+                }
+            },
+            Parsed::Other { .. } => Err(DropReason::NoListener),
+        }
+    }
+
+    /// A TCP or UDP packet of flow `t`: listener, backend, send.
+    #[inline]
+    fn flow<F: Family, P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        frame: Frame,
+        t: Tuple<F::Addr>,
+    ) -> Result<Action, DropReason> {
+        let id = match cx.snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
+            VipMatch::NotVip => return Ok(Action::NotForVip),
+            VipMatch::NoListener => return Err(DropReason::NoListener),
+            VipMatch::Listener(id) => id,
+        };
+        let l = &cx.snap.listeners[id.0 as usize];
+        let fp = match cx.hint {
+            Some(fp) => {
+                debug_assert_eq!(
+                    fp,
+                    F::fingerprint(self.seed, &t),
+                    "prepare and process disagree"
+                );
+                fp
+            }
+            None => F::fingerprint(self.seed, &t),
+        };
+        let key = FlowKey {
+            fp,
+            hash: policy::schedule_hash::<F>(l, &t),
+            proto: t.proto,
+            tcp_flags: frame.tcp_flags,
+        };
+        let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now);
+        let c = &mut self.counters;
+        c.flows_rescheduled += u64::from(picked.rescheduled);
+        match picked.inserted {
+            Some(true) => c.new_flows += 1,
+            Some(false) => c.flow_table_full += 1,
+            None => {}
+        }
+        let r = picked.backend.and_then(|backend| {
+            let to = Target {
+                slot: l.slot,
+                backend,
+                hash: key.hash,
+            };
+            self.send(cx, pkt, frame, to)
+        });
+        self.count_listener_drop(l, r)
+    }
+
+    /// An ICMP error about a packet a backend sent from a VIP to a client
+    /// (direct server return), for client → VIP flow `t`: to the backend
+    /// that owns the flow.
+    #[inline]
+    fn icmp_error<F: Family, P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        frame: Frame,
+        t: Tuple<F::Addr>,
+    ) -> Result<Action, DropReason> {
+        let id = match cx.snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
+            VipMatch::Listener(id) => id,
+            _ => return Err(DropReason::IcmpUnsupported),
+        };
+        let l = &cx.snap.listeners[id.0 as usize];
+        let hash = policy::schedule_hash::<F>(l, &t);
+        let fp = F::fingerprint(self.seed, &t);
+        let r = policy::existing_or_table(&self.flows, cx.snap, l, fp, hash, cx.now).and_then(
+            |backend| {
+                self.counters.icmp_errors_forwarded += 1;
+                let to = Target {
+                    slot: l.slot,
+                    backend,
+                    hash,
+                };
+                self.send(cx, pkt, frame, to)
+            },
+        );
+        self.count_listener_drop(l, r)
+    }
+
+    /// An echo request to a VIP: answered in place, or dropped by policy.
+    #[inline]
+    fn echo<P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        frame: Frame,
+        icmp_at: usize,
+    ) -> Result<Action, DropReason> {
+        if cx.snap.params.icmp_echo == EchoPolicy::Drop {
+            return Err(DropReason::EchoDropped);
+        }
+        let answered = if frame.v6 {
+            reply::echo_reply_v6(pkt, frame.l2, icmp_at, cx.src_mac)
+        } else {
+            reply::echo_reply_v4(pkt, frame.l2, cx.src_mac)
+        };
+        answered.ok_or(DropReason::MalformedL4)?;
+        self.counters.echo_replies += 1;
+        Ok(Action::Reply)
+    }
+
+    /// Counts a drop against the listener it happened on.
+    #[inline]
+    fn count_listener_drop(
+        &mut self,
+        l: &ListenerState,
+        r: Result<Action, DropReason>,
+    ) -> Result<Action, DropReason> {
+        if let Err(reason) = r {
+            self.counters.listener_drop(l.slot, reason);
+        }
+        r
+    }
+
+    /// Encapsulates toward the target backend, or answers "too big"; counts
+    /// a drop against the backend.
+    #[inline]
+    fn send<P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        f: Frame,
+        to: Target,
+    ) -> Result<Action, DropReason> {
+        let r = self.deliver(cx, pkt, f, to);
+        if let Err(reason) = r {
+            self.counters.backend_drop(to.backend, reason);
+        }
+        r
+    }
+
+    /// [`Processor::send`] without counting its drops.
+    #[inline]
+    fn deliver<P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        f: Frame,
+        to: Target,
+    ) -> Result<Action, DropReason> {
+        let params = &cx.snap.params;
+        let b = cx.snap.backend(to.backend).ok_or(DropReason::NoBackend)?;
+        let t = &b.encap[f.v6 as usize];
+        if t.ip_overhead() + f.ip_len > params.mtu as usize {
+            let mtu = (params.mtu as usize - t.ip_overhead()) as u32;
+            if params.too_big == TooBigPolicy::Drop || !f.df {
+                return Err(DropReason::TooBig);
+            }
+            if !self.icmp.take(cx.now) {
+                return Err(DropReason::IcmpRateLimited);
+            }
+            let ok = if f.v6 {
+                reply::packet_too_big_v6(pkt, f.l2, f.ip_len, mtu, cx.src_mac)
+            } else {
+                reply::frag_needed_v4(pkt, f.l2, f.ip_len, mtu as u16, cx.src_mac)
+            };
+            ok.ok_or(DropReason::NoHeadroom)?;
+            self.counters.too_big_sent += 1;
+            return Ok(Action::Reply);
+        }
+        t.apply(pkt, f.l2, f.ip_len, to.hash, cx.src_mac)?;
+        self.counters.sent(to.slot, to.backend, f.ip_len as u64);
+        Ok(Action::Encapsulated(to.backend))
+    }
+}
