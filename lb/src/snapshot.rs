@@ -106,6 +106,10 @@ impl BackendRegistry {
     }
 }
 
+/// What a Maglev table is built from: the backends (sorted by identity) and
+/// the table size.
+type MaglevInput = Arc<(Vec<MaglevBackend>, u32)>;
+
 /// A listener as workers see it.
 #[derive(Debug, Clone)]
 pub struct ListenerState {
@@ -129,7 +133,7 @@ pub struct ListenerState {
     /// (shared between listeners and snapshots with the same input).
     pub table: Arc<MaglevTable>,
     /// What the table was built from (sorted), to reuse it when unchanged.
-    maglev_input: Arc<(Vec<MaglevBackend>, u32)>,
+    maglev_input: MaglevInput,
 }
 
 /// A backend as workers see it.
@@ -269,7 +273,7 @@ impl Snapshot {
         now: SystemTime,
     ) -> Result<(Self, usize), SnapshotError> {
         let mut next_deadline: Option<SystemTime> = None;
-        let mut tables: HashMap<Arc<(Vec<MaglevBackend>, u32)>, Arc<MaglevTable>> = previous
+        let mut tables: HashMap<MaglevInput, Arc<MaglevTable>> = previous
             .into_iter()
             .flat_map(|p| p.listeners.iter())
             .map(|l| (l.maglev_input.clone(), l.table.clone()))
@@ -285,38 +289,7 @@ impl Snapshot {
         let mut group_members: Vec<Vec<(BackendId, Identity, u8)>> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         for (gi, g) in cfg.target_groups.iter().enumerate() {
-            let any_healthy = g
-                .backends
-                .iter()
-                .any(|b| healthy(&g.name, &backend_identity(b)));
-            // (index in group.backends, usable, weight for new flows)
-            let mut plan: Vec<(usize, bool, u8)> = Vec::with_capacity(g.backends.len());
-            for (bi, b) in g.backends.iter().enumerate() {
-                let up = if any_healthy {
-                    healthy(&g.name, &backend_identity(b))
-                } else {
-                    g.all_down == dnlb_model::AllDownPolicy::FailOpen
-                };
-                let drained = b.drain_until.is_some_and(|t| t <= now);
-                if let Some(t) = b.drain_until.filter(|&t| t > now) {
-                    next_deadline = Some(next_deadline.map_or(t, |n| n.min(t)));
-                }
-                let usable = up && !drained;
-                let new_flows = if usable && b.drain_until.is_none() {
-                    b.weight
-                } else {
-                    0
-                };
-                plan.push((bi, usable, new_flows));
-            }
-            if let (ZoneAffinity::PreferOwn, Some(own)) = (g.zone_affinity, &cfg.gateway.zone) {
-                let in_own = |bi: usize| g.backends[bi].zone.as_ref() == Some(own);
-                if plan.iter().any(|&(bi, _, w)| w > 0 && in_own(bi)) {
-                    for p in plan.iter_mut().filter(|p| !in_own(p.0)) {
-                        p.2 = 0;
-                    }
-                }
-            }
+            let plan = plan_group(cfg, g, healthy, now, &mut next_deadline);
             let mut members = Vec::new();
             for (bi, usable, new_flows) in plan {
                 let b = &g.backends[bi];
@@ -352,31 +325,8 @@ impl Snapshot {
         }
         let mut listeners = Vec::with_capacity(cfg.listeners.len());
         for (li, l) in cfg.listeners.iter().enumerate() {
-            let mut input: Vec<MaglevBackend> = group_members[l.target_group]
-                .iter()
-                .map(|&(id, identity, weight)| MaglevBackend {
-                    id,
-                    identity,
-                    weight,
-                })
-                .collect();
-            input.sort_by_key(|b| b.identity);
-            let maglev_input = Arc::new((input, l.table_size));
-            let table = match tables.get(&maglev_input) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = MaglevTable::build(&maglev_input.0, l.table_size).map_err(|error| {
-                        SnapshotError::Maglev {
-                            listener: l.name.clone(),
-                            error,
-                        }
-                    })?;
-                    built += 1;
-                    let t = Arc::new(t);
-                    tables.insert(maglev_input.clone(), t.clone());
-                    t
-                }
-            };
+            let maglev_input = maglev_input(&group_members[l.target_group], l.table_size);
+            let table = table_for(&mut tables, &mut built, &maglev_input, &l.name)?;
             listeners.push(ListenerState {
                 id: ListenerId(li as u16),
                 slot: registry.listener_slot(&l.name),
@@ -432,6 +382,90 @@ impl Snapshot {
     pub fn backend(&self, id: BackendId) -> Option<&BackendState> {
         self.backends.get(id.0 as usize).and_then(Option::as_ref)
     }
+}
+
+/// A listener's Maglev input: its group's members (id, identity, weight
+/// for new flows), sorted by identity, and the table size.
+fn maglev_input(members: &[(BackendId, Identity, u8)], size: u32) -> MaglevInput {
+    let mut input: Vec<MaglevBackend> = members
+        .iter()
+        .map(|&(id, identity, weight)| MaglevBackend {
+            id,
+            identity,
+            weight,
+        })
+        .collect();
+    input.sort_by_key(|b| b.identity);
+    Arc::new((input, size))
+}
+
+/// The table for `input`: one already built for the same input (by the
+/// previous snapshot or another listener), or a new one (counted in
+/// `built`).
+fn table_for(
+    tables: &mut HashMap<MaglevInput, Arc<MaglevTable>>,
+    built: &mut usize,
+    input: &MaglevInput,
+    listener: &str,
+) -> Result<Arc<MaglevTable>, SnapshotError> {
+    if let Some(t) = tables.get(input) {
+        return Ok(t.clone());
+    }
+    let t = MaglevTable::build(&input.0, input.1).map_err(|error| SnapshotError::Maglev {
+        listener: listener.to_string(),
+        error,
+    })?;
+    *built += 1;
+    let t = Arc::new(t);
+    tables.insert(input.clone(), t.clone());
+    Ok(t)
+}
+
+/// For each backend of group `g` (by index): whether it is usable (healthy,
+/// or the group fails open; not drained) and its weight for new flows (0
+/// while draining, and outside the gateway's zone under `prefer_own` while
+/// that zone has a backend for new flows). Notes the earliest drain deadline
+/// still ahead in `next_deadline`.
+fn plan_group(
+    cfg: &Config,
+    g: &dnlb_model::TargetGroup,
+    healthy: &dyn Fn(&str, &Identity) -> bool,
+    now: SystemTime,
+    next_deadline: &mut Option<SystemTime>,
+) -> Vec<(usize, bool, u8)> {
+    let any_healthy = g
+        .backends
+        .iter()
+        .any(|b| healthy(&g.name, &backend_identity(b)));
+    // (index in group.backends, usable, weight for new flows)
+    let mut plan: Vec<(usize, bool, u8)> = Vec::with_capacity(g.backends.len());
+    for (bi, b) in g.backends.iter().enumerate() {
+        let up = if any_healthy {
+            healthy(&g.name, &backend_identity(b))
+        } else {
+            g.all_down == dnlb_model::AllDownPolicy::FailOpen
+        };
+        let drained = b.drain_until.is_some_and(|t| t <= now);
+        if let Some(t) = b.drain_until.filter(|&t| t > now) {
+            *next_deadline = Some(next_deadline.map_or(t, |n| n.min(t)));
+        }
+        let usable = up && !drained;
+        let new_flows = if usable && b.drain_until.is_none() {
+            b.weight
+        } else {
+            0
+        };
+        plan.push((bi, usable, new_flows));
+    }
+    if let (ZoneAffinity::PreferOwn, Some(own)) = (g.zone_affinity, &cfg.gateway.zone) {
+        let in_own = |bi: usize| g.backends[bi].zone.as_ref() == Some(own);
+        if plan.iter().any(|&(bi, _, w)| w > 0 && in_own(bi)) {
+            for p in plan.iter_mut().filter(|p| !in_own(p.0)) {
+                p.2 = 0;
+            }
+        }
+    }
+    plan
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::ops::Range;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -13,15 +12,14 @@ use dnlb_lb::maglev::{
 };
 use dnlb_wire::tunnel::VXLAN_PORT;
 
+use super::fields::{addr, choice, in_range, only_for, parse_mac};
 use super::{opt, valid_name, DEFAULT_GUE_PORT};
 use crate::error::Collector;
 use crate::model::{
-    AllDownPolicy, Backend, BackendKind, EchoPolicy, Encap, Flows, FragmentPolicy, HealthCheck,
-    Listener, Probe, Protocol, Scheduler, TargetGroup, TooBigPolicy, Tunnel, ZoneAffinity,
+    AllDownPolicy, Backend, BackendKind, EchoPolicy, Encap, Flows, FragmentPolicy, Listener,
+    Protocol, Scheduler, TargetGroup, TooBigPolicy, Tunnel, ZoneAffinity,
 };
-use crate::raw::{
-    RawBackend, RawConfig, RawEncap, RawFlows, RawHealthCheck, RawListener, RawTargetGroup,
-};
+use crate::raw::{RawBackend, RawConfig, RawEncap, RawFlows, RawListener, RawTargetGroup};
 
 pub(super) struct Balancing {
     pub encap: Encap,
@@ -89,83 +87,6 @@ fn family(a: IpAddr) -> &'static str {
         "IPv4"
     } else {
         "IPv6"
-    }
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (m, p) in mac.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return None;
-        }
-        *m = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(mac)
-}
-
-fn choice<T: Copy>(
-    c: &mut Collector<'_>,
-    v: &Option<Spanned<String>>,
-    key: &str,
-    options: &[(&str, T)],
-    default: T,
-) -> T {
-    let Some(s) = v else { return default };
-    match options.iter().find(|(n, _)| *n == s.get_ref()) {
-        Some((_, t)) => *t,
-        None => {
-            let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
-            c.push(
-                Some(s.span()),
-                key,
-                format!("{:?} is not one of {}", s.get_ref(), names.join(", ")),
-            );
-            default
-        }
-    }
-}
-
-fn in_range<T: Copy + PartialOrd + std::fmt::Display>(
-    c: &mut Collector<'_>,
-    v: &Option<Spanned<T>>,
-    key: &str,
-    lo: T,
-    hi: T,
-    default: T,
-) -> T {
-    match v {
-        Some(s) if *s.get_ref() < lo || *s.get_ref() > hi => {
-            c.push(
-                Some(s.span()),
-                key,
-                format!("must be between {lo} and {hi}"),
-            );
-            default
-        }
-        _ => opt(v, default),
-    }
-}
-
-fn addr<T: std::str::FromStr>(
-    c: &mut Collector<'_>,
-    s: &Spanned<String>,
-    key: String,
-    what: &str,
-) -> Option<T> {
-    match s.get_ref().parse::<T>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            c.push(
-                Some(s.span()),
-                key,
-                format!("{:?} is not {what}", s.get_ref()),
-            );
-            None
-        }
     }
 }
 
@@ -328,7 +249,10 @@ fn target_groups(
                     &[("fail_open", AllDownPolicy::FailOpen), ("drop", AllDownPolicy::Drop)],
                     AllDownPolicy::FailOpen,
                 ),
-                health_check: g.health_check.as_ref().map(|h| health_check(c, gi, h.get_ref())),
+                health_check: g
+                    .health_check
+                    .as_ref()
+                    .map(|h| super::health::health_check(c, gi, h.get_ref())),
                 zone_affinity: choice(
                     c,
                     &g.zone_affinity,
@@ -372,6 +296,41 @@ fn backend(
             }
         }
     }
+    let tunnel = tunnel(c, b, &key, gue_port);
+    let drain_until = b.drain_until.as_ref().and_then(|d| {
+        let t = crate::time::to_system_time(d.get_ref());
+        if t.is_none() {
+            c.push(
+                Some(d.span()),
+                key("drain_until"),
+                format!(
+                    "{} is not a date-time with an offset after 1970, e.g. 2026-11-24T08:00:00Z",
+                    d.get_ref()
+                ),
+            );
+        }
+        t
+    });
+    Some(Backend {
+        drain_until,
+        address: address?,
+        port: opt(&b.port, 0),
+        kind,
+        weight,
+        zone: b.zone.as_ref().map(|z| z.get_ref().clone()),
+        rack: b.rack.as_ref().map(|z| z.get_ref().clone()),
+        tunnel,
+    })
+}
+
+/// A backend's tunnel: its type and the parameters that type takes (and
+/// only those).
+fn tunnel(
+    c: &mut Collector<'_>,
+    b: &RawBackend,
+    key: &dyn Fn(&str) -> String,
+    gue_port: u16,
+) -> Tunnel {
     let ty = b.tunnel.get_ref().as_str();
     if matches!(ty, "ipip" | "gue" | "vxlan" | "gre") {
         for (given, k, allowed) in [
@@ -395,7 +354,7 @@ fn backend(
             only_for(c, given, key(k), "tunnel", allowed, ty);
         }
     }
-    let tunnel = match ty {
+    match ty {
         "ipip" => Tunnel::IpIp,
         "gue" => Tunnel::Gue {
             port: in_range(c, &b.tunnel_port, &key("tunnel_port"), 1, 65535, gue_port),
@@ -451,31 +410,7 @@ fn backend(
             );
             Tunnel::IpIp
         }
-    };
-    let drain_until = b.drain_until.as_ref().and_then(|d| {
-        let t = crate::time::to_system_time(d.get_ref());
-        if t.is_none() {
-            c.push(
-                Some(d.span()),
-                key("drain_until"),
-                format!(
-                    "{} is not a date-time with an offset after 1970, e.g. 2026-11-24T08:00:00Z",
-                    d.get_ref()
-                ),
-            );
-        }
-        t
-    });
-    Some(Backend {
-        drain_until,
-        address: address?,
-        port: opt(&b.port, 0),
-        kind,
-        weight,
-        zone: b.zone.as_ref().map(|z| z.get_ref().clone()),
-        rack: b.rack.as_ref().map(|z| z.get_ref().clone()),
-        tunnel,
-    })
+    }
 }
 
 /// A (port or all ports, listener index) already serving an address.
@@ -505,35 +440,7 @@ fn listeners(
             &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)],
             Protocol::Tcp,
         );
-        let all_ports = l.all_ports.as_ref().is_some_and(|a| *a.get_ref());
-        let port = match (&l.port, all_ports) {
-            (Some(p), false) if *p.get_ref() == 0 => {
-                c.push(
-                    Some(p.span()),
-                    key("port"),
-                    "must be between 1 and 65535 (or use all_ports = true)",
-                );
-                None
-            }
-            (Some(p), false) => Some(*p.get_ref()),
-            (None, true) => None,
-            (Some(p), true) => {
-                c.push(
-                    Some(p.span()),
-                    key("port"),
-                    "give either port or all_ports = true, not both",
-                );
-                None
-            }
-            (None, false) => {
-                c.push(
-                    Some(l.name.span()),
-                    key("port"),
-                    "give a port, or all_ports = true",
-                );
-                None
-            }
-        };
+        let port = listener_port(c, l, &key);
         let scheduler = choice(
             c,
             &l.scheduler,
@@ -544,20 +451,7 @@ fn listeners(
             ],
             Scheduler::Maglev,
         );
-        let table_size = match &l.table_size {
-            Some(t)
-                if !(MIN_TABLE_SIZE..=MAX_TABLE_SIZE).contains(t.get_ref())
-                    || !is_prime(*t.get_ref()) =>
-            {
-                c.push(
-                    Some(t.span()),
-                    key("table_size"),
-                    format!("{} is not a prime between {MIN_TABLE_SIZE} and {MAX_TABLE_SIZE} (the default is {DEFAULT_TABLE_SIZE})", t.get_ref()),
-                );
-                DEFAULT_TABLE_SIZE
-            }
-            v => opt(v, DEFAULT_TABLE_SIZE),
-        };
+        let table_size = table_size(c, l, &key);
         let fragments = choice(
             c,
             &l.fragments,
@@ -643,145 +537,58 @@ fn listeners(
     out
 }
 
-fn health_check(c: &mut Collector<'_>, gi: usize, h: &RawHealthCheck) -> HealthCheck {
-    let key = |k: &str| format!("target_group[{gi}].health_check.{k}");
-    let kind = h.kind.get_ref().as_str();
-    let probe = match kind {
-        "tcp" | "http" | "udp" => {
-            for (given, k, allowed) in [
-                (h.path.as_ref().map(|v| v.span()), "path", "http"),
-                (
-                    h.expected_status.as_ref().map(|v| v.span()),
-                    "expected_status",
-                    "http",
-                ),
-                (
-                    h.udp_payload.as_ref().map(|v| v.span()),
-                    "udp_payload",
-                    "udp",
-                ),
-            ] {
-                only_for(c, given, key(k), "type", &[allowed], kind);
-            }
-            match kind {
-                "tcp" => Probe::Tcp,
-                "http" => {
-                    let path = h
-                        .path
-                        .as_ref()
-                        .map_or("/".to_string(), |p| p.get_ref().clone());
-                    if !path.starts_with('/')
-                        || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
-                    {
-                        let span = h.path.as_ref().map(|p| p.span());
-                        c.push(
-                            span,
-                            key("path"),
-                            format!("{path:?} is not an absolute path without spaces"),
-                        );
-                    }
-                    let expected_status = h
-                        .expected_status
-                        .as_ref()
-                        .map_or(vec![200], |v| v.get_ref().clone());
-                    if expected_status.is_empty()
-                        || expected_status.iter().any(|s| !(100..=599).contains(s))
-                    {
-                        let span = h.expected_status.as_ref().map(|v| v.span());
-                        c.push(
-                            span,
-                            key("expected_status"),
-                            "give one or more HTTP status codes (100-599)",
-                        );
-                    }
-                    Probe::Http {
-                        path,
-                        expected_status,
-                    }
-                }
-                _ => Probe::Udp {
-                    payload: h
-                        .udp_payload
-                        .as_ref()
-                        .map_or(b"ping".to_vec(), |p| p.get_ref().as_bytes().to_vec()),
-                },
-            }
-        }
-        other => {
+/// A listener's port: `Some`, or `None` for all ports.
+fn listener_port(
+    c: &mut Collector<'_>,
+    l: &RawListener,
+    key: &dyn Fn(&str) -> String,
+) -> Option<u16> {
+    let all_ports = l.all_ports.as_ref().is_some_and(|a| *a.get_ref());
+    match (&l.port, all_ports) {
+        (Some(p), false) if *p.get_ref() == 0 => {
             c.push(
-                Some(h.kind.span()),
-                key("type"),
-                format!("{other:?} is not one of \"tcp\", \"http\", \"udp\""),
+                Some(p.span()),
+                key("port"),
+                "must be between 1 and 65535 (or use all_ports = true)",
             );
-            Probe::Tcp
+            None
         }
-    };
-    if *h.port.get_ref() == 0 {
-        c.push(
-            Some(h.port.span()),
-            key("port"),
-            "must be between 1 and 65535",
-        );
-    }
-    let interval = in_range(c, &h.interval_ms, &key("interval_ms"), 50, 300_000, 5000);
-    let timeout = in_range(
-        c,
-        &h.timeout_ms,
-        &key("timeout_ms"),
-        10,
-        300_000,
-        2000.min(interval),
-    );
-    if timeout >= interval {
-        let span = h
-            .timeout_ms
-            .as_ref()
-            .or(h.interval_ms.as_ref())
-            .map(|v| v.span());
-        c.push(
-            span,
-            key("timeout_ms"),
-            format!("the timeout ({timeout} ms) must be shorter than the interval ({interval} ms)"),
-        );
-    }
-    HealthCheck {
-        probe,
-        port: *h.port.get_ref(),
-        interval: Duration::from_millis(interval as u64),
-        timeout: Duration::from_millis(timeout as u64),
-        healthy_threshold: in_range(c, &h.healthy_threshold, &key("healthy_threshold"), 1, 10, 3),
-        unhealthy_threshold: in_range(
-            c,
-            &h.unhealthy_threshold,
-            &key("unhealthy_threshold"),
-            1,
-            10,
-            3,
-        ),
+        (Some(p), false) => Some(*p.get_ref()),
+        (None, true) => None,
+        (Some(p), true) => {
+            c.push(
+                Some(p.span()),
+                key("port"),
+                "give either port or all_ports = true, not both",
+            );
+            None
+        }
+        (None, false) => {
+            c.push(
+                Some(l.name.span()),
+                key("port"),
+                "give a port, or all_ports = true",
+            );
+            None
+        }
     }
 }
 
-/// Reports `key` (given at `span`) when `setting` is `actual` rather than one
-/// of `allowed`: a parameter that only some kinds take.
-fn only_for(
-    c: &mut Collector<'_>,
-    span: Option<Range<usize>>,
-    key: String,
-    setting: &str,
-    allowed: &[&str],
-    actual: &str,
-) {
-    if let Some(span) = span {
-        if !allowed.contains(&actual) {
-            let names: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+/// A listener's Maglev table size: a prime in the range `dnlb_lb::maglev`
+/// builds.
+fn table_size(c: &mut Collector<'_>, l: &RawListener, key: &dyn Fn(&str) -> String) -> u32 {
+    match &l.table_size {
+        Some(t)
+            if !(MIN_TABLE_SIZE..=MAX_TABLE_SIZE).contains(t.get_ref())
+                || !is_prime(*t.get_ref()) =>
+        {
             c.push(
-                Some(span),
-                key,
-                format!(
-                    "only for {setting} = {}, not {actual:?}",
-                    names.join(" or ")
-                ),
+                Some(t.span()),
+                key("table_size"),
+                format!("{} is not a prime between {MIN_TABLE_SIZE} and {MAX_TABLE_SIZE} (the default is {DEFAULT_TABLE_SIZE})", t.get_ref()),
             );
+            DEFAULT_TABLE_SIZE
         }
+        v => opt(v, DEFAULT_TABLE_SIZE),
     }
 }

@@ -3,6 +3,8 @@
 mod admin;
 mod balancing;
 mod dataplane;
+mod fields;
+mod health;
 mod routing;
 
 use std::path::Path;

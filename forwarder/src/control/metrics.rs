@@ -97,141 +97,61 @@ fn record(s: &Status) {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// Every metric dnlb exports: kind, name, unit and help text.
+const FAMILIES: &[(Kind, &str, Option<Unit>, &str)] = &[
+    (Kind::Gauge, "dnlb_info", None, "Gateway name, zone and dnlb version (always 1)."),
+    (Kind::Gauge, "dnlb_uptime_seconds", Some(Unit::Seconds), "Seconds since the forwarder started."),
+    (Kind::Gauge, "dnlb_config_generation", None, "Generation of the configuration snapshot workers use."),
+    (Kind::Counter, "dnlb_reloads_total", None, "Configuration reloads by result (ok: published; rejected: the running configuration stayed)."),
+    (Kind::Gauge, "dnlb_runtime_changes", None, "Run-time changes made through the admin API that are in effect."),
+    (Kind::Gauge, "dnlb_runtime_changes_stale", None, "Run-time changes that name something the config file no longer has."),
+    (Kind::Counter, "dnlb_worker_received_packets_total", None, "Packets received by a worker."),
+    (Kind::Counter, "dnlb_worker_transmitted_packets_total", None, "Packets transmitted by a worker."),
+    (Kind::Counter, "dnlb_worker_dropped_packets_total", None, "Packets dropped by a worker (all reasons)."),
+    (Kind::Counter, "dnlb_dropped_packets_total", None, "Packets dropped, by reason, summed over workers."),
+    (Kind::Counter, "dnlb_port_received_packets_total", None, "Packets a port's driver received."),
+    (Kind::Counter, "dnlb_port_transmitted_packets_total", None, "Packets a port's driver sent."),
+    (Kind::Counter, "dnlb_port_received_bytes_total", Some(Unit::Bytes), "Bytes a port's driver received."),
+    (Kind::Counter, "dnlb_port_transmitted_bytes_total", Some(Unit::Bytes), "Bytes a port's driver sent."),
+    (Kind::Counter, "dnlb_port_rx_missed_packets_total", None, "Packets a port dropped because its RX queues were full (workers too slow)."),
+    (Kind::Counter, "dnlb_port_rx_errors_total", None, "Receive errors of a port."),
+    (Kind::Counter, "dnlb_port_tx_errors_total", None, "Transmit errors of a port."),
+    (Kind::Counter, "dnlb_port_rx_mbuf_alloc_failures_total", None, "RX mbuf allocation failures of a port (packet pool exhausted)."),
+    (Kind::Gauge, "dnlb_flow_table_entries", None, "Flows tracked, summed over workers' flow tables."),
+    (Kind::Gauge, "dnlb_flow_table_capacity", None, "Flow-table capacity, summed over workers."),
+    (Kind::Counter, "dnlb_flows_created_total", None, "Flows added to flow tables."),
+    (Kind::Counter, "dnlb_flow_table_full_total", None, "New flows that found their flow table full (served by the stateless hash)."),
+    (Kind::Counter, "dnlb_flows_rescheduled_total", None, "Established flows moved because their backend became unusable."),
+    (Kind::Counter, "dnlb_icmp_errors_forwarded_total", None, "ICMP errors about VIP flows forwarded to the flow's backend."),
+    (Kind::Counter, "dnlb_too_big_sent_total", None, "Fragmentation-needed / packet-too-big messages sent to clients."),
+    (Kind::Counter, "dnlb_echo_replies_total", None, "ICMP echo replies sent for VIPs."),
+    (Kind::Counter, "dnlb_listener_packets_total", None, "Packets a listener sent to backends."),
+    (Kind::Counter, "dnlb_listener_bytes_total", Some(Unit::Bytes), "Bytes (inner IP packets) a listener sent to backends."),
+    (Kind::Gauge, "dnlb_listener_backends_taking_new_flows", None, "Backends of a listener's target group that take new flows."),
+    (Kind::Counter, "dnlb_listener_dropped_packets_total", None, "Packets dropped on a listener, by reason."),
+    (Kind::Counter, "dnlb_backend_packets_total", None, "Packets sent to a backend."),
+    (Kind::Counter, "dnlb_backend_bytes_total", Some(Unit::Bytes), "Bytes (inner IP packets) sent to a backend."),
+    (Kind::Gauge, "dnlb_backend_healthy", None, "Whether a backend passes its health checks (1) or not (0)."),
+    (Kind::Gauge, "dnlb_backend_usable", None, "Whether a backend may carry flows (1): healthy or failed open, not drained."),
+    (Kind::Gauge, "dnlb_backend_takes_new_flows", None, "Whether a backend takes new flows (1)."),
+    (Kind::Gauge, "dnlb_backend_weight", None, "A backend's configured weight (0-100)."),
+];
+
 fn describe() {
-    describe_gauge!(
-        "dnlb_info",
-        "Gateway name, zone and dnlb version (always 1)."
-    );
-    describe_gauge!(
-        "dnlb_uptime_seconds",
-        Unit::Seconds,
-        "Seconds since the forwarder started."
-    );
-    describe_gauge!(
-        "dnlb_config_generation",
-        "Generation of the configuration snapshot workers use."
-    );
-    describe_counter!("dnlb_reloads_total", "Configuration reloads by result (ok: published; rejected: the running configuration stayed).");
-    describe_gauge!(
-        "dnlb_runtime_changes",
-        "Run-time changes made through the admin API that are in effect."
-    );
-    describe_gauge!(
-        "dnlb_runtime_changes_stale",
-        "Run-time changes that name something the config file no longer has."
-    );
-    describe_counter!(
-        "dnlb_worker_received_packets_total",
-        "Packets received by a worker."
-    );
-    describe_counter!(
-        "dnlb_worker_transmitted_packets_total",
-        "Packets transmitted by a worker."
-    );
-    describe_counter!(
-        "dnlb_worker_dropped_packets_total",
-        "Packets dropped by a worker (all reasons)."
-    );
-    describe_counter!(
-        "dnlb_dropped_packets_total",
-        "Packets dropped, by reason, summed over workers."
-    );
-    describe_counter!(
-        "dnlb_port_received_packets_total",
-        "Packets a port's driver received."
-    );
-    describe_counter!(
-        "dnlb_port_transmitted_packets_total",
-        "Packets a port's driver sent."
-    );
-    describe_counter!(
-        "dnlb_port_received_bytes_total",
-        Unit::Bytes,
-        "Bytes a port's driver received."
-    );
-    describe_counter!(
-        "dnlb_port_transmitted_bytes_total",
-        Unit::Bytes,
-        "Bytes a port's driver sent."
-    );
-    describe_counter!(
-        "dnlb_port_rx_missed_packets_total",
-        "Packets a port dropped because its RX queues were full (workers too slow)."
-    );
-    describe_counter!("dnlb_port_rx_errors_total", "Receive errors of a port.");
-    describe_counter!("dnlb_port_tx_errors_total", "Transmit errors of a port.");
-    describe_counter!(
-        "dnlb_port_rx_mbuf_alloc_failures_total",
-        "RX mbuf allocation failures of a port (packet pool exhausted)."
-    );
-    describe_gauge!(
-        "dnlb_flow_table_entries",
-        "Flows tracked, summed over workers' flow tables."
-    );
-    describe_gauge!(
-        "dnlb_flow_table_capacity",
-        "Flow-table capacity, summed over workers."
-    );
-    describe_counter!("dnlb_flows_created_total", "Flows added to flow tables.");
-    describe_counter!(
-        "dnlb_flow_table_full_total",
-        "New flows that found their flow table full (served by the stateless hash)."
-    );
-    describe_counter!(
-        "dnlb_flows_rescheduled_total",
-        "Established flows moved because their backend became unusable."
-    );
-    describe_counter!(
-        "dnlb_icmp_errors_forwarded_total",
-        "ICMP errors about VIP flows forwarded to the flow's backend."
-    );
-    describe_counter!(
-        "dnlb_too_big_sent_total",
-        "Fragmentation-needed / packet-too-big messages sent to clients."
-    );
-    describe_counter!(
-        "dnlb_echo_replies_total",
-        "ICMP echo replies sent for VIPs."
-    );
-    describe_counter!(
-        "dnlb_listener_packets_total",
-        "Packets a listener sent to backends."
-    );
-    describe_counter!(
-        "dnlb_listener_bytes_total",
-        Unit::Bytes,
-        "Bytes (inner IP packets) a listener sent to backends."
-    );
-    describe_gauge!(
-        "dnlb_listener_backends_taking_new_flows",
-        "Backends of a listener's target group that take new flows."
-    );
-    describe_counter!(
-        "dnlb_listener_dropped_packets_total",
-        "Packets dropped on a listener, by reason."
-    );
-    describe_counter!("dnlb_backend_packets_total", "Packets sent to a backend.");
-    describe_counter!(
-        "dnlb_backend_bytes_total",
-        Unit::Bytes,
-        "Bytes (inner IP packets) sent to a backend."
-    );
-    describe_gauge!(
-        "dnlb_backend_healthy",
-        "Whether a backend passes its health checks (1) or not (0)."
-    );
-    describe_gauge!(
-        "dnlb_backend_usable",
-        "Whether a backend may carry flows (1): healthy or failed open, not drained."
-    );
-    describe_gauge!(
-        "dnlb_backend_takes_new_flows",
-        "Whether a backend takes new flows (1)."
-    );
-    describe_gauge!(
-        "dnlb_backend_weight",
-        "A backend's configured weight (0-100)."
-    );
+    for &(kind, name, unit, help) in FAMILIES {
+        match (kind, unit) {
+            (Kind::Gauge, Some(u)) => describe_gauge!(name, u, help),
+            (Kind::Gauge, None) => describe_gauge!(name, help),
+            (Kind::Counter, Some(u)) => describe_counter!(name, u, help),
+            (Kind::Counter, None) => describe_counter!(name, help),
+        }
+    }
 }
 
 #[cfg(test)]
