@@ -131,14 +131,34 @@ impl Processor {
             hint,
         };
         let r = match parse::frame(pkt.data()) {
-            Ok(Some((ETHERTYPE_IPV4, l2))) => parse::ipv4(pkt.data(), l2)
-                .and_then(|(frame, p)| self.handle::<V4, P>(cx, pkt, frame, p)),
-            Ok(Some((_, l2))) => parse::ipv6(pkt.data(), l2)
-                .and_then(|(frame, p)| self.handle::<V6, P>(cx, pkt, frame, p)),
+            Ok(Some((ETHERTYPE_IPV4, l2))) => self.ipv4(cx, pkt, l2),
+            Ok(Some((_, l2))) => self.ipv6(cx, pkt, l2),
             Ok(None) => Ok(Action::NotForVip),
             Err(reason) => Err(reason),
         };
         r.unwrap_or_else(Action::Drop)
+    }
+
+    /// An IPv4 packet at `l2`.
+    fn ipv4<P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        l2: usize,
+    ) -> Result<Action, DropReason> {
+        let (frame, parsed) = parse::ipv4(pkt.data(), l2)?;
+        self.handle::<V4, P>(cx, pkt, frame, parsed)
+    }
+
+    /// An IPv6 packet at `l2`.
+    fn ipv6<P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        l2: usize,
+    ) -> Result<Action, DropReason> {
+        let (frame, parsed) = parse::ipv6(pkt.data(), l2)?;
+        self.handle::<V6, P>(cx, pkt, frame, parsed)
     }
 
     /// What to do with a parsed IP packet.
@@ -221,7 +241,9 @@ impl Processor {
         };
         let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now);
         let c = &mut self.counters;
-        c.flows_rescheduled += u64::from(picked.rescheduled);
+        if picked.rescheduled {
+            c.flows_rescheduled += 1;
+        }
         match picked.inserted {
             Some(true) => c.new_flows += 1,
             Some(false) => c.flow_table_full += 1,
