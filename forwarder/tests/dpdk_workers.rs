@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 use dnlb_forwarder::control::{run, Event, Events, RunOptions};
 use rusty_fork::rusty_fork_test;
 
+/// CPU time this process has used (user + system, from /proc).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command's closing parenthesis; utime and stime
+    // are the 14th and 15th of the whole line, in clock ticks (100 Hz).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    Duration::from_millis((f[0] + f[1]) * 10)
+}
+
 fn config(extra_eal: &[&str], workers: &str, idle: &str, ports: &str) -> dnlb_config::Config {
     let mut eal = common::eal_args("workers");
     eal.extend(extra_eal.iter().map(|s| s.to_string()));
@@ -85,7 +100,23 @@ rusty_fork_test! {
             "idle_polls_before_sleep = 10\nidle_sleep_us = 1000",
             "[[dataplane.ports]]\nname = \"net_ring0\"\n",
         );
-        let report = run_until(cfg, |e| matches!(e, Event::Stats { idle_sleeps, .. } if *idle_sleeps > 50));
+        // CPU and wall time from the first stats event (the EAL is up).
+        let since = std::cell::Cell::new(None);
+        let report = run_until(cfg, |e| {
+            if since.get().is_none() {
+                since.set(Some((cpu_time(), Instant::now())));
+            }
+            matches!(e, Event::Stats { idle_sleeps, uptime_secs, .. } if *idle_sleeps > 1000 && *uptime_secs > 1.0)
+        });
+        let (cpu0, wall0) = since.get().expect("a stats event");
+        let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+        // Two busy-polling workers would keep their core busy the whole
+        // time; sleeping ones leave it mostly idle. (A loaded machine only
+        // lowers what this process gets, so it cannot fail this check.)
+        assert!(
+            cpu < wall / 2,
+            "the idle workers used {cpu:?} of CPU in {wall:?}: they did not sleep"
+        );
         for (lcore, c) in &report.workers {
             assert_eq!(c.rx_packets, 0);
             assert!(c.idle_sleeps > 10, "lcore {lcore} never slept: {c:?}");
