@@ -269,7 +269,7 @@ impl RuntimeChanges {
         let mut stale = Vec::new();
         self.apply_to(&mut doc, &mut stale);
         let merged = toml::to_string(&doc).map_err(|e| unplaced(runtime_file, e.to_string()))?;
-        let config = crate::validate::parse(runtime_file, &merged).map_err(|errs| {
+        let mut config = crate::validate::parse(runtime_file, &merged).map_err(|errs| {
             ConfigErrors(
                 errs.0
                     .into_iter()
@@ -282,6 +282,9 @@ impl RuntimeChanges {
                     .collect(),
             )
         })?;
+        // Run-time changes never touch [admin]; its defaults (the token file
+        // beside the config file) derive from the config file's name.
+        config.admin = base.admin;
         Ok((config, stale))
     }
 
