@@ -153,22 +153,30 @@ impl ControlPlane {
         workers: Vec<(u32, Arc<PublishedCounters>)>,
         board: Arc<LbStatsBoard>,
         events: Events,
-    ) -> Self {
+    ) -> Result<Self, ChangeError> {
         let mut stale = Vec::new();
-        let source = config_path.and_then(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            let runtime_path = dnlb_config::runtime::runtime_path(path);
-            let changes = RuntimeChanges::load(&runtime_path).unwrap_or_default();
-            if let Ok((_, s)) = changes.apply(path, &text, &runtime_path) {
-                stale = s;
+        let source = match config_path {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ChangeError::Invalid(format!("{}: cannot read: {e}", path.display()))
+                })?;
+                let runtime_path = dnlb_config::runtime::runtime_path(path);
+                // A damaged changes file stops the start: taken as "no
+                // changes", it would be overwritten by the next change.
+                let changes = RuntimeChanges::load(&runtime_path)
+                    .map_err(|e| ChangeError::Invalid(e.to_string()))?;
+                if let Ok((_, s)) = changes.apply(path, &text, &runtime_path) {
+                    stale = s;
+                }
+                Some(Source {
+                    path: path.to_path_buf(),
+                    text,
+                    changes,
+                    runtime_path,
+                })
             }
-            Some(Source {
-                path: path.to_path_buf(),
-                text,
-                changes,
-                runtime_path,
-            })
-        });
+        };
         for s in &stale {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
@@ -198,7 +206,7 @@ impl ControlPlane {
         };
         plane.deadlines.update(&plane.cfg);
         plane.announce();
-        plane
+        Ok(plane)
     }
 
     /// The ports' driver counters, for the next status (the control loop

@@ -102,7 +102,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         dp.published.clone(),
         dp.board.clone(),
         opts.events.clone(),
-    );
+    )
+    .map_err(|e| RunError::Config(e.to_string()))?;
     if let Some((api, _)) = &api {
         opts.events.emit(Event::AdminListening {
             url: format!("http://{}", api.addr()),
