@@ -38,7 +38,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
         "[gateway]\nname = \"hostile\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
          idle_polls_before_sleep = 64\nidle_sleep_us = 200\n\
          [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={},infinite_rx=1\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\nsocket = \"admin.sock\"\n\
          [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
          [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
          [[target_group]]\nname = \"web\"\n\
@@ -236,6 +236,30 @@ fn rebinding_cross_origin_and_tokenless_writes_are_refused() {
     assert_eq!(code, 200, "{body}");
     let (_, status) = ask("GET", "/v1/backends", &["Host: localhost"], "");
     assert!(status.contains("\"weight\": 5"), "{status}");
+    // The Unix socket (mode 0600) takes writes without the token.
+    let sock = dir.path().join("admin.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let via_socket = {
+        use std::io::Read;
+        let mut u = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        u.write_all(
+            common::http_request(
+                "PUT",
+                path,
+                &["Host: localhost", "Content-Type: application/json"],
+                "{\"weight\": 7}",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut text = String::new();
+        u.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(via_socket.starts_with("HTTP/1.1 200"), "{via_socket}");
+    let (_, status) = ask("GET", "/v1/backends", &["Host: localhost"], "");
+    assert!(status.contains("\"weight\": 7"), "{status}");
     // Headers past the limit.
     let big = format!("X-Big: {}", "a".repeat(32 * 1024));
     let (code, _) = ask("GET", "/v1/status", &["Host: localhost", &big], "");
