@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod durable;
 pub mod error;
 /// The validated model this crate produces (the `dnlb-model` crate).
 pub use dnlb_model as model;

@@ -61,15 +61,24 @@ pub struct RawRouting {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     /// Address and port the API listens on. Default `"127.0.0.1:9100"`.
-    /// Port 0 picks a free port (printed when ready). An address other than
-    /// loopback needs `token_file`.
+    /// Port 0 picks a free port (printed when ready).
     #[serde(default)]
     pub listen: Option<Spanned<String>>,
-    /// File holding the bearer token every request must carry
-    /// (`Authorization: Bearer TOKEN`). Relative to the config file's
-    /// directory. Default: none (loopback only).
+    /// File holding the bearer token writes (and reads off loopback) must
+    /// carry (`Authorization: Bearer TOKEN`). Relative to the config file's
+    /// directory. Default: `NAME.admin-token` beside `NAME.toml`, created
+    /// with a random token (mode 0600) at first start.
     #[serde(default)]
     pub token_file: Option<Spanned<String>>,
+    /// A Unix socket serving the API too (mode 0600); requests on it may
+    /// write without the token. Relative to the config file's directory.
+    /// Default: none.
+    #[serde(default)]
+    pub socket: Option<Spanned<String>>,
+    /// Connections served at once (1 to 4096); more are closed at once.
+    /// Default 64.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u32>>,
 }
 
 /// `[encap]`

@@ -206,33 +206,49 @@ impl RuntimeChanges {
         *self == RuntimeChanges::default()
     }
 
-    /// Reads a run-time changes file; a missing file means no changes.
+    /// Reads a run-time changes file; a missing file means no changes. A
+    /// file that cannot be read, is empty or does not parse is an error
+    /// naming it (and the previous version, if one was kept): dnlb never
+    /// takes a damaged file for "no changes".
     pub fn load(path: &Path) -> Result<RuntimeChanges, ConfigErrors> {
+        let prev = crate::durable::previous_path(path);
+        let hint = if prev.exists() {
+            format!(
+                "; the version before the last change is in {}",
+                prev.display()
+            )
+        } else {
+            String::new()
+        };
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(unplaced(path, format!("cannot read: {e}"))),
+            Err(e) => return Err(unplaced(path, format!("cannot read: {e}{hint}"))),
         };
+        if text.trim().is_empty() {
+            return Err(unplaced(
+                path,
+                format!("the run-time changes file is empty (dnlb always writes a header): damaged{hint}"),
+            ));
+        }
         toml::from_str(&text).map_err(|e| {
             let mut c = Collector::new(path, &text);
-            c.push(e.span(), String::new(), e.message().to_string());
+            c.push(e.span(), String::new(), format!("{}{hint}", e.message()));
             c.finish().unwrap_err()
         })
     }
 
-    /// Writes the changes to `path` atomically (a new file renamed over the
-    /// old one); no changes remove the file.
+    /// Writes the changes to `path` durably (see [`crate::durable`]): a
+    /// crash at any moment leaves the last saved version or this one, and
+    /// the version replaced is kept as `PATH.prev`. No changes still make a
+    /// file (with only the header), so an empty file always means damage.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if self.is_empty() {
-            return match std::fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            };
-        }
-        let body = toml::to_string(self).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, format!("{HEADER}{body}"))?;
-        std::fs::rename(&tmp, path)
+        let body = if self.is_empty() {
+            String::new()
+        } else {
+            toml::to_string(self).map_err(std::io::Error::other)?
+        };
+        crate::durable::replace(path, format!("{HEADER}{body}").as_bytes(), true)
     }
 
     /// Applies the changes over config text `text` (from file `file`) and
@@ -253,7 +269,7 @@ impl RuntimeChanges {
         let mut stale = Vec::new();
         self.apply_to(&mut doc, &mut stale);
         let merged = toml::to_string(&doc).map_err(|e| unplaced(runtime_file, e.to_string()))?;
-        let config = crate::validate::parse(runtime_file, &merged).map_err(|errs| {
+        let mut config = crate::validate::parse(runtime_file, &merged).map_err(|errs| {
             ConfigErrors(
                 errs.0
                     .into_iter()
@@ -266,6 +282,9 @@ impl RuntimeChanges {
                     .collect(),
             )
         })?;
+        // Run-time changes never touch [admin]; its defaults (the token file
+        // beside the config file) derive from the config file's name.
+        config.admin = base.admin;
         Ok((config, stale))
     }
 

@@ -145,7 +145,12 @@ fn changes_to_registered_backends_edit_the_registration() {
     let path = runtime::runtime_path(&cfg);
     std::fs::write(&path, "x").unwrap();
     ch.save(&path).unwrap();
-    assert!(!path.exists(), "no changes: no file");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("# Run-time changes"), "{text}");
+    assert_eq!(
+        RuntimeChanges::load(&path).unwrap(),
+        RuntimeChanges::default()
+    );
 }
 
 #[test]
@@ -236,4 +241,32 @@ fn registering_does_not_undo_another_ports_deregistration() {
         .map(|b| b.port)
         .collect();
     assert_eq!(at, [9090], "port 80 stays deregistered");
+}
+
+#[test]
+fn a_damaged_changes_file_is_an_error_naming_it_never_no_changes() {
+    let (_dir, cfg) = files();
+    let path = runtime::runtime_path(&cfg);
+    let mut ch = RuntimeChanges::default();
+    ch.set_weight(&r("10.1.0.2", None), 7, true);
+    ch.save(&path).unwrap();
+    ch.set_weight(&r("10.1.0.2", None), 8, true);
+    ch.save(&path).unwrap();
+    // Torn to nothing: an error naming the file and the kept version.
+    std::fs::write(&path, "").unwrap();
+    let e = RuntimeChanges::load(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(e.contains("empty"), "{e}");
+    assert!(e.contains(".runtime.toml.prev"), "{e}");
+    // Torn mid-line: the same.
+    std::fs::write(&path, "[[weight]]\ntarget_group = \"we").unwrap();
+    let e = RuntimeChanges::load(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    // The kept version is the one before the last save.
+    let prev = dnlb_config::durable::previous_path(&path);
+    let kept = RuntimeChanges::load(&prev).unwrap();
+    assert!(
+        kept.describe().iter().any(|d| d.ends_with("= 7")),
+        "{kept:?}"
+    );
 }

@@ -429,13 +429,13 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("drain is a date only", "gre_key = 7", "gre_key = 7\ndrain_until = 2026-11-24", "target_group[0].backend[3].drain_until: 2026-11-24 is not a date-time"),
     ("drain as a string", "gre_key = 7", "gre_key = 7\ndrain_until = \"soon\"", "invalid type: string \"soon\", expected a TOML datetime"),
     ("admin listen not an address", "[flows]", "[admin]\nlisten = \"localhost\"\n\n[flows]", "admin.listen: \"localhost\" is not an address and port"),
-    ("admin on a public address without a token", "[flows]", "[admin]\nlisten = \"0.0.0.0:9100\"\n\n[flows]", "admin.listen: 0.0.0.0 is not a loopback address: set admin.token_file"),
+    ("admin connections zero", "[flows]", "[admin]\nmax_connections = 0\n\n[flows]", "admin.max_connections: give 1 to 4096"),
     ("admin token file missing", "[flows]", "[admin]\ntoken_file = \"/nonexistent/dnlb-token\"\n\n[flows]", "admin.token_file: cannot read /nonexistent/dnlb-token"),
     ("routing without files", "[flows]", "[routing]\nbird_socket = \"/run/bird/bird.ctl\"\n\n[flows]", "routing: give vips4_file and/or vips6_file"),
     ("routing same file twice", "[flows]", "[routing]\nbird_socket = \"/run/bird/bird.ctl\"\nvips4_file = \"/run/dnlb/vips.conf\"\nvips6_file = \"/run/dnlb/vips.conf\"\n\n[flows]", "routing.vips6_file: must differ from vips4_file"),
     ("routing delay too long", "[flows]", "[routing]\nbird_socket = \"/run/bird/bird.ctl\"\nvips4_file = \"v4.conf\"\nwithdraw_delay_ms = 700000\n\n[flows]", "routing.withdraw_delay_ms: must be between 0 and 600000"),
     ("routing without a socket", "[flows]", "[routing]\nvips4_file = \"v4.conf\"\n\n[flows]", "missing field `bird_socket`"),
-    ("admin unknown key", "[flows]", "[admin]\nport = 9100\n\n[flows]", "unknown field `port`, expected `listen` or `token_file`"),
+    ("admin unknown key", "[flows]", "[admin]\nport = 9100\n\n[flows]", "unknown field `port`, expected one of `listen`, `token_file`, `socket`, `max_connections`"),
 ];
 
 #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use dnlb_model::{Config, EchoPolicy, FragmentPolicy, Scheduler, TooBigPolicy, ZoneAffinity};
 
@@ -28,7 +28,7 @@ pub struct BackendRegistry {
     /// Ids free for reuse.
     free: Vec<u32>,
     /// Ids whose backend is not in the config, and since when.
-    absent: HashMap<u32, SystemTime>,
+    absent: HashMap<u32, Instant>,
     /// Ids reused since the last [`BackendRegistry::take_reused`].
     reused: Vec<BackendId>,
     /// Listener counter slots by listener name (stable like backend ids, so
@@ -58,7 +58,7 @@ impl BackendRegistry {
 
     /// After a build: ids not in `present` start (or continue) their time
     /// out of the config; those out for `grace` or longer are freed.
-    fn sweep(&mut self, present: &[BackendId], now: SystemTime, grace: std::time::Duration) {
+    fn sweep(&mut self, present: &[BackendId], now: Instant, grace: std::time::Duration) {
         let present: std::collections::HashSet<u32> = present.iter().map(|b| b.0).collect();
         let (absent, free) = (&mut self.absent, &mut self.free);
         self.ids.retain(|_, id| {
@@ -67,7 +67,7 @@ impl BackendRegistry {
                 return true;
             }
             let since = *absent.entry(id.0).or_insert(now);
-            if now.duration_since(since).unwrap_or_default() >= grace {
+            if now.saturating_duration_since(since) >= grace {
                 absent.remove(&id.0);
                 free.push(id.0);
                 false
@@ -217,9 +217,47 @@ pub struct Snapshot {
     pub vips: VipTable,
     /// Gateway parameters.
     pub params: GatewayParams,
-    /// The earliest drain deadline still ahead when this was built: a new
-    /// snapshot is due then (drained backends lose their flows).
-    pub next_deadline: Option<SystemTime>,
+    /// The earliest drain deadline still ahead when this was built, on the
+    /// monotonic clock: a new snapshot is due then (drained backends lose
+    /// their flows).
+    pub next_deadline: Option<Instant>,
+}
+
+/// When a snapshot is built, on the monotonic clock, and how drain
+/// deadlines (wall-clock times in the config) map onto it. The control plane
+/// converts each deadline once, when it first sees it, so a step of the
+/// wall clock neither ends a drain early nor stretches it.
+pub struct BuildTime<'a> {
+    /// Now.
+    pub now: Instant,
+    /// A drain deadline on the monotonic clock.
+    pub deadline: &'a dyn Fn(SystemTime) -> Instant,
+}
+
+impl std::fmt::Debug for BuildTime<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildTime").field("now", &self.now).finish()
+    }
+}
+
+impl BuildTime<'static> {
+    /// Now, with deadlines converted by the wall clock as it reads now.
+    pub fn now() -> Self {
+        BuildTime {
+            now: Instant::now(),
+            deadline: &|t| to_monotonic(t, SystemTime::now(), Instant::now()),
+        }
+    }
+}
+
+/// Wall-clock time `t` on the monotonic clock, given that `wall` and `mono`
+/// are the same moment. Times past before the monotonic clock's origin are
+/// `mono` (already past).
+pub fn to_monotonic(t: SystemTime, wall: SystemTime, mono: Instant) -> Instant {
+    match t.duration_since(wall) {
+        Ok(ahead) => mono + ahead,
+        Err(behind) => mono.checked_sub(behind.duration()).unwrap_or(mono),
+    }
 }
 
 impl Snapshot {
@@ -249,7 +287,7 @@ impl Snapshot {
             registry,
             previous,
             &|_, _| true,
-            SystemTime::now(),
+            &BuildTime::now(),
         )
     }
 
@@ -260,8 +298,9 @@ impl Snapshot {
     /// unhealthy, the group's `all_down` policy decides: fail open (treat all
     /// as healthy) or drop (no backend).
     ///
-    /// At `now`, a draining backend (deadline ahead) takes no new flows and
-    /// keeps its established ones; past its deadline it loses them. With
+    /// At `at.now`, a draining backend (deadline ahead, on the monotonic
+    /// clock as `at` converts it) takes no new flows and keeps its
+    /// established ones; past its deadline it loses them. With
     /// `zone_affinity = prefer_own`, only backends in the gateway's zone take
     /// new flows while one of them can; the others keep established flows.
     pub fn build_with_health(
@@ -270,9 +309,9 @@ impl Snapshot {
         registry: &mut BackendRegistry,
         previous: Option<&Snapshot>,
         healthy: &dyn Fn(&str, &Identity) -> bool,
-        now: SystemTime,
+        at: &BuildTime<'_>,
     ) -> Result<(Self, usize), SnapshotError> {
-        let mut next_deadline: Option<SystemTime> = None;
+        let mut next_deadline: Option<Instant> = None;
         let mut tables: HashMap<MaglevInput, Arc<MaglevTable>> = previous
             .into_iter()
             .flat_map(|p| p.listeners.iter())
@@ -289,7 +328,7 @@ impl Snapshot {
         let mut group_members: Vec<Vec<(BackendId, Identity, u8)>> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         for (gi, g) in cfg.target_groups.iter().enumerate() {
-            let plan = plan_group(cfg, g, healthy, now, &mut next_deadline);
+            let plan = plan_group(cfg, g, healthy, at, &mut next_deadline);
             let mut members = Vec::new();
             for (bi, usable, new_flows) in plan {
                 let b = &g.backends[bi];
@@ -343,7 +382,7 @@ impl Snapshot {
         let present: Vec<BackendId> = backends.iter().flatten().map(|b| b.id).collect();
         registry.sweep(
             &present,
-            now,
+            at.now,
             cfg.flows.tcp_idle_timeout.max(cfg.flows.udp_idle_timeout),
         );
         let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
@@ -430,8 +469,8 @@ fn plan_group(
     cfg: &Config,
     g: &dnlb_model::TargetGroup,
     healthy: &dyn Fn(&str, &Identity) -> bool,
-    now: SystemTime,
-    next_deadline: &mut Option<SystemTime>,
+    at: &BuildTime<'_>,
+    next_deadline: &mut Option<Instant>,
 ) -> Vec<(usize, bool, u8)> {
     let any_healthy = g
         .backends
@@ -445,8 +484,9 @@ fn plan_group(
         } else {
             g.all_down == dnlb_model::AllDownPolicy::FailOpen
         };
-        let drained = b.drain_until.is_some_and(|t| t <= now);
-        if let Some(t) = b.drain_until.filter(|&t| t > now) {
+        let deadline = b.drain_until.map(at.deadline);
+        let drained = deadline.is_some_and(|t| t <= at.now);
+        if let Some(t) = deadline.filter(|&t| t > at.now) {
             *next_deadline = Some(next_deadline.map_or(t, |n| n.min(t)));
         }
         let usable = up && !drained;
@@ -543,7 +583,7 @@ mod health_tests {
             &mut reg,
             None,
             &|_, id| *id != down,
-            SystemTime::now(),
+            &BuildTime::now(),
         )
         .unwrap();
         let t = &s.listeners[0].table;
@@ -561,14 +601,14 @@ mod health_tests {
         assert!(!b0.usable && !b0.healthy);
         // Everything down, fail open: everyone usable again.
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| false, SystemTime::now())
+            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| false, &BuildTime::now())
                 .unwrap();
         assert!(s.backends.iter().flatten().all(|b| b.usable && !b.healthy));
         assert!(!s.listeners[0].table.is_empty());
         // Everything down, drop: no backend.
         let cfg = config("drop");
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| false, SystemTime::now())
+            Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| false, &BuildTime::now())
                 .unwrap();
         assert!(s.backends.iter().flatten().all(|b| !b.usable));
         assert!(s.listeners[0].table.is_empty());
@@ -624,9 +664,15 @@ mod drain_and_zone_tests {
         let cfg = config("drain_until = 2030-01-01T00:00:00Z", "none", "a");
         let deadline = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000);
         let mut reg = BackendRegistry::default();
-        let before = deadline - Duration::from_secs(1);
+        // One second before the deadline, by the wall clock then.
+        let (wall, mono) = (deadline - Duration::from_secs(1), Instant::now());
+        let convert = |t| to_monotonic(t, wall, mono);
+        let before = BuildTime {
+            now: mono,
+            deadline: &convert,
+        };
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, before).unwrap();
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, &before).unwrap();
         let b = state(&s, 20);
         assert!(
             b.usable && !b.takes_new_flows,
@@ -634,13 +680,19 @@ mod drain_and_zone_tests {
         );
         assert_eq!(b.drain_until, Some(deadline));
         assert_eq!(in_table(&s), [21, 22]);
+        let due = mono + Duration::from_secs(1);
         assert_eq!(
             s.next_deadline,
-            Some(deadline),
+            Some(due),
             "a rebuild is due at the deadline"
         );
+        let at_deadline = BuildTime {
+            now: due,
+            deadline: &convert,
+        };
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| true, deadline).unwrap();
+            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, _| true, &at_deadline)
+                .unwrap();
         assert!(!state(&s, 20).usable, "past the deadline its flows move");
         assert_eq!(s.next_deadline, None);
         assert_eq!(in_table(&s), [21, 22]);
@@ -663,9 +715,9 @@ mod drain_and_zone_tests {
             backend_identity(&cfg.target_groups[0].backends[0]),
             backend_identity(&cfg.target_groups[0].backends[1]),
         ];
-        let now = SystemTime::now();
+        let now = BuildTime::now();
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, now).unwrap();
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, &now).unwrap();
         assert_eq!(in_table(&s), [20, 21, 22], "no affinity: every zone");
         let (s, _) = Snapshot::build_with_health(
             &cfg,
@@ -673,7 +725,7 @@ mod drain_and_zone_tests {
             &mut reg,
             None,
             &|_, id| !zone_a.contains(id),
-            now,
+            &now,
         )
         .unwrap();
         assert_eq!(in_table(&s), [22]);
@@ -682,28 +734,29 @@ mod drain_and_zone_tests {
 
     #[test]
     fn own_zone_is_preferred_while_it_has_a_usable_backend() {
-        let now = SystemTime::now();
+        let now = BuildTime::now();
         let mut reg = BackendRegistry::default();
         // A gateway in zone b sends new flows only to zone b's backend...
         let cfg = config("", "prefer_own", "b");
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, now).unwrap();
+            Snapshot::build_with_health(&cfg, 1, &mut reg, None, &|_, _| true, &now).unwrap();
         assert_eq!(in_table(&s), [22]);
         assert!(state(&s, 20).usable, "other zones keep established flows");
         // ...and to every other zone once zone b has none.
         let b22 = backend_identity(&cfg.target_groups[0].backends[2]);
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, id| *id != b22, now).unwrap();
+            Snapshot::build_with_health(&cfg, 2, &mut reg, None, &|_, id| *id != b22, &now)
+                .unwrap();
         assert_eq!(in_table(&s), [20, 21]);
         // A gateway in zone a uses both of zone a's.
         let cfg = config("", "prefer_own", "a");
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| true, now).unwrap();
+            Snapshot::build_with_health(&cfg, 3, &mut reg, None, &|_, _| true, &now).unwrap();
         assert_eq!(in_table(&s), [20, 21]);
         // A gateway in a zone without backends uses all.
         let cfg = config("", "prefer_own", "c");
         let (s, _) =
-            Snapshot::build_with_health(&cfg, 4, &mut reg, None, &|_, _| true, now).unwrap();
+            Snapshot::build_with_health(&cfg, 4, &mut reg, None, &|_, _| true, &now).unwrap();
         assert_eq!(in_table(&s), [20, 21, 22]);
     }
 }
@@ -716,7 +769,7 @@ mod registry_tests {
 
     #[test]
     fn ids_of_backends_gone_longer_than_the_idle_timeouts_are_reused() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t0 = Instant::now();
         let grace = Duration::from_secs(900);
         let mut r = BackendRegistry::default();
         let a = r.id("g", [1; 32]);

@@ -61,10 +61,20 @@ impl Config {
 /// The admin HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
-    /// Where it listens.
+    /// Where it listens (TCP).
     pub listen: SocketAddr,
-    /// The bearer token requests must carry, if any.
+    /// The file holding the bearer token that writes (and, off loopback,
+    /// reads) must carry: `token_file`, or `NAME.admin-token` beside the
+    /// config file `NAME.toml`, created at first start.
+    pub token_file: std::path::PathBuf,
+    /// The token read from `token_file` (`None`: the file does not exist
+    /// yet; `dnlb run` creates it).
     pub token: Option<Token>,
+    /// A Unix socket that also serves the API; whoever can open it (mode
+    /// 0600) may write without the token.
+    pub socket: Option<std::path::PathBuf>,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: u32,
 }
 
 /// A secret that never appears in logs or `Debug` output.

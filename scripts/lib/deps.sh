@@ -14,7 +14,7 @@ DNLB_APT_PACKAGES=(
     build-essential pkg-config clang libclang-dev
     libdpdk-dev dpdk dpdk-dev
     iproute2 procps iputils-ping ethtool curl python3 ca-certificates
-    prometheus bird2 libbpf-dev
+    prometheus bird2 libbpf-dev faketime
 )
 
 dnlb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -598,12 +598,16 @@ topo_backend_kill() {
     rm -f "$f"
 }
 
-# topo_gw_api I METHOD PATH [JSON]: call gateway I's admin API; prints the
-# body, fails on an HTTP error.
+# topo_gw_api I METHOD PATH [JSON]: call gateway I's admin API (writes with
+# the gateway's token); prints the body, fails on an HTTP error.
 topo_gw_api() {
     local i=$1 m=$2 path=$3 body=${4:-}
     local args=(-sS --fail-with-body --max-time 10 -X "$m")
     if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' -d "$body"); fi
+    # Writes need the token dnlb created beside its config at first start.
+    if [ "$m" != GET ]; then
+        args+=(-H "Authorization: Bearer $(cat "$TOPO_STATE/gw$i/dnlb.admin-token")")
+    fi
     topo_exec "gw$i" curl "${args[@]}" "http://127.0.0.1:9100$path"
 }
 

@@ -7,6 +7,8 @@ mod fields;
 mod health;
 mod routing;
 
+pub use admin::{default_token_file, DEFAULT_ADMIN_CONNECTIONS, MAX_ADMIN_CONNECTIONS};
+
 use std::path::Path;
 
 use toml::Spanned;

@@ -88,7 +88,7 @@ pub enum ChangeError {
     Invalid(String),
     /// The run-time changes file could not be written (the change is not
     /// made: it would be lost on restart).
-    #[error("cannot save {path}: {error}")]
+    #[error("cannot save {path}: {error}; the change was not made")]
     NotSaved {
         /// The run-time changes file.
         path: String,

@@ -22,6 +22,9 @@ pub enum RunError {
     /// The load-balancing state could not be built from the config.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The config file or its run-time changes could not be read at start.
+    #[error("{0}")]
+    Config(String),
     /// The admin API could not start.
     #[error("{0}")]
     Admin(std::io::Error),

@@ -7,12 +7,13 @@
 //!   config (reloads, run-time changes, health changes, drain deadlines).
 //! - [`changes`]: what may change at run time and why a change is refused.
 //! - [`health`]: health checks; [`routes`]: VIP announcements through BIRD.
-//! - [`api`]: the admin HTTP server (requests become calls on the control
-//!   thread); [`report`] builds the [`status`] it serves and the final
-//!   report; [`metrics`] renders the status for Prometheus.
+//! - [`admin`]: the admin HTTP server on the control side's tokio
+//!   [`runtime`] (requests become calls on the control thread); [`report`]
+//!   builds the [`status`] it serves and the final report; [`metrics`]
+//!   renders the status for Prometheus.
 //! - [`events`]: what the control plane tells the outside world.
 
-pub mod api;
+pub mod admin;
 pub mod bringup;
 pub mod changes;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod plane;
 pub mod report;
 pub mod routes;
 pub mod run;
+pub mod runtime;
 pub mod status;
 
 pub use events::{Event, Events};

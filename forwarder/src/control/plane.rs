@@ -16,7 +16,7 @@ use dnlb_dataplane::{Counters, DropReason, LbStats, LbStatsBoard, PublishedCount
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::maglev::Identity;
 use dnlb_lb::processor::{LbCounters, Traffic};
-use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
+use dnlb_lb::snapshot::{to_monotonic, BackendRegistry, BuildTime, Snapshot};
 
 use super::changes::{Change, ChangeError};
 use super::events::{Event, Events, Republish};
@@ -70,7 +70,43 @@ pub struct ControlPlane {
     announcer: Option<Announcer>,
     ports: Vec<PortStatus>,
     baselines: Baselines,
+    deadlines: Deadlines,
     events: Events,
+}
+
+/// Drain deadlines on the monotonic clock, each converted from its
+/// wall-clock time once, when first seen: a step of the wall clock after
+/// that neither ends a drain early nor stretches it.
+#[derive(Debug, Default)]
+struct Deadlines {
+    seen: HashMap<SystemTime, Instant>,
+}
+
+impl Deadlines {
+    /// Converts the deadlines of `cfg` not seen before; forgets the ones it
+    /// no longer has.
+    fn update(&mut self, cfg: &Config) {
+        let (wall, mono) = (SystemTime::now(), Instant::now());
+        let wanted: Vec<SystemTime> = cfg
+            .target_groups
+            .iter()
+            .flat_map(|g| g.backends.iter().filter_map(|b| b.drain_until))
+            .collect();
+        self.seen.retain(|t, _| wanted.contains(t));
+        for t in wanted {
+            self.seen
+                .entry(t)
+                .or_insert_with(|| to_monotonic(t, wall, mono));
+        }
+    }
+
+    /// Deadline `t` on the monotonic clock.
+    fn get(&self, t: SystemTime) -> Instant {
+        self.seen
+            .get(&t)
+            .copied()
+            .unwrap_or_else(|| to_monotonic(t, SystemTime::now(), Instant::now()))
+    }
 }
 
 /// Counter values of reused backend ids at the time of reuse.
@@ -117,22 +153,30 @@ impl ControlPlane {
         workers: Vec<(u32, Arc<PublishedCounters>)>,
         board: Arc<LbStatsBoard>,
         events: Events,
-    ) -> Self {
+    ) -> Result<Self, ChangeError> {
         let mut stale = Vec::new();
-        let source = config_path.and_then(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            let runtime_path = dnlb_config::runtime::runtime_path(path);
-            let changes = RuntimeChanges::load(&runtime_path).unwrap_or_default();
-            if let Ok((_, s)) = changes.apply(path, &text, &runtime_path) {
-                stale = s;
+        let source = match config_path {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ChangeError::Invalid(format!("{}: cannot read: {e}", path.display()))
+                })?;
+                let runtime_path = dnlb_config::runtime::runtime_path(path);
+                // A damaged changes file stops the start: taken as "no
+                // changes", it would be overwritten by the next change.
+                let changes = RuntimeChanges::load(&runtime_path)
+                    .map_err(|e| ChangeError::Invalid(e.to_string()))?;
+                if let Ok((_, s)) = changes.apply(path, &text, &runtime_path) {
+                    stale = s;
+                }
+                Some(Source {
+                    path: path.to_path_buf(),
+                    text,
+                    changes,
+                    runtime_path,
+                })
             }
-            Some(Source {
-                path: path.to_path_buf(),
-                text,
-                changes,
-                runtime_path,
-            })
-        });
+        };
         for s in &stale {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
@@ -157,10 +201,12 @@ impl ControlPlane {
             announcer,
             ports: Vec::new(),
             baselines: Baselines::default(),
+            deadlines: Deadlines::default(),
             events,
         };
+        plane.deadlines.update(&plane.cfg);
         plane.announce();
-        plane
+        Ok(plane)
     }
 
     /// The ports' driver counters, for the next status (the control loop
@@ -241,13 +287,18 @@ impl ControlPlane {
         let checked = |g: &str| self.checker.as_ref().is_some_and(|c| c.checks(g));
         let mut candidate = self.registry.clone();
         let previous = publisher.current();
+        self.deadlines.update(cfg);
+        let deadlines = &self.deadlines;
         let (snap, rebuilt) = Snapshot::build_with_health(
             cfg,
             publisher.generation() + 1,
             &mut candidate,
             Some(&previous),
             &healthy_in(&health, &checked),
-            SystemTime::now(),
+            &BuildTime {
+                now: Instant::now(),
+                deadline: &|t| deadlines.get(t),
+            },
         )
         .map_err(|e| ChangeError::Invalid(e.to_string()))?;
         // A reused backend id: workers' counters for it still hold the old
@@ -423,7 +474,7 @@ impl ControlPlane {
         let deadline_passed = self
             .snapshot()
             .and_then(|s| s.next_deadline)
-            .is_some_and(|d| SystemTime::now() >= d);
+            .is_some_and(|d| Instant::now() >= d);
         if !(health_changed || deadline_passed) {
             return;
         }

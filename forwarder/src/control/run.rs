@@ -14,7 +14,7 @@ use dnlb_lb::processor::LbCounters;
 use dnlb_lb::snapshot::Snapshot;
 use dpdk_bindings::{Eal, PortStats};
 
-use super::api::{self, ApiServer, Envelope};
+use super::admin::{self, AdminServer, Envelope};
 use super::bringup::DataPlane;
 pub use super::error::RunError;
 use super::events::{Event, Events};
@@ -69,12 +69,24 @@ impl RunReport {
 /// EAL is initialised here, so this can run once per process.
 pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<RunReport, RunError> {
     let mut dp = DataPlane::start(cfg)?;
+    // The control side's runtime: the admin server's connections live on
+    // it; a thread that cannot start is an error, never a panic.
+    let rt = super::runtime::start().map_err(RunError::Admin)?;
     // The admin API, if configured; a port that cannot be bound stops the
     // start (an operator relies on it); dropping `dp` stops the workers.
-    let api = match &cfg.admin {
+    let mut cfg = cfg.clone();
+    let api = match &mut cfg.admin {
         None => None,
-        Some(admin) => Some(ApiServer::start(admin).map_err(RunError::Admin)?),
+        Some(admin) => {
+            // Writes always need a token: made at first start if missing.
+            admin.token = Some(admin::token::ensure(admin).map_err(RunError::Admin)?);
+            Some(
+                AdminServer::start(admin, admin.token.as_ref(), rt.handle())
+                    .map_err(RunError::Admin)?,
+            )
+        }
     };
+    let cfg = &cfg;
     tracing::info!(
         gateway = %cfg.gateway.name,
         workers = ?cfg.dataplane.worker_lcores,
@@ -90,7 +102,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         dp.published.clone(),
         dp.board.clone(),
         opts.events.clone(),
-    );
+    )
+    .map_err(|e| RunError::Config(e.to_string()))?;
     if let Some((api, _)) = &api {
         opts.events.emit(Event::AdminListening {
             url: format!("http://{}", api.addr()),
@@ -106,6 +119,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     tracing::info!("shutting down: stopping workers");
     drop(api);
     plane.stop();
+    rt.shutdown_timeout(Duration::from_secs(1));
     let failed = dp.stop_workers();
     let report = run_report(&plane, &dp);
     opts.events.emit(Event::Stopped {
@@ -204,7 +218,7 @@ impl<'a> Supervisor<'a> {
         &mut self,
         plane: &mut ControlPlane,
         dp: &DataPlane,
-        api: Option<&(ApiServer, mpsc::Receiver<Envelope>)>,
+        api: Option<&(AdminServer, mpsc::Receiver<Envelope>)>,
         shutdown: &AtomicBool,
     ) {
         while !shutdown.load(Ordering::Relaxed) {
@@ -279,7 +293,7 @@ impl<'a> Supervisor<'a> {
 fn serve_one(
     plane: &mut ControlPlane,
     dp: &DataPlane,
-    server: &ApiServer,
+    server: &AdminServer,
     calls: &mpsc::Receiver<Envelope>,
 ) {
     match calls.recv_timeout(TICK) {
@@ -293,9 +307,9 @@ fn serve_one(
             // The caller gave up (503): do not make a change it was told
             // did not happen.
             let answer = if Instant::now() >= deadline {
-                api::ApiReply::error(503, "the control thread was busy; nothing was done")
+                admin::ApiReply::error(503, "the control thread was busy; nothing was done")
             } else {
-                api::serve(plane, call)
+                admin::serve(plane, call)
             };
             // A reload may have changed the token: in force before the
             // caller hears back.

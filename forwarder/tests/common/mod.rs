@@ -64,12 +64,25 @@ impl Drop for ChildGuard {
 /// JSON arrives as a JSON string), stderr dropped. The process is killed
 /// when the guard goes.
 pub fn spawn_dnlb(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<serde_json::Value>) {
+    spawn_dnlb_via(&[], args)
+}
+
+/// [`spawn_dnlb`] through a command that execs it, e.g.
+/// `["prlimit", "--nofile=512:512", "--"]` (same process, same PID).
+pub fn spawn_dnlb_via(
+    wrapper: &[&str],
+    args: &[&str],
+) -> (ChildGuard, std::sync::mpsc::Receiver<serde_json::Value>) {
     use std::io::BufRead;
-    let mut all: Vec<&str> = args.to_vec();
-    if all.first() == Some(&"run") {
-        all.splice(1..1, ["--events", "json"]);
+    let mut all: Vec<&str> = wrapper.to_vec();
+    all.push(env!("CARGO_BIN_EXE_dnlb"));
+    let cmd = all.remove(0);
+    let at = all.len();
+    all.extend_from_slice(args);
+    if all.get(at) == Some(&"run") {
+        all.splice(at + 1..at + 1, ["--events", "json"]);
     }
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dnlb"))
+    let mut child = std::process::Command::new(cmd)
         .args(&all)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -88,6 +101,9 @@ pub fn spawn_dnlb(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<serde
     });
     (ChildGuard(child), rx)
 }
+
+/// The events of a running `dnlb`, as JSON.
+pub type Events = std::sync::mpsc::Receiver<serde_json::Value>;
 
 /// How long a test waits for an event before it fails: generous, so a
 /// loaded machine slows a test down instead of failing it.
@@ -152,4 +168,54 @@ pub fn signal(child: &ChildGuard, sig: &str) {
         .expect("running kill")
         .success();
     assert!(ok, "kill {sig} failed");
+}
+
+/// Sends `request` (raw HTTP/1.1 text) to `addr` and returns the reply's
+/// status and body; the connection closes after one request.
+pub fn http_raw(addr: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connecting to the admin API");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// A one-request HTTP/1.1 text: `METHOD PATH` with `headers` (each
+/// `Name: value`) and `body`, asking to close afterwards.
+pub fn http_request(method: &str, path: &str, headers: &[&str], body: &str) -> String {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    r.push_str("\r\n");
+    r.push_str(body);
+    r
+}
+
+/// The gateway's admin address (`host:port`) from its `admin_listening`
+/// event, once it is ready.
+pub fn admin_addr(events: &std::sync::mpsc::Receiver<serde_json::Value>) -> String {
+    let l = wait_event(events, "admin_listening", |_| true);
+    wait_event(events, "ready", |_| true);
+    l["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string()
 }

@@ -10,6 +10,31 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use dnlb_forwarder::control::{self, Event, Events, RunOptions};
 
+/// `println!` that leaves a closed stdout (`dnlb check | head -1`) alone
+/// instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that leaves a closed stderr alone.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 mod plan;
 mod status;
 
@@ -112,7 +137,7 @@ fn main() -> ExitCode {
         } => match status::run(api, config, token_file, json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("dnlb status: {e}");
+                errln!("dnlb status: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -120,23 +145,23 @@ fn main() -> ExitCode {
             Ok(loaded) => {
                 plan::print(&loaded.config);
                 if !loaded.changes.is_empty() || !loaded.stale.is_empty() {
-                    println!(
+                    outln!(
                         "run-time changes from {} (made through the admin API, included above):",
                         loaded.runtime_path.display()
                     );
                     for c in loaded.changes.describe() {
-                        println!("  {c}");
+                        outln!("  {c}");
                     }
                     for c in &loaded.stale {
-                        println!("  stale: {c}");
+                        outln!("  stale: {c}");
                     }
                 }
-                println!("{}: OK", config.display());
+                outln!("{}: OK", config.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
-                eprintln!("{}: {} error(s)", config.display(), e.errors().len());
+                errln!("{e}");
+                errln!("{}: {} error(s)", config.display(), e.errors().len());
                 ExitCode::FAILURE
             }
         },
@@ -149,21 +174,21 @@ fn main() -> ExitCode {
             let cfg = match dnlb_config::runtime::load(&config) {
                 Ok(c) => c.config,
                 Err(e) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     return ExitCode::FAILURE;
                 }
             };
             let shutdown = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
-                    eprintln!("cannot install signal handler: {e}");
+                    errln!("cannot install signal handler: {e}");
                     return ExitCode::FAILURE;
                 }
             }
             let reload = Arc::new(AtomicBool::new(false));
             if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
             {
-                eprintln!("cannot install SIGHUP handler: {e}");
+                errln!("cannot install SIGHUP handler: {e}");
                 return ExitCode::FAILURE;
             }
             let opts = RunOptions {
@@ -177,7 +202,7 @@ fn main() -> ExitCode {
             match control::run(&cfg, &opts, &shutdown) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("dnlb: {e}");
+                    errln!("dnlb: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -5,7 +5,7 @@ use dnlb_forwarder::control::bringup::non_vip_routes;
 
 /// Prints what `cfg` makes a gateway do.
 pub fn print(cfg: &Config) {
-    println!(
+    outln!(
         "gateway {} (zone {})",
         cfg.gateway.name,
         cfg.gateway.zone.as_deref().unwrap_or("-")
@@ -13,26 +13,26 @@ pub fn print(cfg: &Config) {
     print_dataplane(&cfg.dataplane);
     print_control(cfg);
     if cfg.listeners.is_empty() {
-        println!("no listeners: frames are only forwarded between ports");
+        outln!("no listeners: frames are only forwarded between ports");
         return;
     }
     print_balancing(cfg);
 }
 
 fn print_dataplane(dp: &Dataplane) {
-    println!("EAL arguments: {}", dp.full_eal_args().join(" "));
-    println!(
+    outln!("EAL arguments: {}", dp.full_eal_args().join(" "));
+    outln!(
         "main lcore {}, workers on lcores {:?}",
         dp.main_lcore, dp.worker_lcores
     );
     match dp.idle {
-        IdlePolicy::BusyPoll => println!("idle workers busy-poll"),
-        IdlePolicy::Sleep { polls, sleep } => println!(
+        IdlePolicy::BusyPoll => outln!("idle workers busy-poll"),
+        IdlePolicy::Sleep { polls, sleep } => outln!(
             "idle workers sleep {} us after {polls} empty polls",
             sleep.as_micros()
         ),
     }
-    println!(
+    outln!(
         "mbuf pool {} mbufs; {} RX / {} TX descriptors per queue",
         dp.pool_mbufs, dp.rx_descriptors, dp.tx_descriptors
     );
@@ -57,7 +57,7 @@ fn print_dataplane(dp: &Dataplane) {
         } else {
             ""
         };
-        println!(
+        outln!(
             "port {i} {}{host}: {kind}, {} RX/TX queue pairs{rss}; {non_vip}",
             p.name,
             dp.worker_lcores.len(),
@@ -67,7 +67,7 @@ fn print_dataplane(dp: &Dataplane) {
 
 fn print_control(cfg: &Config) {
     match &cfg.admin {
-        Some(a) => println!(
+        Some(a) => outln!(
             "admin API on http://{}{}",
             a.listen,
             if a.token.is_some() {
@@ -76,24 +76,24 @@ fn print_control(cfg: &Config) {
                 ""
             }
         ),
-        None => println!("no admin API (add an [admin] section)"),
+        None => outln!("no admin API (add an [admin] section)"),
     }
     match &cfg.routing {
-        Some(r) => println!(
+        Some(r) => outln!(
             "routes: VIPs announced through BIRD at {} (IPv4 in {}, IPv6 in {}); withdrawn {} ms before shutdown",
             r.bird_socket.display(),
             r.vips4_file.as_ref().map_or("-".into(), |f| f.display().to_string()),
             r.vips6_file.as_ref().map_or("-".into(), |f| f.display().to_string()),
             r.withdraw_delay.as_millis()
         ),
-        None => println!("routes: not announced (no [routing] section)"),
+        None => outln!("routes: not announced (no [routing] section)"),
     }
 }
 
 fn print_balancing(cfg: &Config) {
     let e = &cfg.encap;
     let m = e.next_hop_mac;
-    println!(
+    outln!(
         "encapsulation: from {} / {} toward next hop {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, MTU {}, too big: {}, echo: {}",
         e.source_v4.map_or("-".to_string(), |a| a.to_string()),
         e.source_v6.map_or("-".to_string(), |a| a.to_string()),
@@ -103,7 +103,7 @@ fn print_balancing(cfg: &Config) {
         e.icmp_echo.name()
     );
     let f = &cfg.flows;
-    println!(
+    outln!(
         "flows: {} per worker, idle timeouts TCP {} s UDP {} s, TCP closing {} s",
         f.capacity_per_worker,
         f.tcp_idle_timeout.as_secs(),
@@ -112,7 +112,7 @@ fn print_balancing(cfg: &Config) {
     );
     for l in &cfg.listeners {
         let addrs: Vec<String> = l.addresses().map(|a| a.to_string()).collect();
-        println!(
+        outln!(
             "listener {}: {} {} port {} -> target group {} ({}, table {}, fragments {})",
             l.name,
             addrs.join(", "),
@@ -125,9 +125,9 @@ fn print_balancing(cfg: &Config) {
         );
     }
     for g in &cfg.target_groups {
-        println!("target group {}: {} backend(s)", g.name, g.backends.len());
+        outln!("target group {}: {} backend(s)", g.name, g.backends.len());
         if g.zone_affinity == ZoneAffinity::PreferOwn {
-            println!(
+            outln!(
                 "  new flows prefer zone {} while it has a usable backend",
                 cfg.gateway.zone.as_deref().unwrap_or("-")
             );
@@ -136,7 +136,7 @@ fn print_balancing(cfg: &Config) {
             let drain = b.drain_until.map_or(String::new(), |t| {
                 format!(" draining until {}", dnlb_config::time::from_system_time(t))
             });
-            println!(
+            outln!(
                 "  {} port {} {} weight {} zone {} tunnel {}{drain}",
                 b.address,
                 b.port,

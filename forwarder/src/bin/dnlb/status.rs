@@ -58,12 +58,12 @@ pub fn run(
         }
     };
     if json {
-        println!("{body}");
+        outln!("{body}");
         return Ok(());
     }
     let s: Status =
         serde_json::from_str(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
-    print!("{}", render_table(&s));
+    out!("{}", render_table(&s));
     Ok(())
 }
 

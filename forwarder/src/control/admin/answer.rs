@@ -1,0 +1,96 @@
+//! The control thread's side of a call: [`serve`] answers an [`ApiCall`]
+//! from the plane's state, as an [`ApiReply`] with an HTTP status. HTTP
+//! statuses for refused changes are chosen here only.
+
+use serde_json::json;
+
+use super::routes::ApiCall;
+use crate::control::changes::ChangeError;
+use crate::control::plane::{ControlPlane, Published};
+use crate::control::report;
+
+/// The control thread's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: String,
+    /// Content type.
+    pub content_type: &'static str,
+    /// Ask for the bearer token (`WWW-Authenticate`, with 401).
+    pub authenticate: bool,
+}
+
+impl ApiReply {
+    pub(super) fn json(status: u16, v: &impl serde::Serialize) -> Self {
+        ApiReply {
+            status,
+            body: serde_json::to_string_pretty(v)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+            content_type: "application/json",
+            authenticate: false,
+        }
+    }
+
+    /// A JSON error reply.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::json(status, &json!({ "error": message.into() }))
+    }
+}
+
+/// The HTTP status of a refused change: 404 no such thing, 409 not
+/// possible on this gateway now, 422 invalid, 500 not persisted.
+fn http_status(e: &ChangeError) -> u16 {
+    match e {
+        ChangeError::NoTargetGroup(_) | ChangeError::NoListener(_) | ChangeError::NoBackend(_) => {
+            404
+        }
+        ChangeError::NoConfigFile
+        | ChangeError::ForwardingOnly
+        | ChangeError::ConfigFileInvalid(_) => 409,
+        ChangeError::Invalid(_) => 422,
+        ChangeError::NotSaved { .. } => 500,
+    }
+}
+
+impl From<ChangeError> for ApiReply {
+    fn from(e: ChangeError) -> Self {
+        ApiReply::error(http_status(&e), e.to_string())
+    }
+}
+
+/// Answers a call on the control thread.
+pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
+    let published = |r: Result<Published, ChangeError>| match r {
+        Ok(p) => ApiReply::json(
+            200,
+            &json!({ "ok": true, "generation": p.generation, "tables_rebuilt": p.tables_rebuilt }),
+        ),
+        Err(e) => e.into(),
+    };
+    match call {
+        ApiCall::Status => ApiReply::json(200, &report::status(plane)),
+        ApiCall::Listeners => ApiReply::json(200, &report::status(plane).listeners),
+        ApiCall::Backends => ApiReply::json(200, &report::status(plane).backends),
+        ApiCall::Runtime => {
+            let s = report::status(plane);
+            ApiReply::json(
+                200,
+                &json!({ "file": s.runtime_file, "changes": s.runtime_changes, "stale": s.stale_changes }),
+            )
+        }
+        ApiCall::Metrics => ApiReply {
+            status: 200,
+            body: crate::control::metrics::render(&report::status(plane)),
+            content_type: "text/plain; version=0.0.4",
+            authenticate: false,
+        },
+        // Whatever made a reload fail, the file is what needs fixing.
+        ApiCall::Reload => match plane.reload() {
+            Ok(p) => published(Ok(p)),
+            Err(e) => ApiReply::error(422, e.to_string()),
+        },
+        ApiCall::Change(change) => published(plane.change(&change)),
+    }
+}
