@@ -34,7 +34,18 @@ pub struct LbPipeline<C: Clock> {
     ports: PortPlan,
     clock: C,
     stats: Option<LbStatsPublisher>,
+    /// Poll iterations, for the flow-table sweep's pace.
+    polls: u32,
 }
+
+/// The flow table is swept every this many poll iterations (a power of
+/// two)...
+const SWEEP_EVERY_POLLS: u32 = 64;
+/// ...this many buckets (64 bytes each) at a time. A 1M-flow table (2^19
+/// buckets) is visited whole every 4M polls: a few seconds under traffic,
+/// a minute or two idle with back-off; far within the 2^31 ms (24.8 days)
+/// after which an expired entry nobody touched would look live again.
+const SWEEP_BUCKETS: usize = 8;
 
 impl<C: Clock> LbPipeline<C> {
     /// A pipeline reading published snapshots through `snapshot`.
@@ -46,6 +57,7 @@ impl<C: Clock> LbPipeline<C> {
             ports,
             clock,
             stats: None,
+            polls: 0,
         }
     }
 
@@ -77,6 +89,13 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
 
     #[inline]
     fn on_poll(&mut self) {
+        // Reclaim expired flows a few buckets at a time, with a fresh clock
+        // reading (also when idle: the wrap must never catch an entry).
+        self.polls = self.polls.wrapping_add(1);
+        if self.polls % SWEEP_EVERY_POLLS == 0 {
+            let now = self.clock.now_ms();
+            self.processor.flows().sweep(now, SWEEP_BUCKETS);
+        }
         if let Some(stats) = &mut self.stats {
             let p = &mut self.processor;
             let (flows, capacity) = (p.flows().len(), p.flows().capacity());
@@ -175,6 +194,10 @@ mod tests {
     }
 
     fn pipeline(host_port: Option<PortIndex>) -> LbPipeline<ManualClock> {
+        pipeline_with(host_port, ManualClock::default())
+    }
+
+    fn pipeline_with(host_port: Option<PortIndex>, clock: ManualClock) -> LbPipeline<ManualClock> {
         let text = "[gateway]\nname = \"t\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
                     [encap]\nsource_v4 = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
                     [[listener]]\nname = \"l\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"g\"\n\
@@ -191,8 +214,45 @@ mod tests {
             Processor::new(1024, 1, 10, 0),
             publisher.reader(),
             plan,
-            ManualClock::default(),
+            clock,
         )
+    }
+
+    #[test]
+    fn the_poll_loop_sweeps_expired_flows_so_the_clock_wrap_never_revives_one() {
+        use std::sync::atomic::Ordering;
+        let clock = ManualClock::default();
+        let mut pl = pipeline_with(None, clock.clone());
+        let mut vip = dnlb_testkit::frame(&dnlb_testkit::FlowMix::default(), 0, 0);
+        vip[30..34].copy_from_slice(&[192, 0, 2, 10]);
+        let mut v = [Verdict::Drop(DropReason::TxRefused); BURST];
+        let mut send = |pl: &mut LbPipeline<ManualClock>| {
+            pl.process(PortIndex(0), &mut [VecPacket::new(&vip)], &mut v);
+            assert_eq!(v[0], Verdict::Forward(PortIndex(0)));
+        };
+        send(&mut pl);
+        assert_eq!(pl.processor().counters.new_flows, 1);
+        assert_eq!(pl.processor().flows().len(), 1);
+        // Idle past the UDP timeout: the poll loop reclaims the flow.
+        let expiry = pl.snapshot.get().params.udp_timeout_ms;
+        clock.0.store(expiry + 1, Ordering::Relaxed);
+        let sweep = pl.processor().flows().buckets() / SWEEP_BUCKETS + 1;
+        for _ in 0..sweep as u32 * SWEEP_EVERY_POLLS {
+            pl.on_poll();
+        }
+        assert_eq!(pl.processor().flows().len(), 0, "swept");
+        // 2^31 ms later the stale entry's expiry would compare as live
+        // again (wrapping); it is gone, so the flow is new.
+        clock.0.store(
+            expiry.wrapping_add(1 << 31).wrapping_add(1000),
+            Ordering::Relaxed,
+        );
+        send(&mut pl);
+        assert_eq!(
+            pl.processor().counters.new_flows,
+            2,
+            "a flow past the wrap is new"
+        );
     }
 
     #[test]

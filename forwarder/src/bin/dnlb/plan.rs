@@ -23,7 +23,8 @@ fn print_dataplane(dp: &Dataplane) {
     outln!("EAL arguments: {}", dp.full_eal_args().join(" "));
     outln!(
         "main lcore {}, workers on lcores {:?}",
-        dp.main_lcore, dp.worker_lcores
+        dp.main_lcore,
+        dp.worker_lcores
     );
     match dp.idle {
         IdlePolicy::BusyPoll => outln!("idle workers busy-poll"),
@@ -34,7 +35,9 @@ fn print_dataplane(dp: &Dataplane) {
     }
     outln!(
         "mbuf pool {} mbufs; {} RX / {} TX descriptors per queue",
-        dp.pool_mbufs, dp.rx_descriptors, dp.tx_descriptors
+        dp.pool_mbufs,
+        dp.rx_descriptors,
+        dp.tx_descriptors
     );
     let routes = non_vip_routes(dp);
     for (i, p) in dp.ports.iter().enumerate() {
