@@ -92,7 +92,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // Reclaim expired flows a few buckets at a time, with a fresh clock
         // reading (also when idle: the wrap must never catch an entry).
         self.polls = self.polls.wrapping_add(1);
-        if self.polls % SWEEP_EVERY_POLLS == 0 {
+        if self.polls & (SWEEP_EVERY_POLLS - 1) == 0 {
             let now = self.clock.now_ms();
             self.processor.flows().sweep(now, SWEEP_BUCKETS);
         }
