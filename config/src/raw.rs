@@ -173,6 +173,26 @@ pub struct RawListener {
     pub fragments: Option<Spanned<String>>,
     /// Name of the target group to balance over.
     pub target_group: Spanned<String>,
+    /// Who may open flows (`[listener.acl]`). Default: everyone.
+    #[serde(default)]
+    pub acl: Option<Spanned<RawAcl>>,
+}
+
+/// `[listener.acl]`: source prefixes allowed and denied. A source takes the
+/// action of the longest prefix containing it, else `default`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcl {
+    /// `"allow"` (the default) or `"deny"`: for sources no prefix covers.
+    #[serde(default)]
+    pub default: Option<Spanned<String>>,
+    /// Prefixes allowed, e.g. `["10.0.0.0/8", "2001:db8::/32"]`; a bare
+    /// address is a /32 or /128.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Prefixes denied.
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
 }
 
 /// `[[target_group]]`

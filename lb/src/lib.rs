@@ -5,6 +5,7 @@
 //! plane and on plain buffers in tests and benchmarks alike.
 //!
 //! - [`vip`]: listener lookup by (VIP, protocol, port), all-ports listeners.
+//! - [`acl`]: listener access lists, compiled for the hot path.
 //! - [`hash`]: the flow hash every gateway computes identically.
 //! - [`maglev`]: weighted Maglev tables, a pure function of the backends.
 //! - [`flow_table`]: per-worker connection tracking.
@@ -18,6 +19,7 @@
 // Unsafe is denied everywhere but `prefetch`, which fences one hint.
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod encap;
 pub mod flow_table;
 pub mod hash;

@@ -234,6 +234,7 @@ mod tests {
             table_size: 251,
             fragments: FragmentPolicy::Drop,
             target_group: 0,
+            acl: None,
         }
     }
 

@@ -278,6 +278,54 @@ pub struct Listener {
     pub fragments: FragmentPolicy,
     /// Index into `Config::target_groups`.
     pub target_group: usize,
+    /// Who may open flows to it (`None`: everyone).
+    pub acl: Option<Acl>,
+}
+
+/// An IP prefix: an address and how many of its leading bits count. The
+/// address has no bits set past the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cidr {
+    /// The first address.
+    pub addr: IpAddr,
+    /// Prefix length (0–32 for IPv4, 0–128 for IPv6).
+    pub len: u8,
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// What an access list does with a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AclAction {
+    /// Its packets are load-balanced.
+    Allow,
+    /// Its packets are dropped (`acl_denied`).
+    Deny,
+}
+
+impl AclAction {
+    /// The word used in config and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            AclAction::Allow => "allow",
+            AclAction::Deny => "deny",
+        }
+    }
+}
+
+/// A listener's access list: each source address takes the action of the
+/// longest prefix that contains it, or `default` when none does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    /// For sources no rule covers.
+    pub default: AclAction,
+    /// Rules, as written (allow lists first, then deny lists); a rule's
+    /// place here is its counter's index.
+    pub rules: Vec<(Cidr, AclAction)>,
 }
 
 impl Listener {

@@ -532,6 +532,10 @@ fn listeners(
             table_size,
             fragments,
             target_group,
+            acl: l
+                .acl
+                .as_ref()
+                .map(|a| super::acl::acl(c, a.get_ref(), &key("acl"))),
         });
     }
     out

@@ -1,5 +1,6 @@
 //! Raw TOML → validated model. Collects every error before giving up.
 
+mod acl;
 mod admin;
 mod balancing;
 mod dataplane;
@@ -7,6 +8,7 @@ mod fields;
 mod health;
 mod routing;
 
+pub use acl::{parse_cidr, MAX_ACL_RULES};
 pub use admin::{default_token_file, DEFAULT_ADMIN_CONNECTIONS, MAX_ADMIN_CONNECTIONS};
 
 use std::path::Path;

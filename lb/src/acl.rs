@@ -1,0 +1,428 @@
+//! Listener access lists on the hot path: a source address in, allow or
+//! deny and the rule that decided out, without allocation.
+//!
+//! A list's prefixes (allow and deny, IPv4 and IPv6) are flattened on the
+//! slow path into sorted, disjoint address intervals, each labelled with the
+//! longest prefix that covers it (or none: the default action). A lookup
+//! finds the interval containing the address by binary search; for IPv4
+//! lists with many intervals a 65,536-entry index on the top 16 bits first
+//! narrows the search to one /16 (a few intervals), so thousands of
+//! prefixes cost about what a handful do.
+
+use dnlb_model::{Acl, AclAction, Cidr};
+
+/// The rule index [`AclMatch::rule`] reports when no prefix covers the
+/// address (the default action decided).
+pub const DEFAULT_RULE: u16 = u16::MAX;
+
+/// Most rules a list may have (rule indexes are `u16`, one reserved).
+pub const MAX_RULES: usize = DEFAULT_RULE as usize;
+
+/// IPv4 lists with more intervals than this get the /16 index.
+const INDEX_FROM_INTERVALS: usize = 64;
+
+/// What a lookup decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclMatch {
+    /// Whether the source may open flows.
+    pub allow: bool,
+    /// The deciding rule's index in [`Acl::rules`], or [`DEFAULT_RULE`].
+    pub rule: u16,
+}
+
+/// Sorted disjoint intervals of one family: `starts[i]..starts[i + 1]` has
+/// rule `rules[i]`; `starts[0]` is 0.
+#[derive(Debug, Clone)]
+struct Intervals<T> {
+    starts: Vec<T>,
+    rules: Vec<u16>,
+}
+
+impl<T: Copy + Ord> Intervals<T> {
+    /// The rule of the interval containing `a`, searching `lo..hi`.
+    #[inline]
+    fn rule_in(&self, a: T, lo: usize, hi: usize) -> u16 {
+        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= a);
+        // `starts[0]` is 0, so some start is <= a and i >= 1.
+        self.rules[i.saturating_sub(1)]
+    }
+}
+
+/// An access list, compiled.
+#[derive(Debug, Clone)]
+pub struct AclTable {
+    v4: Intervals<u32>,
+    /// `index[h]`: the interval containing `h << 16`; `index[65536]` the
+    /// interval count. Empty when the list is short.
+    v4_index: Vec<u32>,
+    v6: Intervals<u128>,
+    actions: Vec<bool>,
+    default: bool,
+}
+
+/// A prefix as an inclusive range in a `bits`-wide space.
+fn range(c: &Cidr) -> (u128, u128, u32) {
+    let (a, bits) = match c.addr {
+        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        std::net::IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    let host = bits - u32::from(c.len);
+    let mask = if host == 0 {
+        0
+    } else {
+        u128::MAX >> (128 - host)
+    };
+    (a & !mask, a | mask, bits)
+}
+
+/// Flattens nested or disjoint prefixes (start, end, rule) of a space whose
+/// largest address is `max` into sorted intervals labelled with the longest
+/// covering prefix's rule.
+fn flatten(mut prefixes: Vec<(u128, u128, u16)>, max: u128) -> Intervals<u128> {
+    // Wider first among equal starts, so nested ones come after their parent;
+    // among identical prefixes the later rule wins (it is pushed last).
+    prefixes.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut out = Intervals {
+        starts: Vec::new(),
+        rules: Vec::new(),
+    };
+    let mut emit = |start: u128, rule: u16| {
+        if out.rules.last() == Some(&rule) {
+            return;
+        }
+        if out.starts.last() == Some(&start) {
+            out.rules.pop();
+            out.starts.pop();
+            if out.rules.last() == Some(&rule) {
+                return;
+            }
+        }
+        out.starts.push(start);
+        out.rules.push(rule);
+    };
+    let mut stack: Vec<(u128, u16)> = Vec::new(); // (end, rule)
+    emit(0, DEFAULT_RULE);
+    for (start, end, rule) in prefixes {
+        // Close the prefixes that end before this one starts.
+        while let Some(&(e, _)) = stack.last() {
+            if e >= start {
+                break;
+            }
+            stack.pop();
+            let outer = stack.last().map_or(DEFAULT_RULE, |t| t.1);
+            emit(e + 1, outer);
+        }
+        emit(start, rule);
+        stack.push((end, rule));
+    }
+    while let Some((e, _)) = stack.pop() {
+        if e == max {
+            break;
+        }
+        let outer = stack.last().map_or(DEFAULT_RULE, |t| t.1);
+        emit(e + 1, outer);
+    }
+    out
+}
+
+impl AclTable {
+    /// Compiles `acl` (at most [`MAX_RULES`] rules).
+    pub fn build(acl: &Acl) -> AclTable {
+        let (mut p4, mut p6) = (Vec::new(), Vec::new());
+        for (i, (cidr, _)) in acl.rules.iter().take(MAX_RULES).enumerate() {
+            let (start, end, bits) = range(cidr);
+            if bits == 32 {
+                p4.push((start, end, i as u16));
+            } else {
+                p6.push((start, end, i as u16));
+            }
+        }
+        let f4 = flatten(p4, u128::from(u32::MAX));
+        let v4 = Intervals {
+            starts: f4.starts.iter().map(|&s| s as u32).collect(),
+            rules: f4.rules,
+        };
+        let v4_index = if v4.starts.len() > INDEX_FROM_INTERVALS {
+            (0..=65536u64)
+                .map(|h| {
+                    if h == 65536 {
+                        v4.starts.len() as u32
+                    } else {
+                        let a = (h << 16) as u32;
+                        (v4.starts.partition_point(|&s| s <= a) - 1) as u32
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        AclTable {
+            v4,
+            v4_index,
+            v6: flatten(p6, u128::MAX),
+            actions: acl
+                .rules
+                .iter()
+                .map(|(_, a)| *a == AclAction::Allow)
+                .collect(),
+            default: acl.default == AclAction::Allow,
+        }
+    }
+
+    fn decide(&self, rule: u16) -> AclMatch {
+        AclMatch {
+            allow: self
+                .actions
+                .get(rule as usize)
+                .copied()
+                .unwrap_or(self.default),
+            rule,
+        }
+    }
+
+    /// The decision for IPv4 source `src`.
+    #[inline]
+    pub fn check_v4(&self, src: [u8; 4]) -> AclMatch {
+        let a = u32::from_be_bytes(src);
+        let rule = if self.v4_index.is_empty() {
+            self.v4.rule_in(a, 0, self.v4.starts.len())
+        } else {
+            let h = (a >> 16) as usize;
+            let (lo, hi) = (self.v4_index[h] as usize, self.v4_index[h + 1] as usize);
+            // The containing interval is lo or a later one starting in this
+            // /16 (all before `hi`, or `hi` itself when it starts at a).
+            self.v4.rule_in(a, lo, (hi + 1).min(self.v4.starts.len()))
+        };
+        self.decide(rule)
+    }
+
+    /// The decision for IPv6 source `src`.
+    #[inline]
+    pub fn check_v6(&self, src: [u8; 16]) -> AclMatch {
+        let rule = self
+            .v6
+            .rule_in(u128::from_be_bytes(src), 0, self.v6.starts.len());
+        self.decide(rule)
+    }
+
+    /// Address intervals in the compiled form (IPv4, IPv6): what a list
+    /// costs.
+    pub fn intervals(&self) -> (usize, usize) {
+        (self.v4.starts.len(), self.v6.starts.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        let (a, l) = s.split_once('/').unwrap();
+        let addr: IpAddr = a.parse().unwrap();
+        let len: u8 = l.parse().unwrap();
+        let c = Cidr { addr, len };
+        let (start, _, _) = range(&c);
+        Cidr {
+            addr: match addr {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(start as u32)),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(start)),
+            },
+            len,
+        }
+    }
+
+    /// The meaning: the longest matching prefix's action (the later of
+    /// identical ones), else the default.
+    fn naive(acl: &Acl, a: IpAddr) -> AclMatch {
+        let mut best: Option<(u8, usize)> = None;
+        for (i, (c, _)) in acl.rules.iter().enumerate() {
+            let (s, e, bits) = range(c);
+            let (v, vb) = match a {
+                IpAddr::V4(x) => (u128::from(u32::from(x)), 32),
+                IpAddr::V6(x) => (u128::from(x), 128),
+            };
+            if bits == vb && s <= v && v <= e && best.is_none_or(|(l, _)| c.len >= l) {
+                best = Some((c.len, i));
+            }
+        }
+        match best {
+            Some((_, i)) => AclMatch {
+                allow: acl.rules[i].1 == AclAction::Allow,
+                rule: i as u16,
+            },
+            None => AclMatch {
+                allow: acl.default == AclAction::Allow,
+                rule: DEFAULT_RULE,
+            },
+        }
+    }
+
+    fn check(t: &AclTable, a: IpAddr) -> AclMatch {
+        match a {
+            IpAddr::V4(x) => t.check_v4(x.octets()),
+            IpAddr::V6(x) => t.check_v6(x.octets()),
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_decides_and_the_rest_take_the_default() {
+        let acl = Acl {
+            default: AclAction::Deny,
+            rules: vec![
+                (cidr("10.0.0.0/8"), AclAction::Allow),
+                (cidr("2001:db8::/32"), AclAction::Allow),
+                (cidr("10.1.0.0/16"), AclAction::Deny),
+                (cidr("10.1.2.3/32"), AclAction::Allow),
+                (cidr("0.0.0.0/0"), AclAction::Deny),
+            ],
+        };
+        let t = AclTable::build(&acl);
+        let at = |s: &str| check(&t, s.parse().unwrap());
+        assert_eq!(
+            at("10.9.9.9"),
+            AclMatch {
+                allow: true,
+                rule: 0
+            }
+        );
+        assert_eq!(
+            at("10.1.9.9"),
+            AclMatch {
+                allow: false,
+                rule: 2
+            }
+        );
+        assert_eq!(
+            at("10.1.2.3"),
+            AclMatch {
+                allow: true,
+                rule: 3
+            }
+        );
+        assert_eq!(
+            at("10.1.2.4"),
+            AclMatch {
+                allow: false,
+                rule: 2
+            }
+        );
+        assert_eq!(
+            at("11.0.0.0"),
+            AclMatch {
+                allow: false,
+                rule: 4
+            }
+        );
+        assert_eq!(
+            at("255.255.255.255"),
+            AclMatch {
+                allow: false,
+                rule: 4
+            }
+        );
+        assert_eq!(
+            at("2001:db8::1"),
+            AclMatch {
+                allow: true,
+                rule: 1
+            }
+        );
+        assert_eq!(
+            at("2001:db9::1"),
+            AclMatch {
+                allow: false,
+                rule: DEFAULT_RULE
+            }
+        );
+        assert_eq!(
+            at("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            AclMatch {
+                allow: false,
+                rule: DEFAULT_RULE
+            }
+        );
+    }
+
+    #[test]
+    fn edges_of_the_address_space() {
+        let acl = Acl {
+            default: AclAction::Allow,
+            rules: vec![
+                (cidr("255.255.255.255/32"), AclAction::Deny),
+                (cidr("0.0.0.0/32"), AclAction::Deny),
+                (cidr("::/128"), AclAction::Deny),
+                (
+                    cidr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120"),
+                    AclAction::Deny,
+                ),
+            ],
+        };
+        let t = AclTable::build(&acl);
+        for (a, allow) in [
+            ("255.255.255.255", false),
+            ("255.255.255.254", true),
+            ("0.0.0.0", false),
+            ("0.0.0.1", true),
+            ("::", false),
+            ("::1", true),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:feff", true),
+        ] {
+            assert_eq!(check(&t, a.parse().unwrap()).allow, allow, "{a}");
+        }
+    }
+
+    fn any_v4_prefix() -> impl Strategy<Value = Cidr> {
+        // Few distinct high bits, so prefixes nest and collide often.
+        (0u32..16, 0u8..=32).prop_map(|(hi, len)| {
+            let a = (hi << 28) | ((hi * 0x0101_0101) & 0x0fff_ffff);
+            let c = Cidr {
+                addr: IpAddr::V4(Ipv4Addr::from(a)),
+                len,
+            };
+            let (s, _, _) = range(&c);
+            Cidr {
+                addr: IpAddr::V4(Ipv4Addr::from(s as u32)),
+                len,
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The compiled list agrees with the meaning, with and without the
+        /// /16 index (many or few rules).
+        #[test]
+        fn compiled_lists_agree_with_longest_prefix_match(
+            rules in prop::collection::vec((any_v4_prefix(), any::<bool>()), 0..200),
+            deny_default in any::<bool>(),
+            probes in prop::collection::vec(any::<u32>(), 8),
+        ) {
+            let acl = Acl {
+                default: if deny_default { AclAction::Deny } else { AclAction::Allow },
+                rules: rules
+                    .into_iter()
+                    .map(|(c, allow)| (c, if allow { AclAction::Allow } else { AclAction::Deny }))
+                    .collect(),
+            };
+            let t = AclTable::build(&acl);
+            for p in probes {
+                // Probe the addresses and the rule boundaries themselves.
+                let mut addrs = vec![p];
+                for (c, _) in &acl.rules {
+                    let (s, e, _) = range(c);
+                    addrs.extend([s as u32, e as u32, (s as u32).wrapping_sub(1), (e as u32).wrapping_add(1)]);
+                }
+                for a in addrs {
+                    let a = IpAddr::V4(Ipv4Addr::from(a));
+                    prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
+                }
+            }
+        }
+    }
+}
