@@ -23,6 +23,7 @@ pub mod plane;
 pub mod report;
 pub mod routes;
 pub mod run;
+pub mod runtime;
 pub mod status;
 
 pub use events::{Event, Events};
