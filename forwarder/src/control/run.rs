@@ -20,6 +20,7 @@ pub use super::error::RunError;
 use super::events::{Event, Events};
 use super::plane::ControlPlane;
 use super::report::{final_report, port_status};
+use super::runtime::control_runtime;
 
 /// How long the control loop waits for an API call before its other work.
 const TICK: Duration = Duration::from_millis(20);
@@ -75,6 +76,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         None => None,
         Some(admin) => Some(ApiServer::start(admin).map_err(RunError::Admin)?),
     };
+    // Built after EAL init: its threads inherit the main lcore's CPU set.
+    let ctl = control_runtime().map_err(RunError::Runtime)?;
     tracing::info!(
         gateway = %cfg.gateway.name,
         workers = ?cfg.dataplane.worker_lcores,
@@ -90,6 +93,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         dp.published.clone(),
         dp.board.clone(),
         opts.events.clone(),
+        ctl.handle().clone(),
     );
     if let Some((api, _)) = &api {
         opts.events.emit(Event::AdminListening {
@@ -122,6 +126,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     // Workers handed their snapshots back when they stopped: free them here.
     plane.reclaim();
     drop(plane);
+    // Its probes were aborted; nothing on it is worth waiting for.
+    ctl.shutdown_background();
     // Ports stop and close (flushing pcap output files) as the last handles
     // go; then the pool; the EAL is cleaned up with the last handle.
     drop(dp);
