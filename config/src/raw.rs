@@ -251,6 +251,11 @@ pub struct RawHealthCheck {
     /// Consecutive failures that make a healthy backend unhealthy. Default 3.
     #[serde(default)]
     pub unhealthy_threshold: Option<Spanned<u8>>,
+    /// For this long after the gateway starts (or the group gains its health
+    /// check), failed probes do not take a backend down. Milliseconds,
+    /// default 0 (no grace), range 0..=600000.
+    #[serde(default)]
+    pub startup_grace_ms: Option<Spanned<u32>>,
 }
 
 /// `[[target_group.backend]]`

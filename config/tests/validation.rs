@@ -295,6 +295,7 @@ interval_ms = 500
 timeout_ms = 200
 healthy_threshold = 2
 unhealthy_threshold = 3
+startup_grace_ms = 3000
 
 [[target_group.backend]]
 address = "10.1.0.1"
@@ -368,10 +369,31 @@ fn load_balancing_sections_validate() {
         (8080, 500, 200)
     );
     assert_eq!((h.healthy_threshold, h.unhealthy_threshold), (2, 3));
+    assert_eq!(h.startup_grace, std::time::Duration::from_millis(3000));
     assert_ne!(
         dnlb_lb::maglev::backend_identity(&b[0]),
         dnlb_lb::maglev::backend_identity(&b[2])
     );
+}
+
+#[test]
+fn health_check_defaults_include_no_startup_grace() {
+    // Everything but the required keys removed from LB's health check.
+    let minimal = LB.replacen(
+        "path = \"/healthz\"\nexpected_status = [200, 204]\ninterval_ms = 500\ntimeout_ms = 200\n\
+         healthy_threshold = 2\nunhealthy_threshold = 3\nstartup_grace_ms = 3000\n",
+        "",
+        1,
+    );
+    assert_ne!(minimal, LB, "the edit applies");
+    let c = parse(Path::new("lb.toml"), &minimal).unwrap_or_else(|e| panic!("{e}"));
+    let h = c.target_groups[0].health_check.as_ref().unwrap();
+    assert_eq!(
+        (h.interval.as_millis(), h.timeout.as_millis()),
+        (5000, 2000)
+    );
+    assert_eq!((h.healthy_threshold, h.unhealthy_threshold), (3, 3));
+    assert_eq!(h.startup_grace, std::time::Duration::ZERO);
 }
 
 /// (name, edit of LB, expected message fragment)
@@ -420,6 +442,8 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("bad status", "expected_status = [200, 204]", "expected_status = [700]", "target_group[0].health_check.expected_status: give one or more HTTP status codes"),
     ("relative path", "path = \"/healthz\"", "path = \"healthz\"", "target_group[0].health_check.path: \"healthz\" is not an absolute path"),
     ("payload on http", "path = \"/healthz\"", "path = \"/healthz\"\nudp_payload = \"x\"", "target_group[0].health_check.udp_payload: only for type = \"udp\", not \"http\""),
+    ("grace too long", "startup_grace_ms = 3000", "startup_grace_ms = 600001", "target_group[0].health_check.startup_grace_ms: must be between 0 and 600000"),
+    ("grace negative", "startup_grace_ms = 3000", "startup_grace_ms = -1", "invalid value: integer `-1`, expected u32"),
     ("health port zero", "port = 8080", "port = 0", "target_group[0].health_check.port: must be between 1 and 65535"),
     ("unknown all_down", "all_down = \"drop\"", "all_down = \"panic\"", "target_group[0].all_down: \"panic\" is not one of \"fail_open\", \"drop\""),
     ("unknown listener key", "scheduler = \"source_ip\"", "scheduler = \"source_ip\"\nstickiness = true", "unknown field `stickiness`"),

@@ -1,89 +1,170 @@
 //! Health checks against real servers on loopback: TCP, HTTP and UDP
-//! services go down and come back, and the checker sees it. Tests wait for
-//! each state with a generous deadline; they never assert how fast.
+//! services go down and come back, and the checker sees it; a trickling
+//! target fails at the probe's deadline; reloads never wait for a probe;
+//! states are kept, restarted or forgotten as the config changes; the
+//! start-up grace; bounded probes; probes without file descriptors. Tests
+//! wait for each state with a generous deadline; they never assert how fast,
+//! except that a config update returns within 200 ms (the issue's bound on
+//! control-thread time per reload).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dnlb_forwarder::control::health::HealthChecker;
-use dnlb_forwarder::control::Events;
+use dnlb_config::Probe;
+use dnlb_forwarder::control::health::{
+    probe, HealthChecker, HealthState, ProbeError, MAX_PROBES_IN_FLIGHT,
+};
+use dnlb_forwarder::control::runtime::start as control_runtime;
+use dnlb_forwarder::control::{Event, Events};
+use rusty_fork::rusty_fork_test;
 
 mod common;
 
-fn config(tcp: u16, http: u16, udp: u16) -> dnlb_config::Config {
-    let group = |name: &str, kind: &str, port: u16, extra: &str| {
-        format!(
-            "[[target_group]]\nname = \"{name}\"\n[target_group.health_check]\ntype = \"{kind}\"\nport = {port}\n\
-             interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n{extra}\
-             [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"ipip\"\n"
-        )
-    };
-    let text = format!(
-        "[gateway]\nname = \"h\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n{}{}{}",
-        group("tcp", "tcp", tcp, ""),
-        group("http", "http", http, "path = \"/healthz\"\nexpected_status = [200]\n"),
-        group("udp", "udp", udp, "udp_payload = \"are you there\"\n"),
-    );
-    dnlb_config::parse(Path::new("health.toml"), &text).unwrap()
+/// A `[[target_group]]` named `name` with a health check (`check`: the
+/// keys after `[target_group.health_check]`) and backends at `addrs`.
+fn group(name: &str, check: &str, addrs: &[&str]) -> String {
+    let mut t =
+        format!("[[target_group]]\nname = \"{name}\"\n[target_group.health_check]\n{check}");
+    for a in addrs {
+        t += &format!("[[target_group.backend]]\naddress = \"{a}\"\ntunnel = \"ipip\"\n");
+    }
+    t
 }
 
-/// An HTTP server answering every request with the current status.
-struct Http {
-    port: u16,
+/// A config with `groups` (no listeners: the checker needs none).
+fn config_of(groups: &[String]) -> dnlb_config::Config {
+    let text = format!(
+        "[gateway]\nname = \"h\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n{}",
+        groups.concat()
+    );
+    dnlb_config::parse(Path::new("health.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Check keys: `kind` probe on `port`, 50 ms interval, 40 ms timeout,
+/// thresholds 2, and `extra`.
+fn fast(kind: &str, port: u16, extra: &str) -> String {
+    format!(
+        "type = \"{kind}\"\nport = {port}\ninterval_ms = 50\ntimeout_ms = 40\n\
+         healthy_threshold = 2\nunhealthy_threshold = 2\n{extra}"
+    )
+}
+
+fn config(tcp: u16, http: u16, udp: u16) -> dnlb_config::Config {
+    config_of(&[
+        group("tcp", &fast("tcp", tcp, ""), &["127.0.0.1"]),
+        group(
+            "http",
+            &fast(
+                "http",
+                http,
+                "path = \"/healthz\"\nexpected_status = [200]\n",
+            ),
+            &["127.0.0.1"],
+        ),
+        group(
+            "udp",
+            &fast("udp", udp, "udp_payload = \"are you there\"\n"),
+            &["127.0.0.1"],
+        ),
+    ])
+}
+
+/// Stops a server thread when dropped.
+struct Server {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Http {
-    fn start(port: u16, status: Arc<AtomicU16>) -> Http {
-        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        let port = l.local_addr().unwrap().port();
-        l.set_nonblocking(true).unwrap();
+impl Server {
+    fn spawn(f: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
-        let (st, stp) = (status.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !stp.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        s.set_nonblocking(false).unwrap();
-                        s.set_read_timeout(Some(Duration::from_millis(200)))
-                            .unwrap();
-                        let mut buf = [0u8; 512];
-                        let n = s.read(&mut buf).unwrap_or(0);
-                        assert!(buf[..n].starts_with(b"GET /healthz HTTP/1.1\r\n"));
-                        let code = st.load(Ordering::Relaxed);
-                        let _ = write!(
-                            s,
-                            "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
+        let s = stop.clone();
+        Server {
+            stop,
+            thread: Some(std::thread::spawn(move || f(s))),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Accepts connections on `l` until stopped, handing each to `f`.
+fn accept_loop(l: TcpListener, stop: &AtomicBool, mut f: impl FnMut(TcpStream)) {
+    l.set_nonblocking(true).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                f(s)
             }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// An HTTP server answering every request with the current status; it
+/// keeps every request's head.
+struct Http {
+    port: u16,
+    heads: Arc<Mutex<Vec<String>>>,
+    _server: Server,
+}
+
+impl Http {
+    fn start(ip: &str, port: u16, status: Arc<AtomicU16>) -> Http {
+        let l = TcpListener::bind((ip, port)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        let server = Server::spawn(move |stop| {
+            accept_loop(l, &stop, |mut s| {
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 512];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let code = status.load(Ordering::Relaxed);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            })
         });
         Http {
             port,
-            stop,
-            thread: Some(thread),
+            heads,
+            _server: server,
         }
     }
 
-    fn stop(mut self) -> u16 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        self.port
+    fn requests(&self) -> usize {
+        self.heads.lock().unwrap().len()
     }
 }
 
 /// A UDP server echoing datagrams.
 struct Udp {
     port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 impl Udp {
@@ -91,11 +172,9 @@ impl Udp {
         let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
         let port = s.local_addr().unwrap().port();
         s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stp = stop.clone();
-        let thread = std::thread::spawn(move || {
+        let server = Server::spawn(move |stop| {
             let mut buf = [0u8; 1500];
-            while !stp.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 if let Ok((n, from)) = s.recv_from(&mut buf) {
                     let _ = s.send_to(&buf[..n], from);
                 }
@@ -103,65 +182,103 @@ impl Udp {
         });
         Udp {
             port,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
-    }
-
-    fn stop(mut self) -> u16 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        self.port
     }
 }
 
-/// Waits (up to [`common::EVENT_DEADLINE`]) until `group`'s backend has
-/// that state.
-fn wait_until(checker: &HealthChecker, group: &str, healthy: bool) {
+/// An HTTP "server" that answers every connection one byte per 100 ms, for
+/// ever: a status line that would say 200, then a header that never ends.
+fn trickling_http() -> (u16, Server) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = Server::spawn(move |stop| {
+        accept_loop(l, &stop.clone(), |mut s| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let bytes = b"HTTP/1.1 200 OK\r\nX-Slow: "
+                    .iter()
+                    .chain(std::iter::repeat(&b'a'));
+                for b in bytes {
+                    if stop.load(Ordering::Relaxed) || s.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        })
+    });
+    (port, server)
+}
+
+/// Waits (up to [`common::EVENT_DEADLINE`]) until `cond` holds.
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
-    loop {
-        let states = checker.states();
-        let st = states
-            .iter()
-            .find(|(k, _)| k.0 == group)
-            .map(|(_, s)| s.healthy());
-        if st == Some(healthy) {
-            return;
-        }
-        assert!(
-            start.elapsed() < common::EVENT_DEADLINE,
-            "{group} never became healthy={healthy}"
-        );
+    while !cond() {
+        assert!(start.elapsed() < common::EVENT_DEADLINE, "never: {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
+/// The health of `group`'s backend at `addr`, if it has a state.
+fn healthy(checker: &HealthChecker, group: &str, addr: &str) -> Option<bool> {
+    let b = dnlb_config::Backend {
+        address: addr.parse().unwrap(),
+        port: 0,
+        kind: dnlb_config::BackendKind::Vm,
+        weight: 100,
+        zone: None,
+        rack: None,
+        tunnel: dnlb_config::Tunnel::IpIp,
+        drain_until: None,
+    };
+    checker
+        .states()
+        .get(&(group.to_string(), dnlb_lb::maglev::backend_identity(&b)))
+        .map(|s| s.healthy())
+}
+
+/// Waits until `group`'s backend at `addr` has that health.
+fn wait_health(checker: &HealthChecker, group: &str, addr: &str, want: bool) {
+    wait_for(&format!("{group} {addr} healthy={want}"), || {
+        healthy(checker, group, addr) == Some(want)
+    });
+}
+
 #[test]
 fn tcp_http_and_udp_backends_going_down_and_up_are_seen() {
+    let rt = control_runtime().unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_port = tcp.local_addr().unwrap().port();
     let status = Arc::new(AtomicU16::new(200));
-    let http = Http::start(0, status.clone());
+    let http = Http::start("127.0.0.1", 0, status.clone());
     let udp = Udp::start(0);
     let checker = HealthChecker::start(
         &config(tcp_port, http.port, udp.port),
-        None,
+        rt.handle().clone(),
         &Events::default(),
     );
 
-    // All up: two rounds of successes keep them healthy.
-    std::thread::sleep(Duration::from_millis(200));
+    // All up: rounds of successes keep them healthy.
+    wait_for("a few HTTP probes", || http.requests() >= 3);
     for g in ["tcp", "http", "udp"] {
-        wait_until(&checker, g, true);
+        wait_health(&checker, g, "127.0.0.1", true);
     }
     assert!(!checker.take_changed(), "nothing changed yet");
+    let head = http.heads.lock().unwrap()[0].to_lowercase();
+    assert!(head.starts_with("get /healthz http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("\r\nhost: 127.0.0.1:{}\r\n", http.port)),
+        "{head}"
+    );
 
     // Down: listener closed, HTTP answers 503, UDP server gone.
     drop(tcp);
     status.store(503, Ordering::Relaxed);
-    let udp_port = udp.stop();
+    let udp_port = udp.port;
+    drop(udp);
     for g in ["tcp", "http", "udp"] {
-        wait_until(&checker, g, false);
+        wait_health(&checker, g, "127.0.0.1", false);
     }
     assert!(checker.take_changed());
 
@@ -170,19 +287,18 @@ fn tcp_http_and_udp_backends_going_down_and_up_are_seen() {
     status.store(200, Ordering::Relaxed);
     let _udp = Udp::start(udp_port);
     for g in ["tcp", "http", "udp"] {
-        wait_until(&checker, g, true);
+        wait_health(&checker, g, "127.0.0.1", true);
     }
     assert!(checker.take_changed());
     // An HTTP server that is gone entirely is down too.
-    let _ = http.stop();
-    wait_until(&checker, "http", false);
+    drop(http);
+    wait_health(&checker, "http", "127.0.0.1", false);
     let states = checker.stop();
     assert_eq!(states.len(), 3);
 }
 
 #[test]
 fn thresholds_need_consecutive_results() {
-    use dnlb_forwarder::control::health::HealthState;
     let cfg = config(1, 2, 3);
     let check = cfg.target_groups[0].health_check.clone().unwrap();
     let mut s = HealthState::default();
@@ -195,6 +311,440 @@ fn thresholds_need_consecutive_results() {
     assert!(!s.record(true, &check));
     assert!(s.record(true, &check));
     assert!(s.healthy());
+}
+
+#[test]
+fn probes_say_why_they_failed_and_send_host_with_ipv6_brackets() {
+    let rt = control_runtime().unwrap();
+    let http = |path: &str| Probe::Http {
+        path: path.into(),
+        expected_status: vec![200],
+    };
+    let long = Duration::from_secs(10);
+    // IPv6: Host is "[::1]:port".
+    let status = Arc::new(AtomicU16::new(204));
+    let v6 = Http::start("::1", 0, status.clone());
+    let addr: SocketAddr = ([0u16, 0, 0, 0, 0, 0, 0, 1], v6.port).into();
+    let r = rt.block_on(probe(addr, &http("/x?y=1"), long));
+    assert!(matches!(r, Err(ProbeError::Status(204))), "{r:?}");
+    status.store(200, Ordering::Relaxed);
+    let r = rt.block_on(probe(addr, &http("/x?y=1"), long));
+    assert!(r.is_ok(), "{r:?}");
+    let head = v6.heads.lock().unwrap()[0].to_lowercase();
+    assert!(head.starts_with("get /x?y=1 http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("\r\nhost: [::1]:{}\r\n", v6.port)),
+        "{head}"
+    );
+    // UDP to a closed port: the ICMP port unreachable is the answer.
+    let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let r = rt.block_on(probe(
+        addr,
+        &Probe::Udp {
+            payload: b"x".to_vec(),
+        },
+        long,
+    ));
+    assert!(
+        matches!(&r, Err(ProbeError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_trickling_http_target_fails_at_the_probe_deadline() {
+    let rt = control_runtime().unwrap();
+    let (port, _server) = trickling_http();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    // Every byte comes well within the timeout; the whole answer never does.
+    let timeout = Duration::from_millis(300);
+    let p = Probe::Http {
+        path: "/".into(),
+        expected_status: vec![200],
+    };
+    let r = rt.block_on(probe(addr, &p, timeout));
+    assert!(
+        matches!(r, Err(ProbeError::Timeout(t)) if t == timeout),
+        "{r:?}"
+    );
+    // The checker takes it down after its threshold.
+    let check = "type = \"http\"\nport = PORT\ninterval_ms = 500\ntimeout_ms = 300\n\
+                 healthy_threshold = 2\nunhealthy_threshold = 2\n"
+        .replace("PORT", &port.to_string());
+    let cfg = config_of(&[group("slow", &check, &["127.0.0.1"])]);
+    let checker = HealthChecker::start(&cfg, rt.handle().clone(), &Events::default());
+    wait_health(&checker, "slow", "127.0.0.1", false);
+}
+
+#[test]
+fn reloads_never_wait_for_a_probe_in_flight() {
+    let rt = control_runtime().unwrap();
+    let (slow_port, _server) = trickling_http();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    // Two versions of the trickling group's check (the path differs), so
+    // every update restarts its prober while a probe is in flight.
+    let cfg = |path: &str| {
+        let check = format!(
+            "type = \"http\"\nport = {slow_port}\npath = \"{path}\"\ninterval_ms = 1000\ntimeout_ms = 900\n\
+             healthy_threshold = 2\nunhealthy_threshold = 2\n"
+        );
+        config_of(&[
+            group("slow", &check, &["127.0.0.1", "127.0.0.2"]),
+            group("tcp", &fast("tcp", tcp_port, ""), &["127.0.0.1"]),
+        ])
+    };
+    let (a, b) = (cfg("/a"), cfg("/b"));
+    let mut checker = HealthChecker::start(&a, rt.handle().clone(), &Events::default());
+    let mut longest = Duration::ZERO;
+    for i in 0..50 {
+        // A probe of the trickling target is in flight by now.
+        std::thread::sleep(Duration::from_millis(20));
+        let started = Instant::now();
+        checker.update(if i % 2 == 0 { &b } else { &a });
+        longest = longest.max(started.elapsed());
+    }
+    assert!(
+        longest < Duration::from_millis(200),
+        "an update took {longest:?}"
+    );
+    // And the checker still works: the trickling target goes down, the TCP
+    // one stays up.
+    wait_health(&checker, "slow", "127.0.0.1", false);
+    wait_health(&checker, "slow", "127.0.0.2", false);
+    wait_health(&checker, "tcp", "127.0.0.1", true);
+}
+
+/// A TCP-checked group `web` with backends at `addrs` (all probed on
+/// `port`), and a group `later`, TCP-checked if `later_checked`.
+fn added_config(addrs: &[&str], port: u16, later_checked: bool) -> dnlb_config::Config {
+    let mut later = "[[target_group]]\nname = \"later\"\n".to_string();
+    if later_checked {
+        later += &format!("[target_group.health_check]\n{}", fast("tcp", port, ""));
+    }
+    later += "[[target_group.backend]]\naddress = \"127.0.0.9\"\ntunnel = \"ipip\"\n";
+    config_of(&[group("web", &fast("tcp", port, ""), addrs), later])
+}
+
+#[test]
+fn a_backend_added_at_run_time_takes_flows_only_once_it_passes() {
+    let rt = control_runtime().unwrap();
+    // 127.0.0.1 and 127.0.0.2 listen on the probed port; 127.0.0.3 does not.
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l1.local_addr().unwrap().port();
+    let _l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
+    let mut checker = HealthChecker::start(
+        &added_config(&["127.0.0.1"], port, false),
+        rt.handle().clone(),
+        &Events::default(),
+    );
+    // At the first start every backend is healthy at once.
+    assert_eq!(healthy(&checker, "web", "127.0.0.1"), Some(true));
+    assert_eq!(healthy(&checker, "later", "127.0.0.9"), None, "unchecked");
+    assert!(!checker.take_changed());
+    // A reload adds two backends to the checked group and a check to `later`.
+    checker.update(&added_config(
+        &["127.0.0.1", "127.0.0.2", "127.0.0.3"],
+        port,
+        true,
+    ));
+    assert_eq!(
+        healthy(&checker, "web", "127.0.0.2"),
+        Some(false),
+        "new: not yet"
+    );
+    assert_eq!(healthy(&checker, "web", "127.0.0.3"), Some(false));
+    assert_eq!(
+        healthy(&checker, "web", "127.0.0.1"),
+        Some(true),
+        "kept its state"
+    );
+    assert_eq!(
+        healthy(&checker, "later", "127.0.0.9"),
+        Some(true),
+        "a group that gains its check starts healthy"
+    );
+    assert!(
+        checker.take_changed(),
+        "a snapshot without the new ones is due"
+    );
+    // The one that answers comes up after its threshold; the other stays out.
+    wait_health(&checker, "web", "127.0.0.2", true);
+    assert_eq!(healthy(&checker, "web", "127.0.0.3"), Some(false));
+    // A group that loses its check forgets its states.
+    checker.update(&added_config(&["127.0.0.1"], port, false));
+    assert_eq!(healthy(&checker, "later", "127.0.0.9"), None);
+    assert!(!checker.checks("later"));
+    drop(l1);
+}
+
+#[test]
+fn a_removed_and_re_added_backend_starts_unhealthy() {
+    let rt = control_runtime().unwrap();
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l1.local_addr().unwrap().port();
+    let l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
+    let both = added_config(&["127.0.0.1", "127.0.0.2"], port, false);
+    let mut checker = HealthChecker::start(&both, rt.handle().clone(), &Events::default());
+    assert_eq!(healthy(&checker, "web", "127.0.0.2"), Some(true));
+    // Its target stops answering and it leaves: its state is forgotten...
+    drop(l2);
+    checker.update(&added_config(&["127.0.0.1"], port, false));
+    assert_eq!(healthy(&checker, "web", "127.0.0.2"), None, "pruned");
+    // ... so back at the same address it is new: no flows until it passes.
+    checker.update(&both);
+    assert_eq!(healthy(&checker, "web", "127.0.0.2"), Some(false));
+    assert!(checker.take_changed());
+    // It fails its probes and stays out, while its neighbour keeps serving.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(healthy(&checker, "web", "127.0.0.2"), Some(false));
+    assert_eq!(healthy(&checker, "web", "127.0.0.1"), Some(true));
+    // Its target answers again: it comes up by passing probes.
+    let _l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
+    wait_health(&checker, "web", "127.0.0.2", true);
+    drop(l1);
+}
+
+#[test]
+fn unchanged_checks_keep_their_probers_and_changed_checks_restart() {
+    let rt = control_runtime().unwrap();
+    // `steady`: probed once a minute, so a prober restarted would probe
+    // again at once. `moved`: its check points at a closed port first.
+    let steady = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(200)));
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let steady_check = format!(
+        "type = \"http\"\nport = {}\ninterval_ms = 60000\ntimeout_ms = 2000\n",
+        steady.port
+    );
+    let cfg = |moved_port: u16, extra: &str| {
+        config_of(&[
+            group("steady", &steady_check, &["127.0.0.1"]),
+            group("moved", &fast("tcp", moved_port, ""), &["127.0.0.1"]),
+            group(
+                "other",
+                &fast("tcp", open_port, extra),
+                &["127.0.0.1", "127.0.0.2"],
+            ),
+        ])
+    };
+    let mut checker = HealthChecker::start(
+        &cfg(closed_port, ""),
+        rt.handle().clone(),
+        &Events::default(),
+    );
+    wait_for("steady's first probe", || steady.requests() == 1);
+    wait_health(&checker, "moved", "127.0.0.1", false);
+    wait_health(&checker, "other", "127.0.0.2", false);
+    // Updates that change only `other`: `steady` is not probed again and
+    // `moved` stays down (its state is kept, not restarted as healthy).
+    for i in 0..5 {
+        let grace = format!("startup_grace_ms = {}\n", 10 + i);
+        checker.update(&cfg(closed_port, &grace));
+        assert_eq!(healthy(&checker, "moved", "127.0.0.1"), Some(false));
+        assert_eq!(healthy(&checker, "other", "127.0.0.2"), Some(false));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(steady.requests(), 1, "steady's prober was restarted");
+    assert_eq!(healthy(&checker, "steady", "127.0.0.1"), Some(true));
+    // `moved`'s check changes: its prober restarts with the new port, and
+    // its kept state (down) comes up by passing probes there.
+    checker.update(&cfg(open_port, ""));
+    assert_eq!(healthy(&checker, "moved", "127.0.0.1"), Some(false));
+    wait_health(&checker, "moved", "127.0.0.1", true);
+    assert_eq!(steady.requests(), 1, "steady's prober was restarted");
+    drop(open);
+}
+
+#[test]
+fn failing_backends_stay_up_during_the_startup_grace() {
+    let rt = control_runtime().unwrap();
+    let failing = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(503)));
+    let grace = Duration::from_secs(5);
+    let check = fast(
+        "http",
+        failing.port,
+        &format!("startup_grace_ms = {}\n", grace.as_millis()),
+    );
+    let started = Instant::now();
+    let checker = HealthChecker::start(
+        &config_of(&[group("web", &check, &["127.0.0.1"])]),
+        rt.handle().clone(),
+        &Events::default(),
+    );
+    // More failed probes than the threshold, within the grace: still up.
+    wait_for("4 failed probes", || failing.requests() >= 4);
+    let up = healthy(&checker, "web", "127.0.0.1");
+    assert!(
+        started.elapsed() < grace,
+        "the machine is too slow for this test: 4 probes took over {grace:?}"
+    );
+    assert_eq!(up, Some(true), "taken down during the grace");
+    assert!(!checker.take_changed());
+    // After the grace, failures count: down.
+    wait_health(&checker, "web", "127.0.0.1", false);
+    assert!(started.elapsed() >= grace);
+    assert!(checker.take_changed());
+}
+
+/// A server on `0.0.0.0` that accepts and holds connections without a word;
+/// it counts them and the most it held open at once.
+fn holding_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>, Server) {
+    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (accepted, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, p) = (accepted.clone(), peak.clone());
+    let server = Server::spawn(move |stop| {
+        l.set_nonblocking(true).unwrap();
+        let mut held: Vec<TcpStream> = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Closed by the peer: EOF (the request was read already).
+        let mut closed = |s: &mut TcpStream| loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let mut new = 0;
+            while let Ok((s, _)) = l.accept() {
+                s.set_nonblocking(true).unwrap();
+                held.push(s);
+                new += 1;
+            }
+            a.fetch_add(new, Ordering::Relaxed);
+            // Give a close that came before these connects time to arrive,
+            // then count what is still open.
+            std::thread::sleep(Duration::from_millis(20));
+            held.retain_mut(|s| !closed(s));
+            p.fetch_max(held.len(), Ordering::Relaxed);
+        }
+    });
+    (port, accepted, peak, server)
+}
+
+#[test]
+fn probes_in_flight_are_bounded() {
+    let rt = control_runtime().unwrap();
+    let (port, accepted, peak, _server) = holding_server();
+    // More backends than probes may run at once, each on its own loopback
+    // address; every probe waits out its timeout.
+    let n = MAX_PROBES_IN_FLIGHT + 44;
+    let addrs: Vec<String> = (0..n)
+        .map(|i| format!("127.0.{}.{}", 1 + i / 250, 1 + i % 250))
+        .collect();
+    let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let check = format!("type = \"http\"\nport = {port}\ninterval_ms = 10000\ntimeout_ms = 2000\n");
+    let checker = HealthChecker::start(
+        &config_of(&[group("many", &check, &addrs)]),
+        rt.handle().clone(),
+        &Events::default(),
+    );
+    // Every backend is probed in the end (the others waited their turn).
+    wait_for("every backend probed", || {
+        accepted.load(Ordering::Relaxed) >= n
+    });
+    let most = peak.load(Ordering::Relaxed);
+    assert!(most <= MAX_PROBES_IN_FLIGHT, "{most} probes at once");
+    assert!(most > MAX_PROBES_IN_FLIGHT / 2, "only {most} at once");
+    drop(checker);
+}
+
+#[test]
+fn health_events_are_told_outside_locks() {
+    let rt = control_runtime().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    // A sink that blocks until the test lets it go.
+    let (seen_tx, seen) = mpsc::channel();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let go = Mutex::new(go);
+    let events = Events::to(move |e: &Event| {
+        let _ = seen_tx.send(e.clone());
+        let _ = go.lock().unwrap().recv();
+    });
+    let cfg = config_of(&[group("web", &fast("tcp", port, ""), &["127.0.0.1"])]);
+    let mut checker = HealthChecker::start(&cfg, rt.handle().clone(), &events);
+    let e = seen.recv_timeout(common::EVENT_DEADLINE).unwrap();
+    match e {
+        Event::Health {
+            group,
+            backend,
+            healthy,
+        } => assert_eq!(
+            (group.as_str(), backend.as_str(), healthy),
+            ("web", "127.0.0.1", false)
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The sink is stuck; the checker answers and follows the config.
+    assert_eq!(healthy(&checker, "web", "127.0.0.1"), Some(false));
+    checker.update(&config_of(&[group(
+        "web",
+        &fast("tcp", port, ""),
+        &["127.0.0.2"],
+    )]));
+    assert_eq!(healthy(&checker, "web", "127.0.0.2"), Some(false));
+    drop(go_tx);
+}
+
+/// TCP and UDP probes fail while the process has no free file descriptor,
+/// and succeed again, from the same probers, once it has some.
+fn no_descriptors() {
+    use std::os::fd::AsRawFd;
+    let rt = control_runtime().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let udp = Udp::start(0);
+    let cfg = config_of(&[
+        group("tcp", &fast("tcp", port, ""), &["127.0.0.1"]),
+        group("udp", &fast("udp", udp.port, ""), &["127.0.0.1"]),
+    ]);
+    // Fill every free descriptor number below the limit we set: holes first,
+    // then spares on top.
+    let mut spares = Vec::new();
+    for _ in 0..64 {
+        spares.push(std::fs::File::open("/dev/null").unwrap());
+    }
+    let top = spares.iter().map(|f| f.as_raw_fd()).max().unwrap();
+    let ok = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={}:", top + 1),
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "prlimit failed");
+    assert!(
+        std::fs::File::open("/dev/null").is_err(),
+        "a descriptor is still free"
+    );
+    let checker = HealthChecker::start(&cfg, rt.handle().clone(), &Events::default());
+    // No socket can be opened: the probes fail, the backends go down.
+    wait_health(&checker, "tcp", "127.0.0.1", false);
+    wait_health(&checker, "udp", "127.0.0.1", false);
+    // Descriptors again: the same probers bring them back.
+    spares.clear();
+    wait_health(&checker, "tcp", "127.0.0.1", true);
+    wait_health(&checker, "udp", "127.0.0.1", true);
+    drop(l);
+}
+
+rusty_fork_test! {
+    #[test]
+    fn a_probe_without_file_descriptors_fails_and_its_prober_lives_on() {
+        no_descriptors();
+    }
 }
 
 #[test]
@@ -286,87 +836,124 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     drop(up);
 }
 
-/// A TCP-checked group `web` with backends at `addrs` (all probed on
-/// `port`), and optionally a group `later` without a check.
-fn added_config(addrs: &[&str], port: u16, later_checked: bool) -> dnlb_config::Config {
-    let mut t = format!(
-        "[gateway]\nname = \"h\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
-         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
-         interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n"
-    );
-    for a in addrs {
-        t += &format!("[[target_group.backend]]\naddress = \"{a}\"\ntunnel = \"ipip\"\n");
-    }
-    t += "[[target_group]]\nname = \"later\"\n";
-    if later_checked {
-        t += &format!("[target_group.health_check]\ntype = \"tcp\"\nport = {port}\ninterval_ms = 50\ntimeout_ms = 40\n");
-    }
-    t += "[[target_group.backend]]\naddress = \"127.0.0.9\"\ntunnel = \"ipip\"\n";
-    dnlb_config::parse(Path::new("added.toml"), &t).unwrap_or_else(|e| panic!("{e}"))
+/// One backend of the running gateway's status, by address.
+fn backend_status(url: &str, address: &str) -> Option<serde_json::Value> {
+    let body = ureq::get(&format!("{url}/v1/backends"))
+        .timeout(Duration::from_secs(20))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v.as_array()
+        .and_then(|bs| bs.iter().find(|b| b["address"] == address))
+        .cloned()
 }
 
-fn healthy(checker: &HealthChecker, group: &str, addr: &str) -> Option<bool> {
-    let b = dnlb_config::Backend {
-        address: addr.parse().unwrap(),
-        port: 0,
-        kind: dnlb_config::BackendKind::Vm,
-        weight: 100,
-        zone: None,
-        rack: None,
-        tunnel: dnlb_config::Tunnel::IpIp,
-        drain_until: None,
-    };
-    checker
-        .states()
-        .get(&(group.to_string(), dnlb_lb::maglev::backend_identity(&b)))
-        .map(|s| s.healthy())
+/// `(healthy, takes_new_flows)` of a backend in the status.
+fn serving(url: &str, address: &str) -> Option<(bool, bool)> {
+    let b = backend_status(url, address)?;
+    Some((
+        b["healthy"].as_bool().unwrap(),
+        b["takes_new_flows"].as_bool().unwrap(),
+    ))
 }
 
 #[test]
-fn a_backend_added_at_run_time_takes_flows_only_once_it_passes() {
-    // 127.0.0.1 and 127.0.0.2 listen on the probed port; 127.0.0.3 does not.
-    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l1.local_addr().unwrap().port();
-    let _l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
-    let first = HealthChecker::start(
-        &added_config(&["127.0.0.1"], port, false),
-        None,
-        &Events::default(),
+fn a_removed_and_re_added_backend_takes_new_flows_only_after_passing_probes() {
+    let dir = common::tempdir();
+    let pcap = dir.path().join("vip.pcap");
+    dnlb_testkit::write_pcap(
+        &pcap,
+        &dnlb_testkit::frames(&dnlb_testkit::FlowMix::default()),
+    )
+    .unwrap();
+    let one = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = one.local_addr().unwrap().port();
+    let mut two = Some(TcpListener::bind(("127.0.0.2", port)).unwrap());
+    let mut eal = common::eal_args("readd");
+    eal.push("--lcores=0@0,1@1".into());
+    // Going down takes 10 failures a second apart: a backend that is still
+    // healthy right after its target closed has kept an old state.
+    let text = format!(
+        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         idle_polls_before_sleep = 64\nidle_sleep_us = 1000\n\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={}\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
+         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
+         interval_ms = 1000\ntimeout_ms = 500\nhealthy_threshold = 2\nunhealthy_threshold = 10\n\
+         [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n",
+        common::toml_list(&eal),
+        pcap.display()
     );
-    // At the first start every backend is healthy at once.
-    assert_eq!(healthy(&first, "web", "127.0.0.1"), Some(true));
-    assert!(!first.take_changed());
-    // A reload adds two backends to the checked group and a check to `later`.
-    let cfg = added_config(&["127.0.0.1", "127.0.0.2", "127.0.0.3"], port, true);
-    let checker = HealthChecker::start(&cfg, Some(first), &Events::default());
-    assert_eq!(
-        healthy(&checker, "web", "127.0.0.2"),
-        Some(false),
-        "new: not yet"
-    );
-    assert_eq!(healthy(&checker, "web", "127.0.0.3"), Some(false));
-    assert_eq!(
-        healthy(&checker, "web", "127.0.0.1"),
-        Some(true),
-        "kept its state"
-    );
-    assert_eq!(
-        healthy(&checker, "later", "127.0.0.9"),
-        Some(true),
-        "a group that gains its check starts healthy"
-    );
-    assert!(
-        checker.take_changed(),
-        "a snapshot without the new ones is due"
-    );
-    // The one that answers comes up after its threshold; the other stays out.
+    let cfg = dir.path().join("dnlb.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg_arg = cfg.to_str().unwrap().to_string();
+    let (mut child, events) =
+        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
+    let url = common::wait_event(&events, "admin_listening", |_| true)["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::wait_event(&events, "ready", |_| true);
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        let req = ureq::request(method, &format!("{url}{path}")).timeout(Duration::from_secs(20));
+        let r = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        assert_eq!(
+            r.map(|r| r.status())
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}")),
+            200
+        );
+    };
+    let register = || {
+        call(
+            "POST",
+            "/v1/target_groups/web/backends",
+            Some(serde_json::json!({"address": "127.0.0.2", "tunnel": "gue"})),
+        )
+    };
+    // Registered, it passes its probes and takes new flows.
+    register();
     let start = Instant::now();
-    while healthy(&checker, "web", "127.0.0.2") != Some(true) {
+    while serving(&url, "127.0.0.2") != Some((true, true)) {
         assert!(
             start.elapsed() < common::EVENT_DEADLINE,
             "127.0.0.2 never came up"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(healthy(&checker, "web", "127.0.0.3"), Some(false));
+    common::wait_event(&events, "health", |e| {
+        e["backend"] == "127.0.0.2" && e["healthy"] == true
+    });
+    // Its target stops answering; it is deregistered and registered again.
+    two.take();
+    call("DELETE", "/v1/target_groups/web/backends/127.0.0.2", None);
+    assert_eq!(serving(&url, "127.0.0.2"), None);
+    register();
+    // New again: no new flows until it passes, however long it waits.
+    assert_eq!(serving(&url, "127.0.0.2"), Some((false, false)));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(serving(&url, "127.0.0.2"), Some((false, false)));
+    assert_eq!(serving(&url, "127.0.0.1"), Some((true, true)));
+    // Its target answers: it passes two probes and takes new flows.
+    let _two = TcpListener::bind(("127.0.0.2", port)).unwrap();
+    let up = common::wait_event(&events, "health", |e| e["backend"] == "127.0.0.2");
+    assert_eq!(up["healthy"], true, "{up}");
+    let start = Instant::now();
+    while serving(&url, "127.0.0.2") != Some((true, true)) {
+        assert!(
+            start.elapsed() < common::EVENT_DEADLINE,
+            "127.0.0.2 never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    common::signal(&child, "-TERM");
+    common::final_report(&events);
+    assert!(child.0.wait().unwrap().success());
+    drop(one);
 }

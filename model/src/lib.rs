@@ -403,6 +403,11 @@ pub struct HealthCheck {
     pub healthy_threshold: u8,
     /// Consecutive failures to become unhealthy.
     pub unhealthy_threshold: u8,
+    /// After the gateway starts (or the group gains its health check),
+    /// failed probes do not take a backend down for this long: a gateway
+    /// whose own network path comes up late does not see every backend
+    /// dead. Zero: no grace.
+    pub startup_grace: Duration,
 }
 
 /// VM or container (informational; both are reached the same way).

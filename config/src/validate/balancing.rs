@@ -441,27 +441,8 @@ fn listeners(
             Protocol::Tcp,
         );
         let port = listener_port(c, l, &key);
-        let scheduler = choice(
-            c,
-            &l.scheduler,
-            &key("scheduler"),
-            &[
-                ("maglev", Scheduler::Maglev),
-                ("source_ip", Scheduler::SourceIp),
-            ],
-            Scheduler::Maglev,
-        );
+        let (scheduler, fragments) = policies(c, l, &key);
         let table_size = table_size(c, l, &key);
-        let fragments = choice(
-            c,
-            &l.fragments,
-            &key("fragments"),
-            &[
-                ("drop", FragmentPolicy::Drop),
-                ("hash_addresses", FragmentPolicy::HashAddresses),
-            ],
-            FragmentPolicy::Drop,
-        );
         let target_group = match group_index.get(l.target_group.get_ref().as_str()) {
             Some(&g) => g,
             None => {
@@ -539,6 +520,35 @@ fn listeners(
         });
     }
     out
+}
+
+/// A listener's scheduler and fragment policy.
+fn policies(
+    c: &mut Collector<'_>,
+    l: &RawListener,
+    key: &dyn Fn(&str) -> String,
+) -> (Scheduler, FragmentPolicy) {
+    let scheduler = choice(
+        c,
+        &l.scheduler,
+        &key("scheduler"),
+        &[
+            ("maglev", Scheduler::Maglev),
+            ("source_ip", Scheduler::SourceIp),
+        ],
+        Scheduler::Maglev,
+    );
+    let fragments = choice(
+        c,
+        &l.fragments,
+        &key("fragments"),
+        &[
+            ("drop", FragmentPolicy::Drop),
+            ("hash_addresses", FragmentPolicy::HashAddresses),
+        ],
+        FragmentPolicy::Drop,
+    );
+    (scheduler, fragments)
 }
 
 /// A listener's port: `Some`, or `None` for all ports.

@@ -9,8 +9,66 @@ use crate::raw::RawHealthCheck;
 
 pub(super) fn health_check(c: &mut Collector<'_>, gi: usize, h: &RawHealthCheck) -> HealthCheck {
     let key = |k: &str| format!("target_group[{gi}].health_check.{k}");
+    let probe = probe(c, gi, h);
+    if *h.port.get_ref() == 0 {
+        c.push(
+            Some(h.port.span()),
+            key("port"),
+            "must be between 1 and 65535",
+        );
+    }
+    let interval = in_range(c, &h.interval_ms, &key("interval_ms"), 50, 300_000, 5000);
+    let timeout = in_range(
+        c,
+        &h.timeout_ms,
+        &key("timeout_ms"),
+        10,
+        300_000,
+        2000.min(interval),
+    );
+    if timeout >= interval {
+        let span = h
+            .timeout_ms
+            .as_ref()
+            .or(h.interval_ms.as_ref())
+            .map(|v| v.span());
+        c.push(
+            span,
+            key("timeout_ms"),
+            format!("the timeout ({timeout} ms) must be shorter than the interval ({interval} ms)"),
+        );
+    }
+    let startup_grace = in_range(
+        c,
+        &h.startup_grace_ms,
+        &key("startup_grace_ms"),
+        0,
+        600_000,
+        0,
+    );
+    HealthCheck {
+        probe,
+        port: *h.port.get_ref(),
+        interval: Duration::from_millis(interval as u64),
+        timeout: Duration::from_millis(timeout as u64),
+        healthy_threshold: in_range(c, &h.healthy_threshold, &key("healthy_threshold"), 1, 10, 3),
+        unhealthy_threshold: in_range(
+            c,
+            &h.unhealthy_threshold,
+            &key("unhealthy_threshold"),
+            1,
+            10,
+            3,
+        ),
+        startup_grace: Duration::from_millis(startup_grace as u64),
+    }
+}
+
+/// The probe: `type` and the keys that only some types take.
+fn probe(c: &mut Collector<'_>, gi: usize, h: &RawHealthCheck) -> Probe {
+    let key = |k: &str| format!("target_group[{gi}].health_check.{k}");
     let kind = h.kind.get_ref().as_str();
-    let probe = match kind {
+    match kind {
         "tcp" | "http" | "udp" => {
             for (given, k, allowed) in [
                 (h.path.as_ref().map(|v| v.span()), "path", "http"),
@@ -79,48 +137,5 @@ pub(super) fn health_check(c: &mut Collector<'_>, gi: usize, h: &RawHealthCheck)
             );
             Probe::Tcp
         }
-    };
-    if *h.port.get_ref() == 0 {
-        c.push(
-            Some(h.port.span()),
-            key("port"),
-            "must be between 1 and 65535",
-        );
-    }
-    let interval = in_range(c, &h.interval_ms, &key("interval_ms"), 50, 300_000, 5000);
-    let timeout = in_range(
-        c,
-        &h.timeout_ms,
-        &key("timeout_ms"),
-        10,
-        300_000,
-        2000.min(interval),
-    );
-    if timeout >= interval {
-        let span = h
-            .timeout_ms
-            .as_ref()
-            .or(h.interval_ms.as_ref())
-            .map(|v| v.span());
-        c.push(
-            span,
-            key("timeout_ms"),
-            format!("the timeout ({timeout} ms) must be shorter than the interval ({interval} ms)"),
-        );
-    }
-    HealthCheck {
-        probe,
-        port: *h.port.get_ref(),
-        interval: Duration::from_millis(interval as u64),
-        timeout: Duration::from_millis(timeout as u64),
-        healthy_threshold: in_range(c, &h.healthy_threshold, &key("healthy_threshold"), 1, 10, 3),
-        unhealthy_threshold: in_range(
-            c,
-            &h.unhealthy_threshold,
-            &key("unhealthy_threshold"),
-            1,
-            10,
-            3,
-        ),
     }
 }

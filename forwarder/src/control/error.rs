@@ -28,6 +28,9 @@ pub enum RunError {
     /// The admin API could not start.
     #[error("{0}")]
     Admin(std::io::Error),
+    /// The control plane's async runtime could not start.
+    #[error("cannot start the control runtime: {0}")]
+    Runtime(std::io::Error),
     /// A worker returned an error code.
     #[error("worker on lcore {lcore} exited with code {code}")]
     WorkerFailed {

@@ -6,7 +6,8 @@
 //! - [`plane`]: the control thread's state, the one writer of the running
 //!   config (reloads, run-time changes, health changes, drain deadlines).
 //! - [`changes`]: what may change at run time and why a change is refused.
-//! - [`health`]: health checks; [`routes`]: VIP announcements through BIRD.
+//! - [`health`]: health checks (one prober on the control [`runtime`]);
+//!   [`routes`]: VIP announcements through BIRD.
 //! - [`admin`]: the admin HTTP server on the control side's tokio
 //!   [`runtime`] (requests become calls on the control thread); [`report`]
 //!   builds the [`status`] it serves and the final report; [`metrics`]

@@ -17,6 +17,7 @@ use dnlb_lb::ids::BackendId;
 use dnlb_lb::maglev::Identity;
 use dnlb_lb::processor::{LbCounters, Traffic};
 use dnlb_lb::snapshot::{to_monotonic, BackendRegistry, BuildTime, Snapshot};
+use tokio::runtime::Handle;
 
 use super::changes::{Change, ChangeError};
 use super::events::{Event, Events, Republish};
@@ -144,7 +145,10 @@ impl Baselines {
 impl ControlPlane {
     /// Takes over a running data plane. `cfg` is the effective config
     /// (config file plus run-time changes) read from `config_path`; what
-    /// happens is told to `events`.
+    /// happens is told to `events`; health probes run on `ctl`, the control
+    /// runtime.
+    // One caller (`run`), handing over the data plane's parts one by one.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Config,
         config_path: Option<&Path>,
@@ -153,6 +157,7 @@ impl ControlPlane {
         workers: Vec<(u32, Arc<PublishedCounters>)>,
         board: Arc<LbStatsBoard>,
         events: Events,
+        ctl: Handle,
     ) -> Result<Self, ChangeError> {
         let mut stale = Vec::new();
         let source = match config_path {
@@ -182,7 +187,7 @@ impl ControlPlane {
         }
         let checker = publisher
             .as_ref()
-            .map(|_| HealthChecker::start(&cfg, None, &events));
+            .map(|_| HealthChecker::start(&cfg, ctl, &events));
         let announcer = cfg
             .routing
             .clone()
@@ -267,9 +272,11 @@ impl ControlPlane {
         }
     }
 
-    /// Stops health checking.
+    /// Stops health checking (probes in flight are aborted, not waited for).
     pub fn stop(&mut self) {
-        self.checker = None;
+        if let Some(c) = self.checker.take() {
+            c.stop();
+        }
     }
 
     fn health(&self) -> HashMap<BackendKey, HealthState> {
@@ -396,18 +403,17 @@ impl ControlPlane {
         Ok(published)
     }
 
-    /// Makes `next` the running config and restarts health checking for it.
+    /// Makes `next` the running config and has health checking follow it
+    /// (without waiting for any probe).
     fn adopt(&mut self, next: Config, stale: Vec<String>) {
         for s in stale.iter().filter(|s| !self.stale.contains(s)) {
             tracing::warn!(change = %s, "a run-time change no longer applies");
         }
         self.stale = stale;
         self.cfg = next;
-        self.checker = Some(HealthChecker::start(
-            &self.cfg,
-            self.checker.take(),
-            &self.events,
-        ));
+        if let Some(c) = &mut self.checker {
+            c.update(&self.cfg);
+        }
         self.announce();
     }
 

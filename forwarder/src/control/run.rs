@@ -71,7 +71,8 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let mut dp = DataPlane::start(cfg)?;
     // The control side's runtime: the admin server's connections live on
     // it; a thread that cannot start is an error, never a panic.
-    let rt = super::runtime::start().map_err(RunError::Admin)?;
+    // Built after EAL init: its threads inherit the main lcore's CPU set.
+    let rt = super::runtime::start().map_err(RunError::Runtime)?;
     // The admin API, if configured; a port that cannot be bound stops the
     // start (an operator relies on it); dropping `dp` stops the workers.
     let mut cfg = cfg.clone();
@@ -102,6 +103,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         dp.published.clone(),
         dp.board.clone(),
         opts.events.clone(),
+        rt.handle().clone(),
     )
     .map_err(|e| RunError::Config(e.to_string()))?;
     if let Some((api, _)) = &api {
@@ -119,7 +121,6 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     tracing::info!("shutting down: stopping workers");
     drop(api);
     plane.stop();
-    rt.shutdown_timeout(Duration::from_secs(1));
     let failed = dp.stop_workers();
     let report = run_report(&plane, &dp);
     opts.events.emit(Event::Stopped {
@@ -136,6 +137,9 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     // Workers handed their snapshots back when they stopped: free them here.
     plane.reclaim();
     drop(plane);
+    // The admin server stopped and the probes were aborted: nothing on the
+    // runtime is worth waiting for long.
+    rt.shutdown_timeout(Duration::from_secs(1));
     // Ports stop and close (flushing pcap output files) as the last handles
     // go; then the pool; the EAL is cleaned up with the last handle.
     drop(dp);

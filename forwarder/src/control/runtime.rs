@@ -1,11 +1,14 @@
 //! The control side's async runtime: a small multi-threaded tokio runtime
-//! for the admin server (and other control-side I/O). Workers never touch
-//! it; the control thread hands it work and never blocks on it.
+//! for the control plane's I/O — the admin server's connections and the
+//! health probes. Workers never touch it; the control thread hands it work
+//! and never blocks on it. Built on the control thread after EAL init, its
+//! threads inherit the main lcore's CPU set, never a worker's.
 
 use std::io;
 
-/// Threads the runtime runs on. Two: a request that waits for the control
-/// thread never stops another from being accepted.
+/// Threads the runtime runs on: probes and clients wait on sockets, not
+/// CPU; two, so a request waiting for the control thread never stops
+/// another from being accepted.
 const THREADS: usize = 2;
 
 /// Starts the runtime (`dnlb-ctl` threads). A thread that cannot be started

@@ -20,7 +20,7 @@ use hyper::header::{HeaderMap, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST
 use hyper::Method;
 use subtle::ConstantTimeEq;
 
-use super::answer::ApiReply;
+use super::reply::ApiReply;
 
 /// Where a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,40 +4,11 @@
 
 use serde_json::json;
 
+use super::reply::ApiReply;
 use super::routes::ApiCall;
 use crate::control::changes::ChangeError;
 use crate::control::plane::{ControlPlane, Published};
 use crate::control::report;
-
-/// The control thread's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiReply {
-    /// HTTP status.
-    pub status: u16,
-    /// Body.
-    pub body: String,
-    /// Content type.
-    pub content_type: &'static str,
-    /// Ask for the bearer token (`WWW-Authenticate`, with 401).
-    pub authenticate: bool,
-}
-
-impl ApiReply {
-    pub(super) fn json(status: u16, v: &impl serde::Serialize) -> Self {
-        ApiReply {
-            status,
-            body: serde_json::to_string_pretty(v)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
-            content_type: "application/json",
-            authenticate: false,
-        }
-    }
-
-    /// A JSON error reply.
-    pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self::json(status, &json!({ "error": message.into() }))
-    }
-}
 
 /// The HTTP status of a refused change: 404 no such thing, 409 not
 /// possible on this gateway now, 422 invalid, 500 not persisted.

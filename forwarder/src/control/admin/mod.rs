@@ -24,10 +24,12 @@
 
 pub mod access;
 pub mod answer;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod token;
 
-pub use answer::{serve, ApiReply};
+pub use answer::serve;
+pub use reply::ApiReply;
 pub use routes::{route, ApiCall};
 pub use server::{AdminCounters, AdminServer, Envelope};

@@ -7,7 +7,7 @@ use dnlb_config::runtime::BackendRef;
 use dnlb_lb::maglev::MAX_WEIGHT;
 use serde_json::{json, Value};
 
-use super::answer::ApiReply;
+use super::reply::ApiReply;
 use crate::control::changes::Change;
 
 /// What a request asks of the control thread.

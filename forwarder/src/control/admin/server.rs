@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::access::{self, Peer};
-use super::answer::ApiReply;
+use super::reply::ApiReply;
 use super::routes::{self, ApiCall};
 
 /// Largest request body accepted.
