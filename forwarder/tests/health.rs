@@ -196,6 +196,16 @@ fn trickling_http() -> (u16, Server) {
         accept_loop(l, &stop.clone(), |mut s| {
             let stop = stop.clone();
             std::thread::spawn(move || {
+                // Answer only once the request is in (an answer before the
+                // request is a protocol error to the client, not a trickle).
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
                 let bytes = b"HTTP/1.1 200 OK\r\nX-Slow: "
                     .iter()
                     .chain(std::iter::repeat(&b'a'));
@@ -898,8 +908,13 @@ fn a_removed_and_re_added_backend_takes_new_flows_only_after_passing_probes() {
         .unwrap()
         .to_string();
     common::wait_event(&events, "ready", |_| true);
+    // Writes carry the token dnlb created beside its config.
+    let token = std::fs::read_to_string(dir.path().join("dnlb.admin-token")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
     let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
-        let req = ureq::request(method, &format!("{url}{path}")).timeout(Duration::from_secs(20));
+        let req = ureq::request(method, &format!("{url}{path}"))
+            .timeout(Duration::from_secs(20))
+            .set("Authorization", &bearer);
         let r = match body {
             Some(b) => req.send_json(b),
             None => req.call(),
