@@ -73,8 +73,14 @@ fn until_routes(sock: &Path, want: &BTreeSet<String>) {
     }
 }
 
+/// The gateway's admin token (writes need it), read once it started.
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn api(base: &str, method: &str, path: &str, body: Option<serde_json::Value>) {
-    let req = ureq::request(method, &format!("{base}{path}")).timeout(Duration::from_secs(10));
+    let token = TOKEN.get().map_or("", |t| t.as_str());
+    let req = ureq::request(method, &format!("{base}{path}"))
+        .timeout(Duration::from_secs(10))
+        .set("Authorization", &format!("Bearer {token}"));
     let r = match body {
         Some(b) => req.send_json(b),
         None => req.call(),
@@ -101,6 +107,8 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
     let l = common::wait_event(&lines, "admin_listening", |_| true);
     let base = l["url"].as_str().unwrap().to_string();
+    let token = std::fs::read_to_string(d.join("gw.admin-token")).unwrap();
+    TOKEN.get_or_init(|| token.trim().to_string());
     let l = common::next_of(&lines, &["routes_failed", "routes_announced"]);
     assert_eq!(l["event"], "routes_failed", "{l}");
     assert!(
