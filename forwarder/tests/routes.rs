@@ -380,6 +380,16 @@ fn a_stopped_bird_stops_nothing_and_sigterm_still_ends_dnlb() {
         st.rx_packets() > rx,
         "traffic flowed while BIRD was stopped"
     );
+    let metrics = ureq::get(&format!("{}/metrics", st.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains("dnlb_bird_up 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("dnlb_bird_change_pending 1\n"),
+        "{metrics}"
+    );
     assert!(st.status_table().contains("routes: BIRD DOWN"));
 
     let asked = Instant::now();
