@@ -92,15 +92,24 @@ pub enum Event {
         /// The VIPs.
         vips: Vec<String>,
     },
-    /// BIRD did not take a change (retried).
+    /// BIRD did not take a change (retried with back-off). Told for the
+    /// first failure of a run, then at most once per 30 s.
     RoutesFailed {
         /// Why.
         error: String,
+        /// Failures in a row so far.
+        failures: u64,
     },
     /// Every VIP was withdrawn for shutdown; forwarding goes on this long.
     RoutesWithdrawn {
         /// Milliseconds of forwarding left.
         forwarding_ms: u64,
+    },
+    /// BIRD did not take the shutdown's withdrawal in time: the VIPs may
+    /// still be announced. dnlb stops without the withdrawal delay.
+    RoutesNotWithdrawn {
+        /// Why.
+        error: String,
     },
     /// Periodic worker totals (`--stats-interval-ms`).
     Stats {
@@ -176,10 +185,16 @@ impl fmt::Display for Event {
                 if *healthy { "up" } else { "down" }
             ),
             Event::RoutesAnnounced { vips } => write!(f, "routes: announced [{}]", vips.join(", ")),
-            Event::RoutesFailed { error } => write!(f, "routes: failed: {error}"),
+            Event::RoutesFailed { error, failures } => {
+                write!(f, "routes: failed ({failures} in a row): {error}")
+            }
             Event::RoutesWithdrawn { forwarding_ms } => write!(
                 f,
                 "routes: withdrawn; forwarding for {forwarding_ms} ms more"
+            ),
+            Event::RoutesNotWithdrawn { error } => write!(
+                f,
+                "routes: NOT withdrawn (VIPs may still be announced): {error}"
             ),
             Event::Stats {
                 uptime_secs,
@@ -250,6 +265,7 @@ mod tests {
         });
         Events::default().emit(Event::RoutesFailed {
             error: "nobody listens".into(),
+            failures: 1,
         });
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "the default sink discards");

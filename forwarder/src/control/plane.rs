@@ -22,8 +22,8 @@ use tokio::runtime::Handle;
 use super::changes::{Change, ChangeError};
 use super::events::{Event, Events, Republish};
 use super::health::{BackendKey, HealthChecker, HealthState};
-use super::routes::{self, Announcer};
-use super::status::PortStatus;
+use super::routes::{self, Announcer, Withdrawal};
+use super::status::{PortStatus, RoutesStatus};
 
 /// How long a status request waits for workers to publish fresh counters.
 const FRESH_TIMEOUT: Duration = Duration::from_millis(250);
@@ -191,7 +191,7 @@ impl ControlPlane {
         let announcer = cfg
             .routing
             .clone()
-            .map(|r| Announcer::new(r, events.clone()));
+            .map(|r| Announcer::start(r, events.clone()));
         let mut plane = ControlPlane {
             cfg,
             source,
@@ -225,24 +225,27 @@ impl ControlPlane {
         self.cfg.admin.as_ref().and_then(|a| a.token.as_ref())
     }
 
-    /// Tells BIRD which VIPs to announce now: those of listeners with a
-    /// backend that takes new flows.
+    /// Tells the BIRD worker which VIPs to announce now: those of listeners
+    /// with a backend that takes new flows. Never waits for BIRD.
     fn announce(&mut self) {
         let wanted = match self.snapshot() {
             Some(snap) => routes::wanted(&self.cfg, &snap),
             None => Default::default(),
         };
-        if let Some(a) = &mut self.announcer {
+        if let Some(a) = &self.announcer {
             a.set(wanted);
         }
     }
 
-    /// Withdraws every VIP (shutdown); returns how long to keep forwarding
-    /// while routers move traffic away.
-    pub fn withdraw_all(&mut self) -> Option<Duration> {
-        let a = self.announcer.as_mut()?;
-        a.set(Default::default());
-        Some(a.withdraw_delay())
+    /// Withdraws every VIP (shutdown), waiting at most `within` for BIRD to
+    /// take it (`None`: no `[routing]`).
+    pub fn withdraw_all(&mut self, within: Duration) -> Option<Withdrawal> {
+        Some(self.announcer.as_ref()?.withdraw_all(within))
+    }
+
+    /// BIRD's state as the BIRD worker last saw it (`None`: no `[routing]`).
+    pub fn routes_status(&self) -> Option<RoutesStatus> {
+        self.announcer.as_ref().map(Announcer::status)
     }
 
     /// The effective configuration.
@@ -272,11 +275,13 @@ impl ControlPlane {
         }
     }
 
-    /// Stops health checking (probes in flight are aborted, not waited for).
+    /// Stops health checking (probes in flight are aborted, not waited
+    /// for) and the BIRD worker.
     pub fn stop(&mut self) {
         if let Some(c) = self.checker.take() {
             c.stop();
         }
+        self.announcer = None;
     }
 
     fn health(&self) -> HashMap<BackendKey, HealthState> {
@@ -471,11 +476,8 @@ impl ControlPlane {
     }
 
     /// Periodic work: a health change or a drain deadline that passed
-    /// publishes a new snapshot.
+    /// publishes a new snapshot. (BIRD retries are the BIRD worker's own.)
     pub fn tick(&mut self) {
-        if let Some(a) = &mut self.announcer {
-            a.retry();
-        }
         let health_changed = self.checker.as_ref().is_some_and(|c| c.take_changed());
         let deadline_passed = self
             .snapshot()

@@ -63,6 +63,7 @@ pub fn status(plane: &ControlPlane) -> Status {
         runtime_changes: runtime.map(|(_, c)| c.describe()).unwrap_or_default(),
         stale_changes: plane.stale_changes().to_vec(),
         runtime_file: runtime.map(|(p, _)| p.display().to_string()),
+        routes: plane.routes_status(),
     }
 }
 

@@ -20,9 +20,14 @@ pub use super::error::RunError;
 use super::events::{Event, Events};
 use super::plane::ControlPlane;
 use super::report::{final_report, port_status};
+use super::routes::Withdrawal;
 
 /// How long the control loop waits for an API call before its other work.
 const TICK: Duration = Duration::from_millis(20);
+
+/// How long shutdown waits for BIRD to take the withdrawal: a BIRD that does
+/// not answer (stopped, stuck) must not keep dnlb from stopping.
+const WITHDRAW_WAIT: Duration = Duration::from_secs(2);
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -152,16 +157,35 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
 
 /// Withdraws the VIPs and keeps forwarding while routers move the traffic
 /// to other gateways.
+///
+/// The forwarding delay is there for routers to converge after BIRD
+/// withdrew the routes. When BIRD did not take the withdrawal within
+/// [`WITHDRAW_WAIT`] (not running, stopped, stuck), the routes stay where
+/// they are whether dnlb waits or not — forwarding longer would not move
+/// any traffic away, only delay the stop that an operator or systemd asked
+/// for — so dnlb stops at once and says the VIPs may still be announced
+/// (the systemd unit's `ExecStopPost` empties the files and reconfigures
+/// BIRD once it answers again).
 fn withdraw(plane: &mut ControlPlane, events: &Events) {
-    if let Some(delay) = plane.withdraw_all() {
-        tracing::info!(
-            ?delay,
-            "VIPs withdrawn; forwarding until routers moved away"
-        );
-        events.emit(Event::RoutesWithdrawn {
-            forwarding_ms: delay.as_millis() as u64,
-        });
-        std::thread::sleep(delay);
+    match plane.withdraw_all(WITHDRAW_WAIT) {
+        None => {}
+        Some(Withdrawal::Withdrawn(delay)) => {
+            tracing::info!(
+                ?delay,
+                "VIPs withdrawn; forwarding until routers moved away"
+            );
+            events.emit(Event::RoutesWithdrawn {
+                forwarding_ms: delay.as_millis() as u64,
+            });
+            std::thread::sleep(delay);
+        }
+        Some(Withdrawal::NotWithdrawn(error)) => {
+            tracing::error!(
+                error = %error,
+                "BIRD did not take the withdrawal: the VIPs may still be announced; stopping without the withdrawal delay"
+            );
+            events.emit(Event::RoutesNotWithdrawn { error });
+        }
     }
 }
 

@@ -48,6 +48,39 @@ pub struct Status {
     pub stale_changes: Vec<String>,
     /// Where run-time changes are kept.
     pub runtime_file: Option<String>,
+    /// Route announcements through BIRD (`None`: no `[routing]` section).
+    #[serde(default)]
+    pub routes: Option<RoutesStatus>,
+}
+
+/// BIRD's state, as dnlb's BIRD worker last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutesStatus {
+    /// BIRD's control socket.
+    pub bird_socket: String,
+    /// Whether the last attempt went through (connected, `configure`
+    /// answered without an error). False before the first attempt too.
+    pub up: bool,
+    /// The VIPs BIRD last confirmed it announces (`None`: none confirmed
+    /// since dnlb started).
+    pub announced: Option<Vec<String>>,
+    /// The VIPs dnlb wants announced.
+    pub wanted: Vec<String>,
+    /// Whether a change waits for BIRD: `wanted` is not what BIRD
+    /// confirmed, or a failed attempt rewrote the VIP files since.
+    pub pending: bool,
+    /// Attempts (VIP files written, `configure` sent) since the start.
+    pub attempts: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it happened (RFC 3339).
+    pub last_error_at: Option<String>,
+    /// When BIRD last took a change (RFC 3339).
+    pub last_ok_at: Option<String>,
 }
 
 /// One worker.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dnlb_forwarder::control::status::Status;
+use dnlb_forwarder::control::status::{RoutesStatus, Status};
 
 /// `dnlb status`: asks a gateway's admin API and prints what it says.
 pub fn run(
@@ -92,6 +92,36 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// BIRD's state in a line (two when something waits for BIRD).
+fn routes_line(r: &RoutesStatus) -> String {
+    let list = |v: &[String]| format!("[{}]", v.join(", "));
+    let state = match (r.up, r.attempts) {
+        (true, _) => "up".to_string(),
+        (false, 0) => "not tried yet".to_string(),
+        (false, _) => format!("DOWN ({} failures in a row)", r.consecutive_failures),
+    };
+    let mut out = format!(
+        "routes: BIRD {state} at {}; announced {}; {} attempts, {} failed\n",
+        r.bird_socket,
+        r.announced.as_deref().map_or("nothing yet".into(), list),
+        r.attempts,
+        r.failures
+    );
+    if r.pending {
+        out.push_str(&format!(
+            "  waiting for BIRD to announce {}\n",
+            list(&r.wanted)
+        ));
+    }
+    if let (false, Some(e)) = (r.up, &r.last_error) {
+        out.push_str(&format!(
+            "  last error ({}): {e}\n",
+            r.last_error_at.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
 /// `dnlb status`: the status as readable tables.
 pub fn render_table(s: &Status) -> String {
     let mut out = format!(
@@ -128,6 +158,9 @@ pub fn render_table(s: &Status) -> String {
         .collect();
     if !drops.is_empty() {
         out.push_str(&format!("drops: {}\n", drops.join(" ")));
+    }
+    if let Some(r) = &s.routes {
+        out.push_str(&routes_line(r));
     }
     if !s.counters_fresh {
         out.push_str("(some workers did not answer in time: counters may be a little old)\n");
@@ -209,4 +242,43 @@ pub fn render_table(s: &Status) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_line_says_whether_bird_is_up_and_what_waits() {
+        let mut r = RoutesStatus {
+            bird_socket: "/run/bird/bird.ctl".into(),
+            up: true,
+            announced: Some(vec!["192.0.2.10".into(), "198.51.100.77".into()]),
+            wanted: vec!["192.0.2.10".into(), "198.51.100.77".into()],
+            attempts: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            routes_line(&r),
+            "routes: BIRD up at /run/bird/bird.ctl; announced [192.0.2.10, 198.51.100.77]; 3 attempts, 0 failed\n"
+        );
+        r.up = false;
+        r.pending = true;
+        r.wanted = vec![];
+        r.attempts = 5;
+        r.failures = 2;
+        r.consecutive_failures = 2;
+        r.last_error =
+            Some("BIRD control socket /run/bird/bird.ctl: BIRD did not answer in time".into());
+        r.last_error_at = Some("2026-12-06T03:00:00Z".into());
+        assert_eq!(
+            routes_line(&r),
+            "routes: BIRD DOWN (2 failures in a row) at /run/bird/bird.ctl; announced [192.0.2.10, 198.51.100.77]; 5 attempts, 2 failed\n\
+             \x20 waiting for BIRD to announce []\n\
+             \x20 last error (2026-12-06T03:00:00Z): BIRD control socket /run/bird/bird.ctl: BIRD did not answer in time\n"
+        );
+        let fresh = RoutesStatus::default();
+        assert!(routes_line(&fresh)
+            .starts_with("routes: BIRD not tried yet at ; announced nothing yet;"));
+    }
 }

@@ -26,7 +26,7 @@ pub fn ensure(admin: &Admin) -> std::io::Result<Token> {
 /// 0600; if another process made it first, reads theirs.
 fn create(path: &Path) -> std::io::Result<Token> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let opened = std::fs::OpenOptions::new()
         .write(true)
