@@ -48,8 +48,19 @@ fn config(eal: &[String], dir: &Path, second_listener: bool) -> String {
 
 /// The routes BIRD has, as "prefix" strings.
 fn bird_routes(sock: &Path) -> BTreeSet<String> {
-    bird_command(sock, "show route")
-        .unwrap()
+    // BIRD's listen backlog is small and dnlb talks to it too: a connection
+    // refused for a full backlog is tried again.
+    let deadline = Instant::now() + common::EVENT_DEADLINE;
+    let reply = loop {
+        match bird_command(sock, "show route") {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "BIRD never answered: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    reply
         .iter()
         .filter_map(|(_, l)| {
             l.split_whitespace()
