@@ -49,17 +49,12 @@ pub(super) fn admin(c: &mut Collector<'_>, a: &RawAdmin) -> Admin {
             });
             (path, token)
         }
-        // The default one is created at first start.
+        // The default one is created at first start; one this user cannot
+        // read (a status query as another user, say) leaves writes to
+        // whoever can: `dnlb run` reports it when it needs the token.
         None => {
             let path = default_token_file(c.file());
-            let token = match std::fs::metadata(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                _ => read_token(&path).unwrap_or_else(|e| {
-                    c.push(None, "admin.token_file", e);
-                    None
-                }),
-            };
-            (path, token)
+            (path.clone(), read_token(&path).ok().flatten())
         }
     };
     let max_connections = match &a.max_connections {

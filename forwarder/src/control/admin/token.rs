@@ -41,7 +41,12 @@ fn create(path: &Path) -> std::io::Result<Token> {
             Ok(Token(text))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let t = std::fs::read_to_string(path)?;
+            let t = std::fs::read_to_string(path).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot read the admin token file {}: {e}", path.display()),
+                )
+            })?;
             let t = t.trim();
             if t.is_empty() {
                 return Err(std::io::Error::other(format!(
