@@ -116,12 +116,15 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             url: format!("http://{}", api.addr()),
         });
     }
+    // The config file's stamp is taken before anyone hears of `ready`: a
+    // change made after that is seen.
+    let mut supervisor = Supervisor::new(opts);
     opts.events.emit(Event::Ready {
         gateway: cfg.gateway.name.clone(),
         lcores: cfg.dataplane.worker_lcores.clone(),
         ports: cfg.dataplane.ports.iter().map(|p| p.name.clone()).collect(),
     });
-    Supervisor::new(opts).run(&mut plane, &dp, api.as_ref(), shutdown);
+    supervisor.run(&mut plane, &dp, api.as_ref(), shutdown);
     withdraw(&mut plane, &opts.events);
     tracing::info!("shutting down: stopping workers");
     drop(api);
