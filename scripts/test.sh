@@ -41,8 +41,11 @@ fi
 dnlb_log "build"
 cargo build --workspace --all-targets --quiet
 dnlb_log "tests"
+# The summary is printed whatever the outcome (set -e must not stop here).
+set +e
 cargo test --workspace --no-fail-fast -- "${filter[@]}" 2>&1 | tee target/test.log
 status=${PIPESTATUS[0]}
+set -e
 passed=$(grep -Eo '^test result: .*' target/test.log | awk '{p+=$4; f+=$6} END {print p+0" passed, "f+0" failed"}')
 echo "summary: $passed"
 exit "$status"
