@@ -453,6 +453,7 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("drain is a date only", "gre_key = 7", "gre_key = 7\ndrain_until = 2026-11-24", "target_group[0].backend[3].drain_until: 2026-11-24 is not a date-time"),
     ("drain as a string", "gre_key = 7", "gre_key = 7\ndrain_until = \"soon\"", "invalid type: string \"soon\", expected a TOML datetime"),
     ("admin listen not an address", "[flows]", "[admin]\nlisten = \"localhost\"\n\n[flows]", "admin.listen: \"localhost\" is not an address and port"),
+    ("vip is ipv4-mapped", "vips = [\"198.51.100.10\", \"2001:db8:1::10\"]", "vips = [\"198.51.100.10\", \"::ffff:198.51.100.10\"]", "listener[0].vips[1]: ::ffff:198.51.100.10 cannot be a VIP"),
     ("acl prefix with host bits", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.acl]\nallow = [\"10.1.2.3/8\"]\n", "listener[0].acl.allow[0]: \"10.1.2.3/8\" has bits set past its /8: did you mean \"10.0.0.0/8\"?"),
     ("acl prefix in both lists", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.acl]\nallow = [\"10.0.0.0/8\"]\ndeny = [\"10.0.0.0/8\"]\n", "listener[0].acl.deny[0]: 10.0.0.0/8 is already in listener[0].acl.allow"),
     ("acl default unknown", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.acl]\ndefault = \"reject\"\n", "listener[0].acl.default: \"reject\" is not one of \"allow\", \"deny\""),

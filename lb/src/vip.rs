@@ -15,10 +15,18 @@ pub fn addr_key_v4(a: [u8; 4]) -> u128 {
     0xffff_0000_0000 | u32::from_be_bytes(a) as u128
 }
 
-/// An IPv6 address as the table key.
+/// An IPv6 address as the table key. An IPv4-mapped address
+/// (`::ffff:a.b.c.d`) would collide with the key of IPv4 address `a.b.c.d`:
+/// it becomes the key of `::`, which is never a VIP, so an IPv6 packet to
+/// it is not for a VIP.
 #[inline(always)]
 pub fn addr_key_v6(a: [u8; 16]) -> u128 {
-    u128::from_be_bytes(a)
+    let k = u128::from_be_bytes(a);
+    if k >> 32 == 0xffff {
+        0
+    } else {
+        k
+    }
 }
 
 /// An address as the table key.
@@ -280,6 +288,13 @@ mod tests {
             addr_key_v4([192, 0, 2, 1]),
             addr_key("::192.0.2.1".parse().unwrap())
         );
+        // ...nor with an IPv6 packet's IPv4-mapped destination.
+        assert_ne!(
+            addr_key_v4([192, 0, 2, 1]),
+            addr_key("::ffff:192.0.2.1".parse().unwrap())
+        );
+        assert!(!t.is_vip(addr_key("::ffff:192.0.2.1".parse().unwrap())));
+        assert!(t.is_vip(v4));
     }
 
     #[test]

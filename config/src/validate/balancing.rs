@@ -478,6 +478,7 @@ fn listeners(
             if a.is_unspecified()
                 || a.is_multicast()
                 || matches!(a, IpAddr::V4(v) if v.is_broadcast())
+                || matches!(a, IpAddr::V6(v) if v.to_ipv4_mapped().is_some())
             {
                 c.push(Some(span.span()), k.clone(), format!("{a} cannot be a VIP"));
                 continue;
