@@ -17,9 +17,10 @@ mod policy;
 use dnlb_model::{EchoPolicy, TooBigPolicy};
 use dnlb_wire::buf::PacketBuf;
 use dnlb_wire::ethernet::ETHERTYPE_IPV4;
+use dnlb_wire::tcp::TcpFlags;
 
 pub use counters::{LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
-use parse::{Family, Frame, Icmp, Parsed, Tuple, V4, V6};
+use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 
 use crate::flow_table::FlowTable;
@@ -168,43 +169,48 @@ impl Processor {
         cx: Ctx<'_>,
         pkt: &mut P,
         frame: Frame,
-        parsed: Parsed<F::Addr>,
+        p: Parsed<F::Addr>,
     ) -> Result<Action, DropReason> {
-        let is_vip = |a: F::Addr| cx.snap.vips.is_vip(F::key(a));
-        match parsed {
-            Parsed::Flow(t) => self.flow::<F, P>(cx, pkt, frame, t),
-            Parsed::Fragment { dst, .. } | Parsed::Icmp { dst, .. } | Parsed::Other { dst }
-                if !is_vip(dst) =>
-            {
-                Ok(Action::NotForVip)
-            }
-            Parsed::Host => Ok(Action::NotForVip),
-            Parsed::Fragment { src, dst, proto } => {
-                let l = policy::fragment_listener(cx.snap, F::key(dst), proto)?;
-                let hash = F::addr_hash(src, dst, proto);
-                let r = match l.table.lookup(hash) {
-                    Some(backend) => self.send(
-                        cx,
-                        pkt,
-                        frame,
-                        Target {
-                            slot: l.slot,
-                            backend,
-                            hash,
-                        },
-                    ),
-                    None => Err(DropReason::NoBackend),
-                };
-                self.count_listener_drop(l, r)
-            }
-            Parsed::Icmp { msg, .. } => match msg? {
+        match p.l4 {
+            L4::Ports => self.flow::<F, P>(cx, pkt, frame, p.t, p.tcp_flags),
+            L4::Host => Ok(Action::NotForVip),
+            _ if !cx.snap.vips.is_vip(F::key(p.t.dst)) => Ok(Action::NotForVip),
+            L4::Fragment => self.fragment::<F, P>(cx, pkt, frame, p.t),
+            L4::Icmp => match F::icmp(pkt.data(), &frame, p.l4_at)? {
                 Icmp::EchoRequest { icmp_at } => self.echo(cx, pkt, frame, icmp_at),
                 Icmp::Error(quoted) => {
                     self.icmp_error::<F, P>(cx, pkt, frame, Tuple::of_quoted(&quoted))
                 }
             },
-            Parsed::Other { .. } => Err(DropReason::NoListener),
+            L4::Other => Err(DropReason::NoListener),
         }
+    }
+
+    /// A fragment to a VIP: the stateless choice on its addresses, if its
+    /// listener hashes fragments.
+    fn fragment<F: Family, P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        frame: Frame,
+        t: Tuple<F::Addr>,
+    ) -> Result<Action, DropReason> {
+        let l = policy::fragment_listener(cx.snap, F::key(t.dst), t.proto)?;
+        let hash = F::addr_hash(t.src, t.dst, t.proto);
+        let r = match l.table.lookup(hash) {
+            Some(backend) => self.send(
+                cx,
+                pkt,
+                frame,
+                Target {
+                    slot: l.slot,
+                    backend,
+                    hash,
+                },
+            ),
+            None => Err(DropReason::NoBackend),
+        };
+        self.count_listener_drop(l, r)
     }
 
     /// A TCP or UDP packet of flow `t`: listener, backend, send.
@@ -215,6 +221,7 @@ impl Processor {
         pkt: &mut P,
         frame: Frame,
         t: Tuple<F::Addr>,
+        tcp_flags: TcpFlags,
     ) -> Result<Action, DropReason> {
         let id = match cx.snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
             VipMatch::NotVip => return Ok(Action::NotForVip),
@@ -237,7 +244,7 @@ impl Processor {
             fp,
             hash: policy::schedule_hash::<F>(l, &t),
             proto: t.proto,
-            tcp_flags: frame.tcp_flags,
+            tcp_flags,
         };
         let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now);
         let c = &mut self.counters;
