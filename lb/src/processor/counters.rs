@@ -101,7 +101,7 @@ impl LbCounters {
     }
 
     /// A packet of `bytes` sent through listener `slot` to `backend`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn sent(&mut self, slot: u16, backend: BackendId, bytes: u64) {
         if let Some(c) = self.listeners.get_mut(slot as usize) {
             c.packets += 1;

@@ -17,9 +17,10 @@ mod policy;
 use dnlb_model::{EchoPolicy, TooBigPolicy};
 use dnlb_wire::buf::PacketBuf;
 use dnlb_wire::ethernet::ETHERTYPE_IPV4;
+use dnlb_wire::tcp::TcpFlags;
 
 pub use counters::{LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
-use parse::{Family, Frame, Icmp, Parsed, Tuple, V4, V6};
+use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 
 use crate::flow_table::FlowTable;
@@ -43,6 +44,16 @@ pub struct Processor {
 /// What one call handles a packet with: the snapshot, the MAC of the port
 /// the packet will leave by, the time, and the fingerprint the burst's
 /// first pass computed for this very packet, if any.
+///
+/// Passed by value to methods that are all inlined into
+/// [`Processor::process_hinted`] (the cold `echo` and `icmp_error` forced
+/// with `#[inline(always)]`): an out-of-line callee taking a `Ctx` makes it
+/// a stack value written at the start of every packet. The same goes for
+/// `policy::pick` (its `FlowKey` and `Picked` through memory) and `send`.
+/// Forcing more than that (`flow`, `fragment` and the `ipv4`/`ipv6` methods
+/// too) made the function so large that the compiler stopped inlining the
+/// small header accessors and hashes (591 instead of 544 Ir per packet).
+/// Measured with callgrind on the pipeline bench; see the commit history.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     snap: &'a Snapshot,
@@ -162,49 +173,54 @@ impl Processor {
     }
 
     /// What to do with a parsed IP packet.
-    #[inline]
+    #[inline(always)]
     fn handle<F: Family, P: PacketBuf>(
         &mut self,
         cx: Ctx<'_>,
         pkt: &mut P,
         frame: Frame,
-        parsed: Parsed<F::Addr>,
+        p: Parsed<F::Addr>,
     ) -> Result<Action, DropReason> {
-        let is_vip = |a: F::Addr| cx.snap.vips.is_vip(F::key(a));
-        match parsed {
-            Parsed::Flow(t) => self.flow::<F, P>(cx, pkt, frame, t),
-            Parsed::Fragment { dst, .. } | Parsed::Icmp { dst, .. } | Parsed::Other { dst }
-                if !is_vip(dst) =>
-            {
-                Ok(Action::NotForVip)
-            }
-            Parsed::Host => Ok(Action::NotForVip),
-            Parsed::Fragment { src, dst, proto } => {
-                let l = policy::fragment_listener(cx.snap, F::key(dst), proto)?;
-                let hash = F::addr_hash(src, dst, proto);
-                let r = match l.table.lookup(hash) {
-                    Some(backend) => self.send(
-                        cx,
-                        pkt,
-                        frame,
-                        Target {
-                            slot: l.slot,
-                            backend,
-                            hash,
-                        },
-                    ),
-                    None => Err(DropReason::NoBackend),
-                };
-                self.count_listener_drop(l, r)
-            }
-            Parsed::Icmp { msg, .. } => match msg? {
+        match p.l4 {
+            L4::Ports => self.flow::<F, P>(cx, pkt, frame, p.t, p.tcp_flags),
+            L4::Host => Ok(Action::NotForVip),
+            _ if !cx.snap.vips.is_vip(F::key(p.t.dst)) => Ok(Action::NotForVip),
+            L4::Fragment => self.fragment::<F, P>(cx, pkt, frame, p.t),
+            L4::Icmp => match F::icmp(pkt.data(), &frame, p.l4_at)? {
                 Icmp::EchoRequest { icmp_at } => self.echo(cx, pkt, frame, icmp_at),
                 Icmp::Error(quoted) => {
                     self.icmp_error::<F, P>(cx, pkt, frame, Tuple::of_quoted(&quoted))
                 }
             },
-            Parsed::Other { .. } => Err(DropReason::NoListener),
+            L4::Other => Err(DropReason::NoListener),
         }
+    }
+
+    /// A fragment to a VIP: the stateless choice on its addresses, if its
+    /// listener hashes fragments.
+    fn fragment<F: Family, P: PacketBuf>(
+        &mut self,
+        cx: Ctx<'_>,
+        pkt: &mut P,
+        frame: Frame,
+        t: Tuple<F::Addr>,
+    ) -> Result<Action, DropReason> {
+        let l = policy::fragment_listener(cx.snap, F::key(t.dst), t.proto)?;
+        let hash = F::addr_hash(t.src, t.dst, t.proto);
+        let r = match l.table.lookup(hash) {
+            Some(backend) => self.send(
+                cx,
+                pkt,
+                frame,
+                Target {
+                    slot: l.slot,
+                    backend,
+                    hash,
+                },
+            ),
+            None => Err(DropReason::NoBackend),
+        };
+        self.count_listener_drop(l, r)
     }
 
     /// A TCP or UDP packet of flow `t`: listener, backend, send.
@@ -215,6 +231,7 @@ impl Processor {
         pkt: &mut P,
         frame: Frame,
         t: Tuple<F::Addr>,
+        tcp_flags: TcpFlags,
     ) -> Result<Action, DropReason> {
         let id = match cx.snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
             VipMatch::NotVip => return Ok(Action::NotForVip),
@@ -237,7 +254,7 @@ impl Processor {
             fp,
             hash: policy::schedule_hash::<F>(l, &t),
             proto: t.proto,
-            tcp_flags: frame.tcp_flags,
+            tcp_flags,
         };
         let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now);
         let c = &mut self.counters;
@@ -263,7 +280,7 @@ impl Processor {
     /// An ICMP error about a packet a backend sent from a VIP to a client
     /// (direct server return), for client → VIP flow `t`: to the backend
     /// that owns the flow.
-    #[inline]
+    #[inline(always)]
     fn icmp_error<F: Family, P: PacketBuf>(
         &mut self,
         cx: Ctx<'_>,
@@ -293,7 +310,7 @@ impl Processor {
     }
 
     /// An echo request to a VIP: answered in place, or dropped by policy.
-    #[inline]
+    #[inline(always)]
     fn echo<P: PacketBuf>(
         &mut self,
         cx: Ctx<'_>,
@@ -329,7 +346,7 @@ impl Processor {
 
     /// Encapsulates toward the target backend, or answers "too big"; counts
     /// a drop against the backend.
-    #[inline]
+    #[inline(always)]
     fn send<P: PacketBuf>(
         &mut self,
         cx: Ctx<'_>,
@@ -345,7 +362,7 @@ impl Processor {
     }
 
     /// [`Processor::send`] without counting its drops.
-    #[inline]
+    #[inline(always)]
     fn deliver<P: PacketBuf>(
         &mut self,
         cx: Ctx<'_>,

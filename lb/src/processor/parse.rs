@@ -2,8 +2,11 @@
 //! carries, as a [`Parsed`] value. Pure: it reads the bytes through the
 //! `dnlb-wire` views, looks at no state and decides nothing about listeners
 //! or backends. What is malformed is a [`DropReason`] here; what is
-//! malformed only if it turns out to be for a VIP is carried inside the
-//! value, so the processor keeps the rule "not for a VIP: not ours".
+//! malformed only if it turns out to be for a VIP (an ICMP message) is
+//! parsed only when the processor asks ([`Family::icmp`]), so it keeps the
+//! rule "not for a VIP: not ours". [`Frame`] and [`Parsed`] are small plain
+//! values so that the parse costs nothing to hand over (no memory round trip
+//! on the per-packet path).
 
 use dnlb_wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use dnlb_wire::icmp;
@@ -54,8 +57,14 @@ pub(super) struct Frame {
     pub v6: bool,
     /// IPv4 DF bit (IPv6: always true: routers never fragment).
     pub df: bool,
-    /// TCP flags (none for anything else).
-    pub tcp_flags: TcpFlags,
+}
+
+impl Frame {
+    /// Offset of the end of the IP packet (where Ethernet padding starts).
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.l2 + self.ip_len
+    }
 }
 
 /// What differs between IPv4 and IPv6: the address type and the hash,
@@ -67,6 +76,9 @@ pub(super) trait Family {
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
     fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
+    /// The ICMP message at frame offset `at` of a packet parsed as
+    /// [`L4::Icmp`].
+    fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<Self::Addr>, DropReason>;
 }
 
 /// IPv4.
@@ -96,6 +108,9 @@ impl Family for V4 {
     fn fingerprint(seed: u64, t: &Tuple<[u8; 4]>) -> u64 {
         fingerprint_v4(seed, t.src, t.dst, t.proto, t.sport, t.dport)
     }
+    fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<[u8; 4]>, DropReason> {
+        icmp_v4(&d[at..frame.end()], frame.l2)
+    }
 }
 
 impl Family for V6 {
@@ -120,6 +135,11 @@ impl Family for V6 {
     fn fingerprint(seed: u64, t: &Tuple<[u8; 16]>) -> u64 {
         fingerprint_v6(seed, t.src, t.dst, t.proto, t.sport, t.dport)
     }
+    fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<[u8; 16]>, DropReason> {
+        let m = icmp::Icmpv6Packet::new_checked(&d[at..frame.end()])
+            .map_err(|_| DropReason::MalformedL4)?;
+        icmp_v6(&m, at)
+    }
 }
 
 /// An ICMP message to an address that may be a VIP.
@@ -131,24 +151,37 @@ pub(super) enum Icmp<A> {
     Error(Quoted<A>),
 }
 
-/// What a frame carries.
+/// What a frame carries: its addresses, protocol and ports, and what
+/// follows the IP header(s). Plain scalars and a field-less kind (no enum
+/// with data), so that the value stays in registers between the parse and
+/// the processor.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Parsed<A> {
-    /// A TCP or UDP packet, not a fragment.
-    Flow(Tuple<A>),
+pub(super) struct Parsed<A> {
+    /// Addresses and protocol; the ports of [`L4::Ports`] (zero otherwise).
+    pub t: Tuple<A>,
+    /// What follows the IP header(s).
+    pub l4: L4,
+    /// TCP flags of [`L4::Ports`] (none for UDP and anything else).
+    pub tcp_flags: TcpFlags,
+    /// Frame offset of the upper-layer header (the message of [`L4::Icmp`]).
+    pub l4_at: usize,
+}
+
+/// What follows the IP header(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum L4 {
+    /// TCP or UDP, not a fragment: ports validated.
+    Ports,
     /// An IP fragment (its ports may be in another fragment).
-    Fragment { src: A, dst: A, proto: u8 },
-    /// ICMP to `dst`; the message, or why it cannot be handled (which
-    /// counts only if `dst` is a VIP).
-    Icmp {
-        dst: A,
-        msg: Result<Icmp<A>, DropReason>,
-    },
+    Fragment,
+    /// An ICMP message at `l4_at`; [`Family::icmp`] parses it (what is
+    /// wrong with it counts only if the packet is for a VIP).
+    Icmp,
     /// The host's own business whatever the address (neighbour discovery,
     /// router messages).
     Host,
-    /// Another protocol to `dst`.
-    Other { dst: A },
+    /// Another protocol.
+    Other,
 }
 
 /// Parses an Ethernet frame: the IP packet's place and what it carries.
@@ -164,42 +197,40 @@ pub(super) fn frame(d: &[u8]) -> Result<Option<(u16, usize)>, DropReason> {
 }
 
 /// Parses the IPv4 packet at `l2`.
-#[inline]
+#[inline(always)]
 pub(super) fn ipv4(d: &[u8], l2: usize) -> Result<(Frame, Parsed<[u8; 4]>), DropReason> {
     let ip = Ipv4Packet::new_checked(&d[l2..]).map_err(|_| DropReason::MalformedL3)?;
-    let (src, dst, proto) = (ip.src().octets(), ip.dst().octets(), ip.protocol());
-    let mut frame = Frame {
+    let frame = Frame {
         l2,
         ip_len: ip.total_len() as usize,
         v6: false,
         df: ip.dont_fragment(),
+    };
+    let mut p = Parsed {
+        t: Tuple {
+            src: ip.src().octets(),
+            dst: ip.dst().octets(),
+            proto: ip.protocol(),
+            sport: 0,
+            dport: 0,
+        },
+        l4: L4::Other,
         tcp_flags: TcpFlags::default(),
+        l4_at: l2 + ip.header_len(),
     };
     if ip.is_fragment() {
-        return Ok((frame, Parsed::Fragment { src, dst, proto }));
+        p.l4 = L4::Fragment;
+        return Ok((frame, p));
     }
-    let l4 = ip.payload();
-    let parsed = match proto {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            let (sport, dport, flags) = ports(l4, proto)?;
-            frame.tcp_flags = flags;
-            Parsed::Flow(Tuple {
-                src,
-                dst,
-                proto,
-                sport,
-                dport,
-            })
-        }
-        IPPROTO_ICMP => Parsed::Icmp {
-            dst,
-            msg: icmp_v4(l4, l2),
-        },
-        _ => Parsed::Other { dst },
-    };
-    Ok((frame, parsed))
+    match p.t.proto {
+        IPPROTO_TCP | IPPROTO_UDP => ports(&mut p, ip.payload())?,
+        IPPROTO_ICMP => p.l4 = L4::Icmp,
+        _ => {}
+    }
+    Ok((frame, p))
 }
 
+/// The ICMPv4 message `l4` of the IPv4 packet at `l2`.
 fn icmp_v4(l4: &[u8], l2: usize) -> Result<Icmp<[u8; 4]>, DropReason> {
     let m = icmp::Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
     match m.msg_type() {
@@ -214,53 +245,50 @@ fn icmp_v4(l4: &[u8], l2: usize) -> Result<Icmp<[u8; 4]>, DropReason> {
 }
 
 /// Parses the IPv6 packet at `l2` (extension headers walked).
-#[inline]
+#[inline(always)]
 pub(super) fn ipv6(d: &[u8], l2: usize) -> Result<(Frame, Parsed<[u8; 16]>), DropReason> {
     let ip = Ipv6Packet::new_checked(&d[l2..]).map_err(|_| DropReason::MalformedL3)?;
-    let (src, dst) = (ip.src().octets(), ip.dst().octets());
     let upper = ip.upper_layer().map_err(|_| DropReason::MalformedL3)?;
-    let proto = upper.protocol;
-    let mut frame = Frame {
+    let frame = Frame {
         l2,
         ip_len: 40 + ip.payload_len() as usize,
         v6: true,
         df: true,
+    };
+    let mut p = Parsed {
+        t: Tuple {
+            src: ip.src().octets(),
+            dst: ip.dst().octets(),
+            proto: upper.protocol,
+            sport: 0,
+            dport: 0,
+        },
+        l4: L4::Other,
         tcp_flags: TcpFlags::default(),
+        l4_at: l2 + upper.offset,
     };
     if upper.fragment.is_some_and(|f| f.offset != 0 || f.more) {
-        return Ok((frame, Parsed::Fragment { src, dst, proto }));
+        p.l4 = L4::Fragment;
+        return Ok((frame, p));
     }
     let l4 = ip.upper_layer_payload(&upper);
-    let parsed = match proto {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            let (sport, dport, flags) = ports(l4, proto)?;
-            frame.tcp_flags = flags;
-            Parsed::Flow(Tuple {
-                src,
-                dst,
-                proto,
-                sport,
-                dport,
-            })
-        }
+    match p.t.proto {
+        IPPROTO_TCP | IPPROTO_UDP => ports(&mut p, l4)?,
         IPPROTO_ICMPV6 => {
             let m = icmp::Icmpv6Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
-            let t = m.msg_type();
-            if (133..=137).contains(&t) {
-                // Neighbour discovery and router messages are the host's.
-                Parsed::Host
+            // Neighbour discovery and router messages are the host's.
+            p.l4 = if (133..=137).contains(&m.msg_type()) {
+                L4::Host
             } else {
-                Parsed::Icmp {
-                    dst,
-                    msg: icmp_v6(&m, l2 + upper.offset),
-                }
-            }
+                L4::Icmp
+            };
         }
-        _ => Parsed::Other { dst },
-    };
-    Ok((frame, parsed))
+        _ => {}
+    }
+    Ok((frame, p))
 }
 
+/// The ICMPv6 message `m`, whose header starts at frame offset `icmp_at`.
 fn icmp_v6(m: &icmp::Icmpv6Packet<&[u8]>, icmp_at: usize) -> Result<Icmp<[u8; 16]>, DropReason> {
     match m.msg_type() {
         icmp::ICMPV6_ECHO_REQUEST => Ok(Icmp::EchoRequest { icmp_at }),
@@ -274,21 +302,18 @@ fn icmp_v6(m: &icmp::Icmpv6Packet<&[u8]>, icmp_at: usize) -> Result<Icmp<[u8; 16
     }
 }
 
-/// Source and destination ports of a TCP or UDP header, validated, and the
-/// TCP flags (none for UDP).
-#[inline]
-fn ports(l4: &[u8], proto: u8) -> Result<(u16, u16, TcpFlags), DropReason> {
-    let flags = if proto == IPPROTO_TCP {
-        TcpPacket::new_checked(l4)
-            .map_err(|_| DropReason::MalformedL4)?
-            .flags()
+/// The ports of the TCP or UDP header `l4` of `p`, validated, and the TCP
+/// flags: `p` becomes [`L4::Ports`].
+#[inline(always)]
+fn ports<A>(p: &mut Parsed<A>, l4: &[u8]) -> Result<(), DropReason> {
+    if p.t.proto == IPPROTO_TCP {
+        let tcp = TcpPacket::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
+        p.tcp_flags = tcp.flags();
     } else {
         UdpPacket::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
-        TcpFlags::default()
-    };
-    Ok((
-        u16::from_be_bytes([l4[0], l4[1]]),
-        u16::from_be_bytes([l4[2], l4[3]]),
-        flags,
-    ))
+    }
+    p.t.sport = u16::from_be_bytes([l4[0], l4[1]]);
+    p.t.dport = u16::from_be_bytes([l4[2], l4[3]]);
+    p.l4 = L4::Ports;
+    Ok(())
 }

@@ -55,7 +55,9 @@ pub(super) struct Picked {
 
 /// The backend of a TCP/UDP flow: the flow table's if it is still usable
 /// for this listener, else the listener's table (and remember it).
-#[inline]
+/// Always inlined into the processor's flow step (one call site per IP
+/// family), so that [`FlowKey`] and [`Picked`] never go through memory.
+#[inline(always)]
 pub(super) fn pick(
     flows: &mut FlowTable,
     snap: &Snapshot,
