@@ -1177,3 +1177,63 @@ fn a_closed_tcp_flow_leaves_the_table_after_the_closing_timeout() {
     send(&mut p, "A", 60 * min + 31 * s);
     assert_eq!(p.counters.new_flows, 5);
 }
+
+/// A TCP segment with `flags` from source 198.18.X.Y (`n` = X·256 + Y).
+fn segment_from(n: u16, flags: &str) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
+        .ipv4([198, 18, (n >> 8) as u8, n as u8], vip4(1), 61)
+        .tcp(40000, 80, 2, 1000);
+    let b = flags.chars().fold(b, |b, f| match f {
+        'S' => b.syn(),
+        'A' => b.ack(1),
+        'R' => b.rst(),
+        _ => unreachable!(),
+    });
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+#[test]
+fn bare_syns_and_untracked_rsts_take_no_flow_table_entry() {
+    let snap = snapshot(1500, "");
+    let mut p = Processor::new(1024, 1, 10, 0);
+    p.adopt(&snap);
+    // A flood of SYNs from 5000 sources into a table for 1024 flows: every
+    // one is balanced, none is stored, nothing is refused.
+    let mut first = Vec::new();
+    for n in 0..5000u16 {
+        let a = p.process(
+            &snap,
+            &mut VecPacket::new(&segment_from(n, "S")),
+            GW_MAC,
+            10,
+        );
+        assert!(matches!(a, Action::Encapsulated(_)), "SYN {n}: {a:?}");
+        first.push(a);
+    }
+    assert_eq!(p.flows().len(), 0);
+    assert_eq!((p.counters.new_flows, p.counters.flow_table_full), (0, 0));
+    // RSTs of flows nobody tracks: the same.
+    for n in 0..100u16 {
+        p.process(
+            &snap,
+            &mut VecPacket::new(&segment_from(n, "R")),
+            GW_MAC,
+            20,
+        );
+    }
+    assert_eq!(p.flows().len(), 0);
+    // The handshake's ACK makes the entry, on the backend the SYN went to.
+    for n in 0..100u16 {
+        let a = p.process(
+            &snap,
+            &mut VecPacket::new(&segment_from(n, "A")),
+            GW_MAC,
+            30,
+        );
+        assert_eq!(a, first[n as usize], "flow {n}: the ACK follows its SYN");
+    }
+    assert_eq!(p.flows().len(), 100);
+    assert_eq!(p.counters.new_flows, 100);
+}

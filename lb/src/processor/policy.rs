@@ -107,6 +107,19 @@ pub(super) fn pick(
         };
     };
     debug_assert!(id.0 & CLOSING == 0, "backend ids stay below 2^31");
+    // A bare SYN opens nothing yet, and a RST ends what was not tracked:
+    // neither takes an entry. Every gateway answers them alike from the
+    // table, and the handshake's first ACK makes the entry. So a SYN (or
+    // RST) flood from any number of sources never fills the table, and
+    // costs what a hit costs.
+    let rst = tcp && flags.contains(TcpFlags::RST);
+    if syn || rst {
+        return Picked {
+            backend: Ok(id),
+            rescheduled,
+            inserted: None,
+        };
+    }
     let (value, t) = if fin_rst {
         (id.0 | CLOSING, closing_timeout)
     } else {
