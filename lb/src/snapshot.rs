@@ -132,6 +132,10 @@ pub struct ListenerState {
     /// The Maglev table over the group's backends that take new flows
     /// (shared between listeners and snapshots with the same input).
     pub table: Arc<MaglevTable>,
+    /// Who may send to it (`None`: everyone), compiled.
+    pub acl: Option<Arc<crate::acl::AclTable>>,
+    /// The access list it was compiled from, to reuse it when unchanged.
+    acl_input: Option<dnlb_model::Acl>,
     /// What the table was built from (sorted), to reuse it when unchanged.
     maglev_input: MaglevInput,
 }
@@ -377,6 +381,8 @@ impl Snapshot {
                 group: l.target_group as u16,
                 table,
                 maglev_input,
+                acl: acl_for(previous, l),
+                acl_input: l.acl.clone(),
             });
         }
         let present: Vec<BackendId> = backends.iter().flatten().map(|b| b.id).collect();
@@ -458,6 +464,20 @@ fn table_for(
     let t = Arc::new(t);
     tables.insert(input.clone(), t.clone());
     Ok(t)
+}
+
+/// Listener `l`'s compiled access list: the previous snapshot's when the
+/// list did not change (compiling a long list takes milliseconds).
+fn acl_for(
+    previous: Option<&Snapshot>,
+    l: &dnlb_model::Listener,
+) -> Option<Arc<crate::acl::AclTable>> {
+    let acl = l.acl.as_ref()?;
+    let reused = previous
+        .and_then(|p| p.listeners.iter().find(|x| x.name == l.name))
+        .filter(|x| x.acl_input.as_ref() == Some(acl))
+        .and_then(|x| x.acl.clone());
+    Some(reused.unwrap_or_else(|| Arc::new(crate::acl::AclTable::build(acl))))
 }
 
 /// For each backend of group `g` (by index): whether it is usable (healthy,

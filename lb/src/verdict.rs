@@ -43,11 +43,13 @@ pub enum DropReason {
     TxRefused,
     /// The packet spans several buffer segments, which dnlb does not forward.
     NonContiguous,
+    /// From a source the listener's access list denies.
+    AclDenied,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// All reasons, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::MalformedL2,
@@ -65,6 +67,7 @@ impl DropReason {
         DropReason::NoHeadroom,
         DropReason::TxRefused,
         DropReason::NonContiguous,
+        DropReason::AclDenied,
     ];
 
     /// Metric label.
@@ -85,6 +88,7 @@ impl DropReason {
             DropReason::NoHeadroom => "no_headroom",
             DropReason::TxRefused => "tx_refused",
             DropReason::NonContiguous => "non_contiguous",
+            DropReason::AclDenied => "acl_denied",
         }
     }
 
@@ -114,6 +118,7 @@ impl DropReason {
             DropReason::NonContiguous => {
                 "multi-segment packet (jumbo frame without scatter support)"
             }
+            DropReason::AclDenied => "from a source the listener's access list denies",
         }
     }
 }

@@ -1237,3 +1237,40 @@ fn bare_syns_and_untracked_rsts_take_no_flow_table_entry() {
     assert_eq!(p.flows().len(), 100);
     assert_eq!(p.counters.new_flows, 100);
 }
+
+#[test]
+fn a_listener_acl_drops_denied_sources_and_counts_them() {
+    let acl = "[listener.acl]\ndefault = \"deny\"\nallow = [\"198.18.0.0/16\"]\ndeny = [\"198.18.1.0/24\"]\n";
+    let text = config_text(1500, "").replacen(
+        "target_group = \"ipip4\"\n",
+        &format!("target_group = \"ipip4\"\n{acl}"),
+        1,
+    );
+    assert!(text.contains("[listener.acl]"), "no anchor for the ACL");
+    let cfg = dnlb_config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+    let snap = Snapshot::build(&cfg, 1, &mut BackendRegistry::default()).unwrap();
+    let l = snap
+        .listeners
+        .iter()
+        .find(|l| l.acl.is_some())
+        .expect("a listener with the ACL");
+    let slot = l.slot as usize;
+    let mut p = Processor::new(1024, 1, 10, 0);
+    p.adopt(&snap);
+    let send = |p: &mut Processor, n: u16| {
+        p.process(
+            &snap,
+            &mut VecPacket::new(&segment_from(n, "A")),
+            GW_MAC,
+            10,
+        )
+    };
+    // 198.18.0.5: allowed; 198.18.1.5: denied by the longer prefix.
+    assert!(matches!(send(&mut p, 5), Action::Encapsulated(_)));
+    assert_eq!(send(&mut p, 256 + 5), Action::Drop(DropReason::AclDenied));
+    assert_eq!(
+        p.counters.listener_drops[slot][DropReason::AclDenied as usize],
+        1
+    );
+    assert_eq!(p.flows().len(), 1, "a denied packet takes no entry");
+}

@@ -206,6 +206,11 @@ impl Processor {
         t: Tuple<F::Addr>,
     ) -> Result<Action, DropReason> {
         let l = policy::fragment_listener(cx.snap, F::key(t.dst), t.proto)?;
+        if let Some(acl) = &l.acl {
+            if !F::acl(acl, t.src).allow {
+                return self.count_listener_drop(l, Err(DropReason::AclDenied));
+            }
+        }
         let hash = F::addr_hash(t.src, t.dst, t.proto);
         let r = match l.table.lookup(hash) {
             Some(backend) => self.send(
@@ -239,6 +244,11 @@ impl Processor {
             VipMatch::Listener(id) => id,
         };
         let l = &cx.snap.listeners[id.0 as usize];
+        if let Some(acl) = &l.acl {
+            if !F::acl(acl, t.src).allow {
+                return self.count_listener_drop(l, Err(DropReason::AclDenied));
+            }
+        }
         let fp = match cx.hint {
             Some(fp) => {
                 debug_assert_eq!(

@@ -76,6 +76,8 @@ pub(super) trait Family {
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
     fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
+    /// What access list `acl` says of source `src`.
+    fn acl(acl: &crate::acl::AclTable, src: Self::Addr) -> crate::acl::AclMatch;
     /// The ICMP message at frame offset `at` of a packet parsed as
     /// [`L4::Icmp`].
     fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<Self::Addr>, DropReason>;
@@ -91,6 +93,10 @@ impl Family for V4 {
     #[inline(always)]
     fn key(a: [u8; 4]) -> u128 {
         addr_key_v4(a)
+    }
+    #[inline(always)]
+    fn acl(acl: &crate::acl::AclTable, src: [u8; 4]) -> crate::acl::AclMatch {
+        acl.check_v4(src)
     }
     #[inline(always)]
     fn flow_hash(t: &Tuple<[u8; 4]>) -> u64 {
@@ -118,6 +124,10 @@ impl Family for V6 {
     #[inline(always)]
     fn key(a: [u8; 16]) -> u128 {
         addr_key_v6(a)
+    }
+    #[inline(always)]
+    fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclMatch {
+        acl.check_v6(src)
     }
     #[inline(always)]
     fn flow_hash(t: &Tuple<[u8; 16]>) -> u64 {
