@@ -128,9 +128,9 @@ impl AdminServer {
             counters: AdminCounters::default(),
         });
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![rt.spawn(accept_tcp(tcp, addr, shared.clone(), stopped.clone()))];
+        let mut tasks = vec![rt.spawn(accept((tcp, addr), shared.clone(), stopped.clone()))];
         if let Some(u) = unix {
-            tasks.push(rt.spawn(accept_unix(u, shared.clone(), stopped)));
+            tasks.push(rt.spawn(accept(u, shared.clone(), stopped)));
         }
         Ok((
             AdminServer {
@@ -278,58 +278,61 @@ impl Gate {
     }
 }
 
-async fn accept_tcp(
-    l: tokio::net::TcpListener,
-    addr: std::net::SocketAddr,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut gate = Gate::new(shared.clone());
-    loop {
-        let accepted = tokio::select! {
-            r = l.accept() => r,
-            _ = stop.changed() => return,
-        };
-        match accepted {
-            Ok((s, _)) => match gate.admit() {
-                Some(permit) => {
-                    let _ = s.set_nodelay(true);
-                    tokio::spawn(serve(
-                        s,
-                        Peer::Tcp(addr),
-                        shared.clone(),
-                        permit,
-                        stop.clone(),
-                    ));
-                }
-                None => {
-                    let _ = s.try_write(BUSY);
-                }
-            },
-            Err(e) => gate.failed(&e).await,
-        }
+/// A listener the admin API accepts connections on.
+trait Listener: Send + 'static {
+    /// The connections it hands out.
+    type Conn: AsyncRead + AsyncWrite + Send + 'static;
+    /// Where its requests come from.
+    fn peer(&self) -> Peer;
+    /// The next connection.
+    fn next(&self) -> impl std::future::Future<Output = std::io::Result<Self::Conn>> + Send;
+    /// Tells a connection past the cap it is refused (one non-blocking write).
+    fn refuse(c: &Self::Conn);
+}
+
+impl Listener for (tokio::net::TcpListener, std::net::SocketAddr) {
+    type Conn = tokio::net::TcpStream;
+    fn peer(&self) -> Peer {
+        Peer::Tcp(self.1)
+    }
+    async fn next(&self) -> std::io::Result<Self::Conn> {
+        let (s, _) = self.0.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+    fn refuse(c: &Self::Conn) {
+        let _ = c.try_write(BUSY);
     }
 }
 
-async fn accept_unix(
-    l: tokio::net::UnixListener,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
+impl Listener for tokio::net::UnixListener {
+    type Conn = tokio::net::UnixStream;
+    fn peer(&self) -> Peer {
+        Peer::Unix
+    }
+    async fn next(&self) -> std::io::Result<Self::Conn> {
+        Ok(self.accept().await?.0)
+    }
+    fn refuse(c: &Self::Conn) {
+        let _ = c.try_write(BUSY);
+    }
+}
+
+/// Accepts on `l` until the server stops: each connection served on a
+/// task of its own while under the cap, refused past it.
+async fn accept<L: Listener>(l: L, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut gate = Gate::new(shared.clone());
     loop {
         let accepted = tokio::select! {
-            r = l.accept() => r,
+            r = l.next() => r,
             _ = stop.changed() => return,
         };
         match accepted {
-            Ok((s, _)) => match gate.admit() {
+            Ok(c) => match gate.admit() {
                 Some(permit) => {
-                    tokio::spawn(serve(s, Peer::Unix, shared.clone(), permit, stop.clone()));
+                    tokio::spawn(serve(c, l.peer(), shared.clone(), permit, stop.clone()));
                 }
-                None => {
-                    let _ = s.try_write(BUSY);
-                }
+                None => L::refuse(&c),
             },
             Err(e) => gate.failed(&e).await,
         }
