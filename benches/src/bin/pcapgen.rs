@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use dnlb_testkit::{frames, write_pcap, FlowMix, IpVersion, Proto};
+use std::net::Ipv4Addr;
+
+use dnlb_testkit::{frame, frames, write_pcap, FlowMix, IpVersion, Proto};
+use dnlb_wire::checksum::update_addr_v4;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ProtoArg {
@@ -41,9 +44,31 @@ struct Args {
     /// Destination port.
     #[arg(long, default_value_t = 80)]
     dst_port: u16,
+    /// Every flow's second packet instead of its first (TCP: an ACK of an
+    /// established connection, not a SYN).
+    #[arg(long)]
+    mid_flow: bool,
+    /// IPv4 only: each flow from its own source address, 10.0.0.0 + flow
+    /// number (up to 2^24 sources; the default mix spans a /15).
+    #[arg(long)]
+    distinct_sources: bool,
     /// Output file.
     #[arg(long, short)]
     out: PathBuf,
+}
+
+/// Moves IPv4 frame `f` to source 10.0.0.0 + `n`, checksums kept right.
+fn with_source(mut f: Vec<u8>, n: u32) -> Vec<u8> {
+    let old = Ipv4Addr::new(f[26], f[27], f[28], f[29]);
+    let new = Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff));
+    f[26..30].copy_from_slice(&new.octets());
+    let ip = u16::from_be_bytes([f[24], f[25]]);
+    f[24..26].copy_from_slice(&update_addr_v4(ip, old, new).to_be_bytes());
+    // TCP (checksum at +16) or UDP (+6) after a 20-byte IPv4 header.
+    let at = if f[23] == 6 { 34 + 16 } else { 34 + 6 };
+    let l4 = u16::from_be_bytes([f[at], f[at + 1]]);
+    f[at..at + 2].copy_from_slice(&update_addr_v4(l4, old, new).to_be_bytes());
+    f
 }
 
 fn main() -> std::io::Result<()> {
@@ -62,7 +87,21 @@ fn main() -> std::io::Result<()> {
         frame_len: a.frame_len,
         dst_port: a.dst_port,
     };
-    let f = frames(&mix);
+    let f: Vec<Vec<u8>> = if a.mid_flow || a.distinct_sources {
+        let seq = u32::from(a.mid_flow);
+        (0..a.flows)
+            .map(|n| {
+                let f = frame(&mix, n, seq);
+                if a.distinct_sources && matches!(mix.ip, IpVersion::V4) {
+                    with_source(f, n)
+                } else {
+                    f
+                }
+            })
+            .collect()
+    } else {
+        frames(&mix)
+    };
     write_pcap(&a.out, &f)?;
     eprintln!(
         "wrote {} frames of {} flows to {}",
