@@ -55,6 +55,21 @@ pub struct ReloadCounters {
     pub rejected: u64,
 }
 
+/// What the control plane takes over from the running data plane: the
+/// backend-id registry, the snapshot publisher (none without listeners),
+/// each worker's published counters and the load-balancing stats board.
+#[derive(Debug)]
+pub struct DataPlaneParts {
+    /// Backend ids of the first snapshot.
+    pub registry: BackendRegistry,
+    /// Publishes snapshots to workers.
+    pub publisher: Option<Publisher>,
+    /// Each worker's lcore and counters.
+    pub workers: Vec<(u32, Arc<PublishedCounters>)>,
+    /// Where workers publish load-balancing counters on request.
+    pub board: Arc<LbStatsBoard>,
+}
+
 /// The control thread's state.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -147,18 +162,19 @@ impl ControlPlane {
     /// (config file plus run-time changes) read from `config_path`; what
     /// happens is told to `events`; health probes run on `ctl`, the control
     /// runtime.
-    // One caller (`run`), handing over the data plane's parts one by one.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Config,
         config_path: Option<&Path>,
-        registry: BackendRegistry,
-        publisher: Option<Publisher>,
-        workers: Vec<(u32, Arc<PublishedCounters>)>,
-        board: Arc<LbStatsBoard>,
+        dp: DataPlaneParts,
         events: Events,
         ctl: Handle,
     ) -> Result<Self, ChangeError> {
+        let DataPlaneParts {
+            registry,
+            publisher,
+            workers,
+            board,
+        } = dp;
         let mut stale = Vec::new();
         let source = match config_path {
             None => None,

@@ -18,7 +18,7 @@ use super::admin::{self, AdminServer, Envelope};
 use super::bringup::DataPlane;
 pub use super::error::RunError;
 use super::events::{Event, Events};
-use super::plane::ControlPlane;
+use super::plane::{ControlPlane, DataPlaneParts};
 use super::report::{final_report, port_status};
 use super::routes::Withdrawal;
 
@@ -103,10 +103,12 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let mut plane = ControlPlane::new(
         cfg.clone(),
         opts.config_path.as_deref(),
-        std::mem::take(&mut dp.registry),
-        dp.publisher.take(),
-        dp.published.clone(),
-        dp.board.clone(),
+        DataPlaneParts {
+            registry: std::mem::take(&mut dp.registry),
+            publisher: dp.publisher.take(),
+            workers: dp.published.clone(),
+            board: dp.board.clone(),
+        },
         opts.events.clone(),
         rt.handle().clone(),
     )
