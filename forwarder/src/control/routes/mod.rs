@@ -15,13 +15,10 @@ pub mod announcer;
 pub mod bird;
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dnlb_config::durable::replace;
 use dnlb_config::{Config, Routing};
 use dnlb_lb::snapshot::Snapshot;
 
@@ -51,49 +48,13 @@ fn file_text(vips: &BTreeSet<IpAddr>, v6: bool) -> String {
     t
 }
 
-/// Replaces `file` with `text` so that a crash or power loss leaves either
-/// the old or the new content, never a mix or nothing: a temporary file of
-/// its own beside it (unique per process and call, so no two writers share
-/// one), written and fsynced, renamed over `file`, and the directory
-/// fsynced so the rename itself is durable.
-fn write_durably(file: &Path, text: &str) -> std::io::Result<()> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = file
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.dnlb-{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = replace_with(&tmp, file, dir, text);
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// Writes `text` to the new file `tmp`, fsyncs it, renames it to `file` and
-/// fsyncs `dir`.
-fn replace_with(tmp: &Path, file: &Path, dir: &Path, text: &str) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).open(tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(tmp, file)?;
-    File::open(dir)?.sync_all()
-}
-
 /// Writes the VIP files for `vips` and asks BIRD to reconfigure, within
 /// `timeout` for BIRD.
 fn apply(cfg: &Routing, vips: &BTreeSet<IpAddr>, timeout: Duration) -> Result<(), BirdError> {
     for (file, v6) in [(&cfg.vips4_file, false), (&cfg.vips6_file, true)] {
         let Some(file) = file else { continue };
-        write_durably(file, &file_text(vips, v6)).map_err(|error| BirdError::File {
+        // Durably: a crash leaves the old or the new file, never a torn one.
+        replace(file, file_text(vips, v6).as_bytes(), false).map_err(|error| BirdError::File {
             path: file.display().to_string(),
             error,
         })?;
@@ -125,8 +86,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("vips4.conf");
         std::fs::write(&f, "old\n").unwrap();
-        write_durably(&f, "new\n").unwrap();
-        write_durably(&f, "newer\n").unwrap();
+        replace(&f, b"new\n", false).unwrap();
+        replace(&f, b"newer\n", false).unwrap();
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "newer\n");
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -134,7 +95,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["vips4.conf"]);
         // A directory that does not exist: an error, and nothing left.
-        let e = write_durably(&dir.path().join("no/such/vips.conf"), "x").unwrap_err();
+        let e = replace(&dir.path().join("no/such/vips.conf"), b"x", false).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     }
 }
