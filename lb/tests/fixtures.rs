@@ -1114,8 +1114,14 @@ fn established_flows_keep_their_backend_until_it_is_unusable() {
 
 /// A client TCP segment of the flow in `client_frame` with these flags.
 fn tcp_segment(flags: &str) -> Vec<u8> {
+    segment(CLIENT4, flags)
+}
+
+/// A client TCP segment from `src` to the first listener's VIP, with these
+/// flags (S, A, F, R).
+fn segment(src: [u8; 4], flags: &str) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-        .ipv4(CLIENT4, vip4(1), 61)
+        .ipv4(src, vip4(1), 61)
         .tcp(40000, 80, 2, 1000);
     let b = flags.chars().fold(b, |b, f| match f {
         'S' => b.syn(),
@@ -1180,18 +1186,7 @@ fn a_closed_tcp_flow_leaves_the_table_after_the_closing_timeout() {
 
 /// A TCP segment with `flags` from source 198.18.X.Y (`n` = X·256 + Y).
 fn segment_from(n: u16, flags: &str) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-        .ipv4([198, 18, (n >> 8) as u8, n as u8], vip4(1), 61)
-        .tcp(40000, 80, 2, 1000);
-    let b = flags.chars().fold(b, |b, f| match f {
-        'S' => b.syn(),
-        'A' => b.ack(1),
-        'R' => b.rst(),
-        _ => unreachable!(),
-    });
-    let mut out = Vec::new();
-    b.write(&mut out, &[]).unwrap();
-    out
+    segment([198, 18, (n >> 8) as u8, n as u8], flags)
 }
 
 #[test]

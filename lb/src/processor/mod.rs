@@ -72,6 +72,12 @@ struct Target {
     hash: u64,
 }
 
+/// Whether listener `l`'s access list (if any) lets source `src` in.
+#[inline(always)]
+fn admitted<F: Family>(l: &ListenerState, src: F::Addr) -> bool {
+    l.acl.as_ref().is_none_or(|acl| F::acl(acl, src).allow)
+}
+
 impl Processor {
     /// A processor with a flow table for `flow_capacity` flows. `seed` keys
     /// the flow fingerprints (use a random value per worker); `now_ms` starts
@@ -206,10 +212,8 @@ impl Processor {
         t: Tuple<F::Addr>,
     ) -> Result<Action, DropReason> {
         let l = policy::fragment_listener(cx.snap, F::key(t.dst), t.proto)?;
-        if let Some(acl) = &l.acl {
-            if !F::acl(acl, t.src).allow {
-                return self.count_listener_drop(l, Err(DropReason::AclDenied));
-            }
+        if !admitted::<F>(l, t.src) {
+            return self.count_listener_drop(l, Err(DropReason::AclDenied));
         }
         let hash = F::addr_hash(t.src, t.dst, t.proto);
         let r = match l.table.lookup(hash) {
@@ -244,10 +248,8 @@ impl Processor {
             VipMatch::Listener(id) => id,
         };
         let l = &cx.snap.listeners[id.0 as usize];
-        if let Some(acl) = &l.acl {
-            if !F::acl(acl, t.src).allow {
-                return self.count_listener_drop(l, Err(DropReason::AclDenied));
-            }
+        if !admitted::<F>(l, t.src) {
+            return self.count_listener_drop(l, Err(DropReason::AclDenied));
         }
         let fp = match cx.hint {
             Some(fp) => {
