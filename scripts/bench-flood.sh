@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
 . scripts/lib/deps.sh
+# shellcheck source=lib/bench.sh
+. scripts/lib/bench.sh
 
 flows=1000 sources=200000 runs=3 seconds=10
 while [ $# -gt 0 ]; do
@@ -42,9 +44,6 @@ trap cleanup EXIT
 target/release/dnlb-pcapgen --proto tcp --flows "$flows" --mid-flow --out "$out/established.pcap" 2>/dev/null
 target/release/dnlb-pcapgen --proto tcp --flows "$sources" --distinct-sources --out "$out/flood.pcap" 2>/dev/null
 
-# Drops zero samples and the first non-zero one (start-up), one number a line.
-steady() { awk '$1 > 0' | tail -n +2; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {v=0} else if (NR%2) {v=a[(NR+1)/2]} else {v=(a[NR/2]+a[NR/2+1])/2}; printf "%.0f\n", v}'; }
 
 # run_dnlb NAME: packets/s received while replaying NAME.pcap.
 run_dnlb() {

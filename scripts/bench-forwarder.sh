@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
 . scripts/lib/deps.sh
+# shellcheck source=lib/bench.sh
+. scripts/lib/bench.sh
 
 flows=1000 frame_len=60 runs=5 seconds=12 huge=0 mode=io
 while [ $# -gt 0 ]; do
@@ -51,9 +53,6 @@ else
 fi
 vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 
-# Drops zero samples and the first non-zero one (start-up), one number a line.
-steady() { awk '$1 > 0' | tail -n +2; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {v=0} else if (NR%2) {v=a[(NR+1)/2]} else {v=(a[NR/2]+a[NR/2+1])/2}; printf "%.0f\n", v}'; }
 
 run_dnlb() {
     local cfg=$out/dnlb.toml
