@@ -73,7 +73,7 @@ fn a_wall_clock_step_forward_does_not_end_a_drain() {
         ],
     );
     let addr = common::admin_addr(&events);
-    let token = std::fs::read_to_string(dir.path().join("gw.admin-token")).unwrap();
+    let token = common::admin_token(&cfg);
     let drain = |address: &str, secs: u64| {
         let body = format!("{{\"deadline_secs\": {secs}}}");
         let (code, reply) = common::http_raw(
@@ -83,7 +83,7 @@ fn a_wall_clock_step_forward_does_not_end_a_drain() {
                 &format!("/v1/target_groups/web/backends/{address}/drain"),
                 &[
                     "Host: localhost",
-                    &format!("Authorization: Bearer {}", token.trim()),
+                    &format!("Authorization: Bearer {token}"),
                     "Content-Type: application/json",
                 ],
                 &body,

@@ -909,8 +909,8 @@ fn a_removed_and_re_added_backend_takes_new_flows_only_after_passing_probes() {
         .to_string();
     common::wait_event(&events, "ready", |_| true);
     // Writes carry the token dnlb created beside its config.
-    let token = std::fs::read_to_string(dir.path().join("dnlb.admin-token")).unwrap();
-    let bearer = format!("Bearer {}", token.trim());
+    let token = common::admin_token(&cfg);
+    let bearer = format!("Bearer {token}");
     let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
         let req = ureq::request(method, &format!("{url}{path}"))
             .timeout(Duration::from_secs(20))

@@ -271,8 +271,8 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
     let l = common::wait_event(&lines, "admin_listening", |_| true);
     let base = l["url"].as_str().unwrap().to_string();
-    let token = std::fs::read_to_string(d.join("gw.admin-token")).unwrap();
-    TOKEN.get_or_init(|| token.trim().to_string());
+    let token = common::admin_token(&cfg_path);
+    TOKEN.get_or_init(|| token);
     let l = common::next_of(&lines, &["routes_failed", "routes_announced"]);
     assert_eq!(l["event"], "routes_failed", "{l}");
     assert!(

@@ -140,8 +140,7 @@ fn kill_9_during_api_changes_never_loses_an_acknowledged_one() {
             cfg.to_str().unwrap(),
         ]);
         let addr = common::admin_addr(&events);
-        let token = std::fs::read_to_string(dir.path().join("gw.admin-token")).unwrap();
-        let token = token.trim().to_string();
+        let token = common::admin_token(&cfg);
         let pid = child.0.id();
         let kill_after = Duration::from_millis(20 + rng.below(1500));
         let killer = std::thread::spawn(move || {
@@ -262,8 +261,8 @@ fn a_full_disk_refuses_the_change_and_changes_nothing() {
         cfg.to_str().unwrap(),
     ]);
     let addr = common::admin_addr(&events);
-    let token = std::fs::read_to_string(fs.0.join("gw.admin-token")).unwrap();
-    let token = token.trim();
+    let token = common::admin_token(&cfg);
+    let token = token.as_str();
     let weight = |w: u8| {
         call(
             &addr,

@@ -219,3 +219,12 @@ pub fn admin_addr(events: &std::sync::mpsc::Receiver<serde_json::Value>) -> Stri
         .trim_start_matches("http://")
         .to_string()
 }
+
+/// The admin token a gateway run from config file `cfg` created beside it
+/// at first start (writes need it).
+pub fn admin_token(cfg: &Path) -> String {
+    let file = dnlb_config::validate::default_token_file(cfg);
+    let t = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    t.trim().to_string()
+}
