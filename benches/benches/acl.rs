@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
     let mut rng = Rng(7);
     let v4: Vec<[u8; 4]> = (0..PROBES).map(|_| rng.v4()).collect();
     for n in [10, 1000, 5000] {
-        let t = AclTable::build(&v4_list(&mut rng, n));
+        let t = AclTable::build(&v4_list(&mut rng, n), 1);
         g.bench_function(format!("v4/{n}_prefixes"), |b| {
             b.iter(|| {
                 let mut allowed = 0u32;
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let v6: Vec<[u8; 16]> = (0..PROBES)
         .map(|_| (u128::from(rng.next()) << 64 | u128::from(rng.next())).to_be_bytes())
         .collect();
-    let t = AclTable::build(&v6_list(&mut rng, 1000));
+    let t = AclTable::build(&v6_list(&mut rng, 1000), 1);
     g.bench_function("v6/1000_prefixes", |b| {
         b.iter(|| {
             let mut allowed = 0u32;
@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
     });
     let big = v4_list(&mut rng, 1000);
     g.bench_function("build/v4_1000_prefixes", |b| {
-        b.iter(|| AclTable::build(black_box(&big)))
+        b.iter(|| AclTable::build(black_box(&big), 1))
     });
     g.finish();
 }

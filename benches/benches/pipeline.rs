@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
             dst_port: 80,
         });
         // Established: every flow already in the flow table.
-        let mut p = Processor::new(1 << 16, 7, 1000, 0);
+        let mut p = Processor::new(1 << 16, 7);
         p.adopt(&snap);
         for fr in &f {
             let mut pkt = VecPacket::new(fr);
@@ -149,7 +149,7 @@ fn bench(c: &mut Criterion) {
         })
         .remove(0);
         const FLOWS: u32 = 1 << 20;
-        let mut p = Processor::new(FLOWS as usize, 7, 1000, 0);
+        let mut p = Processor::new(FLOWS as usize, 7);
         p.adopt(&snap);
         let mut pkt = VecPacket::new(&frame);
         for i in 0..FLOWS {
@@ -196,7 +196,7 @@ fn bench(c: &mut Criterion) {
             dst_port: 80,
         })
         .remove(0);
-        let mut p = Processor::new(1 << 20, 7, 1000, 0);
+        let mut p = Processor::new(1 << 20, 7);
         p.adopt(&snap);
         let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&template)).collect();
         let mut next = 0u32;
@@ -236,7 +236,7 @@ fn bench(c: &mut Criterion) {
             dst_port: 80,
         })
         .remove(0);
-        let mut p = Processor::new(1 << 16, 7, 1000, 0);
+        let mut p = Processor::new(1 << 16, 7);
         p.adopt(&snap);
         let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
         let mut next = 0u32;

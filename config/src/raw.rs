@@ -33,6 +33,47 @@ pub struct RawConfig {
     /// Route announcements through BIRD. Default: none (announce nothing).
     #[serde(default)]
     pub routing: Option<Spanned<RawRouting>>,
+    /// Rate limits protecting the gateway and backends. Default: all
+    /// defaults.
+    #[serde(default)]
+    pub protection: Option<RawProtection>,
+}
+
+/// `[protection]`: gateway-wide rate limits, per gateway (each worker
+/// enforces an equal share). Each rate takes a burst of one second's worth.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtection {
+    /// ICMP echo replies to pings of VIPs, per second. Default 1000. Range
+    /// 1..=10000000 (`encap.icmp_echo = "drop"` answers none).
+    #[serde(default)]
+    pub echo_replies_per_sec: Option<Spanned<u32>>,
+    /// ICMP errors about VIP flows forwarded to backends, per second.
+    /// Default 10000. Range 1..=10000000.
+    #[serde(default)]
+    pub icmp_errors_forwarded_per_sec: Option<Spanned<u32>>,
+    /// The exception path: packets per second passed to the host's own
+    /// stack through the host port, by class. Default: all defaults.
+    #[serde(default)]
+    pub host: Option<RawHostPolicing>,
+}
+
+/// `[protection.host]`: packets per second per class (range 1..=10000000).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostPolicing {
+    /// BGP (TCP port 179) and BFD (UDP 3784, 3785, 4784). Default 10000.
+    #[serde(default)]
+    pub routing_pps: Option<Spanned<u32>>,
+    /// ARP and IPv6 neighbour discovery. Default 5000.
+    #[serde(default)]
+    pub neighbor_pps: Option<Spanned<u32>>,
+    /// From a backend's address (health-check answers). Default 20000.
+    #[serde(default)]
+    pub backends_pps: Option<Spanned<u32>>,
+    /// Everything else. Default 5000.
+    #[serde(default)]
+    pub other_pps: Option<Spanned<u32>>,
 }
 
 /// `[routing]`
@@ -176,6 +217,31 @@ pub struct RawListener {
     /// Who may open flows (`[listener.acl]`). Default: everyone.
     #[serde(default)]
     pub acl: Option<Spanned<RawAcl>>,
+    /// New-flow rate limits (`[listener.limits]`). Default: none.
+    #[serde(default)]
+    pub limits: Option<Spanned<RawFlowLimits>>,
+}
+
+/// `[listener.limits]`: new flows per second, per gateway (each worker
+/// enforces an equal share). Only packets that open a flow count (a TCP
+/// SYN, a UDP datagram of an untracked flow); tracked flows are never
+/// limited. Rates range 1..=100000000; a burst (default: one second's
+/// worth) needs its rate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlowLimits {
+    /// New flows of the whole listener per second. Default: no limit.
+    #[serde(default)]
+    pub new_flows_per_sec: Option<Spanned<u32>>,
+    /// New flows the listener may open at once.
+    #[serde(default)]
+    pub new_flows_burst: Option<Spanned<u32>>,
+    /// New flows per second of one source address. Default: no limit.
+    #[serde(default)]
+    pub source_new_flows_per_sec: Option<Spanned<u32>>,
+    /// New flows one source may open at once.
+    #[serde(default)]
+    pub source_new_flows_burst: Option<Spanned<u32>>,
 }
 
 /// `[listener.acl]`: source prefixes allowed and denied. A source takes the

@@ -148,6 +148,15 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             *v = match self.processor.process_hinted(snap, p, mac, now, hint) {
                 Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
                 Action::NotForVip => match non_vip {
+                    // The host's own traffic, policed by class so that a
+                    // flood of one kind cannot starve routing or neighbour
+                    // discovery.
+                    Some(o)
+                        if Some(o) == self.ports.host_port
+                            && !self.processor.police_host(snap, p.data(), now) =>
+                    {
+                        Verdict::Drop(DropReason::HostPoliced)
+                    }
                     Some(o) => Verdict::Forward(o),
                     None => Verdict::Drop(DropReason::NotForVip),
                 },
@@ -211,7 +220,7 @@ mod tests {
             host_port,
         };
         LbPipeline::new(
-            Processor::new(1024, 1, 10, 0),
+            Processor::new(1024, 1),
             publisher.reader(),
             plan,
             clock,

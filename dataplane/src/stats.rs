@@ -23,7 +23,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use dnlb_lb::processor::{LbCounters, Traffic};
+use dnlb_lb::policing::HostClass;
+use dnlb_lb::processor::{HostCount, LbCounters, Traffic};
 use dnlb_lb::verdict::DropReason;
 
 /// A worker's load-balancing state as last published.
@@ -46,9 +47,12 @@ impl LbStats {
     }
 }
 
-/// Words before the tables: six flow counters, flows, capacity, and the
-/// number of listener and backend rows.
-const HEADER: usize = 10;
+/// Words before the tables: six flow counters, flows, capacity, the number
+/// of listener and backend rows, and passed/dropped per exception-path
+/// class.
+const HEADER: usize = HOST_AT + 2 * HostClass::COUNT;
+/// Where the exception-path words start.
+const HOST_AT: usize = 10;
 /// Words per listener or backend row: packets, bytes, drops by reason.
 const ROW: usize = 2 + DropReason::COUNT;
 /// Room a new slot has, in rows.
@@ -251,6 +255,10 @@ fn decode(w: &[AtomicU64]) -> LbStats {
             icmp_errors_forwarded: get(3),
             too_big_sent: get(4),
             echo_replies: get(5),
+            host: std::array::from_fn(|i| HostCount {
+                passed: get(HOST_AT + 2 * i),
+                dropped: get(HOST_AT + 2 * i + 1),
+            }),
         },
         flows: get(6) as usize,
         flow_capacity: get(7) as usize,
@@ -319,6 +327,10 @@ impl LbStatsPublisher {
         .enumerate()
         {
             put(i, v);
+        }
+        for (i, h) in c.host.iter().enumerate() {
+            put(HOST_AT + 2 * i, h.passed);
+            put(HOST_AT + 2 * i + 1, h.dropped);
         }
         let rows_in = c
             .listeners

@@ -147,7 +147,7 @@ fn vip_frames_leave_encapsulated_and_the_rest_goes_to_the_host() {
     let port_mac: [u8; 6] = out[0][6..12].try_into().unwrap();
     let cfg = dnlb_config::parse(&cfg_path, &config(dir.path())).unwrap();
     let snap = Snapshot::build(&cfg, 1, &mut BackendRegistry::default()).unwrap();
-    let mut p = Processor::new(4096, 1, 100, 0);
+    let mut p = Processor::new(4096, 1);
     p.adopt(&snap);
     for (i, (f, got)) in input.iter().zip(&out).enumerate() {
         let mut pkt = VecPacket::new(f);

@@ -9,6 +9,8 @@
 //! narrows the search to one /16 (a few intervals), so thousands of
 //! prefixes cost about what a handful do.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use dnlb_model::{Acl, AclAction, Cidr};
 
 /// The rule index [`AclMatch::rule`] reports when no prefix covers the
@@ -48,8 +50,14 @@ impl<T: Copy + Ord> Intervals<T> {
     }
 }
 
-/// An access list, compiled.
-#[derive(Debug, Clone)]
+/// An access list, compiled, with its per-rule hit counters.
+///
+/// The counters live in the table, one row per worker (each row on its own
+/// cache lines, written only by its worker with plain relaxed stores), so
+/// they belong to exactly this list: a snapshot that keeps the list keeps
+/// counting on, a changed list starts from zero, and the control plane
+/// reads them from the snapshot it holds.
+#[derive(Debug)]
 pub struct AclTable {
     v4: Intervals<u32>,
     /// `index[h]`: the interval containing `h << 16`; `index[65536]` the
@@ -58,6 +66,10 @@ pub struct AclTable {
     v6: Intervals<u128>,
     actions: Vec<bool>,
     default: bool,
+    /// `hits[w * stride + r]`: packets worker `w` decided by rule `r`
+    /// (`r == actions.len()`: the default).
+    hits: Box<[AtomicU64]>,
+    stride: usize,
 }
 
 /// A prefix as an inclusive range in a `bits`-wide space.
@@ -126,8 +138,9 @@ fn flatten(mut prefixes: Vec<(u128, u128, u16)>, max: u128) -> Intervals<u128> {
 }
 
 impl AclTable {
-    /// Compiles `acl` (at most [`MAX_RULES`] rules).
-    pub fn build(acl: &Acl) -> AclTable {
+    /// Compiles `acl` (at most [`MAX_RULES`] rules), with hit counters for
+    /// `workers` workers.
+    pub fn build(acl: &Acl, workers: usize) -> AclTable {
         let (mut p4, mut p6) = (Vec::new(), Vec::new());
         for (i, (cidr, _)) in acl.rules.iter().take(MAX_RULES).enumerate() {
             let (start, end, bits) = range(cidr);
@@ -142,6 +155,8 @@ impl AclTable {
             starts: f4.starts.iter().map(|&s| s as u32).collect(),
             rules: f4.rules,
         };
+        // Rules and the default, rounded up to whole 128-byte lines.
+        let stride = (acl.rules.len().min(MAX_RULES) + 1).next_multiple_of(16);
         let v4_index = if v4.starts.len() > INDEX_FROM_INTERVALS {
             (0..=65536u64)
                 .map(|h| {
@@ -166,7 +181,36 @@ impl AclTable {
                 .map(|(_, a)| *a == AclAction::Allow)
                 .collect(),
             default: acl.default == AclAction::Allow,
+            hits: (0..stride * workers.max(1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            stride,
         }
+    }
+
+    /// Counts a packet worker `worker` decided by `rule` (a worker beyond
+    /// the ones the table was built for is not counted).
+    #[inline(always)]
+    pub fn count(&self, worker: usize, rule: u16) {
+        let r = if rule == DEFAULT_RULE {
+            self.actions.len()
+        } else {
+            rule as usize
+        };
+        if let Some(h) = self.hits.get(worker * self.stride + r) {
+            // One writer per counter: no read-modify-write needed.
+            h.store(h.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Packets decided by rule `rule` (`None`: the default), all workers.
+    pub fn hits(&self, rule: Option<usize>) -> u64 {
+        let r = rule.unwrap_or(self.actions.len());
+        self.hits
+            .chunks(self.stride)
+            .filter_map(|row| row.get(r))
+            .map(|h| h.load(Ordering::Relaxed))
+            .sum()
     }
 
     fn decide(&self, rule: u16) -> AclMatch {
@@ -280,7 +324,7 @@ mod tests {
                 (cidr("0.0.0.0/0"), AclAction::Deny),
             ],
         };
-        let t = AclTable::build(&acl);
+        let t = AclTable::build(&acl, 1);
         let at = |s: &str| check(&t, s.parse().unwrap());
         assert_eq!(
             at("10.9.9.9"),
@@ -361,7 +405,7 @@ mod tests {
                 ),
             ],
         };
-        let t = AclTable::build(&acl);
+        let t = AclTable::build(&acl, 1);
         for (a, allow) in [
             ("255.255.255.255", false),
             ("255.255.255.254", true),
@@ -410,7 +454,7 @@ mod tests {
                     .map(|(c, allow)| (c, if allow { AclAction::Allow } else { AclAction::Deny }))
                     .collect(),
             };
-            let t = AclTable::build(&acl);
+            let t = AclTable::build(&acl, 1);
             for p in probes {
                 // Probe the addresses and the rule boundaries themselves.
                 let mut addrs = vec![p];
@@ -424,5 +468,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_worker_counts_in_its_own_row_and_reads_sum_them() {
+        let acl = Acl {
+            default: AclAction::Deny,
+            rules: vec![(cidr("10.0.0.0/8"), AclAction::Allow)],
+        };
+        let t = AclTable::build(&acl, 2);
+        let m = t.check_v4([10, 1, 2, 3]);
+        t.count(0, m.rule);
+        t.count(1, m.rule);
+        t.count(1, m.rule);
+        t.count(2, m.rule); // no such worker: not counted
+        t.count(0, t.check_v4([11, 0, 0, 1]).rule);
+        assert_eq!((t.hits(Some(0)), t.hits(None)), (3, 1));
     }
 }

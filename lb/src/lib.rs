@@ -9,6 +9,8 @@
 //! - [`hash`]: the flow hash every gateway computes identically.
 //! - [`maglev`]: weighted Maglev tables, a pure function of the backends.
 //! - [`flow_table`]: per-worker connection tracking.
+//! - [`policing`]: rate limits (new flows, ICMP, the exception path) as
+//!   workers apply them.
 //! - [`encap`]: outer-header templates and per-packet encapsulation.
 //! - [`reply`]: echo replies and "too big" answers built in place.
 //! - [`snapshot`]: the immutable state built from a validated config.
@@ -25,6 +27,7 @@ pub mod flow_table;
 pub mod hash;
 pub mod ids;
 pub mod maglev;
+pub mod policing;
 pub mod prefetch;
 pub mod processor;
 pub mod ratelimit;

@@ -136,6 +136,8 @@ pub struct ListenerState {
     pub acl: Option<Arc<crate::acl::AclTable>>,
     /// The access list it was compiled from, to reuse it when unchanged.
     acl_input: Option<dnlb_model::Acl>,
+    /// This worker's share of its new-flow limits.
+    pub limits: crate::policing::ListenerLimits,
     /// What the table was built from (sorted), to reuse it when unchanged.
     maglev_input: MaglevInput,
 }
@@ -175,8 +177,8 @@ pub struct GatewayParams {
     pub mtu: u16,
     /// Too-big policy.
     pub too_big: TooBigPolicy,
-    /// ICMP errors per second per worker.
-    pub icmp_rate_per_sec: u32,
+    /// This worker's share of the gateway's rate limits.
+    pub limits: crate::policing::GatewayLimits,
     /// Echo policy.
     pub icmp_echo: EchoPolicy,
     /// TCP idle timeout in milliseconds.
@@ -219,6 +221,9 @@ pub struct Snapshot {
     pub backends: Vec<Option<BackendState>>,
     /// VIP lookup.
     pub vips: VipTable,
+    /// Every backend's address as a VIP-table key, sorted (to tell
+    /// health-check answers on the exception path).
+    pub backend_keys: Vec<u128>,
     /// Gateway parameters.
     pub params: GatewayParams,
     /// The earliest drain deadline still ahead when this was built, on the
@@ -381,8 +386,9 @@ impl Snapshot {
                 group: l.target_group as u16,
                 table,
                 maglev_input,
-                acl: acl_for(previous, l),
+                acl: acl_for(previous, l, cfg.dataplane.worker_lcores.len()),
                 acl_input: l.acl.clone(),
+                limits: crate::policing::ListenerLimits::of(&l.limits, cfg),
             });
         }
         let present: Vec<BackendId> = backends.iter().flatten().map(|b| b.id).collect();
@@ -391,6 +397,7 @@ impl Snapshot {
             at.now,
             cfg.flows.tcp_idle_timeout.max(cfg.flows.udp_idle_timeout),
         );
+        let backend_keys = backend_keys(&backends);
         let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
         Ok((
             Snapshot {
@@ -398,10 +405,11 @@ impl Snapshot {
                 listeners,
                 backends,
                 vips: VipTable::build(&cfg.listeners),
+                backend_keys,
                 params: GatewayParams {
                     mtu: cfg.encap.mtu,
                     too_big: cfg.encap.too_big,
-                    icmp_rate_per_sec: cfg.encap.icmp_rate_per_sec,
+                    limits: crate::policing::GatewayLimits::of(cfg),
                     icmp_echo: cfg.encap.icmp_echo,
                     tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
                     udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
@@ -466,18 +474,31 @@ fn table_for(
     Ok(t)
 }
 
+/// The addresses of `backends` as sorted VIP-table keys.
+fn backend_keys(backends: &[Option<BackendState>]) -> Vec<u128> {
+    let mut keys: Vec<u128> = backends
+        .iter()
+        .flatten()
+        .map(|b| crate::vip::addr_key(b.address))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// Listener `l`'s compiled access list: the previous snapshot's when the
 /// list did not change (compiling a long list takes milliseconds).
 fn acl_for(
     previous: Option<&Snapshot>,
     l: &dnlb_model::Listener,
+    workers: usize,
 ) -> Option<Arc<crate::acl::AclTable>> {
     let acl = l.acl.as_ref()?;
     let reused = previous
         .and_then(|p| p.listeners.iter().find(|x| x.name == l.name))
         .filter(|x| x.acl_input.as_ref() == Some(acl))
         .and_then(|x| x.acl.clone());
-    Some(reused.unwrap_or_else(|| Arc::new(crate::acl::AclTable::build(acl))))
+    Some(reused.unwrap_or_else(|| Arc::new(crate::acl::AclTable::build(acl, workers))))
 }
 
 /// For each backend of group `g` (by index): whether it is usable (healthy,

@@ -45,11 +45,32 @@ pub enum DropReason {
     NonContiguous,
     /// From a source the listener's access list denies.
     AclDenied,
+    /// An ICMP echo request to a VIP beyond the echo-reply rate limit.
+    EchoRateLimited,
+    /// An ICMP error about a VIP flow of a kind backends have no use for
+    /// (time exceeded, parameter problem, redirects, unreachable codes
+    /// other than network/host/protocol/port/prohibited).
+    IcmpFiltered,
+    /// "Fragmentation needed" / "packet too big" announcing an MTU below
+    /// the protocol minimum (68 for IPv4, 1280 for IPv6).
+    IcmpMtuTooSmall,
+    /// An ICMP error whose outer destination is not the source of the
+    /// packet it quotes (forged to aim at another flow).
+    IcmpQuoteMismatch,
+    /// An ICMP error to forward beyond the forwarding rate limit.
+    IcmpForwardRateLimited,
+    /// A new flow beyond its source's new-flow rate limit.
+    SourceRateLimited,
+    /// A new flow beyond its listener's new-flow rate limit.
+    ListenerRateLimited,
+    /// Bound for the host's own stack, beyond its class's rate on the
+    /// exception path.
+    HostPoliced,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 24;
     /// All reasons, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::MalformedL2,
@@ -68,6 +89,14 @@ impl DropReason {
         DropReason::TxRefused,
         DropReason::NonContiguous,
         DropReason::AclDenied,
+        DropReason::EchoRateLimited,
+        DropReason::IcmpFiltered,
+        DropReason::IcmpMtuTooSmall,
+        DropReason::IcmpQuoteMismatch,
+        DropReason::IcmpForwardRateLimited,
+        DropReason::SourceRateLimited,
+        DropReason::ListenerRateLimited,
+        DropReason::HostPoliced,
     ];
 
     /// Metric label.
@@ -89,6 +118,14 @@ impl DropReason {
             DropReason::TxRefused => "tx_refused",
             DropReason::NonContiguous => "non_contiguous",
             DropReason::AclDenied => "acl_denied",
+            DropReason::EchoRateLimited => "echo_rate_limited",
+            DropReason::IcmpFiltered => "icmp_filtered",
+            DropReason::IcmpMtuTooSmall => "icmp_mtu_too_small",
+            DropReason::IcmpQuoteMismatch => "icmp_quote_mismatch",
+            DropReason::IcmpForwardRateLimited => "icmp_forward_rate_limited",
+            DropReason::SourceRateLimited => "source_rate_limited",
+            DropReason::ListenerRateLimited => "listener_rate_limited",
+            DropReason::HostPoliced => "host_policed",
         }
     }
 
@@ -110,7 +147,7 @@ impl DropReason {
             DropReason::TooBig => "too large after encapsulation and not answered with ICMP",
             DropReason::IcmpRateLimited => "ICMP error suppressed by the per-worker rate limit",
             DropReason::IcmpUnsupported => {
-                "ICMP to a VIP that is neither echo nor an error about a VIP flow"
+                "ICMP to a VIP that is neither echo nor an error quoting a VIP flow"
             }
             DropReason::EchoDropped => "ICMP echo to a VIP with icmp_echo = drop",
             DropReason::NoHeadroom => "not enough buffer headroom for the encapsulation",
@@ -119,6 +156,22 @@ impl DropReason {
                 "multi-segment packet (jumbo frame without scatter support)"
             }
             DropReason::AclDenied => "from a source the listener's access list denies",
+            DropReason::EchoRateLimited => "ICMP echo to a VIP beyond the echo-reply rate limit",
+            DropReason::IcmpFiltered => {
+                "ICMP error of a kind backends do not use (time exceeded, parameter problem, ...)"
+            }
+            DropReason::IcmpMtuTooSmall => {
+                "frag-needed / packet-too-big below the minimum MTU (68 IPv4, 1280 IPv6)"
+            }
+            DropReason::IcmpQuoteMismatch => {
+                "ICMP error whose destination is not the source of the packet it quotes"
+            }
+            DropReason::IcmpForwardRateLimited => {
+                "ICMP error to a backend beyond the forwarding rate limit"
+            }
+            DropReason::SourceRateLimited => "new flow beyond its source's new-flow rate limit",
+            DropReason::ListenerRateLimited => "new flow beyond the listener's new-flow rate limit",
+            DropReason::HostPoliced => "to the host's own stack beyond its class's rate",
         }
     }
 }

@@ -243,6 +243,7 @@ mod tests {
             fragments: FragmentPolicy::Drop,
             target_group: 0,
             acl: None,
+            limits: Default::default(),
         }
     }
 

@@ -31,6 +31,81 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// Route announcements, if enabled.
     pub routing: Option<Routing>,
+    /// Rate limits that protect the gateway and the backends.
+    pub protection: Protection,
+}
+
+/// A rate: events per second, and how many may come at once (the burst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    /// Events per second (at least 1).
+    pub per_sec: u32,
+    /// Events allowed at once before the rate applies (at least 1).
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `per_sec` per second with a burst of one second's worth.
+    pub const fn per_sec(per_sec: u32) -> Self {
+        Rate {
+            per_sec,
+            burst: per_sec,
+        }
+    }
+}
+
+/// Gateway-wide rate limits (`[protection]`), per gateway: each of its
+/// workers enforces its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    /// ICMP echo replies sent (to VIPs' pings).
+    pub echo_replies: Rate,
+    /// ICMP errors about VIP flows forwarded to backends.
+    pub icmp_errors_forwarded: Rate,
+    /// The exception path (frames for the host's own stack through the host
+    /// port), by class.
+    pub host: HostPolicing,
+}
+
+/// Packets per second the exception path passes to the host, by class, so
+/// that a flood of one class cannot starve another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPolicing {
+    /// Routing protocols: BGP (TCP port 179) and BFD (UDP 3784, 3785, 4784).
+    pub routing: Rate,
+    /// ARP and IPv6 neighbour discovery / router messages.
+    pub neighbor: Rate,
+    /// From a backend address (health-check answers).
+    pub backends: Rate,
+    /// Everything else.
+    pub other: Rate,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Protection {
+            echo_replies: Rate::per_sec(1000),
+            icmp_errors_forwarded: Rate::per_sec(10_000),
+            host: HostPolicing {
+                routing: Rate::per_sec(10_000),
+                neighbor: Rate::per_sec(5_000),
+                backends: Rate::per_sec(20_000),
+                other: Rate::per_sec(5_000),
+            },
+        }
+    }
+}
+
+/// A listener's new-flow limits, per gateway. Only packets that would open
+/// a flow count (a TCP SYN, a UDP datagram of an untracked flow); packets
+/// of tracked flows are never limited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FlowLimits {
+    /// New flows of the whole listener.
+    pub listener: Option<Rate>,
+    /// New flows of one source address (hashed buckets: sources that share
+    /// a bucket share its rate).
+    pub source: Option<Rate>,
 }
 
 /// Route announcements through BIRD.
@@ -280,6 +355,8 @@ pub struct Listener {
     pub target_group: usize,
     /// Who may open flows to it (`None`: everyone).
     pub acl: Option<Acl>,
+    /// New-flow rate limits.
+    pub limits: FlowLimits,
 }
 
 /// An IP prefix: an address and how many of its leading bits count. The

@@ -518,6 +518,9 @@ fn listeners(
                 .acl
                 .as_ref()
                 .map(|a| super::acl::acl(c, a.get_ref(), &key("acl"))),
+            limits: l.limits.as_ref().map_or(Default::default(), |x| {
+                super::protection::flow_limits(c, x.get_ref(), &key("limits"))
+            }),
         });
     }
     out

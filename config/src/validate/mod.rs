@@ -1,6 +1,7 @@
 //! Raw TOML → validated model. Collects every error before giving up.
 
 mod acl;
+mod protection;
 mod admin;
 mod balancing;
 mod dataplane;
@@ -62,6 +63,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .routing
         .as_ref()
         .map(|r| routing::routing(&mut c, r.get_ref(), r.span()));
+    let protection = protection::protection(&mut c, raw.protection.as_ref());
     c.finish()?;
     Ok(Config {
         gateway,
@@ -72,6 +74,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         target_groups: lb.target_groups,
         admin,
         routing,
+        protection,
     })
 }
 

@@ -119,12 +119,9 @@ impl DataPlane {
                     self.launch(lcore, io, pl, dp.idle, counters)
                 }
                 Some(publisher) => {
-                    let processor = Processor::new(
-                        cfg.flows.capacity_per_worker as usize,
-                        random_seed(),
-                        cfg.encap.icmp_rate_per_sec,
-                        0,
-                    );
+                    let processor =
+                        Processor::new(cfg.flows.capacity_per_worker as usize, random_seed())
+                            .for_worker(w);
                     let pl = LbPipeline::new(
                         processor,
                         publisher.reader(),

@@ -2,6 +2,7 @@
 //! sized on the slow path, counted without allocation on the packet path.
 
 use crate::ids::BackendId;
+use crate::policing::HostClass;
 use crate::snapshot::Snapshot;
 use crate::verdict::DropReason;
 
@@ -48,6 +49,18 @@ pub struct LbCounters {
     pub too_big_sent: u64,
     /// Echo replies sent.
     pub echo_replies: u64,
+    /// The exception path by [`crate::policing::HostClass`]: frames passed
+    /// to the host and dropped by its policer.
+    pub host: [HostCount; HostClass::COUNT],
+}
+
+/// Frames of one exception-path class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCount {
+    /// Passed to the host.
+    pub passed: u64,
+    /// Dropped beyond the class's rate.
+    pub dropped: u64,
 }
 
 /// Listener slots and backend ids counters have room for from the start, so
@@ -145,5 +158,9 @@ impl LbCounters {
         self.icmp_errors_forwarded += o.icmp_errors_forwarded;
         self.too_big_sent += o.too_big_sent;
         self.echo_replies += o.echo_replies;
+        for (a, b) in self.host.iter_mut().zip(&o.host) {
+            a.passed += b.passed;
+            a.dropped += b.dropped;
+        }
     }
 }

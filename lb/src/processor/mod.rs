@@ -10,6 +10,7 @@
 //! answer, drop).
 
 mod counters;
+mod host;
 mod parse;
 mod peek;
 mod policy;
@@ -19,13 +20,13 @@ use dnlb_wire::buf::PacketBuf;
 use dnlb_wire::ethernet::ETHERTYPE_IPV4;
 use dnlb_wire::tcp::TcpFlags;
 
-pub use counters::{LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
+pub use counters::{HostCount, LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
 use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 
 use crate::flow_table::FlowTable;
 use crate::ids::BackendId;
-use crate::ratelimit::TokenBucket;
+use crate::policing::Limiters;
 use crate::reply;
 use crate::snapshot::{ListenerState, Snapshot};
 use crate::verdict::{Action, DropReason};
@@ -36,7 +37,10 @@ use crate::vip::VipMatch;
 pub struct Processor {
     flows: FlowTable,
     seed: u64,
-    icmp: TokenBucket,
+    /// Rate limiters (rates come with each snapshot).
+    limits: Limiters,
+    /// This worker's index (its row of the access lists' counters).
+    worker: usize,
     /// Counters.
     pub counters: LbCounters,
 }
@@ -72,30 +76,97 @@ struct Target {
     hash: u64,
 }
 
-/// Whether listener `l`'s access list (if any) lets source `src` in.
+/// Whether listener `l`'s access list (if any) lets source `src` in;
+/// counts the deciding rule for `worker`.
 #[inline(always)]
-fn admitted<F: Family>(l: &ListenerState, src: F::Addr) -> bool {
-    l.acl.as_ref().is_none_or(|acl| F::acl(acl, src).allow)
+fn admitted<F: Family>(l: &ListenerState, src: F::Addr, worker: usize) -> bool {
+    match &l.acl {
+        None => true,
+        Some(acl) => {
+            let m = F::acl(acl, src);
+            acl.count(worker, m.rule);
+            m.allow
+        }
+    }
+}
+
+/// Whether listener `l`'s new-flow limits let one more flow from `src` in
+/// (called only for packets that would open a flow).
+#[inline(always)]
+fn within_limits<F: Family>(
+    limits: &mut Limiters,
+    seed: u64,
+    l: &ListenerState,
+    src: F::Addr,
+    now_ms: u32,
+) -> Result<(), DropReason> {
+    if !l.limits.any() {
+        return Ok(());
+    }
+    let now = limits.clock.at(now_ms);
+    if let Some(pace) = l.limits.source {
+        if !pace.admit(limits.source(seed, l.slot, F::src_hash(src)), now) {
+            return Err(DropReason::SourceRateLimited);
+        }
+    }
+    if let Some(pace) = l.limits.listener {
+        let admitted = limits
+            .listeners
+            .get_mut(l.slot as usize)
+            .is_none_or(|tat| pace.admit(tat, now));
+        if !admitted {
+            return Err(DropReason::ListenerRateLimited);
+        }
+    }
+    Ok(())
 }
 
 impl Processor {
     /// A processor with a flow table for `flow_capacity` flows. `seed` keys
-    /// the flow fingerprints (use a random value per worker); `now_ms` starts
-    /// the ICMP rate limiter.
-    pub fn new(flow_capacity: usize, seed: u64, icmp_rate_per_sec: u32, now_ms: u32) -> Self {
+    /// the flow fingerprints and the per-source limiters (use a random value
+    /// per worker). Rates come with each snapshot.
+    pub fn new(flow_capacity: usize, seed: u64) -> Self {
         Processor {
             flows: FlowTable::new(flow_capacity),
             seed,
-            icmp: TokenBucket::new(icmp_rate_per_sec, icmp_rate_per_sec, now_ms),
+            limits: Limiters::new(RESERVED_LISTENERS),
+            worker: 0,
             counters: LbCounters::reserved(),
         }
     }
 
-    /// Sizes the counters for `snap` (call when a new snapshot is adopted,
-    /// before its first packet; within [`RESERVED_LISTENERS`] and
-    /// [`RESERVED_BACKENDS`] this allocates nothing).
+    /// The processor of worker `index` (0 by default): which row of the
+    /// access lists' hit counters it writes.
+    pub fn for_worker(mut self, index: usize) -> Self {
+        self.worker = index;
+        self
+    }
+
+    /// Sizes the counters and limiters for `snap` (call when a new snapshot
+    /// is adopted, before its first packet; within [`RESERVED_LISTENERS`]
+    /// and [`RESERVED_BACKENDS`] this allocates nothing).
     pub fn adopt(&mut self, snap: &Snapshot) {
         self.counters.size_for(snap);
+        let slots = snap.listener_slots();
+        if self.limits.listeners.len() < slots {
+            self.limits.listeners.resize(slots, 0);
+        }
+    }
+
+    /// Whether a frame bound for the host's own stack (the exception path)
+    /// is within its class's rate; counts it either way.
+    pub fn police_host(&mut self, snap: &Snapshot, frame: &[u8], now_ms: u32) -> bool {
+        let class = host::class(snap, frame);
+        let now = self.limits.clock.at(now_ms);
+        let i = class as usize;
+        let ok = snap.params.limits.host[i].admit(&mut self.limits.host[i], now);
+        let c = &mut self.counters.host[i];
+        if ok {
+            c.passed += 1;
+        } else {
+            c.dropped += 1;
+        }
+        ok
     }
 
     /// The flow table (for occupancy reports and sweeping).
@@ -194,6 +265,11 @@ impl Processor {
             L4::Fragment => self.fragment::<F, P>(cx, pkt, frame, p.t),
             L4::Icmp => match F::icmp(pkt.data(), &frame, p.l4_at)? {
                 Icmp::EchoRequest { icmp_at } => self.echo(cx, pkt, frame, icmp_at),
+                // An error about a packet a backend sent from the VIP is
+                // addressed to the VIP: to anything else it is forged.
+                Icmp::Error(quoted) if F::key(quoted.src) != F::key(p.t.dst) => {
+                    Err(DropReason::IcmpQuoteMismatch)
+                }
                 Icmp::Error(quoted) => {
                     self.icmp_error::<F, P>(cx, pkt, frame, Tuple::of_quoted(&quoted))
                 }
@@ -212,7 +288,7 @@ impl Processor {
         t: Tuple<F::Addr>,
     ) -> Result<Action, DropReason> {
         let l = policy::fragment_listener(cx.snap, F::key(t.dst), t.proto)?;
-        if !admitted::<F>(l, t.src) {
+        if !admitted::<F>(l, t.src, self.worker) {
             return self.count_listener_drop(l, Err(DropReason::AclDenied));
         }
         let hash = F::addr_hash(t.src, t.dst, t.proto);
@@ -248,7 +324,7 @@ impl Processor {
             VipMatch::Listener(id) => id,
         };
         let l = &cx.snap.listeners[id.0 as usize];
-        if !admitted::<F>(l, t.src) {
+        if !admitted::<F>(l, t.src, self.worker) {
             return self.count_listener_drop(l, Err(DropReason::AclDenied));
         }
         let fp = match cx.hint {
@@ -268,7 +344,9 @@ impl Processor {
             proto: t.proto,
             tcp_flags,
         };
-        let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now);
+        let (limits, seed) = (&mut self.limits, self.seed);
+        let opening = || within_limits::<F>(limits, seed, l, t.src, cx.now);
+        let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now, opening);
         let c = &mut self.counters;
         if picked.rescheduled {
             c.flows_rescheduled += 1;
@@ -307,7 +385,19 @@ impl Processor {
         let l = &cx.snap.listeners[id.0 as usize];
         let hash = policy::schedule_hash::<F>(l, &t);
         let fp = F::fingerprint(self.seed, &t);
-        let r = policy::existing_or_table(&self.flows, cx.snap, l, fp, hash, cx.now).and_then(
+        let now = self.limits.clock.at(cx.now);
+        let within = cx
+            .snap
+            .params
+            .limits
+            .icmp_forward
+            .admit(&mut self.limits.icmp_forward, now);
+        let r = if within {
+            policy::existing_or_table(&self.flows, cx.snap, l, fp, hash, cx.now)
+        } else {
+            Err(DropReason::IcmpForwardRateLimited)
+        };
+        let r = r.and_then(
             |backend| {
                 self.counters.icmp_errors_forwarded += 1;
                 let to = Target {
@@ -332,6 +422,10 @@ impl Processor {
     ) -> Result<Action, DropReason> {
         if cx.snap.params.icmp_echo == EchoPolicy::Drop {
             return Err(DropReason::EchoDropped);
+        }
+        let now = self.limits.clock.at(cx.now);
+        if !cx.snap.params.limits.echo.admit(&mut self.limits.echo, now) {
+            return Err(DropReason::EchoRateLimited);
         }
         let answered = if frame.v6 {
             reply::echo_reply_v6(pkt, frame.l2, icmp_at, cx.src_mac)
@@ -390,7 +484,8 @@ impl Processor {
             if params.too_big == TooBigPolicy::Drop || !f.df {
                 return Err(DropReason::TooBig);
             }
-            if !self.icmp.take(cx.now) {
+            let now = self.limits.clock.at(cx.now);
+            if !params.limits.too_big.admit(&mut self.limits.too_big, now) {
                 return Err(DropReason::IcmpRateLimited);
             }
             let ok = if f.v6 {

@@ -240,16 +240,34 @@ pub(super) fn ipv4(d: &[u8], l2: usize) -> Result<(Frame, Parsed<[u8; 4]>), Drop
     Ok((frame, p))
 }
 
-/// The ICMPv4 message `l4` of the IPv4 packet at `l2`.
+/// Smallest MTU an IPv4 "fragmentation needed" may announce (RFC 791).
+pub(super) const MIN_MTU_V4: u32 = 68;
+/// Smallest MTU an IPv6 "packet too big" may announce (RFC 8200).
+pub(super) const MIN_MTU_V6: u32 = 1280;
+
+/// The ICMPv4 message `l4` of the IPv4 packet at `l2`. Of the errors, only
+/// those a backend acts on pass: "destination unreachable" for network,
+/// host, protocol or port, administratively prohibited (they end a
+/// half-open connection at once), and "fragmentation needed" (path MTU)
+/// announcing at least the minimum MTU.
 fn icmp_v4(l4: &[u8], l2: usize) -> Result<Icmp<[u8; 4]>, DropReason> {
     let m = icmp::Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
-    match m.msg_type() {
-        icmp::ICMPV4_ECHO_REQUEST => Ok(Icmp::EchoRequest { icmp_at: l2 }),
-        icmp::ICMPV4_DEST_UNREACHABLE
-        | icmp::ICMPV4_TIME_EXCEEDED
-        | icmp::ICMPV4_PARAMETER_PROBLEM => reply::inner_v4(m.payload())
+    match (m.msg_type(), m.code()) {
+        (icmp::ICMPV4_ECHO_REQUEST, _) => Ok(Icmp::EchoRequest { icmp_at: l2 }),
+        _ if m.next_hop_mtu().is_some_and(|mtu| u32::from(mtu) < MIN_MTU_V4) => {
+            Err(DropReason::IcmpMtuTooSmall)
+        }
+        (icmp::ICMPV4_DEST_UNREACHABLE, 0..=4 | 9 | 10 | 13) => reply::inner_v4(m.payload())
             .map(Icmp::Error)
             .ok_or(DropReason::IcmpUnsupported),
+        (
+            icmp::ICMPV4_DEST_UNREACHABLE
+            | icmp::ICMPV4_TIME_EXCEEDED
+            | icmp::ICMPV4_PARAMETER_PROBLEM
+            | icmp::ICMPV4_SOURCE_QUENCH
+            | icmp::ICMPV4_REDIRECT,
+            _,
+        ) => Err(DropReason::IcmpFiltered),
         _ => Err(DropReason::IcmpUnsupported),
     }
 }
@@ -299,15 +317,29 @@ pub(super) fn ipv6(d: &[u8], l2: usize) -> Result<(Frame, Parsed<[u8; 16]>), Dro
 }
 
 /// The ICMPv6 message `m`, whose header starts at frame offset `icmp_at`.
+/// Of the errors, only "destination unreachable" for no route,
+/// prohibited, address or port unreachable, policy and reject routes, and
+/// "packet too big" announcing at least 1280 bytes pass (see [`icmp_v4`]).
 fn icmp_v6(m: &icmp::Icmpv6Packet<&[u8]>, icmp_at: usize) -> Result<Icmp<[u8; 16]>, DropReason> {
-    match m.msg_type() {
-        icmp::ICMPV6_ECHO_REQUEST => Ok(Icmp::EchoRequest { icmp_at }),
-        icmp::ICMPV6_DEST_UNREACHABLE
-        | icmp::ICMPV6_PACKET_TOO_BIG
-        | icmp::ICMPV6_TIME_EXCEEDED
-        | icmp::ICMPV6_PARAMETER_PROBLEM => reply::inner_v6(m.payload())
+    let error = || {
+        reply::inner_v6(m.payload())
             .map(Icmp::Error)
-            .ok_or(DropReason::IcmpUnsupported),
+            .ok_or(DropReason::IcmpUnsupported)
+    };
+    match (m.msg_type(), m.code()) {
+        (icmp::ICMPV6_ECHO_REQUEST, _) => Ok(Icmp::EchoRequest { icmp_at }),
+        (icmp::ICMPV6_PACKET_TOO_BIG, _) if m.rest_of_header() < MIN_MTU_V6 => {
+            Err(DropReason::IcmpMtuTooSmall)
+        }
+        (icmp::ICMPV6_PACKET_TOO_BIG, _) | (icmp::ICMPV6_DEST_UNREACHABLE, 0 | 1 | 3..=6) => {
+            error()
+        }
+        (
+            icmp::ICMPV6_DEST_UNREACHABLE
+            | icmp::ICMPV6_TIME_EXCEEDED
+            | icmp::ICMPV6_PARAMETER_PROBLEM,
+            _,
+        ) => Err(DropReason::IcmpFiltered),
         _ => Err(DropReason::IcmpUnsupported),
     }
 }

@@ -55,6 +55,9 @@ pub(super) struct Picked {
 
 /// The backend of a TCP/UDP flow: the flow table's if it is still usable
 /// for this listener, else the listener's table (and remember it).
+/// A packet that would open a flow (a bare TCP SYN, a UDP datagram of an
+/// untracked flow; not a tracked flow moving off an unusable backend) must
+/// first pass `opening` (the new-flow limits).
 /// Always inlined into the processor's flow step (one call site per IP
 /// family), so that [`FlowKey`] and [`Picked`] never go through memory.
 #[inline(always)]
@@ -64,6 +67,7 @@ pub(super) fn pick(
     l: &ListenerState,
     k: FlowKey,
     now: u32,
+    opening: impl FnOnce() -> Result<(), DropReason>,
 ) -> Picked {
     let tcp = k.proto == IPPROTO_TCP;
     let timeout = if tcp {
@@ -97,6 +101,15 @@ pub(super) fn pick(
                 };
             }
             _ => rescheduled = true,
+        }
+    }
+    if !rescheduled && (syn || !tcp) {
+        if let Err(reason) = opening() {
+            return Picked {
+                backend: Err(reason),
+                rescheduled,
+                inserted: None,
+            };
         }
     }
     let Some(id) = l.table.lookup(k.hash) else {
