@@ -98,7 +98,10 @@ pub struct UpperLayer {
     pub protocol: u8,
     /// Offset of the upper-layer header from the start of the IPv6 header.
     pub offset: usize,
-    /// The fragment header, if one was walked (the last one, if there were several).
+    /// The fragment header, if one was walked. If there were several (RFC 8200 allows one),
+    /// the first that makes the packet a fragment (a non-zero offset or the more-fragments
+    /// flag), else the last: an atomic fragment header after a real one cannot make a
+    /// fragment look like a whole packet.
     pub fragment: Option<Ipv6Fragment>,
 }
 
@@ -259,7 +262,9 @@ impl<B: AsRef<[u8]>> Ipv6Packet<B> {
                     more: off_m & field::FRAG_MORE != 0,
                     ident: get_u32(header, field::FRAG_IDENT),
                 };
-                fragment = Some(frag);
+                if !fragment.is_some_and(|f: Ipv6Fragment| f.offset != 0 || f.more) {
+                    fragment = Some(frag);
+                }
                 if frag.offset != 0 {
                     break;
                 }
@@ -502,6 +507,57 @@ mod tests {
             })
         );
         assert!(!upper.header_present());
+    }
+
+    #[test]
+    fn a_later_atomic_fragment_header_does_not_hide_a_fragment() {
+        #[rustfmt::skip]
+        let first_then_atomic = [
+            // fragment: next = fragment, offset 0, M = 1, ident 1
+            IPPROTO_FRAGMENT, 0, 0x00, 0x01, 0, 0, 0, 1,
+            // fragment: next = UDP, offset 0, M = 0 (atomic), ident 2
+            IPPROTO_UDP, 0, 0x00, 0x00, 0, 0, 0, 2,
+            0xaa, 0xbb,
+        ];
+        let bytes = packet(
+            IPPROTO_FRAGMENT,
+            first_then_atomic.len() as u16,
+            &first_then_atomic,
+        );
+        let upper = Ipv6Packet::new_checked(&bytes[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
+        assert_eq!((upper.protocol, upper.offset), (IPPROTO_UDP, 56));
+        assert_eq!(
+            upper.fragment,
+            Some(Ipv6Fragment {
+                offset: 0,
+                more: true,
+                ident: 1
+            })
+        );
+        // The other order: the atomic one first, the real one counts.
+        let mut atomic_then_first = first_then_atomic;
+        atomic_then_first[3] = 0x00;
+        atomic_then_first[11] = 0x01;
+        let bytes = packet(
+            IPPROTO_FRAGMENT,
+            atomic_then_first.len() as u16,
+            &atomic_then_first,
+        );
+        let upper = Ipv6Packet::new_checked(&bytes[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
+        assert_eq!(
+            upper.fragment,
+            Some(Ipv6Fragment {
+                offset: 0,
+                more: true,
+                ident: 2
+            })
+        );
     }
 
     #[test]
