@@ -1035,6 +1035,7 @@ fn established_flows_keep_their_backend_until_it_is_unusable() {
         PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
             .ipv4(CLIENT4, vip4(100), 64)
             .tcp(port, 80, 1, 1000)
+            .ack(1)
             .write(&mut d, &[])
             .unwrap();
         d

@@ -120,13 +120,19 @@ pub(super) fn pick(
         };
     };
     debug_assert!(id.0 & CLOSING == 0, "backend ids stay below 2^31");
-    // A bare SYN opens nothing yet, and a RST ends what was not tracked:
-    // neither takes an entry. Every gateway answers them alike from the
-    // table, and the handshake's first ACK makes the entry. So a SYN (or
-    // RST) flood from any number of sources never fills the table, and
-    // costs what a hit costs.
-    let rst = tcp && flags.contains(TcpFlags::RST);
-    if syn || rst {
+    // Only a TCP segment that acknowledges something (ACK, no SYN, no RST)
+    // can belong to an established connection, so only it takes an entry.
+    // A bare SYN opens nothing yet (every gateway answers it alike from the
+    // table, and the handshake's first ACK makes the entry); a RST ends
+    // what was not tracked; segments without ACK (null, FIN and xmas scans)
+    // or a client's SYN+ACK belong to no connection. None of them is
+    // stored, so floods of them from any number of sources never fill the
+    // table, and cost what a hit costs.
+    let stateful = !tcp
+        || (flags.contains(TcpFlags::ACK)
+            && !flags.contains(TcpFlags::SYN)
+            && !flags.contains(TcpFlags::RST));
+    if !stateful {
         return Picked {
             backend: Ok(id),
             rescheduled,
