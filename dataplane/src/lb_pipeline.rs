@@ -219,12 +219,7 @@ mod tests {
             non_vip: vec![host_port, Some(PortIndex(0))],
             host_port,
         };
-        LbPipeline::new(
-            Processor::new(1024, 1),
-            publisher.reader(),
-            plan,
-            clock,
-        )
+        LbPipeline::new(Processor::new(1024, 1), publisher.reader(), plan, clock)
     }
 
     #[test]

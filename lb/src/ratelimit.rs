@@ -139,15 +139,18 @@ mod tests {
         }
         assert_eq!(got, 1000);
         // Idle for a while: the burst is back, not more.
-        assert_eq!(
-            (0..20).filter(|_| p.admit(&mut tat, 5000 * ms)).count(),
-            5
-        );
+        assert_eq!((0..20).filter(|_| p.admit(&mut tat, 5000 * ms)).count(), 5);
     }
 
     #[test]
     fn a_share_rounds_up_and_the_wide_clock_crosses_the_wrap() {
-        let s = Pace::share(dnlb_model::Rate { per_sec: 10, burst: 3 }, 4);
+        let s = Pace::share(
+            dnlb_model::Rate {
+                per_sec: 10,
+                burst: 3,
+            },
+            4,
+        );
         assert_eq!(s, Pace::new(3, 1));
         let mut c = WideClock::default();
         assert_eq!(c.at(u32::MAX - 1), 0);

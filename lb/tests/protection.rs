@@ -102,7 +102,12 @@ fn a_rate_limited_source_is_held_to_its_rate_and_nothing_else_is_touched() {
     // using its connection, and 50 other sources open a flow a second.
     let (mut admitted, mut limited, mut established, mut others) = (0u32, 0u32, 0u32, 0u32);
     for ms in 2..10_002u32 {
-        match send(&mut p, &snap, &tcp(flooder, 2 + (ms % 60000) as u16, "S"), ms) {
+        match send(
+            &mut p,
+            &snap,
+            &tcp(flooder, 2 + (ms % 60000) as u16, "S"),
+            ms,
+        ) {
             Action::Encapsulated(_) => admitted += 1,
             Action::Drop(DropReason::SourceRateLimited) => limited += 1,
             a => panic!("flood SYN at {ms}: {a:?}"),
@@ -177,7 +182,9 @@ fn a_listener_limit_caps_new_flows_from_every_source_together() {
 fn fix_ipv4_checksum(f: &mut [u8]) {
     f[24] = 0;
     f[25] = 0;
-    let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap().to_header();
+    let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+        .unwrap()
+        .to_header();
     f[24..26].copy_from_slice(&h.calc_header_checksum().to_be_bytes());
 }
 
@@ -352,7 +359,10 @@ fn echo_replies_and_forwarded_errors_are_rate_limited() {
     let err = icmp4(VIP, VIP, 3, 4, [0, 0, 5, 0]);
     let r: Vec<Action> = (0..5).map(|_| send(&mut p, &snap, &err, 6000)).collect();
     assert!(r[..3].iter().all(|a| matches!(a, Action::Encapsulated(_))));
-    assert_eq!(r[3..], [Action::Drop(DropReason::IcmpForwardRateLimited); 2]);
+    assert_eq!(
+        r[3..],
+        [Action::Drop(DropReason::IcmpForwardRateLimited); 2]
+    );
 }
 
 #[test]
@@ -361,7 +371,10 @@ fn acl_rules_count_the_packets_they_decide() {
         "[listener.acl]\ndefault = \"deny\"\nallow = [\"198.18.0.0/16\"]\ndeny = [\"198.18.1.0/24\"]\n",
         "",
     );
-    let acl = snap.listeners[0].acl.clone().expect("the web listener's ACL");
+    let acl = snap.listeners[0]
+        .acl
+        .clone()
+        .expect("the web listener's ACL");
     let mut p = processor(&snap);
     for i in 0..10 {
         assert!(encapsulated(send(&mut p, &snap, &tcp(src(5), 9, "A"), i)));
@@ -418,7 +431,10 @@ fn the_exception_path_is_policed_per_class() {
     assert_eq!((health_ok, arp_ok), (100, 100), "untouched by the flood");
     let c = &p.counters.host;
     assert_eq!(
-        (c[HostClass::Other as usize].passed, c[HostClass::Other as usize].dropped),
+        (
+            c[HostClass::Other as usize].passed,
+            c[HostClass::Other as usize].dropped
+        ),
         (5, 95)
     );
     assert_eq!(c[HostClass::Routing as usize].dropped, 50);

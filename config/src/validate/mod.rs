@@ -1,12 +1,12 @@
 //! Raw TOML → validated model. Collects every error before giving up.
 
 mod acl;
-mod protection;
 mod admin;
 mod balancing;
 mod dataplane;
 mod fields;
 mod health;
+mod protection;
 mod routing;
 
 pub use acl::{parse_cidr, MAX_ACL_RULES};

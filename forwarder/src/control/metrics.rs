@@ -46,10 +46,13 @@ const FAMILIES: &[(Kind, &str, &str)] = &[
     (Kind::Counter, "dnlb_icmp_errors_forwarded_total", "ICMP errors about VIP flows forwarded to the flow's backend."),
     (Kind::Counter, "dnlb_too_big_sent_total", "Fragmentation-needed / packet-too-big messages sent to clients."),
     (Kind::Counter, "dnlb_echo_replies_total", "ICMP echo replies sent for VIPs."),
+    (Kind::Counter, "dnlb_host_packets_total", "Frames for the host's own stack on the exception path, by class and result (passed, or dropped beyond the class's rate)."),
     (Kind::Counter, "dnlb_listener_packets_total", "Packets a listener sent to backends."),
     (Kind::Counter, "dnlb_listener_bytes_total", "Bytes (inner IP packets) a listener sent to backends."),
     (Kind::Gauge, "dnlb_listener_backends_taking_new_flows", "Backends of a listener's target group that take new flows."),
     (Kind::Counter, "dnlb_listener_dropped_packets_total", "Packets dropped on a listener, by reason."),
+    (Kind::Counter, "dnlb_acl_rule_packets_total", "Packets an access-list rule decided (rule \"default\": no prefix matched); starts from 0 when the list changes."),
+    (Kind::Gauge, "dnlb_listener_new_flow_limit", "A listener's new-flows-per-second limit (per gateway), by scope (listener, source)."),
     (Kind::Counter, "dnlb_backend_packets_total", "Packets sent to a backend."),
     (Kind::Counter, "dnlb_backend_bytes_total", "Bytes (inner IP packets) sent to a backend."),
     (Kind::Gauge, "dnlb_backend_healthy", "Whether a backend passes its health checks (1) or not (0)."),
@@ -298,6 +301,12 @@ fn flows(t: &mut Text, s: &Status) {
     ] {
         t.family(name).sample(&[], v);
     }
+    t.family("dnlb_host_packets_total");
+    for h in &f.host {
+        let class = label("class", &h.class);
+        t.sample(&[class.as_str(), "result=\"passed\""], h.passed);
+        t.sample(&[class.as_str(), "result=\"dropped\""], h.dropped);
+    }
 }
 
 /// Per listener.
@@ -321,9 +330,34 @@ fn listeners(t: &mut Text, s: &Status) {
         t.sample(&[lb.as_str()], l.backends_taking_new_flows);
     }
     t.family("dnlb_listener_dropped_packets_total");
-    for (l, lb) in each {
+    for (l, lb) in each.clone() {
         for (reason, n) in &l.drops {
             t.sample(&[lb.as_str(), label("reason", reason).as_str()], *n);
+        }
+    }
+    t.family("dnlb_acl_rule_packets_total");
+    for (l, lb) in each.clone() {
+        let Some(acl) = &l.acl else { continue };
+        let default = [label("rule", "default"), label("action", &acl.default)];
+        t.sample(
+            &[lb.as_str(), &default[0], &default[1]],
+            acl.default_packets,
+        );
+        for r in &acl.rules {
+            let (rule, action) = (label("rule", &r.prefix), label("action", &r.action));
+            t.sample(&[lb.as_str(), &rule, &action], r.packets);
+        }
+    }
+    t.family("dnlb_listener_new_flow_limit");
+    for (l, lb) in each {
+        let Some(limits) = &l.limits else { continue };
+        for (scope, v) in [
+            ("listener", limits.new_flows_per_sec),
+            ("source", limits.source_new_flows_per_sec),
+        ] {
+            if let Some(v) = v {
+                t.sample(&[lb.as_str(), label("scope", scope).as_str()], u64::from(v));
+            }
         }
     }
 }
@@ -380,7 +414,10 @@ fn bird(t: &mut Text, s: &Status) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::status::{ListenerStatus, RoutesStatus};
+    use crate::control::status::{
+        AclRuleStatus, AclStatus, FlowStatus, HostClassStatus, LimitsStatus, ListenerStatus,
+        RoutesStatus,
+    };
     use std::collections::BTreeMap;
 
     /// A status with something in every family.
@@ -411,8 +448,29 @@ mod tests {
                 packets: 10,
                 bytes: 1000,
                 drops: drops("no_backend", 2),
+                acl: Some(AclStatus {
+                    default: "deny".into(),
+                    default_packets: 3,
+                    rules: vec![AclRuleStatus {
+                        prefix: "198.18.0.0/16".into(),
+                        action: "allow".into(),
+                        packets: 8,
+                    }],
+                }),
+                limits: Some(LimitsStatus {
+                    source_new_flows_per_sec: Some(100),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
+            flows: FlowStatus {
+                host: vec![HostClassStatus {
+                    class: "routing".into(),
+                    passed: 6,
+                    dropped: 1,
+                }],
+                ..Default::default()
+            },
             backends: vec![BackendStatus {
                 target_group: "web".into(),
                 address: "10.0.0.1".into(),
@@ -457,6 +515,10 @@ mod tests {
             "dnlb_bird_announced_vips 1\n",
             "dnlb_bird_wanted_vips 2\n",
             "dnlb_bird_change_pending 1\n",
+            "dnlb_acl_rule_packets_total{listener=\"web\",rule=\"default\",action=\"deny\"} 3\n",
+            "dnlb_acl_rule_packets_total{listener=\"web\",rule=\"198.18.0.0/16\",action=\"allow\"} 8\n",
+            "dnlb_listener_new_flow_limit{listener=\"web\",scope=\"source\"} 100\n",
+            "dnlb_host_packets_total{class=\"routing\",result=\"dropped\"} 1\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

@@ -9,14 +9,15 @@ use std::net::IpAddr;
 use dnlb_config::Config;
 use dnlb_dataplane::{Counters, DropReason, LbStats};
 use dnlb_lb::maglev::backend_identity;
-use dnlb_lb::snapshot::Snapshot;
+use dnlb_lb::policing::HostClass;
+use dnlb_lb::snapshot::{ListenerState, Snapshot};
 use dpdk_bindings::PortStats;
 
 use super::changes::touches;
 use super::plane::ControlPlane;
 use super::status::{
-    all_drops, BackendStatus, FlowStatus, ListenerStatus, PortStatus, Report, Status,
-    TrafficReport, WorkerReport, WorkerStatus,
+    all_drops, AclRuleStatus, AclStatus, BackendStatus, FlowStatus, HostClassStatus, LimitsStatus,
+    ListenerStatus, PortStatus, Report, Status, TrafficReport, WorkerReport, WorkerStatus,
 };
 
 /// Everything the admin API reports, with counters fresh from workers.
@@ -78,7 +79,48 @@ fn flow_status(lb: &LbStats) -> FlowStatus {
         icmp_errors_forwarded: c.icmp_errors_forwarded,
         too_big_sent: c.too_big_sent,
         echo_replies: c.echo_replies,
+        host: HostClass::ALL
+            .iter()
+            .zip(&c.host)
+            .filter(|(_, h)| h.passed + h.dropped > 0)
+            .map(|(class, h)| HostClassStatus {
+                class: class.name().into(),
+                passed: h.passed,
+                dropped: h.dropped,
+            })
+            .collect(),
     }
+}
+
+/// Listener `l`'s access list with its rules' counters (from the snapshot's
+/// compiled list, which holds them).
+fn acl_status(l: &dnlb_config::Listener, ls: &ListenerState) -> Option<AclStatus> {
+    let (acl, table) = (l.acl.as_ref()?, ls.acl.as_ref()?);
+    Some(AclStatus {
+        default: acl.default.name().into(),
+        default_packets: table.hits(None),
+        rules: acl
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, (cidr, action))| AclRuleStatus {
+                prefix: cidr.to_string(),
+                action: action.name().into(),
+                packets: table.hits(Some(i)),
+            })
+            .collect(),
+    })
+}
+
+/// Listener `l`'s new-flow limits, if it has any.
+fn limits_status(l: &dnlb_config::Listener) -> Option<LimitsStatus> {
+    let (ln, src) = (l.limits.listener, l.limits.source);
+    (ln.is_some() || src.is_some()).then(|| LimitsStatus {
+        new_flows_per_sec: ln.map(|r| r.per_sec),
+        new_flows_burst: ln.map(|r| r.burst),
+        source_new_flows_per_sec: src.map(|r| r.per_sec),
+        source_new_flows_burst: src.map(|r| r.burst),
+    })
 }
 
 fn listener_statuses(cfg: &Config, snap: &Snapshot, lb: &LbStats) -> Vec<ListenerStatus> {
@@ -106,6 +148,8 @@ fn listener_statuses(cfg: &Config, snap: &Snapshot, lb: &LbStats) -> Vec<Listene
                 packets: t.packets,
                 bytes: t.bytes,
                 drops: nonzero(&d),
+                acl: acl_status(l, ls),
+                limits: limits_status(l),
             }
         })
         .collect()

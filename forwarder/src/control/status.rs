@@ -138,6 +138,9 @@ pub struct FlowStatus {
     pub too_big_sent: u64,
     /// Echo replies sent.
     pub echo_replies: u64,
+    /// The exception path by class (empty without a host port's traffic).
+    #[serde(default)]
+    pub host: Vec<HostClassStatus>,
 }
 
 /// One listener.
@@ -163,6 +166,58 @@ pub struct ListenerStatus {
     pub bytes: u64,
     /// Drops on this listener by reason (only reasons with drops).
     pub drops: BTreeMap<String, u64>,
+    /// Its access list and what each rule decided, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<AclStatus>,
+    /// Its new-flow limits (per gateway), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsStatus>,
+}
+
+/// A listener's access list: each rule with the packets it decided.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AclStatus {
+    /// `allow` or `deny`, for sources no rule covers.
+    pub default: String,
+    /// Packets the default decided.
+    pub default_packets: u64,
+    /// The rules, in config order (allow lists, then deny lists).
+    pub rules: Vec<AclRuleStatus>,
+}
+
+/// One access-list rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AclRuleStatus {
+    /// The prefix, `198.51.100.0/24`.
+    pub prefix: String,
+    /// `allow` or `deny`.
+    pub action: String,
+    /// Packets it decided (the longest matching prefix decides).
+    pub packets: u64,
+}
+
+/// A listener's new-flow limits, per gateway (`None`: no limit).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimitsStatus {
+    /// New flows per second of the whole listener.
+    pub new_flows_per_sec: Option<u32>,
+    /// Its burst.
+    pub new_flows_burst: Option<u32>,
+    /// New flows per second of one source.
+    pub source_new_flows_per_sec: Option<u32>,
+    /// Its burst.
+    pub source_new_flows_burst: Option<u32>,
+}
+
+/// One class of the exception path (frames for the host's own stack).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostClassStatus {
+    /// `routing`, `neighbor`, `backends` or `other`.
+    pub class: String,
+    /// Frames passed to the host.
+    pub passed: u64,
+    /// Frames dropped beyond the class's rate.
+    pub dropped: u64,
 }
 
 /// One backend.

@@ -397,17 +397,15 @@ impl Processor {
         } else {
             Err(DropReason::IcmpForwardRateLimited)
         };
-        let r = r.and_then(
-            |backend| {
-                self.counters.icmp_errors_forwarded += 1;
-                let to = Target {
-                    slot: l.slot,
-                    backend,
-                    hash,
-                };
-                self.send(cx, pkt, frame, to)
-            },
-        );
+        let r = r.and_then(|backend| {
+            self.counters.icmp_errors_forwarded += 1;
+            let to = Target {
+                slot: l.slot,
+                backend,
+                hash,
+            };
+            self.send(cx, pkt, frame, to)
+        });
         self.count_listener_drop(l, r)
     }
 

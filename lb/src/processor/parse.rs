@@ -254,7 +254,10 @@ fn icmp_v4(l4: &[u8], l2: usize) -> Result<Icmp<[u8; 4]>, DropReason> {
     let m = icmp::Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedL4)?;
     match (m.msg_type(), m.code()) {
         (icmp::ICMPV4_ECHO_REQUEST, _) => Ok(Icmp::EchoRequest { icmp_at: l2 }),
-        _ if m.next_hop_mtu().is_some_and(|mtu| u32::from(mtu) < MIN_MTU_V4) => {
+        _ if m
+            .next_hop_mtu()
+            .is_some_and(|mtu| u32::from(mtu) < MIN_MTU_V4) =>
+        {
             Err(DropReason::IcmpMtuTooSmall)
         }
         (icmp::ICMPV4_DEST_UNREACHABLE, 0..=4 | 9 | 10 | 13) => reply::inner_v4(m.payload())

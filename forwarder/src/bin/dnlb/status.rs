@@ -123,6 +123,45 @@ fn routes_line(r: &RoutesStatus) -> String {
 }
 
 /// `dnlb status`: the status as readable tables.
+/// Listeners' access lists and limits, and the exception path's classes:
+/// one line each, only what is configured or counted.
+fn protection_lines(s: &Status) -> String {
+    let mut out = String::new();
+    for l in &s.listeners {
+        if let Some(acl) = &l.acl {
+            let mut parts: Vec<String> = acl
+                .rules
+                .iter()
+                .map(|r| format!("{} {} ({})", r.action, r.prefix, r.packets))
+                .collect();
+            parts.push(format!("default {} ({})", acl.default, acl.default_packets));
+            out.push_str(&format!("acl {}: {}\n", l.name, parts.join(", ")));
+        }
+        if let Some(lim) = &l.limits {
+            let mut parts = Vec::new();
+            if let Some(r) = lim.new_flows_per_sec {
+                let b = lim.new_flows_burst.unwrap_or(r);
+                parts.push(format!("{r} new flows/s (burst {b})"));
+            }
+            if let Some(r) = lim.source_new_flows_per_sec {
+                let b = lim.source_new_flows_burst.unwrap_or(r);
+                parts.push(format!("{r} new flows/s per source (burst {b})"));
+            }
+            out.push_str(&format!("limits {}: {}\n", l.name, parts.join(", ")));
+        }
+    }
+    if !s.flows.host.is_empty() {
+        let parts: Vec<String> = s
+            .flows
+            .host
+            .iter()
+            .map(|h| format!("{} {} passed {} dropped", h.class, h.passed, h.dropped))
+            .collect();
+        out.push_str(&format!("exception path: {}\n", parts.join("; ")));
+    }
+    out
+}
+
 pub fn render_table(s: &Status) -> String {
     let mut out = format!(
         "gateway {} (zone {}), config generation {}, up {:.0} s, reloads {} ok / {} rejected\n",
@@ -201,6 +240,7 @@ pub fn render_table(s: &Status) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    out.push_str(&protection_lines(s));
     out.push('\n');
     let mut rows = vec![[
         "GROUP", "BACKEND", "PORT", "ZONE", "TUNNEL", "WEIGHT", "STATE", "PACKETS", "BYTES", "NOTE",
