@@ -458,6 +458,14 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("acl prefix in both lists", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.acl]\nallow = [\"10.0.0.0/8\"]\ndeny = [\"10.0.0.0/8\"]\n", "listener[0].acl.deny[0]: 10.0.0.0/8 is already in listener[0].acl.allow"),
     ("acl default unknown", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.acl]\ndefault = \"reject\"\n", "listener[0].acl.default: \"reject\" is not one of \"allow\", \"deny\""),
     ("acl prefix length", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.acl]\ndeny = [\"2001:db8::/129\"]\n", "listener[0].acl.deny[0]: \"2001:db8::/129\": the prefix length must be 0 to 128"),
+    ("limit rate zero", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.limits]\nnew_flows_per_sec = 0\n", "listener[0].limits.new_flows_per_sec: must be between 1 and 100000000"),
+    ("limit burst without rate", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.limits]\nsource_new_flows_burst = 10\n", "listener[0].limits.source_new_flows_burst: a burst needs its rate (source_new_flows_per_sec is not set)"),
+    ("limit burst zero", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.limits]\nsource_new_flows_per_sec = 10\nsource_new_flows_burst = 0\n", "listener[0].limits.source_new_flows_burst: must be between 1 and 100000000"),
+    ("limit unknown key", "port = 80\ntarget_group = \"web\"\n", "port = 80\ntarget_group = \"web\"\n[listener.limits]\nconnections_per_sec = 10\n", "unknown field `connections_per_sec`"),
+    ("echo rate zero", "[flows]", "[protection]\necho_replies_per_sec = 0\n\n[flows]", "protection.echo_replies_per_sec: must be between 1 and 10000000"),
+    ("forwarded icmp rate too high", "[flows]", "[protection]\nicmp_errors_forwarded_per_sec = 20000000\n\n[flows]", "protection.icmp_errors_forwarded_per_sec: must be between 1 and 10000000"),
+    ("host class rate zero", "[flows]", "[protection.host]\nrouting_pps = 0\n\n[flows]", "protection.host.routing_pps: must be between 1 and 10000000"),
+    ("host class unknown", "[flows]", "[protection.host]\nbgp_pps = 10\n\n[flows]", "unknown field `bgp_pps`"),
     ("admin connections zero", "[flows]", "[admin]\nmax_connections = 0\n\n[flows]", "admin.max_connections: give 1 to 4096"),
     ("admin token file missing", "[flows]", "[admin]\ntoken_file = \"/nonexistent/dnlb-token\"\n\n[flows]", "admin.token_file: cannot read /nonexistent/dnlb-token"),
     ("routing without files", "[flows]", "[routing]\nbird_socket = \"/run/bird/bird.ctl\"\n\n[flows]", "routing: give vips4_file and/or vips6_file"),
@@ -487,4 +495,43 @@ fn broken_load_balancing_configs_name_the_key() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn protection_and_limits_validate_with_defaults() {
+    let c = parse(Path::new("lb.toml"), LB).unwrap();
+    assert_eq!(c.protection, dnlb_config::model::Protection::default());
+    assert_eq!(c.listeners[0].limits, Default::default(), "no limits");
+    let text = LB
+        .replacen(
+            "port = 80\ntarget_group = \"web\"\n",
+            "port = 80\ntarget_group = \"web\"\n[listener.limits]\nnew_flows_per_sec = 5000\nsource_new_flows_per_sec = 20\nsource_new_flows_burst = 40\n",
+            1,
+        )
+        .replace(
+            "[flows]",
+            "[protection]\necho_replies_per_sec = 50\n[protection.host]\nother_pps = 700\n\n[flows]",
+        );
+    let c = parse(Path::new("lb.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    use dnlb_config::model::Rate;
+    let l = &c.listeners[0].limits;
+    assert_eq!(
+        l.listener,
+        Some(Rate {
+            per_sec: 5000,
+            burst: 5000
+        })
+    );
+    assert_eq!(
+        l.source,
+        Some(Rate {
+            per_sec: 20,
+            burst: 40
+        })
+    );
+    assert_eq!(c.protection.echo_replies, Rate::per_sec(50));
+    assert_eq!(c.protection.host.other, Rate::per_sec(700));
+    let d = dnlb_config::model::Protection::default();
+    assert_eq!(c.protection.host.routing, d.host.routing);
+    assert_eq!(c.protection.icmp_errors_forwarded, d.icmp_errors_forwarded);
 }
