@@ -122,9 +122,41 @@ pub struct ElasticIpChange {
     pub address: Option<IpAddr>,
 }
 
+/// A listener's section (`[listener.acl]`, `[listener.limits]`) replaced
+/// or removed at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SectionChange {
+    /// Listener name.
+    pub listener: String,
+    /// The section's keys, as in the config file; absent: the section is
+    /// removed (no access list, no limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Table>,
+}
+
+/// The listener sections the admin API can replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerSection {
+    /// `[listener.acl]`.
+    Acl,
+    /// `[listener.limits]`.
+    Limits,
+}
+
+impl ListenerSection {
+    /// The key in the config file.
+    pub fn key(self) -> &'static str {
+        match self {
+            ListenerSection::Acl => "acl",
+            ListenerSection::Limits => "limits",
+        }
+    }
+}
+
 /// Every run-time change, applied in this order: deregistrations (they
 /// remove backends of the config file), registrations, weights, drains,
-/// elastic IPs.
+/// elastic IPs, listeners' access lists and limits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeChanges {
@@ -143,6 +175,12 @@ pub struct RuntimeChanges {
     /// Elastic IPs (`[[elastic_ip]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elastic_ip: Vec<ElasticIpChange>,
+    /// Listeners' access lists (`[[acl]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<SectionChange>,
+    /// Listeners' new-flow limits (`[[limits]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<SectionChange>,
 }
 
 /// The run-time changes file of config file `config`: `NAME.runtime.toml`
@@ -342,15 +380,7 @@ impl RuntimeChanges {
             );
         }
         for e in &self.elastic_ip {
-            let listener = doc
-                .get_mut("listener")
-                .and_then(Value::as_array_mut)
-                .and_then(|ls| {
-                    ls.iter_mut()
-                        .filter_map(Value::as_table_mut)
-                        .find(|l| l.get("name").and_then(Value::as_str) == Some(&e.listener))
-                });
-            match listener {
+            match listener_table(doc, &e.listener) {
                 Some(l) => match e.address {
                     Some(a) => {
                         l.insert("elastic_ip".into(), Value::String(a.to_string()));
@@ -365,6 +395,44 @@ impl RuntimeChanges {
                 )),
             }
         }
+        for (section, list) in [
+            (ListenerSection::Acl, &self.acl),
+            (ListenerSection::Limits, &self.limits),
+        ] {
+            for c in list {
+                let key = section.key();
+                match listener_table(doc, &c.listener) {
+                    Some(l) => match &c.value {
+                        Some(v) => {
+                            l.insert(key.into(), Value::Table(v.clone()));
+                        }
+                        None => {
+                            l.remove(key);
+                        }
+                    },
+                    None => stale.push(format!("{key}: no listener {:?} (ignored)", c.listener)),
+                }
+            }
+        }
+    }
+
+    /// Replaces listener `listener`'s `section` with `value` (the section's
+    /// keys), or removes it (`None`).
+    pub fn set_listener_section(
+        &mut self,
+        section: ListenerSection,
+        listener: &str,
+        value: Option<Table>,
+    ) {
+        let list = match section {
+            ListenerSection::Acl => &mut self.acl,
+            ListenerSection::Limits => &mut self.limits,
+        };
+        list.retain(|c| c.listener != listener);
+        list.push(SectionChange {
+            listener: listener.to_string(),
+            value,
+        });
     }
 
     /// Adds backend `backend` (keys of `[[target_group.backend]]`) to group
@@ -481,6 +549,16 @@ impl RuntimeChanges {
                 None => out.push(format!("elastic_ip: listener {:?} detached", e.listener)),
             }
         }
+        for (key, list) in [("acl", &self.acl), ("limits", &self.limits)] {
+            for c in list {
+                match &c.value {
+                    Some(v) => {
+                        out.push(format!("{key}: listener {:?} = {}", c.listener, inline(v)))
+                    }
+                    None => out.push(format!("{key}: listener {:?} removed", c.listener)),
+                }
+            }
+        }
         out
     }
 }
@@ -490,6 +568,21 @@ fn overlaps(a: &BackendRef, b: &BackendRef) -> bool {
     a.target_group == b.target_group
         && a.address == b.address
         && (a.port.is_none() || b.port.is_none() || a.port == b.port)
+}
+
+/// A table as one line, `{ default = "deny", allow = ["10.0.0.0/8"] }`.
+fn inline(t: &Table) -> String {
+    let parts: Vec<String> = t.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!("{{ {} }}", parts.join(", "))
+}
+
+/// The table of listener `name` in a config document.
+fn listener_table<'a>(doc: &'a mut Table, name: &str) -> Option<&'a mut Table> {
+    doc.get_mut("listener")?
+        .as_array_mut()?
+        .iter_mut()
+        .filter_map(Value::as_table_mut)
+        .find(|l| l.get("name").and_then(Value::as_str) == Some(name))
 }
 
 /// The backend list of target group `name` in a config document.

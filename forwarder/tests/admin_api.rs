@@ -525,3 +525,156 @@ fn reload_races_lose_no_packet() {
     assert_eq!(dropped, 0, "{total}");
     assert_eq!(rx, tx, "{total}");
 }
+
+/// Access lists changed through the API, SIGHUPs and file rewrites while
+/// traffic flows: no change ever denies the traffic's sources, and no
+/// allowed packet is lost. Then a deny rule for half of them: those are
+/// dropped as `acl_denied` and the rule's counter rises, in the status and
+/// in `/metrics`; a broken list is refused with the running one kept; and
+/// removing the list lets everyone in again.
+#[test]
+fn acl_changes_under_traffic_lose_no_allowed_packet_and_rules_count() {
+    let dir = common::tempdir();
+    let pcap = dir.path().join("traffic.pcap");
+    traffic(&pcap);
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let mut eal = common::eal_args("aclrace");
+    eal.push("--lcores=0@0,1@1".into());
+    let cfg_path = dir.path().join("gw.toml");
+    // Every list lets 198.18.0.0/16 (the traffic's sources) in.
+    let cfg = |i: u8| {
+        config(&eal, &pcap, &token, "")
+            .replace(
+                "vips = [\"192.0.2.10\"]",
+                "vips = [\"192.0.2.10\"]\nelastic_ip = \"198.51.100.77\"",
+            )
+            .replace(
+                "target_group = \"web\"\n",
+                &format!("target_group = \"web\"\n[listener.acl]\ndefault = \"deny\"\nallow = [\"198.18.0.0/16\", \"10.{i}.0.0/16\"]\n"),
+            )
+    };
+    std::fs::write(&cfg_path, cfg(0)).unwrap();
+    let path = cfg_path.to_str().unwrap().to_string();
+    let (child, lines) = common::spawn_dnlb(&["run", "--watch-config-ms", "30", "--config", &path]);
+    let api = Api {
+        base: admin_url(&lines),
+    };
+    let pid = child.0.id().to_string();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..30u32 {
+                let acl = if i % 2 == 0 {
+                    json!({"default": "deny", "allow": ["198.18.0.0/16"], "deny": [format!("198.19.{i}.0/24"), "203.0.113.0/24"]})
+                } else {
+                    json!({"default": "allow", "deny": [format!("10.{i}.0.0/16"), "198.17.0.0/16"]})
+                };
+                api.ok("PUT", "/v1/listeners/web/acl", Some(acl));
+            }
+        });
+        s.spawn(|| {
+            for _ in 0..30 {
+                let ok = std::process::Command::new("kill")
+                    .args(["-HUP", &pid])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok);
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        s.spawn(|| {
+            for i in 0..30u8 {
+                let tmp = dir.path().join("gw.toml.tmp");
+                std::fs::write(&tmp, cfg(i)).unwrap();
+                std::fs::rename(&tmp, &cfg_path).unwrap();
+                std::thread::sleep(Duration::from_millis(35));
+            }
+        });
+    });
+    let s = api.status();
+    assert_eq!(s["reloads_rejected"], 0, "{s}");
+    assert_eq!(s["drops"]["acl_denied"], 0, "{s}");
+    // Deny half of the sources (198.18.1.0/24 of 198.18.0.0 - 198.18.1.143).
+    let deny = json!({"default": "allow", "deny": ["198.18.1.0/24"]});
+    api.ok("PUT", "/v1/listeners/web/acl", Some(deny));
+    let rule =
+        "dnlb_acl_rule_packets_total{listener=\"web\",rule=\"198.18.1.0/24\",action=\"deny\"} ";
+    let scrape = || {
+        let (_, m) = api.call("GET", "/metrics", None);
+        let m = m.as_str().unwrap().to_string();
+        m.lines()
+            .find_map(|l| l.strip_prefix(rule))
+            .map_or(0, |v| v.parse::<u64>().unwrap())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let n = scrape();
+        if n > 0 {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deny rule never counted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while scrape() <= first {
+        assert!(std::time::Instant::now() < deadline, "the counter stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = api.status();
+    let web = &s["listeners"][0];
+    assert_eq!(web["acl"]["default"], "allow", "{web}");
+    assert_eq!(web["acl"]["rules"][0]["prefix"], "198.18.1.0/24", "{web}");
+    assert!(web["acl"]["rules"][0]["packets"].as_u64().unwrap() > 0);
+    assert!(web["acl"]["default_packets"].as_u64().unwrap() > 0, "{web}");
+    assert!(web["drops"]["acl_denied"].as_u64().unwrap() > 0, "{web}");
+    // A broken list is refused; the running one stays.
+    let (code, v) = api.call(
+        "PUT",
+        "/v1/listeners/web/acl",
+        Some(json!({"deny": ["198.18.1.1/24"]})),
+    );
+    assert_eq!(code, 422, "{v}");
+    assert!(v.to_string().contains("did you mean"), "{v}");
+    let (code, _) = api.call(
+        "PUT",
+        "/v1/listeners/nope/acl",
+        Some(json!({"deny": ["198.18.1.0/24"]})),
+    );
+    assert_eq!(code, 404);
+    assert_eq!(
+        api.status()["listeners"][0]["acl"]["rules"][0]["prefix"],
+        "198.18.1.0/24"
+    );
+    // Kept beside the config; removing the list lets everyone in.
+    let runtime = std::fs::read_to_string(dir.path().join("gw.runtime.toml")).unwrap();
+    assert!(
+        runtime.contains("[[acl]]") && runtime.contains("198.18.1.0/24"),
+        "{runtime}"
+    );
+    api.ok("DELETE", "/v1/listeners/web/acl", None);
+    let s = api.status();
+    assert!(s["listeners"][0].get("acl").is_none(), "{s}");
+    let denied = s["drops"]["acl_denied"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        api.status()["drops"]["acl_denied"],
+        denied,
+        "no more denials"
+    );
+    common::signal(&child, "-TERM");
+    let total = common::final_report(&lines)["total"].clone();
+    let mut child = child;
+    assert!(child.0.wait().unwrap().success());
+    let (rx, tx, dropped) = (
+        common::num(&total["rx_packets"]),
+        common::num(&total["tx_packets"]),
+        common::num(&total["dropped"]),
+    );
+    assert!(rx > 10_000, "traffic flowed: {total}");
+    assert_eq!(dropped, denied, "only the denied sources' packets: {total}");
+    assert_eq!(rx, tx + dropped, "{total}");
+}

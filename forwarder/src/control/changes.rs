@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use dnlb_config::runtime::{BackendRef, RuntimeChanges};
+use dnlb_config::runtime::{BackendRef, ListenerSection, RuntimeChanges};
 use dnlb_config::{Backend, Config};
 use toml::value::Datetime;
 
@@ -34,6 +34,15 @@ pub enum Change {
         /// Address.
         address: Option<IpAddr>,
     },
+    /// Replace (`Some`) or remove a listener's access list or limits.
+    Section {
+        /// Listener.
+        listener: String,
+        /// Which section.
+        section: ListenerSection,
+        /// Its keys, as in the config file.
+        value: Option<toml::Table>,
+    },
 }
 
 impl fmt::Display for Change {
@@ -55,6 +64,14 @@ impl fmt::Display for Change {
                 listener,
                 address: None,
             } => write!(f, "detach the elastic IP of listener {listener}"),
+            Change::Section {
+                listener,
+                section,
+                value,
+            } => {
+                let verb = if value.is_some() { "set" } else { "remove" };
+                write!(f, "{verb} the {} of listener {listener}", section.key())
+            }
         }
     }
 }
@@ -132,6 +149,16 @@ impl Change {
                     return Err(ChangeError::NoListener(listener.clone()));
                 }
                 changes.set_elastic_ip(listener, *address);
+            }
+            Change::Section {
+                listener,
+                section,
+                value,
+            } => {
+                if running.listener_index(listener).is_none() {
+                    return Err(ChangeError::NoListener(listener.clone()));
+                }
+                changes.set_listener_section(*section, listener, value.clone());
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use dnlb_config::runtime::BackendRef;
+use dnlb_config::runtime::{BackendRef, ListenerSection};
 use dnlb_lb::maglev::MAX_WEIGHT;
 use serde_json::{json, Value};
 
@@ -77,7 +77,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["v1", "target_groups", _, "backends"]
             | ["v1", "target_groups", _, "backends", _]
             | ["v1", "target_groups", _, "backends", _, "weight" | "drain"]
-            | ["v1", "listeners", _, "elastic_ip"]
+            | ["v1", "listeners", _, "elastic_ip" | "acl" | "limits"]
     )
 }
 
@@ -173,6 +173,30 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
             listener: l.to_string(),
             address: None,
         }),
+        (_, ["v1", "listeners", l, s @ ("acl" | "limits")]) if put || method == "DELETE" => {
+            let section = if *s == "acl" {
+                ListenerSection::Acl
+            } else {
+                ListenerSection::Limits
+            };
+            let value = if put {
+                let v = body_json(body)?;
+                let t: toml::Table = serde_json::from_value(v).map_err(|e| {
+                    ApiReply::error(
+                        422,
+                        format!("give the section's keys as a JSON object: {e}"),
+                    )
+                })?;
+                Some(t)
+            } else {
+                None
+            };
+            ApiCall::Change(Change::Section {
+                listener: l.to_string(),
+                section,
+                value,
+            })
+        }
         _ if known_path(&segs) => {
             return Err(ApiReply::error(
                 405,
