@@ -10,7 +10,8 @@
 #   three VXLAN backends with direct server return: b1, b2 (zone a), b3 (zone b)
 #
 #   1. HTTP and UDP through every gateway, IPv4 and IPv6; backends see the client's address
-#   2. an elastic IP attached through the admin API: reachable; detached: not
+#   2. an elastic IP attached through the admin API: reachable; detached: not;
+#      an access list denying the client on every gateway: nothing gets through
 #   3. config reloads on every gateway while requests run: no failed request
 #   4. 50 long-lived TCP connections; a gateway dies (SIGKILL dnlb and BIRD):
 #      every connection keeps working through the others (same Maglev choice)
@@ -113,6 +114,27 @@ for i in 1 2 3; do topo_gw_api "$i" DELETE /v1/listeners/tcp-80/elastic_ip > /de
 check "detached: withdrawn everywhere (0 next hops)" topo_wait_nexthops "$EIP" 0 10
 topo_http 5 "$EIP" 80 > "$TOPO_STATE/eip2.out"
 check "detached: $EIP is not reachable (0 of 5 answered)" [ "$(answered "$TOPO_STATE/eip2.out")" -eq 0 ]
+
+section "2b. an access list denying the client, set through the admin API on every gateway"
+for i in 1 2 3; do
+    topo_gw_api "$i" PUT /v1/listeners/tcp-80/acl "{\"default\": \"allow\", \"deny\": [\"$CLIENT/32\"]}" > /dev/null
+done
+# 30 connection attempts at once (3 s each), spread by the router's L4 hash.
+for k in $(seq 30); do
+    topo_exec client curl -sS --max-time 3 "http://$VIP/acl-$k" > "$TOPO_STATE/acl.$k.out" 2>&1 &
+done
+wait
+denied_ok=$(cat "$TOPO_STATE"/acl.*.out | grep -c '^backend=' || true)
+check "denied: 0 of 30 connections from $CLIENT got through any gateway ($denied_ok did)" [ "$denied_ok" -eq 0 ]
+for i in 1 2 3; do
+    n=$(topo_gw_api "$i" GET /v1/listeners | json "[r['packets'] for l in d if l['name'] == 'tcp-80' for r in l['acl']['rules']][0]")
+    check "gw$i counted the deny rule ($n packets)" [ "$n" -gt 0 ]
+done
+topo_http 10 "$VIP6" 80 > "$TOPO_STATE/acl6.out"
+check "the client's IPv6 address is not denied: 10 of 10 answered ($(answered "$TOPO_STATE/acl6.out"))" [ "$(answered "$TOPO_STATE/acl6.out")" -eq 10 ]
+for i in 1 2 3; do topo_gw_api "$i" DELETE /v1/listeners/tcp-80/acl > /dev/null; done
+topo_http 10 "$VIP" 80 > "$TOPO_STATE/acl2.out"
+check "the list removed: 10 of 10 answered ($(answered "$TOPO_STATE/acl2.out"))" [ "$(answered "$TOPO_STATE/acl2.out")" -eq 10 ]
 
 section "3. config reloads on every gateway while 150 requests run"
 topo_http 150 "$VIP" 80 > "$TOPO_STATE/reload.out" &
