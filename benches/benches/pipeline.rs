@@ -19,13 +19,45 @@ use dnlb_testkit::{frames, FlowMix, IpVersion, Proto};
 const BURST: usize = 32;
 
 fn snapshot(tunnel: &str, v6_backends: bool) -> Snapshot {
+    snapshot_with(tunnel, v6_backends, "")
+}
+
+/// The TCP listener protected: an access list of 1000 IPv4 prefixes (999
+/// random /24s denied across the address space, the clients' 198.18.0.0/15
+/// allowed) and new-flow limits per source and per listener, set high
+/// enough to admit everything the benchmarks send (their cost, not their
+/// effect, is measured).
+fn protection() -> String {
+    let mut deny = std::collections::BTreeSet::new();
+    let mut x: u32 = 12345;
+    while deny.len() < 999 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let a = x & 0xffff_ff00;
+        // Not the established clients' 198.18.0.0/15, not the new flows' 0.0.0.0/8.
+        if a >> 17 == 0xc612_0000 >> 17 || a >> 24 == 0 {
+            continue;
+        }
+        deny.insert(format!("\"{}/24\"", std::net::Ipv4Addr::from(a)));
+    }
+    let deny: Vec<String> = deny.into_iter().collect();
+    format!(
+        "[listener.acl]\ndefault = \"allow\"\nallow = [\"198.18.0.0/15\"]\ndeny = [{}]\n\
+         [listener.limits]\nnew_flows_per_sec = 100000000\nsource_new_flows_per_sec = 100000000\n",
+        deny.join(", ")
+    )
+}
+
+/// [`snapshot`] with `tcp_extra` in the TCP listener's table.
+fn snapshot_with(tunnel: &str, v6_backends: bool, tcp_extra: &str) -> Snapshot {
     let mut t = String::from(
         "[gateway]\nname = \"bench\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
          [encap]\nsource_v4 = \"192.0.2.254\"\nsource_v6 = \"2001:db8:a::1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
          [[listener]]\nname = \"tcp\"\nvips = [\"192.0.2.10\", \"2001:db8::10\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
+         TCP_EXTRA\
          [[listener]]\nname = \"udp\"\nvips = [\"192.0.2.10\", \"2001:db8::10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"g\"\n\
          [[target_group]]\nname = \"g\"\n",
-    );
+    )
+    .replace("TCP_EXTRA", tcp_extra);
     for i in 1..=16 {
         let addr = if v6_backends {
             format!("2001:db8:b::{i}")
@@ -71,6 +103,34 @@ fn mid_flow(mix: FlowMix) -> Vec<Vec<u8>> {
     v
 }
 
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Established flows of `frames` (every one put in the flow table first),
+/// under `label`.
+fn established(g: &mut Group<'_>, label: &str, snap: &Snapshot, frames: &[Vec<u8>]) {
+    let mut p = Processor::new(1 << 16, 7);
+    p.adopt(snap);
+    for fr in frames {
+        let mut pkt = VecPacket::new(fr);
+        assert!(matches!(
+            p.process(snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0),
+            Action::Encapsulated(_)
+        ));
+    }
+    let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frames[0])).collect();
+    let mut at = 0;
+    g.bench_function(label, |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                restore(&mut pkts, frames, &mut at);
+                burst(&mut p, snap, &mut pkts, 1);
+            }
+            t.elapsed()
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BURST as u64));
@@ -100,29 +160,13 @@ fn bench(c: &mut Criterion) {
             frame_len: 60,
             dst_port: 80,
         });
-        // Established: every flow already in the flow table.
-        let mut p = Processor::new(1 << 16, 7);
-        p.adopt(&snap);
-        for fr in &f {
-            let mut pkt = VecPacket::new(fr);
-            assert!(matches!(
-                p.process(&snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0),
-                Action::Encapsulated(_)
-            ));
-        }
-        let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&f[0])).collect();
-        let mut at = 0;
-        g.bench_function(format!("established/{name}"), |b| {
-            b.iter_custom(|iters| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    restore(&mut pkts, &f, &mut at);
-                    burst(&mut p, &snap, &mut pkts, 1);
-                }
-                t.elapsed()
-            })
-        });
+        established(&mut g, &format!("established/{name}"), &snap, &f);
         if name == "vxlan_v4_tcp" {
+            // The same behind 1000 ACL prefixes and new-flow limits.
+            let protected = snapshot_with(tunnel, v6b, &protection());
+            established(&mut g, "established_protected/vxlan_v4_tcp", &protected, &f);
+            let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&f[0])).collect();
+            let mut at = 0;
             g.bench_function("restore_only", |b| {
                 b.iter_custom(|iters| {
                     let t = Instant::now();
@@ -185,8 +229,16 @@ fn bench(c: &mut Criterion) {
     // New flows: every packet has a source address never seen before; the
     // clock moves 100 ms per burst so the table stays at a steady state of
     // about (timeout / 100 ms) x 32 live flows, new ones reusing expired slots.
-    for &(name, tunnel, v6b, proto, ip) in &cases[..2] {
-        let snap = snapshot(tunnel, v6b);
+    let new_flow_cases = cases[..2]
+        .iter()
+        .map(|&(name, tunnel, v6b, proto, ip)| (name.to_string(), snapshot(tunnel, v6b), proto, ip))
+        .chain(std::iter::once((
+            "protected_vxlan_v4_tcp".to_string(),
+            snapshot_with("vxlan", false, &protection()),
+            Proto::Tcp,
+            IpVersion::V4,
+        )));
+    for (name, snap, proto, ip) in new_flow_cases {
         let template = mid_flow(FlowMix {
             flows: 1,
             packets_per_flow: 2,
@@ -224,9 +276,15 @@ fn bench(c: &mut Criterion) {
         );
     }
     // A SYN flood: every packet a SYN from a new source. Bare SYNs take no
-    // flow-table entry, so this costs about what a hit does.
-    {
-        let snap = snapshot("vxlan", false);
+    // flow-table entry, so this costs about what a hit does. Protected, each
+    // SYN also passes the ACL and both new-flow limits.
+    for (label, snap) in [
+        ("syn_flood/vxlan_v4_tcp", snapshot("vxlan", false)),
+        (
+            "syn_flood_protected/vxlan_v4_tcp",
+            snapshot_with("vxlan", false, &protection()),
+        ),
+    ] {
         let mut frame = frames(&FlowMix {
             flows: 1,
             packets_per_flow: 1,
@@ -239,22 +297,25 @@ fn bench(c: &mut Criterion) {
         let mut p = Processor::new(1 << 16, 7);
         p.adopt(&snap);
         let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
-        let mut next = 0u32;
-        g.bench_function("syn_flood/vxlan_v4_tcp", |b| {
+        let (mut next, mut now) = (0u32, 0u32);
+        g.bench_function(label, |b| {
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
+                    now = now.wrapping_add(1);
                     for pkt in pkts.iter_mut() {
                         next = next.wrapping_add(1);
                         frame[26..30].copy_from_slice(&next.to_be_bytes()); // IPv4 source
                         pkt.reset(&frame);
                     }
-                    burst(&mut p, &snap, &mut pkts, 0);
+                    burst(&mut p, &snap, &mut pkts, now);
                 }
                 t.elapsed()
             })
         });
         assert_eq!(p.flows().len(), 0, "SYNs took flow-table entries");
+        let dropped: u64 = p.counters.listener_drops.iter().flatten().sum();
+        assert_eq!(dropped, 0, "{label}: the limits admit the whole flood");
     }
     g.finish();
 }
