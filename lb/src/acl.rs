@@ -32,21 +32,55 @@ pub struct AclMatch {
     pub rule: u16,
 }
 
+/// What a lookup decided, as the hot path keeps it: the deciding rule's
+/// counter index (the rule's index, or the rule count for the default)
+/// shifted left once, and the action in the low bit (1: allow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclCode(u32);
+
+impl AclCode {
+    /// Whether the source may send.
+    #[inline(always)]
+    pub fn allow(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    #[inline(always)]
+    fn counter(self) -> usize {
+        (self.0 >> 1) as usize
+    }
+}
+
 /// Sorted disjoint intervals of one family: `starts[i]..starts[i + 1]` has
-/// rule `rules[i]`; `starts[0]` is 0.
+/// code `codes[i]`; `starts[0]` is 0.
 #[derive(Debug, Clone)]
 struct Intervals<T> {
     starts: Vec<T>,
-    rules: Vec<u16>,
+    codes: Vec<AclCode>,
 }
 
 impl<T: Copy + Ord> Intervals<T> {
-    /// The rule of the interval containing `a`, searching `lo..hi`.
-    #[inline]
-    fn rule_in(&self, a: T, lo: usize, hi: usize) -> u16 {
+    /// The code of the interval containing `a`, searching `lo..hi`.
+    #[inline(always)]
+    fn code_in(&self, a: T, lo: usize, hi: usize) -> AclCode {
         let i = lo + self.starts[lo..hi].partition_point(|&s| s <= a);
         // `starts[0]` is 0, so some start is <= a and i >= 1.
-        self.rules[i.saturating_sub(1)]
+        self.codes[i.saturating_sub(1)]
+    }
+
+    /// Rules flattened by [`flatten`] as codes.
+    fn coded(starts: Vec<T>, rules: &[u16], actions: &[bool], default: bool) -> Self {
+        let codes = rules
+            .iter()
+            .map(|&r| {
+                let (counter, allow) = match actions.get(r as usize) {
+                    Some(&a) => (r as u32, a),
+                    None => (actions.len() as u32, default),
+                };
+                AclCode(counter << 1 | allow as u32)
+            })
+            .collect();
+        Intervals { starts, codes }
     }
 }
 
@@ -64,8 +98,8 @@ pub struct AclTable {
     /// interval count. Empty when the list is short.
     v4_index: Vec<u32>,
     v6: Intervals<u128>,
-    actions: Vec<bool>,
-    default: bool,
+    /// Rules in the list (the default's counter comes after them).
+    rules: usize,
     /// `hits[w * stride + r]`: packets worker `w` decided by rule `r`
     /// (`r == actions.len()`: the default).
     hits: Box<[AtomicU64]>,
@@ -90,11 +124,11 @@ fn range(c: &Cidr) -> (u128, u128, u32) {
 /// Flattens nested or disjoint prefixes (start, end, rule) of a space whose
 /// largest address is `max` into sorted intervals labelled with the longest
 /// covering prefix's rule.
-fn flatten(mut prefixes: Vec<(u128, u128, u16)>, max: u128) -> Intervals<u128> {
+fn flatten(mut prefixes: Vec<(u128, u128, u16)>, max: u128) -> Flat {
     // Wider first among equal starts, so nested ones come after their parent;
     // among identical prefixes the later rule wins (it is pushed last).
     prefixes.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    let mut out = Intervals {
+    let mut out = Flat {
         starts: Vec::new(),
         rules: Vec::new(),
     };
@@ -137,6 +171,12 @@ fn flatten(mut prefixes: Vec<(u128, u128, u16)>, max: u128) -> Intervals<u128> {
     out
 }
 
+/// Flattened prefixes: `starts[i]..starts[i + 1]` has rule `rules[i]`.
+struct Flat {
+    starts: Vec<u128>,
+    rules: Vec<u16>,
+}
+
 impl AclTable {
     /// Compiles `acl` (at most [`MAX_RULES`] rules), with hit counters for
     /// `workers` workers.
@@ -150,11 +190,18 @@ impl AclTable {
                 p6.push((start, end, i as u16));
             }
         }
+        let actions: Vec<bool> = acl
+            .rules
+            .iter()
+            .take(MAX_RULES)
+            .map(|(_, a)| *a == AclAction::Allow)
+            .collect();
+        let default = acl.default == AclAction::Allow;
         let f4 = flatten(p4, u128::from(u32::MAX));
-        let v4 = Intervals {
-            starts: f4.starts.iter().map(|&s| s as u32).collect(),
-            rules: f4.rules,
-        };
+        let starts4 = f4.starts.iter().map(|&s| s as u32).collect();
+        let v4 = Intervals::coded(starts4, &f4.rules, &actions, default);
+        let f6 = flatten(p6, u128::MAX);
+        let v6 = Intervals::coded(f6.starts, &f6.rules, &actions, default);
         // Rules and the default, rounded up to whole 128-byte lines.
         let stride = (acl.rules.len().min(MAX_RULES) + 1).next_multiple_of(16);
         let v4_index = if v4.starts.len() > INDEX_FROM_INTERVALS {
@@ -174,13 +221,8 @@ impl AclTable {
         AclTable {
             v4,
             v4_index,
-            v6: flatten(p6, u128::MAX),
-            actions: acl
-                .rules
-                .iter()
-                .map(|(_, a)| *a == AclAction::Allow)
-                .collect(),
-            default: acl.default == AclAction::Allow,
+            v6,
+            rules: actions.len(),
             hits: (0..stride * workers.max(1))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -188,16 +230,11 @@ impl AclTable {
         }
     }
 
-    /// Counts a packet worker `worker` decided by `rule` (a worker beyond
+    /// Counts a packet worker `worker` decided with `code` (a worker beyond
     /// the ones the table was built for is not counted).
     #[inline(always)]
-    pub fn count(&self, worker: usize, rule: u16) {
-        let r = if rule == DEFAULT_RULE {
-            self.actions.len()
-        } else {
-            rule as usize
-        };
-        if let Some(h) = self.hits.get(worker * self.stride + r) {
+    pub fn count(&self, worker: usize, code: AclCode) {
+        if let Some(h) = self.hits.get(worker * self.stride + code.counter()) {
             // One writer per counter: no read-modify-write needed.
             h.store(h.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
@@ -205,7 +242,7 @@ impl AclTable {
 
     /// Packets decided by rule `rule` (`None`: the default), all workers.
     pub fn hits(&self, rule: Option<usize>) -> u64 {
-        let r = rule.unwrap_or(self.actions.len());
+        let r = rule.unwrap_or(self.rules);
         self.hits
             .chunks(self.stride)
             .filter_map(|row| row.get(r))
@@ -213,40 +250,52 @@ impl AclTable {
             .sum()
     }
 
-    fn decide(&self, rule: u16) -> AclMatch {
+    /// A hot-path code as the rule it names.
+    fn decode(&self, code: AclCode) -> AclMatch {
+        let c = code.counter();
         AclMatch {
-            allow: self
-                .actions
-                .get(rule as usize)
-                .copied()
-                .unwrap_or(self.default),
-            rule,
+            allow: code.allow(),
+            rule: if c == self.rules {
+                DEFAULT_RULE
+            } else {
+                c as u16
+            },
         }
     }
 
-    /// The decision for IPv4 source `src`.
-    #[inline]
-    pub fn check_v4(&self, src: [u8; 4]) -> AclMatch {
+    /// What decides IPv4 source `src` (the hot path's form).
+    #[inline(always)]
+    pub fn code_v4(&self, src: [u8; 4]) -> AclCode {
         let a = u32::from_be_bytes(src);
-        let rule = if self.v4_index.is_empty() {
-            self.v4.rule_in(a, 0, self.v4.starts.len())
-        } else {
-            let h = (a >> 16) as usize;
-            let (lo, hi) = (self.v4_index[h] as usize, self.v4_index[h + 1] as usize);
-            // The containing interval is lo or a later one starting in this
-            // /16 (all before `hi`, or `hi` itself when it starts at a).
-            self.v4.rule_in(a, lo, (hi + 1).min(self.v4.starts.len()))
-        };
-        self.decide(rule)
+        if self.v4_index.is_empty() {
+            return self.v4.code_in(a, 0, self.v4.starts.len());
+        }
+        let h = (a >> 16) as usize;
+        let (lo, hi) = (self.v4_index[h] as usize, self.v4_index[h + 1] as usize);
+        if lo == hi {
+            // One interval covers the whole /16 (the common case).
+            return self.v4.codes[lo];
+        }
+        // The containing interval is lo or a later one starting in this
+        // /16 (all before `hi`, or `hi` itself when it starts at a).
+        self.v4.code_in(a, lo, (hi + 1).min(self.v4.starts.len()))
+    }
+
+    /// What decides IPv6 source `src` (the hot path's form).
+    #[inline(always)]
+    pub fn code_v6(&self, src: [u8; 16]) -> AclCode {
+        self.v6
+            .code_in(u128::from_be_bytes(src), 0, self.v6.starts.len())
+    }
+
+    /// The decision for IPv4 source `src`.
+    pub fn check_v4(&self, src: [u8; 4]) -> AclMatch {
+        self.decode(self.code_v4(src))
     }
 
     /// The decision for IPv6 source `src`.
-    #[inline]
     pub fn check_v6(&self, src: [u8; 16]) -> AclMatch {
-        let rule = self
-            .v6
-            .rule_in(u128::from_be_bytes(src), 0, self.v6.starts.len());
-        self.decide(rule)
+        self.decode(self.code_v6(src))
     }
 
     /// Address intervals in the compiled form (IPv4, IPv6): what a list
@@ -477,12 +526,12 @@ mod tests {
             rules: vec![(cidr("10.0.0.0/8"), AclAction::Allow)],
         };
         let t = AclTable::build(&acl, 2);
-        let m = t.check_v4([10, 1, 2, 3]);
-        t.count(0, m.rule);
-        t.count(1, m.rule);
-        t.count(1, m.rule);
-        t.count(2, m.rule); // no such worker: not counted
-        t.count(0, t.check_v4([11, 0, 0, 1]).rule);
+        let m = t.code_v4([10, 1, 2, 3]);
+        t.count(0, m);
+        t.count(1, m);
+        t.count(1, m);
+        t.count(2, m); // no such worker: not counted
+        t.count(0, t.code_v4([11, 0, 0, 1]));
         assert_eq!((t.hits(Some(0)), t.hits(None)), (3, 1));
     }
 }

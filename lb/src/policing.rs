@@ -103,9 +103,10 @@ fn workers(cfg: &Config) -> usize {
     cfg.dataplane.worker_lcores.len().max(1)
 }
 
-/// Hashed per-source limiters per worker (shared by all listeners; a
-/// power of two). 512 KiB of state.
-pub const SOURCE_BUCKETS: usize = 1 << 16;
+/// Hashed per-source limiters per worker (shared by all listeners): 2^16,
+/// 512 KiB of state.
+pub const SOURCE_BUCKETS: usize = 1 << SOURCE_BITS;
+const SOURCE_BITS: u32 = 16;
 
 /// A worker's limiter state: one `u64` per limiter (see [`Pace`]).
 #[derive(Debug, Clone)]
@@ -140,13 +141,13 @@ impl Limiters {
         }
     }
 
-    /// The per-source limiter of (listener `slot`, source hash `src`),
-    /// keyed by the worker's `seed` so that no one can aim sources at a
-    /// chosen bucket.
+    /// The per-source limiter of (listener `slot`, source `src` folded to
+    /// 64 bits), hashed with the worker's secret `seed` (multiply-shift:
+    /// without the seed no one can aim sources at a chosen limiter).
     #[inline(always)]
     pub fn source(&mut self, seed: u64, slot: u16, src: u64) -> &mut u64 {
-        let h = (src ^ seed).wrapping_add(u64::from(slot)) as u128 * 0x9E37_79B9_7F4A_7C15;
-        let i = ((h >> 64) as u64 ^ h as u64) as usize & (SOURCE_BUCKETS - 1);
+        let k = (src ^ seed).wrapping_add(u64::from(slot) << 48);
+        let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15 | 1) >> (64 - SOURCE_BITS)) as usize;
         &mut self.sources[i]
     }
 }

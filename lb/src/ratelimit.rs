@@ -59,6 +59,9 @@ impl WideClock {
     /// clock's first reading.
     #[inline]
     pub fn at(&mut self, now_ms: u32) -> u64 {
+        if self.last_ms == Some(now_ms) {
+            return self.ns; // most calls: the same millisecond as the last
+        }
         let d = now_ms.wrapping_sub(*self.last_ms.get_or_insert(now_ms));
         if d < 1 << 31 {
             self.ns += u64::from(d) * 1_000_000;

@@ -83,9 +83,9 @@ fn admitted<F: Family>(l: &ListenerState, src: F::Addr, worker: usize) -> bool {
     match &l.acl {
         None => true,
         Some(acl) => {
-            let m = F::acl(acl, src);
-            acl.count(worker, m.rule);
-            m.allow
+            let code = F::acl(acl, src);
+            acl.count(worker, code);
+            code.allow()
         }
     }
 }
@@ -105,7 +105,7 @@ fn within_limits<F: Family>(
     }
     let now = limits.clock.at(now_ms);
     if let Some(pace) = l.limits.source {
-        if !pace.admit(limits.source(seed, l.slot, F::src_hash(src)), now) {
+        if !pace.admit(limits.source(seed, l.slot, F::src_key(src)), now) {
             return Err(DropReason::SourceRateLimited);
         }
     }

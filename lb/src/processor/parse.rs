@@ -77,7 +77,10 @@ pub(super) trait Family {
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
     fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
     /// What access list `acl` says of source `src`.
-    fn acl(acl: &crate::acl::AclTable, src: Self::Addr) -> crate::acl::AclMatch;
+    fn acl(acl: &crate::acl::AclTable, src: Self::Addr) -> crate::acl::AclCode;
+    /// A source address folded to 64 bits, for the per-source limiters
+    /// (which hash it with a secret seed).
+    fn src_key(a: Self::Addr) -> u64;
     /// The ICMP message at frame offset `at` of a packet parsed as
     /// [`L4::Icmp`].
     fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<Self::Addr>, DropReason>;
@@ -95,8 +98,12 @@ impl Family for V4 {
         addr_key_v4(a)
     }
     #[inline(always)]
-    fn acl(acl: &crate::acl::AclTable, src: [u8; 4]) -> crate::acl::AclMatch {
-        acl.check_v4(src)
+    fn acl(acl: &crate::acl::AclTable, src: [u8; 4]) -> crate::acl::AclCode {
+        acl.code_v4(src)
+    }
+    #[inline(always)]
+    fn src_key(a: [u8; 4]) -> u64 {
+        u64::from(u32::from_be_bytes(a))
     }
     #[inline(always)]
     fn flow_hash(t: &Tuple<[u8; 4]>) -> u64 {
@@ -126,8 +133,13 @@ impl Family for V6 {
         addr_key_v6(a)
     }
     #[inline(always)]
-    fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclMatch {
-        acl.check_v6(src)
+    fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclCode {
+        acl.code_v6(src)
+    }
+    #[inline(always)]
+    fn src_key(a: [u8; 16]) -> u64 {
+        let k = u128::from_be_bytes(a);
+        (k >> 64) as u64 ^ (k as u64).rotate_left(29)
     }
     #[inline(always)]
     fn flow_hash(t: &Tuple<[u8; 16]>) -> u64 {
