@@ -10,11 +10,12 @@
 #  - prometheus: promtool, which checks the metrics endpoint's output
 #  - bird2, libbpf-dev: route announcements and the XDP program in the
 #    multi-gateway topology
+#  - hping3: SYN and UDP floods in the namespace flood test (e2e-flood.sh)
 DNLB_APT_PACKAGES=(
     build-essential pkg-config clang libclang-dev
     libdpdk-dev dpdk dpdk-dev
     iproute2 procps iputils-ping ethtool curl python3 ca-certificates
-    prometheus bird2 libbpf-dev faketime
+    prometheus bird2 libbpf-dev faketime hping3
 )
 
 dnlb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -5,9 +5,10 @@ Each reply names the backend and what it saw, one line:
 
     backend=b1 zone=a proto=tcp client=198.18.0.1:40000 vip=203.0.113.10:80
 
-(HTTP: that line is the body of a 200 response; UDP: that line is the reply
-datagram, sent from the VIP:port the request was addressed to, so that the
-client's connected socket accepts it). Requests are logged, one line each, to
+(HTTP: that line is the body of a 200 response; HTTP/1.1 with a
+Content-Length, so a keep-alive connection carries many requests; UDP: that
+line is the reply datagram, sent from the VIP:port the request was addressed
+to, so that the client's connected socket accepts it). Requests are logged, one line each, to
 stderr in the same format. Python 3 standard library only.
 
     backend_server.py --name b1 --zone a --vip 203.0.113.10 --tcp 80 --udp 80 \
@@ -35,7 +36,9 @@ def line(args, proto, client, local):
 
 def make_handler(args):
     class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"
+        # HTTP/1.1: the connection stays open for the next request unless
+        # the client asks to close it (keepalive_client.py reuses it).
+        protocol_version = "HTTP/1.1"
 
         def do_GET(self):
             text = line(args, "tcp", self.client_address, self.connection.getsockname())
@@ -57,6 +60,8 @@ def make_handler(args):
 class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    # Room for many clients connecting at once (the default backlog is 5).
+    request_queue_size = 128
 
 
 class EchoHandler(socketserver.StreamRequestHandler):
