@@ -65,6 +65,11 @@ pub struct RawHostPolicing {
     /// BGP (TCP port 179) and BFD (UDP 3784, 3785, 4784). Default 10000.
     #[serde(default)]
     pub routing_pps: Option<Spanned<u32>>,
+    /// The routing peers' addresses (BGP neighbours): when given, only
+    /// their packets count as routing. Default: none (any BGP segment but
+    /// a bare SYN counts).
+    #[serde(default)]
+    pub routing_peers: Vec<Spanned<String>>,
     /// ARP and IPv6 neighbour discovery. Default 5000.
     #[serde(default)]
     pub neighbor_pps: Option<Spanned<u32>>,

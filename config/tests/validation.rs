@@ -465,6 +465,7 @@ const LB_CASES: &[(&str, &str, &str, &str)] = &[
     ("echo rate zero", "[flows]", "[protection]\necho_replies_per_sec = 0\n\n[flows]", "protection.echo_replies_per_sec: must be between 1 and 10000000"),
     ("forwarded icmp rate too high", "[flows]", "[protection]\nicmp_errors_forwarded_per_sec = 20000000\n\n[flows]", "protection.icmp_errors_forwarded_per_sec: must be between 1 and 10000000"),
     ("host class rate zero", "[flows]", "[protection.host]\nrouting_pps = 0\n\n[flows]", "protection.host.routing_pps: must be between 1 and 10000000"),
+    ("routing peer not an address", "[flows]", "[protection.host]\nrouting_peers = [\"router1\"]\n\n[flows]", "protection.host.routing_peers[0]: \"router1\" is not an IP address"),
     ("host class unknown", "[flows]", "[protection.host]\nbgp_pps = 10\n\n[flows]", "unknown field `bgp_pps`"),
     ("admin connections zero", "[flows]", "[admin]\nmax_connections = 0\n\n[flows]", "admin.max_connections: give 1 to 4096"),
     ("admin token file missing", "[flows]", "[admin]\ntoken_file = \"/nonexistent/dnlb-token\"\n\n[flows]", "admin.token_file: cannot read /nonexistent/dnlb-token"),

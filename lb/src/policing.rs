@@ -62,12 +62,13 @@ impl GatewayLimits {
         let w = workers(cfg);
         let p = &cfg.protection;
         let h = &p.host;
+        let host = [h.routing, h.neighbor, h.backends, h.other];
         let icmp = cfg.encap.icmp_rate_per_sec;
         GatewayLimits {
             too_big: Pace::new(icmp, icmp),
             echo: Pace::share(p.echo_replies, w),
             icmp_forward: Pace::share(p.icmp_errors_forwarded, w),
-            host: [h.routing, h.neighbor, h.backends, h.other].map(|r| Pace::share(r, w)),
+            host: host.map(|r| Pace::share(r, w)),
         }
     }
 }

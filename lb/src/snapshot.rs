@@ -224,6 +224,9 @@ pub struct Snapshot {
     /// Every backend's address as a VIP-table key, sorted (to tell
     /// health-check answers on the exception path).
     pub backend_keys: Vec<u128>,
+    /// The routing peers' addresses as VIP-table keys, sorted (empty: not
+    /// configured).
+    pub routing_peers: Vec<u128>,
     /// Gateway parameters.
     pub params: GatewayParams,
     /// The earliest drain deadline still ahead when this was built, on the
@@ -406,6 +409,17 @@ impl Snapshot {
                 backends,
                 vips: VipTable::build(&cfg.listeners),
                 backend_keys,
+                routing_peers: {
+                    let mut k: Vec<u128> = cfg
+                        .protection
+                        .host
+                        .routing_peers
+                        .iter()
+                        .map(|a| crate::vip::addr_key(*a))
+                        .collect();
+                    k.sort_unstable();
+                    k
+                },
                 params: GatewayParams {
                     mtu: cfg.encap.mtu,
                     too_big: cfg.encap.too_big,

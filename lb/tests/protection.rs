@@ -441,3 +441,39 @@ fn the_exception_path_is_policed_per_class() {
     assert_eq!(c[HostClass::Backends as usize].passed, 100);
     assert_eq!(c[HostClass::Neighbor as usize].passed, 100);
 }
+
+#[test]
+fn only_the_routing_peers_or_established_bgp_segments_are_routing() {
+    let host = [192, 0, 2, 250];
+    let frame = |src: [u8; 4], syn: bool| {
+        let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
+            .ipv4(src, host, 64)
+            .tcp(33000, 179, 1, 1000);
+        let b = if syn { b.syn() } else { b.ack(1) };
+        let mut out = Vec::new();
+        b.write(&mut out, &[]).unwrap();
+        out
+    };
+    let peer = [192, 0, 2, 249];
+    let stranger = [198, 51, 100, 3];
+    let passed = |snap: &Snapshot, f: &[u8]| {
+        let mut p = processor(snap);
+        let ok = (0..100).filter(|_| p.police_host(snap, f, 10)).count();
+        (ok, p.counters.host)
+    };
+    // Without peers: a bare SYN to port 179 is "other", a segment of a
+    // session is routing, whoever sends it.
+    let snap = snapshot("", "[protection.host]\nother_pps = 5\nrouting_pps = 50\n");
+    let (ok, c) = passed(&snap, &frame(stranger, true));
+    assert_eq!((ok, c[HostClass::Other as usize].passed), (5, 5));
+    assert_eq!(passed(&snap, &frame(stranger, false)).0, 50);
+    // With peers: only theirs, SYN or not.
+    let snap = snapshot(
+        "",
+        "[protection.host]\nother_pps = 5\nrouting_pps = 50\nrouting_peers = [\"192.0.2.249\"]\n",
+    );
+    assert_eq!(passed(&snap, &frame(peer, true)).0, 50);
+    assert_eq!(passed(&snap, &frame(peer, false)).0, 50);
+    let (ok, c) = passed(&snap, &frame(stranger, false));
+    assert_eq!((ok, c[HostClass::Other as usize].passed), (5, 5));
+}

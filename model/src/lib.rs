@@ -56,7 +56,7 @@ impl Rate {
 
 /// Gateway-wide rate limits (`[protection]`), per gateway: each of its
 /// workers enforces its share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protection {
     /// ICMP echo replies sent (to VIPs' pings).
     pub echo_replies: Rate,
@@ -69,10 +69,14 @@ pub struct Protection {
 
 /// Packets per second the exception path passes to the host, by class, so
 /// that a flood of one class cannot starve another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPolicing {
     /// Routing protocols: BGP (TCP port 179) and BFD (UDP 3784, 3785, 4784).
     pub routing: Rate,
+    /// The routing peers' addresses: when given, only their packets are in
+    /// the routing class; when empty, any BGP segment but a bare SYN is
+    /// (a flood of SYNs to port 179 is `other`).
+    pub routing_peers: Vec<IpAddr>,
     /// ARP and IPv6 neighbour discovery / router messages.
     pub neighbor: Rate,
     /// From a backend address (health-check answers).
@@ -88,6 +92,7 @@ impl Default for Protection {
             icmp_errors_forwarded: Rate::per_sec(10_000),
             host: HostPolicing {
                 routing: Rate::per_sec(10_000),
+                routing_peers: Vec::new(),
                 neighbor: Rate::per_sec(5_000),
                 backends: Rate::per_sec(20_000),
                 other: Rate::per_sec(5_000),

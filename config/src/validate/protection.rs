@@ -3,7 +3,9 @@
 
 use toml::Spanned;
 
-use super::fields::in_range;
+use std::net::IpAddr;
+
+use super::fields::{addr, in_range};
 use crate::error::Collector;
 use crate::model::{FlowLimits, HostPolicing, Protection, Rate};
 use crate::raw::{RawFlowLimits, RawProtection};
@@ -22,11 +24,20 @@ fn rate(c: &mut Collector<'_>, v: &Option<Spanned<u32>>, key: &str, default: Rat
 pub(super) fn protection(c: &mut Collector<'_>, p: Option<&RawProtection>) -> Protection {
     let d = Protection::default();
     let Some(p) = p else { return d };
-    let mut host = d.host;
+    let mut host = d.host.clone();
     if let Some(h) = &p.host {
         let k = |n: &str| format!("protection.host.{n}");
+        let routing_peers = h
+            .routing_peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                addr::<IpAddr>(c, s, k(&format!("routing_peers[{i}]")), "an IP address")
+            })
+            .collect();
         host = HostPolicing {
             routing: rate(c, &h.routing_pps, &k("routing_pps"), d.host.routing),
+            routing_peers,
             neighbor: rate(c, &h.neighbor_pps, &k("neighbor_pps"), d.host.neighbor),
             backends: rate(c, &h.backends_pps, &k("backends_pps"), d.host.backends),
             other: rate(c, &h.other_pps, &k("other_pps"), d.host.other),

@@ -5,6 +5,7 @@
 
 use dnlb_wire::ethernet::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use dnlb_wire::ip::{IPPROTO_TCP, IPPROTO_UDP};
+use dnlb_wire::tcp::TcpFlags;
 
 use super::parse::{self, Parsed, Tuple, L4};
 use crate::policing::HostClass;
@@ -37,8 +38,19 @@ pub(super) fn class(snap: &Snapshot, frame: &[u8]) -> HostClass {
 }
 
 /// The class of a parsed IP packet whose source has VIP-table key `src`.
+/// Routing: BGP or BFD from a configured peer; without peers configured,
+/// any BGP segment but a bare SYN (a session is opened rarely, and a flood
+/// of SYNs to port 179 must not take routing's share) and any BFD packet.
 fn of_ip<A>(snap: &Snapshot, p: &Parsed<A>, src: u128) -> HostClass {
-    if p.l4 == L4::Ports && routing(&p.t) {
+    let routing = p.l4 == L4::Ports
+        && routing(&p.t)
+        && if snap.routing_peers.is_empty() {
+            let f = p.tcp_flags;
+            !(f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK))
+        } else {
+            snap.routing_peers.binary_search(&src).is_ok()
+        };
+    if routing {
         HostClass::Routing
     } else if snap.backend_keys.binary_search(&src).is_ok() {
         HostClass::Backends
