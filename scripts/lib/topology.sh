@@ -498,6 +498,11 @@ mtu = $TOPO_FABRIC_MTU
 
 [flows]
 capacity_per_worker = 16384
+
+# The exception path (af_xdp_tap): only the router's BGP packets take the
+# routing class, whatever is flooded at the gateway's address.
+[protection.host]
+routing_peers = ["$(topo_router_gw_addr "$i")", "$(topo_router_gw_addr6 "$i")"]
 EOF
         if [ "$TOPO_DNLB_ROUTES" = 1 ]; then cat <<EOF
 
