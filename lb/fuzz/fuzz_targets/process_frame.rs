@@ -1,6 +1,8 @@
 //! Any frame through the load-balancing step, against listeners of every
 //! kind (TCP/UDP, one port and all ports, IPv4/IPv6 VIPs, fragments dropped
-//! or hashed) and backends of every tunnel type: the step never panics, an
+//! or hashed, an access list and new-flow limits) and backends of every
+//! tunnel type, and the exception path's policer for frames not for a VIP:
+//! the step never panics, an
 //! encapsulated packet leaves toward the next hop in an outer IP header, and the
 //! same frame gets the same verdict from a second worker (gateways agree).
 #![no_main]
@@ -33,6 +35,13 @@ vips = ["192.0.2.10", "2001:db8:1::10"]
 protocol = "tcp"
 port = 80
 target_group = "mixed"
+[listener.acl]
+default = "allow"
+allow = ["10.0.0.0/8", "2001:db8:c::/48"]
+deny = ["10.1.0.0/16", "198.51.100.0/24", "2001:db8:c:1::/64"]
+[listener.limits]
+new_flows_per_sec = 1000
+source_new_flows_per_sec = 10
 [[listener]]
 name = "dns"
 vips = ["192.0.2.10", "2001:db8:1::10"]
@@ -48,6 +57,8 @@ port = 443
 scheduler = "source_ip"
 table_size = 251
 target_group = "v6"
+[protection.host]
+routing_peers = ["192.0.2.254"]
 [[target_group]]
 name = "mixed"
 [[target_group.backend]]
@@ -89,8 +100,8 @@ fn snapshot() -> &'static Snapshot {
 
 fuzz_target!(|data: &[u8]| {
     let snap = snapshot();
-    let mut a = Processor::new(1024, 7, 1000, 0);
-    let mut b = Processor::new(1024, 8, 1000, 0);
+    let mut a = Processor::new(1024, 7);
+    let mut b = Processor::new(1024, 8);
     a.adopt(snap);
     b.adopt(snap);
     let mut pa = VecPacket::new(data);
@@ -102,6 +113,13 @@ fuzz_target!(|data: &[u8]| {
     let vb = b.process(snap, &mut pb, MAC, 1);
     assert_eq!(va, vb, "two workers disagree");
     assert_eq!(pa.data(), pb.data());
+    if va == Action::NotForVip {
+        // The exception path classifies anything without panicking, alike
+        // on both workers.
+        let (ha, hb) = (a.police_host(snap, data, 1), b.police_host(snap, data, 1));
+        assert_eq!(ha, hb);
+        assert_eq!(a.counters.host, b.counters.host);
+    }
     if let Action::Encapsulated(_) = va {
         // An outer IPv4 or IPv6 header follows (trailing bytes beyond the
         // IP packet's own length are not carried, so it may be shorter).
