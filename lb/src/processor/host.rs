@@ -46,7 +46,7 @@ fn of_ip<A>(snap: &Snapshot, p: &Parsed<A>, src: u128) -> HostClass {
         && routing(&p.t)
         && if snap.routing_peers.is_empty() {
             let f = p.tcp_flags;
-            !(f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK))
+            !f.contains(TcpFlags::SYN) || f.contains(TcpFlags::ACK)
         } else {
             snap.routing_peers.binary_search(&src).is_ok()
         };

@@ -269,6 +269,13 @@ pub fn render_table(s: &Status) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    out.push_str(&changes_lines(s));
+    out
+}
+
+/// The run-time changes in effect and the stale ones, if any.
+fn changes_lines(s: &Status) -> String {
+    let mut out = String::new();
     if !s.runtime_changes.is_empty() || !s.stale_changes.is_empty() {
         out.push_str(&format!(
             "\nrun-time changes (kept in {}):\n",

@@ -81,6 +81,30 @@ fn known_path(segs: &[&str]) -> bool {
     )
 }
 
+/// `PUT` (with `body`) or `DELETE` (`None`) of listener `l`'s section `s`
+/// (`acl`, `limits`).
+fn section_change(l: &str, s: &str, body: Option<&str>) -> Result<Change, ApiReply> {
+    let section = if s == "acl" {
+        ListenerSection::Acl
+    } else {
+        ListenerSection::Limits
+    };
+    let value = match body {
+        Some(body) => Some(serde_json::from_value(body_json(body)?).map_err(|e| {
+            ApiReply::error(
+                422,
+                format!("give the section's keys as a JSON object: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(Change::Section {
+        listener: l.to_string(),
+        section,
+        value,
+    })
+}
+
 /// Turns a request into a call (or an error reply).
 pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -174,28 +198,7 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
             address: None,
         }),
         (_, ["v1", "listeners", l, s @ ("acl" | "limits")]) if put || method == "DELETE" => {
-            let section = if *s == "acl" {
-                ListenerSection::Acl
-            } else {
-                ListenerSection::Limits
-            };
-            let value = if put {
-                let v = body_json(body)?;
-                let t: toml::Table = serde_json::from_value(v).map_err(|e| {
-                    ApiReply::error(
-                        422,
-                        format!("give the section's keys as a JSON object: {e}"),
-                    )
-                })?;
-                Some(t)
-            } else {
-                None
-            };
-            ApiCall::Change(Change::Section {
-                listener: l.to_string(),
-                section,
-                value,
-            })
+            ApiCall::Change(section_change(l, s, put.then_some(body))?)
         }
         _ if known_path(&segs) => {
             return Err(ApiReply::error(
