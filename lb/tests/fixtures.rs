@@ -22,8 +22,10 @@ use etherparse::{
     EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder, UdpHeader,
 };
 
-const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+mod common;
+
+use common::{GW_MAC, ROUTER_MAC};
+
 const CLIENT4: [u8; 4] = [198, 51, 100, 7];
 const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0xc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 const SRC4: [u8; 4] = [192, 0, 2, 254];
@@ -454,20 +456,13 @@ fn icmp_error_v4(n: u8, icmp_type: u8, code: u8, rest: [u8; 4]) -> Vec<u8> {
         .write(&mut quoted, &[])
         .unwrap();
     quoted.truncate(28);
-    let mut icmp = vec![icmp_type, code, 0, 0];
-    icmp.extend_from_slice(&rest);
-    icmp.extend_from_slice(&quoted);
-    let c = etherparse::checksum::Sum16BitWords::new()
-        .add_slice(&icmp)
-        .ones_complement()
-        .to_be();
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-        .ipv4([203, 0, 113, 1], vip4(n), 64)
-        .write(&mut out, IpNumber(1), &icmp)
-        .unwrap();
-    out
+    let [r0, r1, r2, r3] = rest;
+    common::icmp4(
+        [203, 0, 113, 1],
+        vip4(n),
+        [icmp_type, code, 0, 0, r0, r1, r2, r3],
+        &quoted,
+    )
 }
 
 fn icmp_error_v6(n: u8, icmp_type: u8, rest: [u8; 4]) -> Vec<u8> {
@@ -477,39 +472,13 @@ fn icmp_error_v6(n: u8, icmp_type: u8, rest: [u8; 4]) -> Vec<u8> {
         .write(&mut quoted, &[1; 100])
         .unwrap();
     let router = [0x20, 0x01, 0x0d, 0xb8, 0xf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-    let mut out = Vec::new();
-    let mut icmp = vec![icmp_type, 0, 0, 0];
-    icmp.extend_from_slice(&rest);
-    icmp.extend_from_slice(&quoted);
-    // checksum with the pseudo header, computed by etherparse below
-    let h = Ipv6Header {
-        traffic_class: 0,
-        flow_label: Default::default(),
-        payload_length: icmp.len() as u16,
-        next_header: IpNumber(58),
-        hop_limit: 64,
-        source: router,
-        destination: vip6(n),
-    };
-    let sum = etherparse::checksum::Sum16BitWords::new()
-        .add_16bytes(h.source)
-        .add_16bytes(h.destination)
-        .add_4bytes((icmp.len() as u32).to_be_bytes())
-        .add_2bytes([0, 58])
-        .add_slice(&icmp)
-        .ones_complement()
-        .to_be();
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    Ethernet2Header {
-        destination: GW_MAC,
-        source: ROUTER_MAC,
-        ether_type: EtherType::IPV6,
-    }
-    .write(&mut out)
-    .unwrap();
-    h.write(&mut out).unwrap();
-    out.extend_from_slice(&icmp);
-    out
+    let [r0, r1, r2, r3] = rest;
+    common::icmp6(
+        router,
+        vip6(n),
+        [icmp_type, 0, 0, 0, r0, r1, r2, r3],
+        &quoted,
+    )
 }
 
 #[test]
@@ -589,18 +558,12 @@ fn icmp_errors_follow_the_flow_across_backends() {
             .write(&mut quoted, &[])
             .unwrap();
         quoted.truncate(28);
-        let mut icmp = vec![3, 4, 0, 0, 0, 0, 5, 0];
-        icmp.extend_from_slice(&quoted);
-        let c = etherparse::checksum::Sum16BitWords::new()
-            .add_slice(&icmp)
-            .ones_complement()
-            .to_be();
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
-        let mut err = Vec::new();
-        PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-            .ipv4([203, 0, 113, 1], vip4(100), 64)
-            .write(&mut err, IpNumber(1), &icmp)
-            .unwrap();
+        let err = common::icmp4(
+            [203, 0, 113, 1],
+            vip4(100),
+            [3, 4, 0, 0, 0, 0, 5, 0],
+            &quoted,
+        );
         // Two gateways: one saw the flow, the other only sees the error.
         let mut gw1 = Processor::new(4096, 1);
         let mut gw2 = Processor::new(4096, 2);
@@ -872,24 +835,15 @@ fn fragments_v4(n: u8) -> Vec<Vec<u8>> {
         .unwrap();
     let payload = &dgram[20..]; // UDP header + data, 72 bytes
     let mut out = Vec::new();
-    for (off, chunk, more) in [(0usize, &payload[..40], true), (40, &payload[40..], false)] {
-        let mut h =
-            Ipv4Header::new(chunk.len() as u16, 61, IpNumber(17), CLIENT4, vip4(n)).unwrap();
-        h.identification = 0x1234;
-        h.more_fragments = more;
-        h.fragment_offset = etherparse::IpFragOffset::try_new((off / 8) as u16).unwrap();
-        h.header_checksum = h.calc_header_checksum();
-        let mut f = Vec::new();
-        Ethernet2Header {
-            destination: GW_MAC,
-            source: ROUTER_MAC,
-            ether_type: EtherType::IPV4,
-        }
-        .write(&mut f)
-        .unwrap();
-        h.write(&mut f).unwrap();
-        f.extend_from_slice(chunk);
-        out.push(f);
+    for (off, chunk, more) in [(0, &payload[..40], true), (40, &payload[40..], false)] {
+        out.push(common::ipv4_fragment(
+            CLIENT4,
+            vip4(n),
+            17,
+            off,
+            more,
+            chunk,
+        ));
     }
     out
 }

@@ -22,8 +22,11 @@
 //! [`Processor::prepare`] and [`Processor::process_hinted`], so debug builds
 //! also check that the unvalidated first pass agrees with the parse.
 
+mod common;
+
 use std::path::Path;
 
+use common::{GW_MAC, ROUTER_MAC};
 use dnlb_lb::hash;
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::processor::Processor;
@@ -33,8 +36,8 @@ use dnlb_testkit::VecPacket;
 use dnlb_wire::buf::PacketBuf;
 use etherparse::checksum::Sum16BitWords;
 use etherparse::{
-    EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, NetSlice, PacketBuilder,
-    SlicedPacket, TransportSlice,
+    EtherType, Ethernet2Header, IpNumber, Ipv6Header, NetSlice, PacketBuilder, SlicedPacket,
+    TransportSlice,
 };
 
 use DropReason::{
@@ -42,8 +45,6 @@ use DropReason::{
     MalformedL4, NoListener, TooBig,
 };
 
-const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 const CLIENT4: [u8; 4] = [198, 51, 100, 7];
 const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0xc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 /// Outer source of encapsulated packets (`encap.source_v4`).
@@ -456,22 +457,7 @@ fn set_u16(b: &mut [u8], at: usize, v: u16) {
 /// An IPv4 datagram from the client to `dst` with the fragment fields set:
 /// `off` in bytes, the more-fragments flag, DF.
 fn frag4(dst: [u8; 4], proto: u8, off: u16, more: bool, payload: &[u8]) -> Vec<u8> {
-    let mut h = Ipv4Header::new(payload.len() as u16, 61, IpNumber(proto), CLIENT4, dst).unwrap();
-    h.identification = 0x1234;
-    h.more_fragments = more;
-    h.fragment_offset = etherparse::IpFragOffset::try_new(off / 8).unwrap();
-    h.header_checksum = h.calc_header_checksum();
-    let mut f = Vec::new();
-    Ethernet2Header {
-        destination: GW_MAC,
-        source: ROUTER_MAC,
-        ether_type: EtherType::IPV4,
-    }
-    .write(&mut f)
-    .unwrap();
-    h.write(&mut f).unwrap();
-    f.extend_from_slice(payload);
-    f
+    common::ipv4_fragment(CLIENT4, dst, proto, off, more, payload)
 }
 
 /// An IPv6 extension header to insert with [`with_exts`].
@@ -1416,55 +1402,12 @@ fn tiny_overlapping_and_odd_fragments() {
 /// quoting `quote`. (Which ICMP types and codes are forwarded is another
 /// change's business; this table only varies the quote.)
 fn icmp4_error(quote: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
-    icmp.extend_from_slice(quote);
-    let c = Sum16BitWords::new()
-        .add_slice(&icmp)
-        .ones_complement()
-        .to_be();
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-        .ipv4(ROUTER4, VIP4, 64)
-        .write(&mut out, IpNumber(1), &icmp)
-        .unwrap();
-    out
+    common::icmp4(ROUTER4, VIP4, [3, 4, 0, 0, 0, 0, 0x05, 0x78], quote)
 }
 
 /// An ICMPv6 "packet too big" (MTU 1400) from a router to the IPv6 VIP.
 fn icmp6_error(quote: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![2, 0, 0, 0, 0, 0, 0x05, 0x78];
-    icmp.extend_from_slice(quote);
-    let sum = Sum16BitWords::new()
-        .add_16bytes(ROUTER6)
-        .add_16bytes(vip6())
-        .add_4bytes((icmp.len() as u32).to_be_bytes())
-        .add_2bytes([0, 58])
-        .add_slice(&icmp)
-        .ones_complement()
-        .to_be();
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut out = Vec::new();
-    Ethernet2Header {
-        destination: GW_MAC,
-        source: ROUTER_MAC,
-        ether_type: EtherType::IPV6,
-    }
-    .write(&mut out)
-    .unwrap();
-    Ipv6Header {
-        traffic_class: 0,
-        flow_label: Default::default(),
-        payload_length: icmp.len() as u16,
-        next_header: IpNumber(58),
-        hop_limit: 64,
-        source: ROUTER6,
-        destination: vip6(),
-    }
-    .write(&mut out)
-    .unwrap();
-    out.extend_from_slice(&icmp);
-    out
+    common::icmp6(ROUTER6, vip6(), [2, 0, 0, 0, 0, 0, 0x05, 0x78], quote)
 }
 
 /// The packet the backend sent, VIP:80 -> client:40000 (TCP), as quoted.

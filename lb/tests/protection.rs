@@ -4,17 +4,18 @@
 //! errors backends use, minimum MTUs, forged quotes), access-list rule
 //! counters, and the exception path's per-class policing.
 
+mod common;
+
 use std::path::Path;
 
+use common::{GW_MAC, ROUTER_MAC};
 use dnlb_lb::policing::HostClass;
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::{Action, DropReason};
 use dnlb_testkit::VecPacket;
-use etherparse::{IpNumber, PacketBuilder};
+use etherparse::PacketBuilder;
 
-const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 const VIP: [u8; 4] = [192, 0, 2, 1];
 const VIP2: [u8; 4] = [192, 0, 2, 2];
 const VIP6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
@@ -197,20 +198,13 @@ fn icmp4(to: [u8; 4], quoted_src: [u8; 4], icmp_type: u8, code: u8, rest: [u8; 4
         .write(&mut quoted, &[])
         .unwrap();
     quoted.truncate(28);
-    let mut icmp = vec![icmp_type, code, 0, 0];
-    icmp.extend_from_slice(&rest);
-    icmp.extend_from_slice(&quoted);
-    let c = etherparse::checksum::Sum16BitWords::new()
-        .add_slice(&icmp)
-        .ones_complement()
-        .to_be();
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-        .ipv4([203, 0, 113, 1], to, 64)
-        .write(&mut out, IpNumber(1), &icmp)
-        .unwrap();
-    out
+    let [r0, r1, r2, r3] = rest;
+    common::icmp4(
+        [203, 0, 113, 1],
+        to,
+        [icmp_type, code, 0, 0, r0, r1, r2, r3],
+        &quoted,
+    )
 }
 
 /// An ICMPv6 error to VIP6 quoting VIP6:80 → client:40000 (the checksum
@@ -222,16 +216,14 @@ fn icmp6(icmp_type: u8, code: u8, rest: [u8; 4]) -> Vec<u8> {
         .tcp(80, 40000, 7, 1000)
         .write(&mut quoted, &[1; 100])
         .unwrap();
-    let mut icmp = vec![icmp_type, code, 0, 0];
-    icmp.extend_from_slice(&rest);
-    icmp.extend_from_slice(&quoted);
     let router = [0x20, 0x01, 0x0d, 0xb8, 0xf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
-        .ipv6(router, VIP6, 64)
-        .write(&mut out, IpNumber(58), &icmp)
-        .unwrap();
-    out
+    let [r0, r1, r2, r3] = rest;
+    common::icmp6(
+        router,
+        VIP6,
+        [icmp_type, code, 0, 0, r0, r1, r2, r3],
+        &quoted,
+    )
 }
 
 #[test]
