@@ -424,6 +424,30 @@ fn promtool_check(text: &str) {
 
 /// API changes, SIGHUPs and config-file rewrites at once, under traffic:
 /// every change is applied or refused cleanly, and no packet is lost.
+/// `n` SIGHUPs to process `pid`, 25 ms apart.
+fn sighups(pid: &str, n: u32) {
+    for _ in 0..n {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `n` atomic rewrites of the config file `path` with `text(i)`, 35 ms
+/// apart (a watcher reloads it).
+fn rewrites(path: &Path, n: u8, text: impl Fn(u8) -> String) {
+    let tmp = path.with_extension("toml.tmp");
+    for i in 0..n {
+        std::fs::write(&tmp, text(i)).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+        std::thread::sleep(Duration::from_millis(35));
+    }
+}
+
 #[test]
 fn reload_races_lose_no_packet() {
     let dir = common::tempdir();
@@ -475,27 +499,8 @@ fn reload_races_lose_no_packet() {
                 api.ok("POST", "/v1/reload", None);
             }
         });
-        // Signals.
-        s.spawn(|| {
-            for _ in 0..40 {
-                let ok = std::process::Command::new("kill")
-                    .args(["-HUP", &pid])
-                    .status()
-                    .unwrap()
-                    .success();
-                assert!(ok);
-                std::thread::sleep(Duration::from_millis(25));
-            }
-        });
-        // The file, rewritten atomically (the watcher reloads it).
-        s.spawn(|| {
-            for i in 0..40u8 {
-                let tmp = dir.path().join("gw.toml.tmp");
-                std::fs::write(&tmp, cfg(if i % 2 == 0 { 50 } else { 100 })).unwrap();
-                std::fs::rename(&tmp, &cfg_path).unwrap();
-                std::thread::sleep(Duration::from_millis(35));
-            }
-        });
+        s.spawn(|| sighups(&pid, 40));
+        s.spawn(|| rewrites(&cfg_path, 40, |i| cfg(if i % 2 == 0 { 50 } else { 100 })));
     });
     let s = api.status();
     assert_eq!(s["reloads_rejected"], 0, "{s}");
@@ -572,25 +577,8 @@ fn acl_changes_under_traffic_lose_no_allowed_packet_and_rules_count() {
                 api.ok("PUT", "/v1/listeners/web/acl", Some(acl));
             }
         });
-        s.spawn(|| {
-            for _ in 0..30 {
-                let ok = std::process::Command::new("kill")
-                    .args(["-HUP", &pid])
-                    .status()
-                    .unwrap()
-                    .success();
-                assert!(ok);
-                std::thread::sleep(Duration::from_millis(25));
-            }
-        });
-        s.spawn(|| {
-            for i in 0..30u8 {
-                let tmp = dir.path().join("gw.toml.tmp");
-                std::fs::write(&tmp, cfg(i)).unwrap();
-                std::fs::rename(&tmp, &cfg_path).unwrap();
-                std::thread::sleep(Duration::from_millis(35));
-            }
-        });
+        s.spawn(|| sighups(&pid, 30));
+        s.spawn(|| rewrites(&cfg_path, 30, cfg));
     });
     let s = api.status();
     assert_eq!(s["reloads_rejected"], 0, "{s}");

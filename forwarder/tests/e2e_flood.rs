@@ -15,8 +15,7 @@
 //! test is ignored in debug builds; run it with
 //! `cargo test --release -p dnlb-forwarder --test e2e_flood`.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 #[test]
 #[cfg_attr(
@@ -24,26 +23,5 @@ use std::process::Command;
     ignore = "needs an optimized dnlb: cargo test --release -p dnlb-forwarder --test e2e_flood"
 )]
 fn floods_leave_connections_and_routing_up() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/e2e-flood.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("DNLB_BIN", env!("CARGO_BIN_EXE_dnlb"))
-        .env("E2E_NO_INSTALL", "1")
-        .env("TOPO", "dnlbf")
-        .output()
-        .expect("running scripts/e2e-flood.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary = stdout.lines().last().unwrap_or("");
-    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&ns.stdout).contains("dnlbf-"),
-        "namespaces left behind"
-    );
-    assert!(
-        out.status.success() && summary.ends_with(" passed, 0 failed"),
-        "e2e failed: {summary}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    let passed: u32 = summary.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(passed >= 32, "{summary}");
+    common::run_e2e_script("e2e-flood.sh", "dnlbf", 32);
 }

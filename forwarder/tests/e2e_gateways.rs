@@ -10,31 +10,9 @@
 //! the VIP withdrawn on shutdown. Each check prints ok/FAIL; the script's
 //! last line counts them.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 #[test]
 fn gateways_fail_over_and_connections_survive() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/e2e-gateways.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("DNLB_BIN", env!("CARGO_BIN_EXE_dnlb"))
-        .env("E2E_NO_INSTALL", "1")
-        .env("TOPO", "dnlbe")
-        .output()
-        .expect("running scripts/e2e-gateways.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary = stdout.lines().last().unwrap_or("");
-    assert!(
-        out.status.success() && summary.ends_with(" passed, 0 failed"),
-        "e2e failed: {summary}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    let passed: u32 = summary.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(passed >= 30, "{summary}");
-    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&ns.stdout).contains("dnlbe-"),
-        "namespaces left behind"
-    );
+    common::run_e2e_script("e2e-gateways.sh", "dnlbe", 30);
 }

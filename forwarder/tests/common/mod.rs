@@ -228,3 +228,37 @@ pub fn admin_token(cfg: &Path) -> String {
         .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
     t.trim().to_string()
 }
+
+/// Runs end-to-end script `scripts/NAME` against the dnlb under test with
+/// topology prefix `topo` (no installs: the test suite did them) and
+/// checks its verdict: the last line "N passed, 0 failed" with at least
+/// `min_passed` checks, and no namespace of the topology left behind.
+pub fn run_e2e_script(name: &str, topo: &str, min_passed: u32) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name);
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("DNLB_BIN", env!("CARGO_BIN_EXE_dnlb"))
+        .env("E2E_NO_INSTALL", "1")
+        .env("TOPO", topo)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = stdout.lines().last().unwrap_or("");
+    let ns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ns.stdout).contains(&format!("{topo}-")),
+        "namespaces left behind"
+    );
+    assert!(
+        out.status.success() && summary.ends_with(" passed, 0 failed"),
+        "{name} failed: {summary}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    let passed: u32 = summary.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(passed >= min_passed, "{summary}");
+}
