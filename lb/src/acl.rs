@@ -95,8 +95,9 @@ impl<T: Copy + Ord> Intervals<T> {
 pub struct AclTable {
     v4: Intervals<u32>,
     /// `index[h]`: the interval containing `h << 16`; `index[65536]` the
-    /// interval count. Empty when the list is short.
-    v4_index: Vec<u32>,
+    /// interval count. None when the list is short. (An array, so that no
+    /// lookup needs a bounds check.)
+    v4_index: Option<Box<[u32; 65537]>>,
     v6: Intervals<u128>,
     /// Rules in the list (the default's counter comes after them).
     rules: usize,
@@ -204,20 +205,21 @@ impl AclTable {
         let v6 = Intervals::coded(f6.starts, &f6.rules, &actions, default);
         // Rules and the default, rounded up to whole 128-byte lines.
         let stride = (acl.rules.len().min(MAX_RULES) + 1).next_multiple_of(16);
-        let v4_index = if v4.starts.len() > INDEX_FROM_INTERVALS {
-            (0..=65536u64)
-                .map(|h| {
-                    if h == 65536 {
-                        v4.starts.len() as u32
-                    } else {
-                        let a = (h << 16) as u32;
-                        (v4.starts.partition_point(|&s| s <= a) - 1) as u32
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let v4_index = (v4.starts.len() > INDEX_FROM_INTERVALS).then(|| {
+            let mut index: Box<[u32; 65537]> = vec![0u32; 65537]
+                .into_boxed_slice()
+                .try_into()
+                .expect("65537 long");
+            for (h, slot) in index.iter_mut().enumerate() {
+                *slot = if h == 65536 {
+                    v4.starts.len() as u32
+                } else {
+                    let a = (h << 16) as u32;
+                    (v4.starts.partition_point(|&s| s <= a) - 1) as u32
+                };
+            }
+            index
+        });
         AclTable {
             v4,
             v4_index,
@@ -267,11 +269,11 @@ impl AclTable {
     #[inline(always)]
     pub fn code_v4(&self, src: [u8; 4]) -> AclCode {
         let a = u32::from_be_bytes(src);
-        if self.v4_index.is_empty() {
+        let Some(index) = &self.v4_index else {
             return self.v4.code_in(a, 0, self.v4.starts.len());
-        }
+        };
         let h = (a >> 16) as usize;
-        let (lo, hi) = (self.v4_index[h] as usize, self.v4_index[h + 1] as usize);
+        let (lo, hi) = (index[h] as usize, index[h + 1] as usize);
         if lo == hi {
             // One interval covers the whole /16 (the common case).
             return self.v4.codes[lo];

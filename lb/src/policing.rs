@@ -123,7 +123,7 @@ pub struct Limiters {
     /// Per listener counter slot.
     pub listeners: Vec<u64>,
     /// Hashed by (listener slot, source).
-    pub sources: Box<[u64]>,
+    pub sources: Box<[u64; SOURCE_BUCKETS]>,
     /// The exception path, by [`HostClass`].
     pub host: [u64; HostClass::COUNT],
 }
@@ -137,7 +137,10 @@ impl Limiters {
             echo: 0,
             icmp_forward: 0,
             listeners: vec![0; slots],
-            sources: vec![0; SOURCE_BUCKETS].into_boxed_slice(),
+            sources: vec![0; SOURCE_BUCKETS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("SOURCE_BUCKETS long"),
             host: [0; HostClass::COUNT],
         }
     }
