@@ -7,7 +7,10 @@
 //! finds the interval containing the address by binary search; for IPv4
 //! lists with many intervals a 65,536-entry index on the top 16 bits first
 //! narrows the search to one /16 (a few intervals), so thousands of
-//! prefixes cost about what a handful do.
+//! prefixes cost about what a handful do. IPv6 lists get the same kind of
+//! index on the 16 bits after the prefix all their bounds share (IPv6
+//! prefixes crowd into 2000::/3, or one operator's /32, where the top 16
+//! bits would tell little).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -99,6 +102,7 @@ pub struct AclTable {
     /// lookup needs a bounds check.)
     v4_index: Option<Box<[u32; 65537]>>,
     v6: Intervals<u128>,
+    v6_index: Option<V6Index>,
     /// Rules in the list (the default's counter comes after them).
     rules: usize,
     /// `hits[w * stride + r]`: packets worker `w` decided by rule `r`
@@ -172,6 +176,68 @@ fn flatten(mut prefixes: Vec<(u128, u128, u16)>, max: u128) -> Flat {
     out
 }
 
+/// An index on IPv6 intervals: the bounds but the first (0) share their
+/// top `common` bits, `prefix`; the next `bits` bits (at most 16) of an
+/// address with that prefix select `first[h]..=first[h + 1]`, the intervals
+/// to search. An address below the prefix is in the first interval, one
+/// above it in the last.
+#[derive(Debug)]
+struct V6Index {
+    common: u32,
+    prefix: u128,
+    bits: u32,
+    first: Vec<u32>,
+}
+
+impl V6Index {
+    /// The index of `starts` (sorted, `starts[0]` = 0, at least two).
+    fn build(starts: &[u128]) -> V6Index {
+        let (lo, hi) = (starts[1], starts[starts.len() - 1]);
+        let common = (lo ^ hi).leading_zeros();
+        let bits = (128 - common).min(16);
+        let prefix = if common == 0 { 0 } else { lo >> (128 - common) };
+        let base = if common == 0 {
+            0
+        } else {
+            prefix << (128 - common)
+        };
+        let shift = 128 - common - bits;
+        let first = (0..=(1u128 << bits))
+            .map(|h| {
+                if h == 1 << bits {
+                    starts.len() as u32
+                } else {
+                    let a = base | h << shift;
+                    (starts.partition_point(|&s| s <= a) - 1) as u32
+                }
+            })
+            .collect();
+        V6Index {
+            common,
+            prefix,
+            bits,
+            first,
+        }
+    }
+
+    /// The intervals to search for `a` (`lo..hi`).
+    #[inline(always)]
+    fn range(&self, a: u128, len: usize) -> (usize, usize) {
+        let top = if self.common == 0 {
+            0
+        } else {
+            a >> (128 - self.common)
+        };
+        if top != self.prefix {
+            let i = if top < self.prefix { 0 } else { len - 1 };
+            return (i, i + 1);
+        }
+        let h = ((a >> (128 - self.common - self.bits)) & ((1 << self.bits) - 1)) as usize;
+        let lo = self.first[h] as usize;
+        (lo, (self.first[h + 1] as usize + 1).min(len))
+    }
+}
+
 /// Flattened prefixes: `starts[i]..starts[i + 1]` has rule `rules[i]`.
 struct Flat {
     starts: Vec<u128>,
@@ -220,10 +286,12 @@ impl AclTable {
             }
             index
         });
+        let v6_index = (v6.starts.len() > INDEX_FROM_INTERVALS).then(|| V6Index::build(&v6.starts));
         AclTable {
             v4,
             v4_index,
             v6,
+            v6_index,
             rules: actions.len(),
             hits: (0..stride * workers.max(1))
                 .map(|_| AtomicU64::new(0))
@@ -286,8 +354,13 @@ impl AclTable {
     /// What decides IPv6 source `src` (the hot path's form).
     #[inline(always)]
     pub fn code_v6(&self, src: [u8; 16]) -> AclCode {
-        self.v6
-            .code_in(u128::from_be_bytes(src), 0, self.v6.starts.len())
+        let a = u128::from_be_bytes(src);
+        let len = self.v6.starts.len();
+        let (lo, hi) = match &self.v6_index {
+            Some(index) => index.range(a, len),
+            None => (0, len),
+        };
+        self.v6.code_in(a, lo, hi)
     }
 
     /// The decision for IPv4 source `src`.
@@ -515,6 +588,56 @@ mod tests {
                 }
                 for a in addrs {
                     let a = IpAddr::V4(Ipv4Addr::from(a));
+                    prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
+                }
+            }
+        }
+    }
+
+    fn any_v6_prefix() -> impl Strategy<Value = Cidr> {
+        // Inside one operator's 2001:db8::/32 (the bounds share 32 bits or
+        // more), few distinct values below it, so prefixes nest often.
+        (0u128..8, 0u128..4, 32u8..=128).prop_map(|(a, b, len)| {
+            let addr = 0x2001_0db8u128 << 96 | a << 80 | b << 40 | a * b;
+            let c = Cidr {
+                addr: IpAddr::V6(Ipv6Addr::from(addr)),
+                len,
+            };
+            let (s, _, _) = range(&c);
+            Cidr {
+                addr: IpAddr::V6(Ipv6Addr::from(s)),
+                len,
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The same for IPv6 lists, whose index works on the bits after the
+        /// prefix all bounds share; probes inside and outside that prefix.
+        #[test]
+        fn compiled_v6_lists_agree_with_longest_prefix_match(
+            rules in prop::collection::vec((any_v6_prefix(), any::<bool>()), 0..200),
+            deny_default in any::<bool>(),
+            probes in prop::collection::vec(any::<u128>(), 8),
+        ) {
+            let acl = Acl {
+                default: if deny_default { AclAction::Deny } else { AclAction::Allow },
+                rules: rules
+                    .into_iter()
+                    .map(|(c, allow)| (c, if allow { AclAction::Allow } else { AclAction::Deny }))
+                    .collect(),
+            };
+            let t = AclTable::build(&acl, 1);
+            for p in probes {
+                let mut addrs = vec![p, 0x2001_0db8u128 << 96 | p >> 32];
+                for (c, _) in &acl.rules {
+                    let (s, e, _) = range(c);
+                    addrs.extend([s, e, s.wrapping_sub(1), e.wrapping_add(1)]);
+                }
+                for a in addrs {
+                    let a = IpAddr::V6(Ipv6Addr::from(a));
                     prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
                 }
             }
