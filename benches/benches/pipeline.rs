@@ -275,6 +275,49 @@ fn bench(c: &mut Criterion) {
             c.new_flows, c.flow_table_full
         );
     }
+    // New flows into a full table (a flood of ACKs from new sources filled
+    // it with live entries): every insert fails; after a few failed
+    // searches for room the table stops searching, so a failing insert
+    // costs about what a hit does.
+    {
+        let snap = snapshot("vxlan", false);
+        let mut frame = mid_flow(FlowMix {
+            flows: 1,
+            packets_per_flow: 2,
+            proto: Proto::Tcp,
+            ip: IpVersion::V4,
+            frame_len: 60,
+            dst_port: 80,
+        })
+        .remove(0);
+        let mut p = Processor::new(1 << 16, 7);
+        p.adopt(&snap);
+        let mut pkt = VecPacket::new(&frame);
+        let mut next = 0u32;
+        while p.counters.flow_table_full < 10_000 {
+            next = next.wrapping_add(1);
+            frame[26..30].copy_from_slice(&next.to_be_bytes()); // IPv4 source
+            pkt.reset(&frame);
+            p.process(&snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0);
+        }
+        let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
+        let stored = p.flows().len();
+        g.bench_function("new_flow_full_table/vxlan_v4_tcp", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    for pkt in pkts.iter_mut() {
+                        next = next.wrapping_add(1);
+                        frame[26..30].copy_from_slice(&next.to_be_bytes());
+                        pkt.reset(&frame);
+                    }
+                    burst(&mut p, &snap, &mut pkts, 1);
+                }
+                t.elapsed()
+            })
+        });
+        assert_eq!(p.flows().len(), stored, "the full table took nothing");
+    }
     // A SYN flood: every packet a SYN from a new source. Bare SYNs take no
     // flow-table entry, so this costs about what a hit does. Protected, each
     // SYN also passes the ACL and both new-flow limits.

@@ -77,6 +77,19 @@ const WAYS: usize = 4;
 /// while still filling to about 1.7× the nominal capacity.
 const BFS_NODES: usize = 40;
 
+/// After this many displacement searches in a row found no room, the table
+/// is taken to be full: of the next [`SATURATED_RETRY`] inserts that would
+/// search, only the last does; the others fail at once, for the cost of
+/// scanning their two buckets (about what a hit costs), so a flood of new
+/// flows into a full table cannot slow the worker. The state ends
+/// [`SATURATED_MS`] after it began (entries may have expired since); a
+/// search that finds room halves the count of failures.
+const SATURATED_AFTER: u32 = 8;
+/// See [`SATURATED_AFTER`].
+const SATURATED_RETRY: u32 = 256;
+/// See [`SATURATED_AFTER`].
+const SATURATED_MS: u32 = 50;
+
 /// [`FlowTable::lookup_burst`] prefetches only in tables with more buckets
 /// than this (1 MiB).
 const PREFETCH_MIN_BUCKETS: usize = (1 << 20) / 64;
@@ -150,6 +163,15 @@ pub struct FlowTable {
     len: usize,
     /// Next bucket [`FlowTable::sweep`] visits.
     cursor: usize,
+    /// Recent displacement searches that found no room (at most
+    /// [`SATURATED_AFTER`]; halved by one that did).
+    failed_searches: u32,
+    /// Inserts still to fail without a search (see [`SATURATED_AFTER`]).
+    skip_searches: u32,
+    /// When the table was last found full (milliseconds).
+    saturated_at: u32,
+    /// Displacement searches made (for tests and diagnostics).
+    searches: u64,
 }
 
 impl fmt::Debug for FlowTable {
@@ -187,6 +209,10 @@ impl FlowTable {
             mask: n - 1,
             len: 0,
             cursor: 0,
+            failed_searches: 0,
+            skip_searches: 0,
+            saturated_at: 0,
+            searches: 0,
         }
     }
 
@@ -313,8 +339,29 @@ impl FlowTable {
             return Ok(());
         }
         // Both buckets hold only live entries: make room by moving entries
-        // to their other buckets.
-        self.displace(b1, b2, new, now)
+        // to their other buckets, unless the table is known to be full.
+        if self.skip_searches > 0 && now.wrapping_sub(self.saturated_at) < SATURATED_MS {
+            self.skip_searches -= 1;
+            return Err(TableFull);
+        }
+        self.searches += 1;
+        let r = self.displace(b1, b2, new, now);
+        if r.is_ok() {
+            // Room, this time: search more, but a full table soon says so again.
+            self.failed_searches /= 2;
+        } else {
+            self.failed_searches = (self.failed_searches + 1).min(SATURATED_AFTER);
+            if self.failed_searches == SATURATED_AFTER {
+                self.skip_searches = SATURATED_RETRY - 1;
+                self.saturated_at = now;
+            }
+        }
+        r
+    }
+
+    /// Displacement searches made so far.
+    pub fn searches(&self) -> u64 {
+        self.searches
     }
 
     /// Cuckoo displacement for `new`, whose buckets `b1`, `b2` hold only live
@@ -698,6 +745,36 @@ mod tests {
         }
         assert!(t.len() <= t.capacity());
         assert_eq!(t.sweep(100, usize::MAX), stored.len() - 100);
+    }
+
+    #[test]
+    fn a_full_table_stops_searching_for_room_until_a_search_finds_some() {
+        let mut t = FlowTable::new(1024);
+        let mut r = Rng(11);
+        // Fill it with live entries until inserts fail.
+        let mut stored = 0;
+        while t.searches() < 200 {
+            stored += t.insert(r.next(), 1, 0, 1000).is_ok() as usize;
+        }
+        assert!(stored > t.capacity() * 80 / 100, "{stored}");
+        // A flood of new flows: few of the failing inserts search.
+        let before = t.searches();
+        let mut failed = 0;
+        for _ in 0..10_000 {
+            failed += t.insert(r.next(), 2, 1, 1000).is_err() as u32;
+        }
+        let searched = t.searches() - before;
+        assert!(failed > 9_000, "{failed}");
+        assert!(
+            searched * 50 <= u64::from(failed),
+            "{searched} searches for {failed} failing inserts: more than 2 %"
+        );
+        // Live entries are all still there, and once they expire new flows
+        // take their slots again.
+        assert!(t.len() >= stored);
+        for i in 0..100 {
+            assert!(t.insert(r.next(), i, 2000, 1000).is_ok());
+        }
     }
 
     #[test]
