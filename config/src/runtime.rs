@@ -281,12 +281,26 @@ impl RuntimeChanges {
     /// the version replaced is kept as `PATH.prev`. No changes still make a
     /// file (with only the header), so an empty file always means damage.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = self.to_text().map_err(std::io::Error::other)?;
+        crate::durable::replace(path, text.as_bytes(), true)
+    }
+
+    /// The file's text: the header and the changes, checked to read back as
+    /// the same changes (a file dnlb could not read at its next start is
+    /// never written: e.g. a hand-edited stale registration whose tables
+    /// nest deeper than the TOML reader accepts once written out).
+    pub fn to_text(&self) -> Result<String, String> {
         let body = if self.is_empty() {
             String::new()
         } else {
-            toml::to_string(self).map_err(std::io::Error::other)?
+            toml::to_string(self).map_err(|e| e.to_string())?
         };
-        crate::durable::replace(path, format!("{HEADER}{body}").as_bytes(), true)
+        let text = format!("{HEADER}{body}");
+        match toml::from_str::<RuntimeChanges>(&text) {
+            Ok(again) if again == *self => Ok(text),
+            Ok(_) => Err("the changes would not read back as written".into()),
+            Err(e) => Err(format!("the changes would not read back: {}", e.message())),
+        }
     }
 
     /// Applies the changes over config text `text` (from file `file`) and

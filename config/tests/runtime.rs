@@ -270,3 +270,21 @@ fn a_damaged_changes_file_is_an_error_naming_it_never_no_changes() {
         "{kept:?}"
     );
 }
+
+/// Found by the runtime_changes fuzzer (its input, kept as is): a
+/// hand-edited stale registration whose tables nest deeply loads (it is
+/// skipped as stale), but written out it would nest past what the TOML
+/// reader accepts, and the next start would stop on a "damaged" file.
+/// Saving refuses instead; the file on disk stays as it was.
+#[test]
+fn changes_that_would_not_read_back_are_never_written() {
+    let text = include_str!("data/runtime-nested-stale-register.toml");
+    let changes: dnlb_config::runtime::RuntimeChanges = toml::from_str(text).unwrap();
+    let err = changes.to_text().unwrap_err();
+    assert!(err.contains("would not read back"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.runtime.toml");
+    std::fs::write(&path, "# before\n").unwrap();
+    assert!(changes.save(&path).is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# before\n");
+}
