@@ -598,7 +598,7 @@ mod tests {
         // Inside one operator's 2001:db8::/32 (the bounds share 32 bits or
         // more), few distinct values below it, so prefixes nest often.
         (0u128..8, 0u128..4, 32u8..=128).prop_map(|(a, b, len)| {
-            let addr = 0x2001_0db8u128 << 96 | a << 80 | b << 40 | a * b;
+            let addr = 0x2001_0db8u128 << 96 | a << 80 | b << 40 | (a * b);
             let c = Cidr {
                 addr: IpAddr::V6(Ipv6Addr::from(addr)),
                 len,
