@@ -12,7 +12,7 @@
 # column divides dnlb's ratio by testpmd's.
 #
 #   scripts/bench-flood.sh [--flows 1000] [--sources 200000] [--runs 3]
-#                          [--seconds 10]
+#                          [--seconds 10] [--est-frames SOURCES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -20,9 +20,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 sources=200000 runs=3 seconds=10
+flows=1000 sources=200000 runs=3 seconds=10 est_frames=
 while [ $# -gt 0 ]; do
     case "$1" in
+    --est-frames) est_frames=$2; shift 2 ;;
     --flows) flows=$2; shift 2 ;;
     --sources) sources=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+est_frames=${est_frames:-$sources}
 dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-flood.XXXXXX)
@@ -41,7 +43,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/dnlb-pcapgen --proto tcp --flows "$flows" --mid-flow --out "$out/established.pcap" 2>/dev/null
+# The established file holds as many frames as the flood file (each flow's
+# ACKs repeated), so that both replays touch the same amount of memory: the
+# pcap PMD copies every frame out of its own preloaded mbuf, and 200k of
+# those miss the caches whoever forwards them (--est-frames FLOWS replays one
+# frame per flow, as the issue's first measurement did).
+per_flow=$(( (est_frames + flows - 1) / flows ))
+target/release/dnlb-pcapgen --proto tcp --flows "$flows" --mid-flow --packets-per-flow "$per_flow" \
+    --out "$out/established.pcap" 2>/dev/null
 target/release/dnlb-pcapgen --proto tcp --flows "$sources" --distinct-sources --out "$out/flood.pcap" 2>/dev/null
 
 
@@ -96,7 +105,7 @@ run_testpmd() {
     grep -o 'Rx-pps: *[0-9]*' "$out/tp-$1.log" | awk '{print $2}' | steady | median
 }
 
-echo "# $(date -u +%FT%TZ) established flows=$flows, flood sources=$sources, runs=$runs, seconds=$seconds, --no-huge"
+echo "# $(date -u +%FT%TZ) established flows=$flows (frames=$((per_flow * flows))), flood sources=$sources, runs=$runs, seconds=$seconds, --no-huge"
 printf '%-4s %14s %14s %7s %14s %14s %7s %10s\n' run dnlb_est dnlb_flood ratio tpmd_est tpmd_flood ratio dnlb/tpmd
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b>0)?a/b:0}'; }
 row() { # run e f te tf

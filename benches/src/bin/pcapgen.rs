@@ -44,8 +44,9 @@ struct Args {
     /// Destination port.
     #[arg(long, default_value_t = 80)]
     dst_port: u16,
-    /// Every flow's second packet instead of its first (TCP: an ACK of an
-    /// established connection, not a SYN).
+    /// Packets past each flow's first instead of all of them (TCP: ACKs of
+    /// an established connection, no SYN), `packets_per_flow` of each,
+    /// round-robin over flows.
     #[arg(long)]
     mid_flow: bool,
     /// IPv4 only: each flow from its own source address, 10.0.0.0 + flow
@@ -88,9 +89,14 @@ fn main() -> std::io::Result<()> {
         dst_port: a.dst_port,
     };
     let f: Vec<Vec<u8>> = if a.mid_flow || a.distinct_sources {
-        let seq = u32::from(a.mid_flow);
-        (0..a.flows)
-            .map(|n| {
+        let (first, rounds) = if a.mid_flow {
+            (1, a.packets_per_flow.max(1))
+        } else {
+            (0, 1)
+        };
+        (first..first + rounds)
+            .flat_map(|seq| (0..a.flows).map(move |n| (n, seq)))
+            .map(|(n, seq)| {
                 let f = frame(&mix, n, seq);
                 if a.distinct_sources && matches!(mix.ip, IpVersion::V4) {
                     with_source(f, n)
