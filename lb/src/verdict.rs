@@ -209,6 +209,13 @@ mod tests {
             DropReason::COUNT,
             "every reason has its own help"
         );
+        let ops = include_str!("../../docs/operations.md");
+        for r in DropReason::ALL {
+            assert!(
+                ops.contains(&format!("| `{}` | {} |", r.name(), r.help())),
+                "docs/operations.md lacks the row of {r:?}"
+            );
+        }
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{r:?} out of order");
             // Names are metric labels: lowercase words joined by `_`.
