@@ -424,6 +424,49 @@ fn promtool_check(text: &str) {
 
 /// API changes, SIGHUPs and config-file rewrites at once, under traffic:
 /// every change is applied or refused cleanly, and no packet is lost.
+/// What the race tests share: a scratch directory with the traffic (all
+/// for the VIP or its elastic IP, replayed forever) and the token.
+struct RaceBed {
+    dir: tempfile::TempDir,
+    eal: Vec<String>,
+}
+
+impl RaceBed {
+    fn new(tag: &str) -> Self {
+        let dir = common::tempdir();
+        traffic(&dir.path().join("traffic.pcap"));
+        std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+        let mut eal = common::eal_args(tag);
+        eal.push("--lcores=0@0,1@1".into());
+        RaceBed { dir, eal }
+    }
+
+    /// The config with the elastic IP (so all traffic is for a listener)
+    /// and `extra` appended.
+    fn config(&self, extra: &str) -> String {
+        let d = self.dir.path();
+        config(&self.eal, &d.join("traffic.pcap"), &d.join("token"), extra).replace(
+            "vips = [\"192.0.2.10\"]",
+            "vips = [\"192.0.2.10\"]\nelastic_ip = \"198.51.100.77\"",
+        )
+    }
+}
+
+/// Stops the gateway and returns its final totals: received, transmitted,
+/// dropped, and the report.
+fn stop_for_totals(child: common::ChildGuard, lines: &Events) -> (u64, u64, u64, Value) {
+    common::signal(&child, "-TERM");
+    let total = common::final_report(lines)["total"].clone();
+    let mut child = child;
+    assert!(child.0.wait().unwrap().success());
+    (
+        common::num(&total["rx_packets"]),
+        common::num(&total["tx_packets"]),
+        common::num(&total["dropped"]),
+        total,
+    )
+}
+
 /// `n` SIGHUPs to process `pid`, 25 ms apart.
 fn sighups(pid: &str, n: u32) {
     for _ in 0..n {
@@ -450,18 +493,13 @@ fn rewrites(path: &Path, n: u8, text: impl Fn(u8) -> String) {
 
 #[test]
 fn reload_races_lose_no_packet() {
-    let dir = common::tempdir();
-    let pcap = dir.path().join("traffic.pcap");
-    traffic(&pcap);
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let mut eal = common::eal_args("race");
-    eal.push("--lcores=0@0,1@1".into());
+    let bed = RaceBed::new("race");
+    let dir = &bed.dir;
     let cfg_path = dir.path().join("gw.toml");
-    // The elastic IP in the config: all traffic is for a VIP.
     let cfg = |w: u8| {
-        config(&eal, &pcap, &token, &format!("[[target_group.backend]]\naddress = \"10.1.0.4\"\ntunnel = \"gue\"\nweight = {w}\n"))
-            .replace("vips = [\"192.0.2.10\"]", "vips = [\"192.0.2.10\"]\nelastic_ip = \"198.51.100.77\"")
+        bed.config(&format!(
+            "[[target_group.backend]]\naddress = \"10.1.0.4\"\ntunnel = \"gue\"\nweight = {w}\n"
+        ))
     };
     std::fs::write(&cfg_path, cfg(100)).unwrap();
     let path = cfg_path.to_str().unwrap().to_string();
@@ -517,15 +555,7 @@ fn reload_races_lose_no_packet() {
         "deregistered last: {runtime}"
     );
     assert!(!runtime.contains("until"), "undrained last: {runtime}");
-    common::signal(&child, "-TERM");
-    let total = common::final_report(&lines)["total"].clone();
-    let mut child = child;
-    assert!(child.0.wait().unwrap().success());
-    let (rx, tx, dropped) = (
-        common::num(&total["rx_packets"]),
-        common::num(&total["tx_packets"]),
-        common::num(&total["dropped"]),
-    );
+    let (rx, tx, dropped, total) = stop_for_totals(child, &lines);
     assert!(rx > 10_000, "traffic flowed during the races: {total}");
     assert_eq!(dropped, 0, "{total}");
     assert_eq!(rx, tx, "{total}");
@@ -539,21 +569,12 @@ fn reload_races_lose_no_packet() {
 /// removing the list lets everyone in again.
 #[test]
 fn acl_changes_under_traffic_lose_no_allowed_packet_and_rules_count() {
-    let dir = common::tempdir();
-    let pcap = dir.path().join("traffic.pcap");
-    traffic(&pcap);
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let mut eal = common::eal_args("aclrace");
-    eal.push("--lcores=0@0,1@1".into());
+    let bed = RaceBed::new("aclrace");
+    let dir = &bed.dir;
     let cfg_path = dir.path().join("gw.toml");
     // Every list lets 198.18.0.0/16 (the traffic's sources) in.
     let cfg = |i: u8| {
-        config(&eal, &pcap, &token, "")
-            .replace(
-                "vips = [\"192.0.2.10\"]",
-                "vips = [\"192.0.2.10\"]\nelastic_ip = \"198.51.100.77\"",
-            )
+        bed.config("")
             .replace(
                 "target_group = \"web\"\n",
                 &format!("target_group = \"web\"\n[listener.acl]\ndefault = \"deny\"\nallow = [\"198.18.0.0/16\", \"10.{i}.0.0/16\"]\n"),
@@ -653,15 +674,7 @@ fn acl_changes_under_traffic_lose_no_allowed_packet_and_rules_count() {
         denied,
         "no more denials"
     );
-    common::signal(&child, "-TERM");
-    let total = common::final_report(&lines)["total"].clone();
-    let mut child = child;
-    assert!(child.0.wait().unwrap().success());
-    let (rx, tx, dropped) = (
-        common::num(&total["rx_packets"]),
-        common::num(&total["tx_packets"]),
-        common::num(&total["dropped"]),
-    );
+    let (rx, tx, dropped, total) = stop_for_totals(child, &lines);
     assert!(rx > 10_000, "traffic flowed: {total}");
     assert_eq!(dropped, denied, "only the denied sources' packets: {total}");
     assert_eq!(rx, tx + dropped, "{total}");

@@ -544,6 +544,43 @@ mod tests {
         }
     }
 
+    /// A list of `rules` (true: allow).
+    fn list(rules: Vec<(Cidr, bool)>, deny_default: bool) -> Acl {
+        let action = |allow| {
+            if allow {
+                AclAction::Allow
+            } else {
+                AclAction::Deny
+            }
+        };
+        Acl {
+            default: action(!deny_default),
+            rules: rules.into_iter().map(|(c, a)| (c, action(a))).collect(),
+        }
+    }
+
+    /// `extra`, and each rule's first and last address and their
+    /// neighbours (within the rule's family).
+    fn around_bounds(acl: &Acl, extra: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = extra.collect();
+        for (c, _) in &acl.rules {
+            let (s, e, bits) = range(c);
+            let max = if bits == 32 {
+                u128::from(u32::MAX)
+            } else {
+                u128::MAX
+            };
+            for x in [s, e, s.wrapping_sub(1) & max, e.wrapping_add(1) & max] {
+                out.push(if bits == 32 {
+                    IpAddr::V4(Ipv4Addr::from(x as u32))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(x))
+                });
+            }
+        }
+        out
+    }
+
     fn any_v4_prefix() -> impl Strategy<Value = Cidr> {
         // Few distinct high bits, so prefixes nest and collide often.
         (0u32..16, 0u8..=32).prop_map(|(hi, len)| {
@@ -571,25 +608,11 @@ mod tests {
             deny_default in any::<bool>(),
             probes in prop::collection::vec(any::<u32>(), 8),
         ) {
-            let acl = Acl {
-                default: if deny_default { AclAction::Deny } else { AclAction::Allow },
-                rules: rules
-                    .into_iter()
-                    .map(|(c, allow)| (c, if allow { AclAction::Allow } else { AclAction::Deny }))
-                    .collect(),
-            };
+            let acl = list(rules, deny_default);
             let t = AclTable::build(&acl, 1);
-            for p in probes {
-                // Probe the addresses and the rule boundaries themselves.
-                let mut addrs = vec![p];
-                for (c, _) in &acl.rules {
-                    let (s, e, _) = range(c);
-                    addrs.extend([s as u32, e as u32, (s as u32).wrapping_sub(1), (e as u32).wrapping_add(1)]);
-                }
-                for a in addrs {
-                    let a = IpAddr::V4(Ipv4Addr::from(a));
-                    prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
-                }
+            let extra = probes.into_iter().map(|p| IpAddr::V4(Ipv4Addr::from(p)));
+            for a in around_bounds(&acl, extra) {
+                prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
             }
         }
     }
@@ -622,24 +645,14 @@ mod tests {
             deny_default in any::<bool>(),
             probes in prop::collection::vec(any::<u128>(), 8),
         ) {
-            let acl = Acl {
-                default: if deny_default { AclAction::Deny } else { AclAction::Allow },
-                rules: rules
-                    .into_iter()
-                    .map(|(c, allow)| (c, if allow { AclAction::Allow } else { AclAction::Deny }))
-                    .collect(),
-            };
+            let acl = list(rules, deny_default);
             let t = AclTable::build(&acl, 1);
-            for p in probes {
-                let mut addrs = vec![p, 0x2001_0db8u128 << 96 | p >> 32];
-                for (c, _) in &acl.rules {
-                    let (s, e, _) = range(c);
-                    addrs.extend([s, e, s.wrapping_sub(1), e.wrapping_add(1)]);
-                }
-                for a in addrs {
-                    let a = IpAddr::V6(Ipv6Addr::from(a));
-                    prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
-                }
+            let extra = probes
+                .into_iter()
+                .flat_map(|p| [p, 0x2001_0db8u128 << 96 | p >> 32])
+                .map(|p| IpAddr::V6(Ipv6Addr::from(p)));
+            for a in around_bounds(&acl, extra) {
+                prop_assert_eq!(check(&t, a), naive(&acl, a), "{}", a);
             }
         }
     }
