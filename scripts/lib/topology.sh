@@ -523,9 +523,6 @@ EOF
         printf '\n[[listener]]\nname = "echo"\nvips = [%s]\nprotocol = "tcp"\nport = %s\ntarget_group = "web"\n' "$vips_toml" "$TOPO_ECHO_PORT"
         printf '\n[[target_group]]\nname = "web"\n'
         printf '\n[target_group.health_check]\ntype = "http"\nport = %s\npath = "/health"\ninterval_ms = 300\ntimeout_ms = 250\nhealthy_threshold = 2\nunhealthy_threshold = 3\n' "$TOPO_HEALTH_PORT"
-        # With the exception path, the gateway's own path to the backends
-        # (its address on tap0) comes up only after dnlb has started.
-        if [ "$mode" = af_xdp_tap ]; then printf 'startup_grace_ms = 3000\n'; fi
         for j in $(seq "$(topo_backend_count)"); do
             printf '\n[[target_group.backend]]\naddress = "%s"\nzone = "%s"\ntunnel = "vxlan"\nvni = %s\ninner_mac = "%s"\n' \
                 "$(topo_backend_addr "$j")" "$(topo_backend_zone "$j")" "$TOPO_VNI" "$(topo_backend_vxmac "$j")"
