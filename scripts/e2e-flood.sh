@@ -130,7 +130,9 @@ flood() {
     local name=$1 secs=$2; shift 2
     (
         echo "$(now) $(tx_packets client eth0)" > "$TOPO_STATE/$name.start"
-        timeout -s INT -k 3 "$secs" ip netns exec "$TOPO-client" hping3 -q --flood "$@" \
+        # On CPU 0: the gateways' workers are pinned to CPU 1 (the
+        # generator must not take the forwarder's core on this small host).
+        timeout -s INT -k 3 "$secs" ip netns exec "$TOPO-client" taskset -c 0 hping3 -q --flood "$@" \
             > "$TOPO_STATE/$name.hping" 2>&1 || true
         echo "$(now) $(tx_packets client eth0)" > "$TOPO_STATE/$name.end"
     ) &

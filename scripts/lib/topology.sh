@@ -446,8 +446,12 @@ zone = "$(topo_gw_zone "$i")"
 [dataplane]
 eal_args = ["--no-huge", "--no-pci", "-m", "256", "--no-telemetry", "--file-prefix=$TOPO-gw$i", "--lcores=0@0,1@1"]
 worker_lcores = [1]
-pool_mbufs = 4095
-rx_descriptors = 512
+# Rings deep enough to ride out a few milliseconds without CPU: every
+# gateway's worker shares one core with the others, the backends and the
+# clients, and under a flood a worker descheduled for 5 ms has ~500 frames
+# waiting.
+pool_mbufs = 16383
+rx_descriptors = 4096
 tx_descriptors = 512
 # Two cores shared by every gateway: back off when idle, never busy-poll.
 idle_polls_before_sleep = 64
@@ -458,7 +462,7 @@ EOF
 
 [[dataplane.ports]]
 name = "net_af_packet0"
-devargs = "iface=eth0,qpairs=1"
+devargs = "iface=eth0,qpairs=1,framecnt=4096"
 EOF
             ;;
             af_xdp) cat <<EOF
