@@ -400,7 +400,7 @@ impl Snapshot {
             at.now,
             cfg.flows.tcp_idle_timeout.max(cfg.flows.udp_idle_timeout),
         );
-        let backend_keys = backend_keys(&backends);
+        let backend_keys = sorted_keys(backends.iter().flatten().map(|b| b.address));
         let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
         Ok((
             Snapshot {
@@ -409,17 +409,7 @@ impl Snapshot {
                 backends,
                 vips: VipTable::build(&cfg.listeners),
                 backend_keys,
-                routing_peers: {
-                    let mut k: Vec<u128> = cfg
-                        .protection
-                        .host
-                        .routing_peers
-                        .iter()
-                        .map(|a| crate::vip::addr_key(*a))
-                        .collect();
-                    k.sort_unstable();
-                    k
-                },
+                routing_peers: sorted_keys(cfg.protection.host.routing_peers.iter().copied()),
                 params: GatewayParams {
                     mtu: cfg.encap.mtu,
                     too_big: cfg.encap.too_big,
@@ -488,13 +478,10 @@ fn table_for(
     Ok(t)
 }
 
-/// The addresses of `backends` as sorted VIP-table keys.
-fn backend_keys(backends: &[Option<BackendState>]) -> Vec<u128> {
-    let mut keys: Vec<u128> = backends
-        .iter()
-        .flatten()
-        .map(|b| crate::vip::addr_key(b.address))
-        .collect();
+/// Addresses as VIP-table keys, sorted and without repeats (for binary
+/// search).
+fn sorted_keys(addrs: impl Iterator<Item = IpAddr>) -> Vec<u128> {
+    let mut keys: Vec<u128> = addrs.map(crate::vip::addr_key).collect();
     keys.sort_unstable();
     keys.dedup();
     keys
