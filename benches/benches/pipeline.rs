@@ -308,7 +308,7 @@ fn bench(c: &mut Criterion) {
             p.process(&snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0);
         }
         let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
-        let stored = p.flows().len();
+        let (full0, new0) = (p.counters.flow_table_full, p.counters.new_flows);
         g.bench_function("new_flow_full_table/vxlan_v4_tcp", |b| {
             b.iter_custom(|iters| {
                 let t = Instant::now();
@@ -319,7 +319,19 @@ fn bench(c: &mut Criterion) {
                 t.elapsed()
             })
         });
-        assert_eq!(p.flows().len(), stored, "the full table took nothing");
+        // A search now and then still finds room (a displacement chain);
+        // nearly every insert fails (checked over a real run, not over the
+        // single burst of `--test`).
+        let (full, new) = (
+            p.counters.flow_table_full - full0,
+            p.counters.new_flows - new0,
+        );
+        if new + full >= 10_000 {
+            assert!(
+                new * 50 <= full,
+                "the table stayed full: {new} stored, {full} refused"
+            );
+        }
     }
     // A SYN flood: every packet a SYN from a new source. Bare SYNs take no
     // flow-table entry, so this costs about what a hit does. Protected, each
