@@ -2,15 +2,24 @@
 # Whole-forwarder throughput through DPDK, next to dpdk-testpmd on the same
 # input, vdev, core and EAL memory settings, runs alternated.
 #
-# A pcap of N flows is replayed from memory (net_pcap, infinite_rx=1) into
-# one worker lcore; TX on the same port (net_pcap without a TX file drops).
+# A pcap of N flows to one VIP is replayed from memory (net_pcap,
+# infinite_rx=1) into one worker lcore; TX on the same port (net_pcap without
+# a TX file frees what it sends). dnlb runs in load-balancing mode: a listener
+# on the VIP's port, 8 backends behind the chosen tunnel, and every packet is
+# looked up, encapsulated and sent back out (one-armed), as on a gateway.
+# `--tunnel none` measures plain forwarding instead (`forward_to`, no
+# listener: what testpmd io does). TCP replays ACKs of established flows.
+#
 # Each run lasts SECONDS (testpmd needs about 5 s to start with --no-huge);
 # per-second rates are kept from the second non-zero one on (the first
-# covers start-up), and the run's median is its result. Output: per-run medians, the
-# median over runs for each, and the ratio dnlb / testpmd.
+# covers start-up), and the run's median is its result. Output: one row per
+# run (dnlb and each testpmd mode, their order alternated), the medians, and
+# dnlb's ratio to each testpmd mode.
 #
-#   scripts/bench-forwarder.sh [--flows 1000] [--frame-len 60] [--runs 5]
-#                              [--seconds 12] [--hugepages] [--mode io]
+#   scripts/bench-forwarder.sh [--flows 1000] [--frame-len 60] [--proto udp|tcp]
+#       [--ip 4|6] [--tunnel vxlan|ipip|gue|gre|none] [--backend-ip 4|6]
+#       [--testpmd "5tswap io macswap"] [--runs 5] [--seconds 12] [--hugepages]
+#       [--csv FILE]   (appends one line of medians per run of the script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -18,18 +27,27 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 frame_len=60 runs=5 seconds=12 huge=0 mode=io
+flows=1000 frame_len=60 proto=udp ip=4 tunnel=vxlan backend_ip= modes="5tswap io macswap"
+runs=5 seconds=12 huge=0 csv=
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
     --frame-len) frame_len=$2; shift 2 ;;
+    --proto) proto=$2; shift 2 ;;
+    --ip) ip=$2; shift 2 ;;
+    --tunnel) tunnel=$2; shift 2 ;;
+    --backend-ip) backend_ip=$2; shift 2 ;;
+    --testpmd) modes=$2; shift 2 ;;
+    --mode) modes=$2; shift 2 ;; # the old name
     --runs) runs=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --hugepages) huge=1; shift ;;
-    --mode) mode=$2; shift 2 ;;
+    --csv) csv=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
+backend_ip=${backend_ip:-$ip}
+read -r -a modes <<< "$modes"
 
 dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
@@ -43,16 +61,54 @@ cleanup() {
 trap cleanup EXIT
 
 pcap=$out/flows.pcap
-target/release/dnlb-pcapgen --flows "$flows" --frame-len "$frame_len" --out "$pcap"
+gen=(--flows "$flows" --frame-len "$frame_len" --proto "$proto" --ip "$ip")
+[ "$proto" = tcp ] && gen+=(--mid-flow)
+target/release/dnlb-pcapgen "${gen[@]}" --out "$pcap" 2>/dev/null
 
+# The pcap PMD preloads every frame of the file into mbufs of the port's pool:
+# the pool holds them all plus the working set (rings, bursts in flight).
+pool=8191
+while [ "$pool" -lt $((flows + 16384)) ]; do pool=$((pool * 2 + 1)); done
+# Memory: ~2.3 KB per mbuf, the flow table (32 B per flow at half load,
+# allocated by dnlb from the heap, not from EAL memory) aside.
+mem_mb=$(( (pool * 2304 / 1048576 + 256 + 255) / 256 * 256 ))
+[ "$mem_mb" -lt 1024 ] && mem_mb=1024
 if [ "$huge" = 1 ]; then
-    scripts/hugepages.sh reserve 1024 >/dev/null
-    mem=(-m 1024 --in-memory)
+    scripts/hugepages.sh reserve $((mem_mb / 2)) >/dev/null
+    mem=(-m "$mem_mb" --in-memory)
 else
-    mem=(--no-huge -m 1024)
+    mem=(--no-huge -m "$mem_mb")
 fi
 vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 
+# The listener's config: 8 backends behind $tunnel, in family $backend_ip.
+listener_config() {
+    local vip=192.0.2.10
+    [ "$ip" = 6 ] && vip=2001:db8::10
+    echo '[encap]'
+    echo 'source_v4 = "192.0.2.254"'
+    echo 'source_v6 = "2001:db8::fe"'
+    echo 'next_hop_mac = "02:00:00:00:00:fe"'
+    echo '[flows]'
+    echo "capacity_per_worker = $(( flows * 2 > 65536 ? flows * 2 : 65536 ))"
+    echo '[[listener]]'
+    echo 'name = "bench"'
+    echo "vips = [\"$vip\"]"
+    echo "protocol = \"$proto\""
+    echo 'port = 80'
+    echo 'target_group = "bench"'
+    echo '[[target_group]]'
+    echo 'name = "bench"'
+    for b in 1 2 3 4 5 6 7 8; do
+        echo '[[target_group.backend]]'
+        if [ "$backend_ip" = 6 ]; then echo "address = \"2001:db8:1::$b\""; else echo "address = \"10.1.0.$b\""; fi
+        echo "tunnel = \"$tunnel\""
+        case "$tunnel" in
+        vxlan) echo 'vni = 100'; echo "inner_mac = \"02:00:0a:01:00:0$b\"" ;;
+        gre) echo "gre_key = $b" ;;
+        esac
+    done
+}
 
 run_dnlb() {
     local cfg=$out/dnlb.toml
@@ -63,36 +119,57 @@ run_dnlb() {
         echo '[dataplane]'
         printf 'eal_args = ['; printf '"%s", ' "${eal[@]}"; echo ']'
         echo 'worker_lcores = [1]'
-        echo 'pool_mbufs = 8191'
+        echo "pool_mbufs = $pool"
         echo '[[dataplane.ports]]'
         echo "name = \"net_pcap0\""
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
-        echo 'forward_to = "net_pcap0"'
+        if [ "$tunnel" = none ]; then echo 'forward_to = "net_pcap0"'; else listener_config; fi
     } > "$cfg"
-    target/release/dnlb run --config "$cfg" --stats-interval-ms 1000 > "$out/dnlb.log" 2> "$out/dnlb.err" &
+    target/release/dnlb run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
+        > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local pid=$!
     pids+=("$pid")
     sleep "$seconds"
     kill -INT "$pid"; wait "$pid" || true
+    if [ "$tunnel" != none ] && ! grep -q 'tx_pps=[1-9]' "$out/dnlb.log"; then
+        echo "dnlb sent nothing: see its log" >&2; cat "$out/dnlb.err" >&2; exit 1
+    fi
     grep '^stats:' "$out/dnlb.log" | grep -o 'rx_pps=[0-9]*' | cut -d= -f2 | steady | median
 }
 
-run_testpmd() {
+run_testpmd() { # MODE
     timeout -s INT "$seconds" dpdk-testpmd "${mem[@]}" --no-pci --no-telemetry "--file-prefix=bench-tp-$$" \
-        -l 0,1 "--vdev=$vdev" -- --forward-mode="$mode" --total-num-mbufs=8192 --stats-period 1 -a \
+        -l 0,1 "--vdev=$vdev" -- --forward-mode="$1" --total-num-mbufs="$pool" --stats-period 1 -a \
         < /dev/null > "$out/testpmd.log" 2>&1 || true
     grep -o 'Rx-pps: *[0-9]*' "$out/testpmd.log" | awk '{print $2}' | steady | median
 }
 
-echo "# $(date -u +%FT%TZ) flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds hugepages=$huge testpmd-mode=$mode"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b>0)?a/b:0}'; }
+what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge"
+echo "# $(date -u +%FT%TZ) $what runs=$runs seconds=$seconds"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf '%-4s %14s %14s %7s\n' run dnlb_pps testpmd_pps ratio
-: > "$out/d"; : > "$out/t"
+printf '%-6s %12s' run dnlb; for m in "${modes[@]}"; do printf ' %12s' "$m"; done
+for m in "${modes[@]}"; do printf ' %10s' "÷$m"; done; echo
+: > "$out/r.dnlb"; for m in "${modes[@]}"; do : > "$out/r.$m"; done
+row() { # LABEL DNLB RATE...
+    local label=$1 d=$2; shift 2
+    printf '%-6s %12.0f' "$label" "$d"; for t in "$@"; do printf ' %12.0f' "$t"; done
+    for t in "$@"; do printf ' %10s' "$(ratio "$d" "$t")"; done; echo
+}
 for i in $(seq 1 "$runs"); do
     # alternate which goes first, so drift in machine load hits both alike
-    if [ $((i % 2)) = 1 ]; then d=$(run_dnlb); t=$(run_testpmd); else t=$(run_testpmd); d=$(run_dnlb); fi
-    echo "$d" >> "$out/d"; echo "$t" >> "$out/t"
-    printf '%-4s %14.0f %14.0f %7.3f\n' "$i" "$d" "$t" "$(awk -v a="$d" -v b="$t" 'BEGIN {print (b>0)?a/b:0}')"
+    [ $((i % 2)) = 0 ] && d=$(run_dnlb)
+    rates=()
+    for m in "${modes[@]}"; do t=$(run_testpmd "$m"); echo "$t" >> "$out/r.$m"; rates+=("$t"); done
+    [ $((i % 2)) = 1 ] && d=$(run_dnlb)
+    echo "$d" >> "$out/r.dnlb"
+    row "$i" "$d" "${rates[@]}"
 done
-dm=$(median < "$out/d"); tm=$(median < "$out/t")
-printf '%-4s %14.0f %14.0f %7.3f\n' median "$dm" "$tm" "$(awk -v a="$dm" -v b="$tm" 'BEGIN {print (b>0)?a/b:0}')"
+meds=(); for m in "${modes[@]}"; do meds+=("$(median < "$out/r.$m")"); done
+dm=$(median < "$out/r.dnlb")
+row median "$dm" "${meds[@]}"
+if [ -n "$csv" ]; then
+    line="$(date -u +%FT%TZ),$flows,$frame_len,$proto,$ip,$tunnel,$backend_ip,$huge,$dm"
+    for i in "${!modes[@]}"; do line+=",${modes[$i]}=${meds[$i]},$(ratio "$dm" "${meds[$i]}")"; done
+    echo "$line" >> "$csv"
+fi

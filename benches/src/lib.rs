@@ -18,6 +18,9 @@ pub struct LoopIo {
     free: Vec<MemPacket>,
     /// Packets transmitted so far.
     pub transmitted: u64,
+    /// Frames each received packet is reset to, in turn (as a PMD copies
+    /// a frame into each buffer), and the next one's index.
+    replay: Option<(Vec<Vec<u8>>, usize)>,
 }
 
 impl LoopIo {
@@ -30,7 +33,17 @@ impl LoopIo {
             ports,
             free,
             transmitted: 0,
+            replay: None,
         }
+    }
+
+    /// [`LoopIo::new`], but every received packet is first reset to the
+    /// next of `frames` (cycled), so a pipeline that rewrites packets
+    /// (encapsulation) sees fresh frames, at the cost of one copy each.
+    pub fn replaying(ports: usize, frames: &[Vec<u8>], in_flight: usize) -> Self {
+        let mut io = LoopIo::new(ports, frames, in_flight);
+        io.replay = Some((frames.to_vec(), 0));
+        io
     }
 }
 
@@ -46,7 +59,11 @@ impl PacketIo for LoopIo {
         let mut n = 0;
         while !burst.is_full() {
             match self.free.pop() {
-                Some(p) => {
+                Some(mut p) => {
+                    if let Some((frames, next)) = &mut self.replay {
+                        p.reset(&frames[*next]);
+                        *next = (*next + 1) % frames.len();
+                    }
                     let _ = burst.push(p);
                     n += 1;
                 }

@@ -139,10 +139,15 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         for (p, h) in pkts.iter().zip(hints.iter_mut()) {
             *h = self.processor.prepare(p);
         }
+        // Whether every packet leaves by the port it came in on (a gateway's
+        // usual burst): then the worker sends the burst as it is, without
+        // sorting packets by verdict.
+        let mut one_armed = true;
         for ((p, v), hint) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(hints) {
             if !p.is_contiguous() {
                 // Headers past the first segment cannot be read in place.
                 *v = Verdict::Drop(DropReason::NonContiguous);
+                one_armed = false;
                 continue;
             }
             *v = match self.processor.process_hinted(snap, p, mac, now, hint) {
@@ -162,8 +167,13 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                 },
                 Action::Drop(r) => Verdict::Drop(r),
             };
+            one_armed &= *v == Verdict::Forward(port);
         }
-        BurstVerdict::PerPacket
+        if one_armed {
+            BurstVerdict::Uniform(Verdict::Forward(port))
+        } else {
+            BurstVerdict::PerPacket
+        }
     }
 }
 
@@ -288,6 +298,12 @@ mod tests {
                 Verdict::Forward(PortIndex(0)),
                 Verdict::Forward(PortIndex(1))
             ]
+        );
+        // A burst whose every packet leaves by its own port is sent whole.
+        let mut both = [VecPacket::new(&vip), VecPacket::new(&vip)];
+        assert_eq!(
+            pl.process(PortIndex(0), &mut both, &mut v),
+            BurstVerdict::Uniform(Verdict::Forward(PortIndex(0)))
         );
         // What the kernel sends on the host port goes out unprocessed.
         let mut from_host = [VecPacket::new(&other)];

@@ -43,6 +43,28 @@ pub struct Outer {
     pub ttl: u8,
 }
 
+/// Copies the first `hdr.len()` bytes of a template (at least 32: an
+/// Ethernet and an IP header) with two or three fixed-size copies that may
+/// overlap, instead of a copy of variable length (a call to `memcpy`).
+#[inline(always)]
+fn copy_template(hdr: &mut [u8], bytes: &[u8; MAX_TEMPLATE]) {
+    const CHUNK: usize = 32;
+    let len = hdr.len();
+    debug_assert!((CHUNK..=MAX_TEMPLATE).contains(&len));
+    hdr[..CHUNK].copy_from_slice(&bytes[..CHUNK]);
+    if len > 2 * CHUNK {
+        hdr[CHUNK..2 * CHUNK].copy_from_slice(&bytes[CHUNK..2 * CHUNK]);
+    }
+    hdr[len - CHUNK..].copy_from_slice(&bytes[len - CHUNK..len]);
+}
+
+/// The first `N` bytes of `b` as an array (a template is never shorter
+/// than its outer headers, so this never fails where it is used).
+#[inline(always)]
+fn first_chunk<const N: usize>(b: &mut [u8]) -> Result<&mut [u8; N], DropReason> {
+    b.first_chunk_mut().ok_or(DropReason::NoHeadroom)
+}
+
 /// Prebuilt outer headers for one backend and one inner address family.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncapTemplate {
@@ -121,7 +143,11 @@ impl EncapTemplate {
                 // Checksum as written covers total length 20; remove it so the
                 // per-packet patch adds the real total length.
                 let written = u16::from_be_bytes([b[ETH + 10], b[ETH + 11]]);
-                t.base_sum = checksum::update_16(written, Ipv4Header::LEN as u16, 0) as u32;
+                // Kept as the header's sum with total length 0 (what
+                // `checksum::update_16(c, 0, total)` starts from), so that a
+                // packet adds its total length and folds.
+                let zero_len = checksum::update_16(written, Ipv4Header::LEN as u16, 0);
+                t.base_sum = u32::from(!zero_len) + 0xffff;
             }
             IpAddr::V6(dst) => {
                 let src = outer.source_v6?;
@@ -202,6 +228,16 @@ impl EncapTemplate {
         self.len == 0
     }
 
+    /// Length of the outer IP header.
+    #[inline(always)]
+    fn ip_header_len(&self) -> usize {
+        if self.outer_v6 {
+            Ipv6Header::LEN
+        } else {
+            Ipv4Header::LEN
+        }
+    }
+
     /// Bytes added to the IP packet that count against the egress MTU.
     #[inline(always)]
     pub fn ip_overhead(&self) -> usize {
@@ -240,38 +276,38 @@ impl EncapTemplate {
         }
         let data = pkt.data_mut();
         let (hdr, inner) = data.split_at_mut(len);
-        hdr.copy_from_slice(&self.bytes[..len]);
-        hdr[6..12].copy_from_slice(&src_mac);
+        copy_template(hdr, &self.bytes);
         if self.inner_src_mac_at != 0 {
             let at = self.inner_src_mac_at as usize;
             hdr[at..at + 6].copy_from_slice(&src_mac);
         }
-        let after_ip = len
-            - ETH
-            - if self.outer_v6 {
-                Ipv6Header::LEN
-            } else {
-                Ipv4Header::LEN
-            };
+        // The IP header's place is fixed: write through a fixed-size view
+        // (no bounds checks). Lengths in the template are 0.
+        let payload = len - ETH - self.ip_header_len() + ip_len;
         if self.outer_v6 {
-            let payload_len = (after_ip + ip_len) as u16;
-            hdr[ETH + 4..ETH + 6].copy_from_slice(&payload_len.to_be_bytes());
+            let h: &mut [u8; ETH + Ipv6Header::LEN] = first_chunk(hdr)?;
+            h[6..12].copy_from_slice(&src_mac);
+            h[ETH + 4..ETH + 6].copy_from_slice(&(payload as u16).to_be_bytes());
             let label = (entropy as u32) & 0xf_ffff;
-            hdr[ETH + 1] = (label >> 16) as u8; // traffic class 0 in the template
-            hdr[ETH + 2] = (label >> 8) as u8;
-            hdr[ETH + 3] = label as u8;
+            h[ETH + 1] = (label >> 16) as u8; // traffic class 0 in the template
+            h[ETH + 2] = (label >> 8) as u8;
+            h[ETH + 3] = label as u8;
         } else {
-            let total = (Ipv4Header::LEN + after_ip + ip_len) as u16;
-            hdr[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-            let csum = checksum::update_16(self.base_sum as u16, 0, total);
-            hdr[ETH + 10..ETH + 12].copy_from_slice(&csum.to_be_bytes());
+            let h: &mut [u8; ETH + Ipv4Header::LEN] = first_chunk(hdr)?;
+            h[6..12].copy_from_slice(&src_mac);
+            let total = (Ipv4Header::LEN + payload) as u16;
+            h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+            // `base_sum` holds the header's sum with total length 0.
+            let csum = checksum::fold(self.base_sum + u32::from(total));
+            h[ETH + 10..ETH + 12].copy_from_slice(&csum.to_be_bytes());
         }
         if self.udp_at != 0 {
             let u = self.udp_at as usize;
             let udp_len = (len - u + ip_len) as u16;
             let sport = UDP_SPORT_BASE | ((entropy >> 20) as u16 & 0x3fff);
-            hdr[u..u + 2].copy_from_slice(&sport.to_be_bytes());
-            hdr[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
+            let h: &mut [u8; UdpHeader::LEN] = first_chunk(&mut hdr[u..])?;
+            h[..2].copy_from_slice(&sport.to_be_bytes());
+            h[4..6].copy_from_slice(&udp_len.to_be_bytes());
             if self.outer_v6 {
                 // Mandatory over IPv6: pseudo header + UDP header and data.
                 let mut s = self.base_sum + udp_len as u32;

@@ -218,6 +218,26 @@ impl Processor {
             now: now_ms,
             hint,
         };
+        // The usual TCP/UDP frame first, in few steps; the rest (and
+        // whatever the quick parse declines) through the general parse.
+        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
+            return self
+                .flow::<V4, P>(cx, pkt, frame, p.t, p.tcp_flags)
+                .unwrap_or_else(Action::Drop);
+        }
+        if let Some((frame, p)) = parse::fast_v6(pkt.data()) {
+            return self
+                .flow::<V6, P>(cx, pkt, frame, p.t, p.tcp_flags)
+                .unwrap_or_else(Action::Drop);
+        }
+        self.general(cx, pkt)
+    }
+
+    /// Every frame the quick parse declines (VLAN tags, IPv4 options, IPv6
+    /// extension headers, fragments, ICMP, other protocols, anything
+    /// malformed), out of line so the usual path stays small.
+    #[inline(never)]
+    fn general<P: PacketBuf>(&mut self, cx: Ctx<'_>, pkt: &mut P) -> Action {
         let r = match parse::frame(pkt.data()) {
             Ok(Some((ETHERTYPE_IPV4, l2))) => self.ipv4(cx, pkt, l2),
             Ok(Some((_, l2))) => self.ipv6(cx, pkt, l2),
@@ -309,7 +329,7 @@ impl Processor {
     }
 
     /// A TCP or UDP packet of flow `t`: listener, backend, send.
-    #[inline]
+    #[inline(always)]
     fn flow<F: Family, P: PacketBuf>(
         &mut self,
         cx: Ctx<'_>,
