@@ -58,6 +58,7 @@
 //! Expired entries are reclaimed lazily: a lookup that finds one frees it, an
 //! insert reuses it, and [`FlowTable::sweep`] frees them incrementally.
 
+use crate::hugepage::HugeArray;
 use core::fmt;
 
 const WAYS: usize = 4;
@@ -156,7 +157,7 @@ impl std::error::Error for TableFull {}
 /// A fixed-size table of flows with idle expiry, owned by one worker. See the
 /// module docs for layout, fingerprints and the time rules.
 pub struct FlowTable {
-    buckets: Box<[Bucket]>,
+    buckets: HugeArray<Bucket>,
     /// `buckets.len() - 1` (a power of two minus one).
     mask: usize,
     /// Occupied slots: live entries plus expired ones not yet reclaimed.
@@ -205,7 +206,7 @@ impl FlowTable {
             .max(2);
         assert!(n as u64 <= 1 << 32, "flow table too large");
         FlowTable {
-            buckets: vec![Bucket::EMPTY; n].into_boxed_slice(),
+            buckets: HugeArray::filled(n, Bucket::EMPTY),
             mask: n - 1,
             len: 0,
             cursor: 0,

@@ -18,13 +18,15 @@
 //! - [`verdict`]: actions and the one table of drop reasons.
 //! - [`prefetch`]: the cache hint that overlaps flow-table misses in a burst.
 
-// Unsafe is denied everywhere but `prefetch`, which fences one hint.
+// Unsafe is denied everywhere but `prefetch`, which fences one hint, and
+// `hugepage`, which allocates tables aligned for huge pages.
 #![deny(unsafe_code)]
 
 pub mod acl;
 pub mod encap;
 pub mod flow_table;
 pub mod hash;
+pub mod hugepage;
 pub mod ids;
 pub mod maglev;
 pub mod policing;
