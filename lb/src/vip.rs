@@ -205,9 +205,29 @@ impl VipTable {
                 .get(&(addr, (proto as u32) << 16 | port as u32))
                 .copied(),
         };
-        if let Some(id) = hit {
-            return VipMatch::Listener(id);
+        match hit {
+            Some(id) => VipMatch::Listener(id),
+            None => self.without_port(addr, proto),
         }
+    }
+
+    /// [`VipTable::lookup`] for an IPv4 address: the usual case, in few
+    /// steps (one probe of the IPv4 port map when it is a listener's).
+    #[inline(always)]
+    pub fn lookup_v4(&self, addr: [u8; 4], proto: u8, port: u16) -> VipMatch {
+        let k = (u64::from(u32::from_be_bytes(addr)) << 24)
+            | (u64::from(proto) << 16)
+            | u64::from(port);
+        match self.by_port_v4.get(k) {
+            Some(id) => VipMatch::Listener(id),
+            None => self.without_port(addr_key_v4(addr), proto),
+        }
+    }
+
+    /// What a packet to `addr` whose port no listener has is: not for a
+    /// VIP, for an all-ports listener, or for no listener.
+    #[inline(never)]
+    fn without_port(&self, addr: u128, proto: u8) -> VipMatch {
         match self.by_addr.get(&addr) {
             None => VipMatch::NotVip,
             Some(e) => match proto_slot(proto).and_then(|s| e.all_ports[s]) {

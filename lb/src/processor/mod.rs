@@ -338,7 +338,7 @@ impl Processor {
         t: Tuple<F::Addr>,
         tcp_flags: TcpFlags,
     ) -> Result<Action, DropReason> {
-        let id = match cx.snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
+        let id = match F::listener(&cx.snap.vips, t.dst, t.proto, t.dport) {
             VipMatch::NotVip => return Ok(Action::NotForVip),
             VipMatch::NoListener => return Err(DropReason::NoListener),
             VipMatch::Listener(id) => id,
@@ -398,7 +398,7 @@ impl Processor {
         frame: Frame,
         t: Tuple<F::Addr>,
     ) -> Result<Action, DropReason> {
-        let id = match cx.snap.vips.lookup(F::key(t.dst), t.proto, t.dport) {
+        let id = match F::listener(&cx.snap.vips, t.dst, t.proto, t.dport) {
             VipMatch::Listener(id) => id,
             _ => return Err(DropReason::IcmpUnsupported),
         };

@@ -20,7 +20,7 @@ use crate::flow_table::{fingerprint_v4, fingerprint_v6};
 use crate::hash;
 use crate::reply::{self, Quoted};
 use crate::verdict::DropReason;
-use crate::vip::{addr_key_v4, addr_key_v6};
+use crate::vip::{addr_key_v4, addr_key_v6, VipMatch, VipTable};
 
 /// Addresses, protocol and ports of a flow.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +72,8 @@ impl Frame {
 pub(super) trait Family {
     type Addr: Copy;
     fn key(a: Self::Addr) -> u128;
+    /// The listener of a packet to `dst`, `proto`, `port`.
+    fn listener(vips: &VipTable, dst: Self::Addr, proto: u8, port: u16) -> VipMatch;
     fn flow_hash(t: &Tuple<Self::Addr>) -> u64;
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
@@ -96,6 +98,10 @@ impl Family for V4 {
     #[inline(always)]
     fn key(a: [u8; 4]) -> u128 {
         addr_key_v4(a)
+    }
+    #[inline(always)]
+    fn listener(vips: &VipTable, dst: [u8; 4], proto: u8, port: u16) -> VipMatch {
+        vips.lookup_v4(dst, proto, port)
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 4]) -> crate::acl::AclCode {
@@ -131,6 +137,10 @@ impl Family for V6 {
     #[inline(always)]
     fn key(a: [u8; 16]) -> u128 {
         addr_key_v6(a)
+    }
+    #[inline(always)]
+    fn listener(vips: &VipTable, dst: [u8; 16], proto: u8, port: u16) -> VipMatch {
+        vips.lookup(addr_key_v6(dst), proto, port)
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclCode {
