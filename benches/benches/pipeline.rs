@@ -94,11 +94,14 @@ fn from_new_sources(pkts: &mut [VecPacket], frame: &mut [u8], next: &mut u32) {
 }
 
 /// One burst as the worker's pipeline does it: `prepare` over all packets
-/// (prefetches), then `process_hinted` reusing their fingerprints.
+/// (prefetches) if the flow table is large, then `process_hinted` reusing
+/// their fingerprints.
 fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
     let mut hints = [None; BURST];
-    for (pkt, h) in pkts.iter().zip(hints.iter_mut()) {
-        *h = p.prepare(pkt);
+    if p.wants_prefetch() {
+        for (pkt, h) in pkts.iter().zip(hints.iter_mut()) {
+            *h = p.prepare(pkt);
+        }
     }
     for (pkt, h) in pkts.iter_mut().zip(hints) {
         std::hint::black_box(p.process_hinted(snap, pkt, [2, 0, 0, 0, 0, 1], now, h));

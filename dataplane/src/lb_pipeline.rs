@@ -133,11 +133,14 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let now = self.clock.now_ms();
         let mac = self.ports.macs[port.get()];
         let snap = self.snapshot.get();
-        // Two passes: start every flow-table load of the burst, then decide
-        // (reusing the fingerprints the first pass computed).
+        // Two passes when the flow table is larger than the caches: start
+        // every flow-table load of the burst, then decide (reusing the
+        // fingerprints the first pass computed).
         let mut hints = [None; BURST];
-        for (p, h) in pkts.iter().zip(hints.iter_mut()) {
-            *h = self.processor.prepare(p);
+        if self.processor.wants_prefetch() {
+            for (p, h) in pkts.iter().zip(hints.iter_mut()) {
+                *h = self.processor.prepare(p);
+            }
         }
         // Whether every packet leaves by the port it came in on (a gateway's
         // usual burst): then the worker sends the burst as it is, without
