@@ -36,6 +36,8 @@ pub struct LbPipeline<C: Clock> {
     stats: Option<LbStatsPublisher>,
     /// Poll iterations, for the flow-table sweep's pace.
     polls: u32,
+    /// The fingerprints of the burst's first pass (when it runs).
+    hints: [Option<u64>; BURST],
 }
 
 /// The flow table is swept every this many poll iterations (a power of
@@ -58,6 +60,7 @@ impl<C: Clock> LbPipeline<C> {
             clock,
             stats: None,
             polls: 0,
+            hints: [None; BURST],
         }
     }
 
@@ -136,9 +139,9 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // Two passes when the flow table is larger than the caches: start
         // every flow-table load of the burst, then decide (reusing the
         // fingerprints the first pass computed).
-        let mut hints = [None; BURST];
-        if self.processor.wants_prefetch() {
-            for (p, h) in pkts.iter().zip(hints.iter_mut()) {
+        let prefetched = self.processor.wants_prefetch();
+        if prefetched {
+            for (p, h) in pkts.iter().zip(self.hints.iter_mut()) {
                 *h = self.processor.prepare(p);
             }
         }
@@ -146,7 +149,8 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // usual burst): then the worker sends the burst as it is, without
         // sorting packets by verdict.
         let mut one_armed = true;
-        for ((p, v), hint) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(hints) {
+        for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+            let hint = if prefetched { self.hints[i] } else { None };
             if !p.is_contiguous() {
                 // Headers past the first segment cannot be read in place.
                 *v = Verdict::Drop(DropReason::NonContiguous);

@@ -52,7 +52,7 @@ pub mod stats;
 pub mod testing;
 pub mod worker;
 
-pub use clock::{Clock, MonotonicClock};
+pub use clock::{Clock, MonotonicClock, TscClock};
 pub use counters::{Counters, DropReason, PublishedCounters};
 pub use io::{Burst, PacketIo, PortIndex, BURST};
 pub use lb_pipeline::{LbPipeline, PortPlan};

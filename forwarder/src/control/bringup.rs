@@ -9,8 +9,8 @@ use dnlb_config::{Config, Dataplane, IdlePolicy, PortSpec};
 use dnlb_dataplane::dpdk::DpdkIo;
 use dnlb_dataplane::snapshot::Publisher;
 use dnlb_dataplane::{
-    ForwardPipeline, LbPipeline, LbStatsBoard, MonotonicClock, Pipeline, PortIndex, PortPlan,
-    PublishedCounters, Worker,
+    ForwardPipeline, LbPipeline, LbStatsBoard, Pipeline, PortIndex, PortPlan, PublishedCounters,
+    TscClock, Worker,
 };
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
@@ -126,7 +126,7 @@ impl DataPlane {
                         processor,
                         publisher.reader(),
                         plan.clone(),
-                        MonotonicClock::default(),
+                        TscClock::new(self.eal.tsc_hz()),
                     )
                     .with_stats(self.board.publisher(w));
                     self.launch(lcore, io, pl, dp.idle, counters)
