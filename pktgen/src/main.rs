@@ -40,14 +40,16 @@ enum Mode {
 /// round-trip latency from stamps, and prints JSON lines (`start`, one
 /// `second` per interval, `summary`) on stdout.
 ///
-/// Usage: dnlb-pktgen [EAL arguments] -- [options]
-///
 /// Ranges: addresses as A, A-B (inclusive), A/LEN (a whole prefix) or A+N
 /// (N addresses from A); ports as P or P-Q. Established flows are the
 /// product of --src-ip, --src-port, --dst-ip and --dst-port; new flows come
 /// from --new-src-ip x --new-src-port toward the same destinations.
 #[derive(Debug, Parser)]
-#[command(name = "dnlb-pktgen", version)]
+#[command(
+    name = "dnlb-pktgen",
+    version,
+    override_usage = "dnlb-pktgen [EAL arguments] -- [OPTIONS]"
+)]
 struct Args {
     /// DPDK device to use (default: the only probed port).
     #[arg(long)]
