@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Two processes over net_memif: dnlb-pktgen as the memif server (one lcore,
+# CPU 0) sends flows and counts what comes back; the peer, a memif client
+# with its worker on lcore 1 (CPU 1), is either
+#   - dpdk-testpmd --forward-mode=io (or macswap): the reference, or
+#   - the dnlb binary in load-balancing mode: a UDP listener on
+#     192.0.2.10:80 with eight VXLAN backends (as scripts/bench-flood.sh),
+#     every packet encapsulated and sent back out of the port it came in by.
+# Runs alternate; each run's figure is the median of the generator's
+# per-second rx_pps (the first second dropped); the result is the median
+# over runs for each peer and the ratio dnlb / testpmd of packets per second
+# returned to the generator. Both sides busy-poll (a benchmark), so run it
+# on an otherwise quiet 2-core machine.
+#
+#   scripts/bench-memif.sh [--flows 1000] [--frame-len 60] [--runs 3]
+#                          [--seconds 10] [--rate 0] [--mode io]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/deps.sh
+. scripts/lib/deps.sh
+# shellcheck source=lib/bench.sh
+. scripts/lib/bench.sh
+
+flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --flows) flows=$2; shift 2 ;;
+    --frame-len) frame_len=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --mode) mode=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+dnlb_ensure_all
+cargo build --release --quiet -p dnlb-pktgen -p dnlb-forwarder
+out=$(mktemp -d /tmp/dnlb-memif.XXXXXX)
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$out"
+}
+trap cleanup EXIT
+
+mem=(--no-huge -m 1024 --no-pci --no-telemetry --log-level=lib.eal:error)
+
+# start_gen NAME: the generator as memif server on lcore 0, in the
+# background; waits for its socket. Sets $sock and $gen_pid.
+start_gen() {
+    sock=$out/$1.sock
+    rm -f "$sock" # a stale socket would make the server fail to listen
+    target/release/dnlb-pktgen "${mem[@]}" "--file-prefix=memif-gen-$$" -l 0 \
+        "--vdev=net_memif0,role=server,socket=$sock,socket-abstract=no" -- \
+        --src-ip "198.18.0.0+$flows" --src-port 1024 --dst-ip 192.0.2.10 --dst-port 80 \
+        --proto udp --frame-len "$frame_len" --rate "$rate" --duration "$seconds" \
+        --link-wait 60 > "$out/$1.gen" 2> "$out/$1.gen.err" &
+    gen_pid=$!
+    pids+=("$gen_pid")
+    local i
+    for i in $(seq 1 300); do
+        [ -S "$sock" ] && return 0
+        kill -0 "$gen_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "dnlb-pktgen did not create $sock:" >&2
+    cat "$out/$1.gen.err" >&2
+    return 1
+}
+
+# gen_result NAME: median of the steady per-second rx_pps, the summary's
+# tx_pps and median round-trip latency.
+gen_result() {
+    local rx tx lat
+    rx=$(grep '"type":"second"' "$out/$1.gen" | grep -o '"rx_pps":[0-9.e+]*' | cut -d: -f2 | steady | median)
+    tx=$(grep '"type":"second"' "$out/$1.gen" | grep -o '"tx_pps":[0-9.e+]*' | cut -d: -f2 | steady | median)
+    lat=$(grep '"type":"summary"' "$out/$1.gen" | grep -o '"median_us":[0-9.e+]*' | cut -d: -f2)
+    echo "$rx $tx ${lat:-0}"
+}
+
+run_testpmd() {
+    start_gen testpmd
+    dpdk-testpmd "${mem[@]}" "--file-prefix=memif-tp-$$" -l 0,1 \
+        "--vdev=net_memif0,role=client,socket=$sock,socket-abstract=no" -- \
+        --forward-mode="$mode" --port-topology=loop --total-num-mbufs=8192 --stats-period 1 -a \
+        < /dev/null > "$out/testpmd.log" 2>&1 &
+    local tp=$!
+    pids+=("$tp")
+    wait "$gen_pid" || { cat "$out/testpmd.gen.err" >&2; }
+    kill -INT "$tp" 2>/dev/null || true
+    wait "$tp" 2>/dev/null || true
+    gen_result testpmd > "$out/testpmd.res"
+}
+
+run_dnlb() {
+    start_gen dnlb
+    local cfg=$out/dnlb.toml
+    {
+        echo '[gateway]'
+        echo 'name = "memif"'
+        echo '[dataplane]'
+        printf 'eal_args = ['; printf '"%s", ' "${mem[@]}" "--file-prefix=memif-dnlb-$$"; echo ']'
+        echo 'worker_lcores = [1]'
+        echo 'pool_mbufs = 8191'
+        echo '[[dataplane.ports]]'
+        echo 'name = "net_memif0"'
+        echo "devargs = \"role=client,socket=$sock,socket-abstract=no\""
+        echo '[encap]'
+        echo 'source_v4 = "192.0.2.254"'
+        echo 'next_hop_mac = "02:00:00:00:00:fe"'
+        echo '[flows]'
+        echo 'capacity_per_worker = 65536'
+        echo '[[listener]]'
+        echo 'name = "dns"'
+        echo 'vips = ["192.0.2.10"]'
+        echo 'protocol = "udp"'
+        echo 'port = 80'
+        echo 'target_group = "pool"'
+        echo '[[target_group]]'
+        echo 'name = "pool"'
+        for b in 1 2 3 4 5 6 7 8; do
+            echo '[[target_group.backend]]'
+            echo "address = \"10.1.0.$b\""
+            echo 'tunnel = "vxlan"'
+            echo 'vni = 100'
+            echo "inner_mac = \"02:00:0a:01:00:0$b\""
+        done
+    } > "$cfg"
+    target/release/dnlb run --config "$cfg" --events json --stats-interval-ms 1000 \
+        --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &
+    local d=$!
+    pids+=("$d")
+    wait "$gen_pid" || { cat "$out/dnlb.gen.err" "$out/dnlb.err" >&2; }
+    kill -INT "$d" 2>/dev/null || true
+    wait "$d" 2>/dev/null || true
+    gen_result dnlb > "$out/dnlb.res"
+}
+
+echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate testpmd-mode=$mode, --no-huge"
+echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# generator on lcore 0 (memif server), peer worker on lcore 1 (memif client); pps returned to the generator"
+printf '%-6s %12s %12s %9s %12s %12s %9s %7s\n' run dnlb_rx dnlb_tx dnlb_us testpmd_rx testpmd_tx tpmd_us ratio
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b>0)?a/b:0}'; }
+: > "$out/d"; : > "$out/t"
+for i in $(seq 1 "$runs"); do
+    # alternate which goes first, so drift in machine load hits both alike
+    if [ $((i % 2)) = 1 ]; then run_dnlb; run_testpmd; else run_testpmd; run_dnlb; fi
+    read -r d dtx dl < "$out/dnlb.res"
+    read -r t ttx tl < "$out/testpmd.res"
+    echo "$d" >> "$out/d"; echo "$t" >> "$out/t"
+    printf '%-6s %12.0f %12.0f %9.1f %12.0f %12.0f %9.1f %7.3f\n' "$i" "$d" "$dtx" "$dl" "$t" "$ttx" "$tl" "$(ratio "$d" "$t")"
+done
+dm=$(median < "$out/d"); tm=$(median < "$out/t")
+printf '%-6s %12.0f %12s %9s %12.0f %12s %9s %7.3f\n' median "$dm" - - "$tm" - - "$(ratio "$dm" "$tm")"
+# the last dnlb run's counters, to see where packets went
+grep '"event":"stopped"' "$out/dnlb.log" | head -c 1500 | sed 's/^/# dnlb final report: /' || true
+echo
