@@ -10,7 +10,10 @@
 # per-second rx_pps (the first second dropped); the result is the median
 # over runs for each peer and the ratio dnlb / testpmd of packets per second
 # returned to the generator. Both sides busy-poll (a benchmark), so run it
-# on an otherwise quiet 2-core machine.
+# on an otherwise quiet 2-core machine. On a shared one, the per-CPU-second
+# columns help: packets returned per second of CPU time the peer process
+# got while the generator was sending (a busy-polling peer uses all the CPU
+# it gets, so this is its rate per core, whatever else ran beside it).
 #
 #   scripts/bench-memif.sh [--flows 1000] [--frame-len 60] [--runs 3]
 #                          [--seconds 10] [--rate 0] [--mode io]
@@ -71,14 +74,36 @@ start_gen() {
     return 1
 }
 
+# cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# peer_cpu NAME PEER_PID: waits for the generator's start line (the link
+# is up), then for the generator to exit; writes the CPU seconds the peer
+# used in between to $out/NAME.cpu.
+peer_cpu() {
+    local t0 t1 i
+    for i in $(seq 1 600); do
+        grep -q '"type":"start"' "$out/$1.gen" 2>/dev/null && break
+        kill -0 "$gen_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    t0=$(cpu_ticks "$2")
+    wait "$gen_pid" || { cat "$out/$1.gen.err" >&2; }
+    t1=$(cpu_ticks "$2")
+    awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {print (b - a) / hz}' > "$out/$1.cpu"
+}
+
 # gen_result NAME: median of the steady per-second rx_pps, the summary's
-# tx_pps and median round-trip latency.
+# tx_pps, median round-trip latency, and packets returned per CPU second of
+# the peer.
 gen_result() {
-    local rx tx lat
+    local rx tx lat rxn cpu
     rx=$(grep '"type":"second"' "$out/$1.gen" | grep -o '"rx_pps":[0-9.e+]*' | cut -d: -f2 | steady | median)
     tx=$(grep '"type":"second"' "$out/$1.gen" | grep -o '"tx_pps":[0-9.e+]*' | cut -d: -f2 | steady | median)
     lat=$(grep '"type":"summary"' "$out/$1.gen" | grep -o '"median_us":[0-9.e+]*' | cut -d: -f2)
-    echo "$rx $tx ${lat:-0}"
+    rxn=$(grep '"type":"summary"' "$out/$1.gen" | grep -o '"rx_packets":[0-9]*' | head -1 | cut -d: -f2)
+    cpu=$(cat "$out/$1.cpu")
+    echo "$rx $tx ${lat:-0} $(awk -v n="${rxn:-0}" -v c="$cpu" 'BEGIN {printf "%.0f", (c > 0) ? n / c : 0}')"
 }
 
 run_testpmd() {
@@ -89,7 +114,7 @@ run_testpmd() {
         < /dev/null > "$out/testpmd.log" 2>&1 &
     local tp=$!
     pids+=("$tp")
-    wait "$gen_pid" || { cat "$out/testpmd.gen.err" >&2; }
+    peer_cpu testpmd "$tp"
     kill -INT "$tp" 2>/dev/null || true
     wait "$tp" 2>/dev/null || true
     gen_result testpmd > "$out/testpmd.res"
@@ -133,7 +158,7 @@ run_dnlb() {
         --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local d=$!
     pids+=("$d")
-    wait "$gen_pid" || { cat "$out/dnlb.gen.err" "$out/dnlb.err" >&2; }
+    peer_cpu dnlb "$d" || cat "$out/dnlb.err" >&2
     kill -INT "$d" 2>/dev/null || true
     wait "$d" 2>/dev/null || true
     gen_result dnlb > "$out/dnlb.res"
@@ -142,19 +167,22 @@ run_dnlb() {
 echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate testpmd-mode=$mode, --no-huge"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# generator on lcore 0 (memif server), peer worker on lcore 1 (memif client); pps returned to the generator"
-printf '%-6s %12s %12s %9s %12s %12s %9s %7s\n' run dnlb_rx dnlb_tx dnlb_us testpmd_rx testpmd_tx tpmd_us ratio
+printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
+    tpmd_rx tpmd_tx tpmd_us tpmd_per_cpu ratio cpu_ratio
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b>0)?a/b:0}'; }
-: > "$out/d"; : > "$out/t"
+: > "$out/d"; : > "$out/t"; : > "$out/dc"; : > "$out/tc"
 for i in $(seq 1 "$runs"); do
     # alternate which goes first, so drift in machine load hits both alike
     if [ $((i % 2)) = 1 ]; then run_dnlb; run_testpmd; else run_testpmd; run_dnlb; fi
-    read -r d dtx dl < "$out/dnlb.res"
-    read -r t ttx tl < "$out/testpmd.res"
-    echo "$d" >> "$out/d"; echo "$t" >> "$out/t"
-    printf '%-6s %12.0f %12.0f %9.1f %12.0f %12.0f %9.1f %7.3f\n' "$i" "$d" "$dtx" "$dl" "$t" "$ttx" "$tl" "$(ratio "$d" "$t")"
+    read -r d dtx dl dc < "$out/dnlb.res"
+    read -r t ttx tl tc < "$out/testpmd.res"
+    echo "$d" >> "$out/d"; echo "$t" >> "$out/t"; echo "$dc" >> "$out/dc"; echo "$tc" >> "$out/tc"
+    printf '%-6s %11.0f %11.0f %8.1f %12.0f %11.0f %11.0f %8.1f %12.0f %7.3f %7.3f\n' "$i" "$d" "$dtx" "$dl" "$dc" \
+        "$t" "$ttx" "$tl" "$tc" "$(ratio "$d" "$t")" "$(ratio "$dc" "$tc")"
 done
-dm=$(median < "$out/d"); tm=$(median < "$out/t")
-printf '%-6s %12.0f %12s %9s %12.0f %12s %9s %7.3f\n' median "$dm" - - "$tm" - - "$(ratio "$dm" "$tm")"
-# the last dnlb run's counters, to see where packets went
-grep '"event":"stopped"' "$out/dnlb.log" | head -c 1500 | sed 's/^/# dnlb final report: /' || true
-echo
+dm=$(median < "$out/d"); tm=$(median < "$out/t"); dcm=$(median < "$out/dc"); tcm=$(median < "$out/tc")
+printf '%-6s %11.0f %11s %8s %12.0f %11.0f %11s %8s %12.0f %7.3f %7.3f\n' median "$dm" - - "$dcm" "$tm" - - "$tcm" \
+    "$(ratio "$dm" "$tm")" "$(ratio "$dcm" "$tcm")"
+# the last dnlb run's worker counters, to see where packets went
+grep '"event":"stopped"' "$out/dnlb.log" | grep -o '"rx_packets":[0-9]*,"tx_packets":[0-9]*,"dropped":[0-9]*' |
+    head -1 | sed 's/^/# last dnlb run, worker: /' || true
