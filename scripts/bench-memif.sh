@@ -60,7 +60,7 @@ start_gen() {
         "--vdev=net_memif0,role=server,socket=$sock,socket-abstract=no" -- \
         --src-ip "198.18.0.0+$flows" --src-port 1024 --dst-ip 192.0.2.10 --dst-port 80 \
         --proto udp --frame-len "$frame_len" --rate "$rate" --duration "$seconds" \
-        --link-wait 60 > "$out/$1.gen" 2> "$out/$1.gen.err" &
+        --link-wait 60 --linger 30 > "$out/$1.gen" 2> "$out/$1.gen.err" &
     gen_pid=$!
     pids+=("$gen_pid")
     local i
@@ -77,19 +77,36 @@ start_gen() {
 # cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# peer_cpu NAME PEER_PID: waits for the generator's start line (the link
-# is up), then for the generator to exit; writes the CPU seconds the peer
-# used in between to $out/NAME.cpu.
-peer_cpu() {
-    local t0 t1 i
+# wait_line NAME TYPE: waits (at most 60 s) for the generator to print a
+# line of TYPE, or to exit.
+wait_line() {
+    local i
     for i in $(seq 1 600); do
-        grep -q '"type":"start"' "$out/$1.gen" 2>/dev/null && break
-        kill -0 "$gen_pid" 2>/dev/null || break
+        grep -q "\"type\":\"$2\"" "$out/$1.gen" 2>/dev/null && return 0
+        kill -0 "$gen_pid" 2>/dev/null || return 1
         sleep 0.1
     done
+    return 1
+}
+
+# peer_run NAME PEER_PID: lets the generator run against the peer, then
+# stops both in the order that is safe for memif: the generator prints its
+# summary and stops polling (--linger), the peer is stopped and closes its
+# side, then the generator closes its own. Writes the CPU seconds the peer
+# used from link up to the summary to $out/NAME.cpu.
+peer_run() {
+    local t0 t1
+    wait_line "$1" start || true
     t0=$(cpu_ticks "$2")
-    wait "$gen_pid" || { cat "$out/$1.gen.err" >&2; }
+    wait_line "$1" summary || true
     t1=$(cpu_ticks "$2")
+    kill -INT "$2" 2>/dev/null || true
+    local rc=0
+    wait "$2" 2>/dev/null || rc=$?
+    # 130 is testpmd's answer to SIGINT; a signal number above that (139:
+    # SIGSEGV) means the peer died
+    if [ "$rc" -gt 130 ]; then echo "# $1 died with status $rc" >&2; fi
+    wait "$gen_pid" || { cat "$out/$1.gen.err" >&2; }
     awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {print (b - a) / hz}' > "$out/$1.cpu"
 }
 
@@ -114,9 +131,7 @@ run_testpmd() {
         < /dev/null > "$out/testpmd.log" 2>&1 &
     local tp=$!
     pids+=("$tp")
-    peer_cpu testpmd "$tp"
-    kill -INT "$tp" 2>/dev/null || true
-    wait "$tp" 2>/dev/null || true
+    peer_run testpmd "$tp"
     gen_result testpmd > "$out/testpmd.res"
 }
 
@@ -158,9 +173,7 @@ run_dnlb() {
         --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local d=$!
     pids+=("$d")
-    peer_cpu dnlb "$d" || cat "$out/dnlb.err" >&2
-    kill -INT "$d" 2>/dev/null || true
-    wait "$d" 2>/dev/null || true
+    peer_run dnlb "$d"
     gen_result dnlb > "$out/dnlb.res"
 }
 

@@ -135,6 +135,12 @@ struct Args {
     /// Report interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// After the summary, wait up to this many seconds, without polling,
+    /// for the peer to close the link before closing the port (0: close at
+    /// once). For memif peers: stop the peer when the summary appears, and
+    /// neither side unmaps rings the other is still polling.
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -221,6 +227,7 @@ impl Args {
             link_wait: secs(self.link_wait, "--link-wait")?,
             drain: Duration::from_millis(self.drain_ms),
             interval: Duration::from_millis(self.interval_ms.max(1)),
+            linger: secs(self.linger, "--linger")?,
         })
     }
 }

@@ -45,6 +45,9 @@ pub struct RunConfig {
     pub drain: Duration,
     /// Report interval.
     pub interval: Duration,
+    /// After the summary, how long to wait (without polling) for the peer to
+    /// close the link before closing the port; 0: close at once.
+    pub linger: Duration,
 }
 
 /// Errors before or around the loop.
@@ -149,6 +152,25 @@ impl Session {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits, without polling the queues, until the link is down (the peer
+    /// closed it) or `within` passed; whether it went down.
+    ///
+    /// A memif peer unmaps the shared rings when the other side disconnects,
+    /// from its control thread, while its worker may be in the middle of a
+    /// burst on them (DPDK 22.11 does not synchronise the two): whoever
+    /// disconnects first should do so while the other side no longer polls.
+    /// The generator stops polling, lets the peer stop and close, then closes.
+    pub fn linger(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !self.port.link().map(|l| l.up).unwrap_or(false) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// Checks that the pool's mbufs hold frames of `len` bytes.
@@ -360,6 +382,12 @@ pub fn run(
         driver: lp.s.driver_counters(),
     };
     emit(out, &Line::Summary(summary.clone()))?;
+    if !cfg.linger.is_zero() && !lp.s.linger(cfg.linger) {
+        eprintln!(
+            "dnlb-pktgen: the peer kept the link up for {:?} after the summary; closing",
+            cfg.linger
+        );
+    }
     Ok(summary)
 }
 

@@ -221,18 +221,21 @@ fn memif_peer_in_another_process_forwards_back() {
     let sock = dir.path().join("memif.sock");
     let sock = sock.to_str().unwrap();
     let server = format!("net_memif0,role=server,socket={sock},socket-abstract=no");
+    // --linger: after its summary the generator stops polling and waits for
+    // the peer to go; the peer is stopped then, so neither side unmaps
+    // memif rings the other is still polling.
     let mut gen = Command::new(PKTGEN)
         .args(eal("memif", &server))
         .args([
             "--",
             "--duration",
-            "2",
+            "3",
             "--rate",
             "100000",
             "--latency-every",
             "100",
         ])
-        .args(["--link-wait", "60"])
+        .args(["--link-wait", "60", "--linger", "30"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -242,7 +245,7 @@ fn memif_peer_in_another_process_forwards_back() {
         wait_for(Path::new(sock), Duration::from_secs(30)),
         "memif socket"
     );
-    let _testpmd = Reaped(
+    let testpmd = Reaped(
         Command::new("dpdk-testpmd")
             .args([
                 "--no-huge",
@@ -261,17 +264,32 @@ fn memif_peer_in_another_process_forwards_back() {
                 "--vdev=net_memif0,role=client,socket={sock},socket-abstract=no"
             ))
             .args(["--", "--forward-mode=io", "--port-topology=loop"])
-            .args(["--total-num-mbufs=4096", "-a"])
+            // --stats-period keeps testpmd running without a terminal (it
+            // exits at once on an empty stdin otherwise)
+            .args(["--total-num-mbufs=4096", "--stats-period", "1", "-a"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let lines = read_lines(&mut gen);
+    let mut lines = Vec::new();
+    for l in BufReader::new(gen.stdout.take().unwrap()).lines() {
+        let v: Value = serde_json::from_str(&l.unwrap()).expect("every stdout line is JSON");
+        let done = v["type"] == "summary";
+        lines.push(v);
+        if done {
+            break;
+        }
+    }
+    drop(testpmd);
     let ok = wait(&mut gen, Duration::from_secs(90));
     let err = std::io::read_to_string(gen.stderr.take().unwrap()).unwrap_or_default();
     assert!(ok, "dnlb-pktgen failed; stderr:\n{err}");
+    assert!(
+        !err.contains("kept the link up"),
+        "the generator saw the peer go: {err}"
+    );
     let s = summary(&lines);
     assert_eq!(of_type(&lines, "start")[0]["driver"], "net_memif");
     let (tx, rx) = (n(&s["tx_packets"]), n(&s["rx_packets"]));
