@@ -174,6 +174,8 @@ fn null_port_sends_and_receives() {
     assert!(tx > 0 && n(&s["rx_packets"]) > 0);
     assert_eq!(n(&s["new_flow_packets"]), tx);
     assert_eq!(n(&s["new_flow_wraps"]), 0);
+    // net_null's RX hands out recycled buffers: no latency from them
+    assert!(s["latency"].is_null());
 }
 
 #[test]
