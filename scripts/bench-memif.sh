@@ -17,6 +17,11 @@
 #
 #   scripts/bench-memif.sh [--flows 1000] [--frame-len 60] [--runs 3]
 #                          [--seconds 10] [--rate 0] [--mode io]
+#                          [--dnlb lb|forward]
+#
+# --dnlb forward runs dnlb without listeners, every frame sent back out of
+# the port unchanged (forward_to itself): the worker loop and memif I/O
+# without the load-balancing step, the like of testpmd io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -24,7 +29,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io
+flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io dnlb=lb
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
+    --dnlb) dnlb=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -138,7 +144,8 @@ run_testpmd() {
 run_dnlb() {
     start_gen dnlb
     local cfg=$out/dnlb.toml
-    {
+    # a subshell: `exit` ends the file early in forward mode
+    (
         echo '[gateway]'
         echo 'name = "memif"'
         echo '[dataplane]'
@@ -148,6 +155,10 @@ run_dnlb() {
         echo '[[dataplane.ports]]'
         echo 'name = "net_memif0"'
         echo "devargs = \"role=client,socket=$sock,socket-abstract=no\""
+        if [ "$dnlb" = forward ]; then
+            echo 'forward_to = "net_memif0"'
+            exit 0
+        fi
         echo '[encap]'
         echo 'source_v4 = "192.0.2.254"'
         echo 'next_hop_mac = "02:00:00:00:00:fe"'
@@ -168,7 +179,7 @@ run_dnlb() {
             echo 'vni = 100'
             echo "inner_mac = \"02:00:0a:01:00:0$b\""
         done
-    } > "$cfg"
+    ) > "$cfg"
     target/release/dnlb run --config "$cfg" --events json --stats-interval-ms 1000 \
         --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local d=$!
@@ -177,7 +188,7 @@ run_dnlb() {
     gen_result dnlb > "$out/dnlb.res"
 }
 
-echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate testpmd-mode=$mode, --no-huge"
+echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate testpmd-mode=$mode dnlb=$dnlb, --no-huge"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# generator on lcore 0 (memif server), peer worker on lcore 1 (memif client); pps returned to the generator"
 printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
