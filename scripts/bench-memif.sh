@@ -17,7 +17,15 @@
 #
 #   scripts/bench-memif.sh [--flows 1000] [--frame-len 60] [--runs 3]
 #                          [--seconds 10] [--rate 0] [--mode io]
-#                          [--dnlb lb|forward]
+#                          [--dnlb lb|forward] [--proto udp|tcp]
+#                          [--syn-fraction F]
+#
+# --proto tcp makes the listener and the flows TCP (ACKs of established
+# flows); --syn-fraction F makes that share of the packets new flows (TCP
+# SYNs from ever-new sources, 10.0.0.0/8 x 1024-65535; 1: a SYN flood). The
+# generator writes every frame afresh into recycled mbufs, so a flood
+# touches no more memory than established traffic (unlike a pcap replay of
+# as many distinct frames, see bench-flood.sh).
 #
 # --dnlb forward runs dnlb without listeners, every frame sent back out of
 # the port unchanged (forward_to itself): the worker loop and memif I/O
@@ -29,7 +37,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io dnlb=lb
+flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io dnlb=lb proto=udp syn=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -39,6 +47,8 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
     --dnlb) dnlb=$2; shift 2 ;;
+    --proto) proto=$2; shift 2 ;;
+    --syn-fraction) syn=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -65,7 +75,7 @@ start_gen() {
     target/release/dnlb-pktgen "${mem[@]}" "--file-prefix=memif-gen-$$" -l 0 \
         "--vdev=net_memif0,role=server,socket=$sock,socket-abstract=no" -- \
         --src-ip "198.18.0.0+$flows" --src-port 1024 --dst-ip 192.0.2.10 --dst-port 80 \
-        --proto udp --frame-len "$frame_len" --rate "$rate" --duration "$seconds" \
+        --proto "$proto" --syn-fraction "$syn" --frame-len "$frame_len" --rate "$rate" --duration "$seconds" \
         --link-wait 60 --linger 30 > "$out/$1.gen" 2> "$out/$1.gen.err" &
     gen_pid=$!
     pids+=("$gen_pid")
@@ -165,9 +175,9 @@ run_dnlb() {
         echo '[flows]'
         echo 'capacity_per_worker = 65536'
         echo '[[listener]]'
-        echo 'name = "dns"'
+        echo 'name = "vip"'
         echo 'vips = ["192.0.2.10"]'
-        echo 'protocol = "udp"'
+        echo "protocol = \"$proto\""
         echo 'port = 80'
         echo 'target_group = "pool"'
         echo '[[target_group]]'
@@ -188,7 +198,7 @@ run_dnlb() {
     gen_result dnlb > "$out/dnlb.res"
 }
 
-echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate testpmd-mode=$mode dnlb=$dnlb, --no-huge"
+echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate proto=$proto syn-fraction=$syn testpmd-mode=$mode dnlb=$dnlb, --no-huge"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# generator on lcore 0 (memif server), peer worker on lcore 1 (memif client); pps returned to the generator"
 printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
