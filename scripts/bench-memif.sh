@@ -61,7 +61,8 @@ cleanup() {
     local p
     for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$out"
+    # DPDK leaves each process's runtime directory behind
+    rm -rf "$out" "/var/run/dpdk/memif-gen-$$" "/var/run/dpdk/memif-tp-$$" "/var/run/dpdk/memif-dnlb-$$"
 }
 trap cleanup EXIT
 

@@ -13,7 +13,23 @@ use serde_json::Value;
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_dnlb-pktgen");
 
-fn eal(tag: &str, vdev: &str) -> Vec<String> {
+/// A DPDK file prefix for this test process; its runtime directory (which
+/// DPDK leaves in /var/run/dpdk after exit) is removed on drop.
+struct Prefix(String);
+
+impl Prefix {
+    fn new(tag: &str) -> Prefix {
+        Prefix(format!("pktgen-test-{tag}-{}", std::process::id()))
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.0));
+    }
+}
+
+fn eal(prefix: &Prefix, vdev: &str) -> Vec<String> {
     [
         "--no-huge",
         "--no-pci",
@@ -28,7 +44,7 @@ fn eal(tag: &str, vdev: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .chain([
-        format!("--file-prefix=pktgen-test-{tag}-{}", std::process::id()),
+        format!("--file-prefix={}", prefix.0),
         format!("--vdev={vdev}"),
     ])
     .collect()
@@ -109,7 +125,7 @@ fn check_latency(s: &Value) {
 #[test]
 fn ring_loopback_returns_every_frame_with_latency() {
     let lines = run(
-        &eal("ring", "net_ring0"),
+        &eal(&Prefix::new("ring"), "net_ring0"),
         &[
             "--duration",
             "2",
@@ -144,7 +160,7 @@ fn ring_loopback_returns_every_frame_with_latency() {
 #[test]
 fn count_stops_sending_exactly() {
     let lines = run(
-        &eal("count", "net_ring0"),
+        &eal(&Prefix::new("count"), "net_ring0"),
         &[
             "--count",
             "10000",
@@ -166,7 +182,7 @@ fn count_stops_sending_exactly() {
 #[test]
 fn null_port_sends_and_receives() {
     let lines = run(
-        &eal("null", "net_null0"),
+        &eal(&Prefix::new("null"), "net_null0"),
         &["--duration", "1", "--mode", "new-flows", "--proto", "tcp"],
     );
     let s = summary(&lines);
@@ -223,11 +239,12 @@ fn memif_peer_in_another_process_forwards_back() {
     let sock = dir.path().join("memif.sock");
     let sock = sock.to_str().unwrap();
     let server = format!("net_memif0,role=server,socket={sock},socket-abstract=no");
+    let (gen_prefix, tp_prefix) = (Prefix::new("memif"), Prefix::new("tp"));
     // --linger: after its summary the generator stops polling and waits for
     // the peer to go; the peer is stopped then, so neither side unmaps
     // memif rings the other is still polling.
     let mut gen = Command::new(PKTGEN)
-        .args(eal("memif", &server))
+        .args(eal(&gen_prefix, &server))
         .args([
             "--",
             "--duration",
@@ -258,10 +275,7 @@ fn memif_peer_in_another_process_forwards_back() {
                 "-l",
                 "0,1",
             ])
-            .arg(format!(
-                "--file-prefix=pktgen-test-tp-{}",
-                std::process::id()
-            ))
+            .arg(format!("--file-prefix={}", tp_prefix.0))
             .arg(format!(
                 "--vdev=net_memif0,role=client,socket={sock},socket-abstract=no"
             ))
