@@ -16,6 +16,7 @@ pub mod error;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod source;
 pub mod sys;
 
 pub use eal::{rdtsc, Eal, Launched, LcoreId, SocketId};
@@ -26,3 +27,4 @@ pub use port::{
     port_by_name, port_count, port_info, Port, PortConfig, PortId, PortInfo, PortStats, QueueId,
     RxQueue, TxQueue,
 };
+pub use source::LinkStatus;
