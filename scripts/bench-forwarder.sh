@@ -128,7 +128,9 @@ run_dnlb() {
     target/release/dnlb run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
         > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local pid=$!
-    pids+=("$pid")
+    # run_dnlb runs in a command substitution (a subshell): the script's
+    # own exit trap never sees this PID, so the subshell stops dnlb itself.
+    trap 'kill -INT "$pid" 2>/dev/null || true' EXIT
     sleep "$seconds"
     kill -INT "$pid"; wait "$pid" || true
     if [ "$tunnel" != none ] && ! grep -q 'tx_pps=[1-9]' "$out/dnlb.log"; then
