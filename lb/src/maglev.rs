@@ -456,7 +456,7 @@ impl Fill {
     ///
     /// The first two slots are tested together and the first free one of
     /// them chosen without a branch: whether a slot is free is a coin toss
-    /// the CPU cannot predict, and a branch on each cost more (about 15%
+    /// the CPU cannot predict, and a branch on each cost more (about 13%
     /// of the build) than the second test; only when both are taken does the
     /// search go on ([`probe`]).
     #[inline(always)]
