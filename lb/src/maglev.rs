@@ -526,15 +526,15 @@ fn taken_bit(occupied: &[u64], c: u32) -> u32 {
     ((occupied[(c / 64) as usize] >> (c % 64)) & 1) as u32
 }
 
-/// `(c + d) mod m` for `c, d < m` (< 2^31).
+/// `(c + d) mod m` for `c, d < m`.
 #[inline(always)]
 fn add_mod(c: u32, d: u32, m: u32) -> u32 {
-    let t = c + d;
-    if t >= m {
-        t - m
+    let t = u64::from(c) + u64::from(d);
+    (if t >= u64::from(m) {
+        t - u64::from(m)
     } else {
         t
-    }
+    }) as u32
 }
 
 /// The first free slot after the taken slot `c` along a permutation with
@@ -545,10 +545,10 @@ fn add_mod(c: u32, d: u32, m: u32) -> u32 {
 fn probe(occupied: &[u64], c: u32, skip: u32, m: u32) -> u32 {
     // Each chain adds `2·skip − m` and adds `m` back if that went below 0:
     // an add, and a conditional move on its sign.
-    let step = add_mod(skip, skip, m) as i32 - m as i32;
-    let mut even = add_mod(c, skip, m) as i32;
-    let mut odd = add_mod(even as u32, skip, m) as i32;
-    let m = m as i32;
+    let step = i64::from(add_mod(skip, skip, m)) - i64::from(m);
+    let mut even = i64::from(add_mod(c, skip, m));
+    let mut odd = i64::from(add_mod(even as u32, skip, m));
+    let m = i64::from(m);
     loop {
         if !is_taken(occupied, even as u32) {
             return even as u32;
@@ -872,6 +872,17 @@ mod tests {
         assert_eq!(zero.lookup(u64::MAX), None);
         assert_eq!(zero.counts().len(), 4);
         assert!(zero.counts().iter().all(|c| c.1 == 0));
+    }
+
+    /// The probing arithmetic holds for every `u32` table size.
+    #[test]
+    fn add_mod_near_the_top() {
+        let m = 4_294_967_291; // the largest prime below 2^32
+        assert_eq!(add_mod(m - 1, m - 1, m), m - 2);
+        assert_eq!(add_mod(m - 1, 1, m), 0);
+        assert_eq!(add_mod(3, 5, m), 8);
+        assert_eq!(add_mod(6, 6, 13), 12);
+        assert_eq!(add_mod(7, 6, 13), 0);
     }
 
     #[test]
