@@ -1,8 +1,8 @@
 //! Flow-table cost per packet: lookup hits at 1k and 1M flows (random order
 //! over the stored fingerprints), one at a time and in bursts of 32 through
 //! `lookup_burst` (which touches every bucket first so the misses overlap);
-//! burst misses; inserts of new flows in steady state; and a failing insert
-//! into a full table.
+//! burst misses; inserts of new flows in steady state, alone and after the
+//! lookup that missed them; and a failing insert into a full table.
 //!
 //! Goal (issue 3): 1M flows per worker in <= 64 MiB, lookups at 1M entries
 //! within 2x of lookups at 1k.
@@ -105,6 +105,19 @@ fn insert(c: &mut Criterion) {
         b.iter(|| {
             for _ in 0..BURST {
                 t.insert(r.next(), 1, now, life).unwrap();
+            }
+            now = now.wrapping_add(1);
+        });
+    });
+    // The same, as the load balancer stores a new flow: a lookup that misses,
+    // then the insert (which need not look for the flow again).
+    g.bench_function("new_flows_steady_after_miss/1M", |b| {
+        b.iter(|| {
+            for _ in 0..BURST {
+                let fp = r.next();
+                if t.lookup(fp, now, life).is_none() {
+                    t.insert(fp, 1, now, life).unwrap();
+                }
             }
             now = now.wrapping_add(1);
         });

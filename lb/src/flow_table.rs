@@ -164,6 +164,11 @@ pub struct FlowTable {
     len: usize,
     /// Next bucket [`FlowTable::sweep`] visits.
     cursor: usize,
+    /// The (normalised) fingerprint of the last [`FlowTable::lookup`] that
+    /// missed, until the next insert (0: none). Only an insert adds entries,
+    /// so this flow is known to be absent: an insert of it (a new flow,
+    /// stored right after its lookup missed) skips the search for its entry.
+    last_miss: u64,
     /// Recent displacement searches that found no room (at most
     /// [`SATURATED_AFTER`]; halved by one that did).
     failed_searches: u32,
@@ -210,6 +215,7 @@ impl FlowTable {
             mask: n - 1,
             len: 0,
             cursor: 0,
+            last_miss: 0,
             failed_searches: 0,
             skip_searches: 0,
             saturated_at: 0,
@@ -229,6 +235,9 @@ impl FlowTable {
     /// The backend stored for `fp` if its entry is live at `now`; a hit
     /// refreshes the entry to expire at `now + refresh_timeout`. An expired
     /// entry is a miss (and its slot is freed).
+    ///
+    /// A miss is remembered (see [`FlowTable::last_miss`]), so that an insert
+    /// of the same flow right after it need not look for the flow again.
     #[inline]
     pub fn lookup(&mut self, fp: u64, now: u32, refresh_timeout: u32) -> Option<u32> {
         let fp = norm(fp);
@@ -242,11 +251,22 @@ impl FlowTable {
                     }
                     *e = Entry::EMPTY;
                     self.len -= 1;
+                    self.last_miss = fp;
                     return None;
                 }
             }
         }
+        self.last_miss = fp;
         None
+    }
+
+    /// The first free (empty or expired) slot of bucket `b1`, else of `b2`:
+    /// where [`insert`](Self::insert) puts a flow that is absent.
+    #[inline(always)]
+    fn free_slot(&self, b1: usize, b2: usize, now: u32) -> Option<(usize, usize)> {
+        [b1, b2]
+            .into_iter()
+            .find_map(|b| self.free_way(b, now).map(|w| (b, w)))
     }
 
     /// Starts loading both candidate buckets of `fp` into the cache (a hint;
@@ -323,18 +343,25 @@ impl FlowTable {
             expiry: now.wrapping_add(timeout),
         };
         let (b1, b2) = self.candidates(fp);
-        let mut free = None;
-        for b in [b1, b2] {
-            for (w, e) in self.buckets[b].e.iter_mut().enumerate() {
-                if e.fp == fp {
-                    *e = new;
-                    return Ok(());
-                }
-                if free.is_none() && (e.fp == 0 || !live(e.expiry, now)) {
-                    free = Some((b, w));
+        let free = if core::mem::take(&mut self.last_miss) == fp {
+            // The lookup just before missed it: absent (only an insert adds
+            // entries). Only the first free slot is to be found.
+            self.free_slot(b1, b2, now)
+        } else {
+            let mut free = None;
+            for b in [b1, b2] {
+                for (w, e) in self.buckets[b].e.iter_mut().enumerate() {
+                    if e.fp == fp {
+                        *e = new;
+                        return Ok(());
+                    }
+                    if free.is_none() && (e.fp == 0 || !live(e.expiry, now)) {
+                        free = Some((b, w));
+                    }
                 }
             }
-        }
+            free
+        };
         if let Some((b, w)) = free {
             self.place(b, w, new);
             return Ok(());
@@ -345,6 +372,13 @@ impl FlowTable {
             self.skip_searches -= 1;
             return Err(TableFull);
         }
+        self.make_room(b1, b2, new, now)
+    }
+
+    /// The displacement search of [`insert`](Self::insert), and what it
+    /// tells of the table's saturation.
+    #[cold]
+    fn make_room(&mut self, b1: usize, b2: usize, new: Entry, now: u32) -> Result<(), TableFull> {
         self.searches += 1;
         let r = self.displace(b1, b2, new, now);
         if r.is_ok() {
@@ -888,18 +922,41 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Op {
-            Insert { k: u8, value: u32, timeout: u32 },
-            Lookup { k: u8, timeout: u32 },
-            Peek { k: u8 },
-            Remove { k: u8 },
-            Advance { dt: u32 },
-            Sweep { buckets: usize },
+            Insert {
+                k: u8,
+                value: u32,
+                timeout: u32,
+            },
+            Lookup {
+                k: u8,
+                timeout: u32,
+            },
+            /// A packet of a flow that takes an entry: lookup, and insert
+            /// if that missed.
+            Packet {
+                k: u8,
+                value: u32,
+                timeout: u32,
+            },
+            Peek {
+                k: u8,
+            },
+            Remove {
+                k: u8,
+            },
+            Advance {
+                dt: u32,
+            },
+            Sweep {
+                buckets: usize,
+            },
         }
 
         fn op(keys: u8) -> impl Strategy<Value = Op> {
             prop_oneof![
                 4 => (0..keys, any::<u32>(), 1..60u32).prop_map(|(k, value, timeout)| Op::Insert { k, value, timeout }),
                 4 => (0..keys, 1..60u32).prop_map(|(k, timeout)| Op::Lookup { k, timeout }),
+                3 => (0..keys, any::<u32>(), 1..60u32).prop_map(|(k, value, timeout)| Op::Packet { k, value, timeout }),
                 1 => (0..keys).prop_map(|k| Op::Peek { k }),
                 1 => (0..keys).prop_map(|k| Op::Remove { k }),
                 2 => (0..30u32).prop_map(|dt| Op::Advance { dt }),
@@ -917,11 +974,63 @@ mod tests {
             }
         }
 
+        /// Insert into the table and the model (and into `twin`, which
+        /// forgets its last miss first, so it always searches for the entry).
+        fn insert(
+            t: &mut FlowTable,
+            twin: &mut FlowTable,
+            m: &mut HashMap<u64, (u32, u64)>,
+            (f, value, timeout): (u64, u32, u32),
+            (now, abs): (u32, u64),
+        ) -> Result<(), TestCaseError> {
+            let was_live = m.get(&f).is_some_and(|e| abs < e.1);
+            twin.last_miss = 0;
+            let r = t.insert(f, value, now, timeout);
+            prop_assert_eq!(r, twin.insert(f, value, now, timeout));
+            match r {
+                Ok(()) => {
+                    m.insert(f, (value, abs + u64::from(timeout)));
+                }
+                Err(TableFull) => {
+                    prop_assert!(!was_live, "insert of a present flow failed");
+                    prop_assert!(t.full_for(f, now));
+                }
+            }
+            Ok(())
+        }
+
+        /// Lookup in the table, `twin` and the model.
+        fn lookup(
+            t: &mut FlowTable,
+            twin: &mut FlowTable,
+            m: &mut HashMap<u64, (u32, u64)>,
+            (k, timeout): (u8, u32),
+            (now, abs): (u32, u64),
+        ) -> Result<Option<u32>, TestCaseError> {
+            let f = norm(fp(k));
+            let got = t.lookup(fp(k), now, timeout);
+            prop_assert_eq!(got, twin.lookup(fp(k), now, timeout));
+            match m.get_mut(&f) {
+                Some(e) if abs < e.1 => {
+                    prop_assert_eq!(got, Some(e.0));
+                    e.1 = abs + u64::from(timeout);
+                }
+                Some(_) => {
+                    prop_assert_eq!(got, None);
+                    m.remove(&f);
+                }
+                None => prop_assert_eq!(got, None),
+            }
+            Ok(got)
+        }
+
         /// Runs `ops` against the table and a `HashMap` model whose clock is a
         /// `u64` that never wraps, while the table's `u32` clock starts 300
-        /// ticks before it wraps.
+        /// ticks before it wraps. A twin table that never uses its last miss
+        /// must hold exactly the same entries in the same slots.
         fn check(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             let mut t = FlowTable::new(capacity);
+            let mut twin = FlowTable::new(capacity);
             let mut m: HashMap<u64, (u32, u64)> = HashMap::new();
             let start = u32::MAX - 300;
             let mut abs: u64 = 0;
@@ -930,30 +1039,16 @@ mod tests {
                 match *op {
                     Op::Insert { k, value, timeout } => {
                         let f = norm(fp(k));
-                        let was_live = m.get(&f).is_some_and(|e| abs < e.1);
-                        match t.insert(f, value, now, timeout) {
-                            Ok(()) => {
-                                m.insert(f, (value, abs + u64::from(timeout)));
-                            }
-                            Err(TableFull) => {
-                                prop_assert!(!was_live, "insert of a present flow failed");
-                                prop_assert!(t.full_for(f, now));
-                            }
-                        }
+                        insert(&mut t, &mut twin, &mut m, (f, value, timeout), (now, abs))?;
                     }
                     Op::Lookup { k, timeout } => {
-                        let f = norm(fp(k));
-                        let got = t.lookup(fp(k), now, timeout);
-                        match m.get_mut(&f) {
-                            Some(e) if abs < e.1 => {
-                                prop_assert_eq!(got, Some(e.0));
-                                e.1 = abs + u64::from(timeout);
-                            }
-                            Some(_) => {
-                                prop_assert_eq!(got, None);
-                                m.remove(&f);
-                            }
-                            None => prop_assert_eq!(got, None),
+                        lookup(&mut t, &mut twin, &mut m, (k, timeout), (now, abs))?;
+                    }
+                    Op::Packet { k, value, timeout } => {
+                        let got = lookup(&mut t, &mut twin, &mut m, (k, timeout), (now, abs))?;
+                        if got.is_none() {
+                            let f = norm(fp(k));
+                            insert(&mut t, &mut twin, &mut m, (f, value, timeout), (now, abs))?;
                         }
                     }
                     Op::Peek { k } => {
@@ -963,6 +1058,7 @@ mod tests {
                     Op::Remove { k } => {
                         let f = norm(fp(k));
                         let got = t.remove(fp(k));
+                        prop_assert_eq!(got, twin.remove(fp(k)));
                         match m.remove(&f) {
                             Some(e) if abs < e.1 => prop_assert_eq!(got, Some(e.0)),
                             Some(e) => prop_assert!(got.is_none() || got == Some(e.0)),
@@ -971,13 +1067,20 @@ mod tests {
                     }
                     Op::Advance { dt } => abs += u64::from(dt),
                     Op::Sweep { buckets } => {
-                        t.sweep(now, buckets);
+                        prop_assert_eq!(t.sweep(now, buckets), twin.sweep(now, buckets));
                         if buckets >= t.buckets() {
                             m.retain(|_, e| abs < e.1);
                             prop_assert_eq!(t.len(), m.len());
                         }
                     }
                 }
+                prop_assert!(
+                    t.buckets
+                        .iter()
+                        .zip(twin.buckets.iter())
+                        .all(|(a, b)| a.e == b.e),
+                    "the last miss placed an entry elsewhere"
+                );
                 let live = m.values().filter(|e| abs < e.1).count();
                 prop_assert!(
                     live <= t.len() && t.len() <= m.len(),

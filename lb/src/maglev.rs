@@ -28,8 +28,9 @@
 //! [`MaglevTable::lookup`] maps a hash to slot `(hash · M) >> 64`
 //! ([`crate::hash::reduce`]), which costs one multiply.
 //!
-//! Building costs about `M·ln M` probes of an `M`-bit occupancy bitmap (which
-//! stays in L1 for the default size), and `4·M` bytes for the table.
+//! Building costs about `½·M·ln M` probes of an `M`-bit occupancy bitmap
+//! (which stays in L1 for the default size) and a scan of the last `√M` or
+//! so free slots per claim (see `fill`), and `4·M` bytes for the table.
 
 use core::fmt;
 use std::net::IpAddr;
@@ -321,111 +322,267 @@ impl MaglevTable {
 /// Step 2 and 3 of the construction: `backends` sorted by identity, all with a
 /// weight above 0, `size` prime. Returns the entries and how many each backend
 /// took (in the order of `backends`).
+///
+/// Claims are made in the order of step 3 (see [`Schedule`]). Each takes the
+/// first free slot of its backend's permutation: found by probing an
+/// occupancy bitmap ([`Fill::claim`]) until only [`tail_slots`] slots are
+/// free, then by a scan of the free slots ([`Fill::claim_tail`]).
 fn fill(backends: &[&MaglevBackend], size: u32) -> (Box<[BackendId]>, Vec<u32>) {
-    let m = size as usize;
     let max_w = backends.iter().map(|b| b.weight).max().unwrap_or(1);
-    struct State {
-        id: BackendId,
-        weight: u8,
-        credit: u8,
-        taken: u32,
-        skip: usize,
-        /// The next slot of the permutation to try.
-        next: usize,
-        /// skip⁻¹ mod M, computed when first needed (0 = not yet).
-        inverse: u64,
-    }
-    let mut st: Vec<State> = backends
+    let walks: Vec<Walk> = backends
         .iter()
         .map(|b| {
             let (offset, skip) = permutation(&b.identity, size);
-            State {
+            Walk {
+                next: offset,
+                skip,
                 id: b.id,
-                weight: b.weight,
-                credit: 0,
                 taken: 0,
-                skip: skip as usize,
-                next: offset as usize,
-                inverse: 0,
             }
         })
         .collect();
-    let mut occupied = vec![0u64; m.div_ceil(64)];
-    let is_free = |occupied: &[u64], c: usize| occupied[c / 64] & (1 << (c % 64)) == 0;
-    let mut entries = vec![BackendId(0); m];
-    let mut filled = 0usize;
-    let modm = ModM::new(size);
-    // The free slots, once at most TAIL_SLOTS are left (see below).
-    let mut tail: Vec<u32> = Vec::new();
-    let mut in_tail = false;
-    loop {
-        for s in st.iter_mut() {
-            if !in_tail && m - filled <= TAIL_SLOTS {
-                in_tail = true;
-                tail = (0..m)
-                    .filter(|&c| is_free(&occupied, c))
-                    .map(|c| c as u32)
-                    .collect();
+    let mut f = Fill {
+        m: size,
+        occupied: vec![0u64; (size as usize).div_ceil(64)],
+        entries: vec![BackendId(0); size as usize],
+        walks,
+    };
+    let n = backends.len();
+    let probing = size - tail_slots(size);
+    if backends.iter().all(|b| b.weight == max_w) {
+        // Every backend claims once per round, in order: no credits.
+        let (rounds, rest) = (probing as usize / n, probing as usize % n);
+        for _ in 0..rounds {
+            for i in 0..n {
+                f.claim(i);
             }
-            // credit < max_w before the add, so at most one claim per round.
-            s.credit += s.weight;
-            if s.credit < max_w {
-                continue;
+        }
+        for i in 0..rest {
+            f.claim(i);
+        }
+        f.finish(probing, Equal { i: rest, n })
+    } else {
+        let mut rounds = Weighted {
+            i: 0,
+            weight: backends.iter().map(|b| b.weight).collect(),
+            credit: vec![0; n],
+            max: max_w,
+        };
+        for _ in 0..probing {
+            let i = rounds.next();
+            f.claim(i);
+        }
+        f.finish(probing, rounds)
+    }
+}
+
+/// How many slots are left free when [`fill`] stops probing and scans the
+/// free slots instead: about ¾·√M, where the two costs meet (probing then
+/// costs about M/free probes per claim, scanning `free` steps; over half of
+/// all probes would go to the last 1% of slots).
+fn tail_slots(m: u32) -> u32 {
+    (m.isqrt() * 3 / 4).clamp(1, m)
+}
+
+/// The order of claims (step 3 of the construction): the index of the
+/// backend that claims next.
+trait Schedule {
+    fn next(&mut self) -> usize;
+}
+
+/// Equal weights: every backend once per round.
+struct Equal {
+    i: usize,
+    n: usize,
+}
+
+impl Schedule for Equal {
+    #[inline]
+    fn next(&mut self) -> usize {
+        let i = self.i;
+        self.i = if i + 1 == self.n { 0 } else { i + 1 };
+        i
+    }
+}
+
+/// Weights: each backend adds its weight to its credit when its turn comes,
+/// and claims if that reaches the largest weight.
+struct Weighted {
+    i: usize,
+    weight: Vec<u8>,
+    credit: Vec<u8>,
+    max: u8,
+}
+
+impl Schedule for Weighted {
+    #[inline]
+    fn next(&mut self) -> usize {
+        loop {
+            let i = self.i;
+            self.i = if i + 1 == self.weight.len() { 0 } else { i + 1 };
+            // credit < max before the add, so at most one claim per round.
+            let credit = self.credit[i] + self.weight[i];
+            if credit >= self.max {
+                self.credit[i] = credit - self.max;
+                return i;
             }
-            s.credit -= max_w;
-            // The first free slot of the permutation from `next` on.
-            let c = if !in_tail {
-                // Probe slot by slot: cheap while many slots are free.
-                let mut c = s.next;
-                while !is_free(&occupied, c) {
-                    c += s.skip;
-                    if c >= m {
-                        c -= m;
-                    }
-                }
-                occupied[c / 64] |= 1 << (c % 64);
-                c
-            } else {
-                // Probing would now cost about M/free probes per claim (over
-                // half of all probes go to the last 1% of slots). Instead:
-                // free slot f is j = (f − next)·skip⁻¹ mod M steps along the
-                // permutation, so the first free slot is the one with the
-                // smallest j. The same slot probing finds: the same table.
-                if s.inverse == 0 {
-                    s.inverse = modm.inverse(s.skip as u64);
-                }
-                let mut best = (u64::MAX, 0usize);
-                for (i, &f) in tail.iter().enumerate() {
-                    let d = modm.sub(u64::from(f), s.next as u64);
-                    let j = modm.mul(d, s.inverse);
-                    if j < best.0 {
-                        best = (j, i);
-                    }
-                }
-                tail.swap_remove(best.1) as usize
-            };
-            entries[c] = s.id;
-            s.taken += 1;
-            s.next = if c + s.skip >= m {
-                c + s.skip - m
-            } else {
-                c + s.skip
-            };
-            filled += 1;
-            if filled == m {
-                return (
-                    entries.into_boxed_slice(),
-                    st.iter().map(|s| s.taken).collect(),
-                );
-            }
+            self.credit[i] = credit;
         }
     }
 }
 
-/// How many free slots are left when [`fill`] stops probing and scans the
-/// free list instead (around √M for the default size, where the two costs
-/// meet).
-const TAIL_SLOTS: usize = 256;
+/// A backend's walk along its permutation.
+struct Walk {
+    /// The next slot of the permutation to try.
+    next: u32,
+    skip: u32,
+    id: BackendId,
+    /// Slots claimed.
+    taken: u32,
+}
+
+/// A table being filled.
+struct Fill {
+    m: u32,
+    /// One bit per slot: taken.
+    occupied: Vec<u64>,
+    entries: Vec<BackendId>,
+    walks: Vec<Walk>,
+}
+
+impl Fill {
+    /// Backend `i` claims the first free slot of its permutation, probing
+    /// slot by slot (cheap while many slots are free).
+    ///
+    /// The first two slots are tested together and the first free one of
+    /// them chosen without a branch: whether a slot is free is a coin toss
+    /// the CPU cannot predict, and a branch on each cost more (about 13%
+    /// of the build) than the second test; only when both are taken does the
+    /// search go on ([`probe`]).
+    #[inline(always)]
+    fn claim(&mut self, i: usize) {
+        let m = self.m;
+        let w = &mut self.walks[i];
+        let c0 = w.next;
+        let c1 = add_mod(c0, w.skip, m);
+        let (t0, t1) = (taken_bit(&self.occupied, c0), taken_bit(&self.occupied, c1));
+        let c = if t0 & t1 != 0 {
+            probe(&self.occupied, c1, w.skip, m)
+        } else {
+            // c0 if free, else c1.
+            c0 ^ ((c0 ^ c1) & t0.wrapping_neg())
+        };
+        self.occupied[(c / 64) as usize] |= 1 << (c % 64);
+        self.entries[c as usize] = w.id;
+        w.taken += 1;
+        w.next = add_mod(c, w.skip, m);
+    }
+
+    /// The last claims, from `claimed` on in the order of `rounds`, by
+    /// scanning the free slots (see [`Fill::claim_tail`]); then the result.
+    fn finish(mut self, claimed: u32, mut rounds: impl Schedule) -> (Box<[BackendId]>, Vec<u32>) {
+        let mut free: Vec<u32> = Vec::with_capacity((self.m - claimed) as usize);
+        for (k, &word) in self.occupied.iter().enumerate() {
+            let mut bits = !word;
+            while bits != 0 {
+                let c = k as u32 * 64 + bits.trailing_zeros();
+                if c < self.m {
+                    free.push(c);
+                }
+                bits &= bits - 1;
+            }
+        }
+        debug_assert_eq!(free.len() as u32, self.m - claimed);
+        let modm = ModM::new(self.m);
+        // skip⁻¹ mod M of each backend, computed when first needed (0 = not yet).
+        let mut inverse = vec![0u64; self.walks.len()];
+        while !free.is_empty() {
+            let i = rounds.next();
+            if inverse[i] == 0 {
+                inverse[i] = modm.inverse(u64::from(self.walks[i].skip));
+            }
+            let c = claim_tail(&mut free, &modm, self.walks[i].next, inverse[i]);
+            let w = &mut self.walks[i];
+            self.entries[c as usize] = w.id;
+            w.taken += 1;
+            w.next = add_mod(c, w.skip, self.m);
+        }
+        (
+            self.entries.into_boxed_slice(),
+            self.walks.iter().map(|w| w.taken).collect(),
+        )
+    }
+}
+
+/// Whether slot `c` is taken.
+#[inline(always)]
+fn is_taken(occupied: &[u64], c: u32) -> bool {
+    taken_bit(occupied, c) != 0
+}
+
+/// 1 if slot `c` is taken, else 0.
+#[inline(always)]
+fn taken_bit(occupied: &[u64], c: u32) -> u32 {
+    ((occupied[(c / 64) as usize] >> (c % 64)) & 1) as u32
+}
+
+/// `(c + d) mod m` for `c, d < m`.
+#[inline(always)]
+fn add_mod(c: u32, d: u32, m: u32) -> u32 {
+    let t = u64::from(c) + u64::from(d);
+    (if t >= u64::from(m) {
+        t - u64::from(m)
+    } else {
+        t
+    }) as u32
+}
+
+/// The first free slot after the taken slot `c` along a permutation with
+/// step `skip`. Two interleaved chains (the even and the odd steps, each
+/// advancing `2·skip`) halve the dependency chain of the additions, which
+/// bounds the speed of a long search.
+#[inline(never)]
+fn probe(occupied: &[u64], c: u32, skip: u32, m: u32) -> u32 {
+    // Each chain adds `2·skip − m` and adds `m` back if that went below 0:
+    // an add, and a conditional move on its sign.
+    let step = i64::from(add_mod(skip, skip, m)) - i64::from(m);
+    let mut even = i64::from(add_mod(c, skip, m));
+    let mut odd = i64::from(add_mod(even as u32, skip, m));
+    let m = i64::from(m);
+    loop {
+        if !is_taken(occupied, even as u32) {
+            return even as u32;
+        }
+        if !is_taken(occupied, odd as u32) {
+            return odd as u32;
+        }
+        even += step;
+        if even < 0 {
+            even += m;
+        }
+        odd += step;
+        if odd < 0 {
+            odd += m;
+        }
+    }
+}
+
+/// Removes and returns the first free slot, in the permutation that is at
+/// `next` with step `skip = inverse⁻¹`: free slot `f` is
+/// `j = (f − next)·skip⁻¹ mod M` steps along, so the first is the one with
+/// the smallest `j`; the same slot probing finds (the same table), at a cost
+/// of `free.len()` instead of about `M / free.len()`.
+fn claim_tail(free: &mut Vec<u32>, modm: &ModM, next: u32, inverse: u64) -> u32 {
+    let next = u64::from(next);
+    // (j, index) packed in one u64 (both < 2^32): the smallest is the first.
+    let best = free
+        .iter()
+        .enumerate()
+        .map(|(k, &f)| modm.mul(modm.sub(u64::from(f), next), inverse) << 32 | k as u64)
+        .min()
+        .unwrap_or(0);
+    free.swap_remove(best as u32 as usize)
+}
 
 /// Arithmetic modulo a table size `m` < 2^32 (Barrett reduction: no division
 /// per operation).
@@ -535,6 +692,51 @@ mod tests {
                 next[i] += 1;
                 n += 1;
                 if n == m {
+                    return entry.into_iter().map(Option::unwrap).collect();
+                }
+            }
+        }
+    }
+
+    /// The module docs' construction, literally and slowly: rounds over the
+    /// backends sorted by identity with credits; each claim walks its
+    /// permutation (`%` per step) to the first free slot.
+    pub(super) fn construction_reference(backends: &[MaglevBackend], m: u32) -> Vec<BackendId> {
+        let mut sorted: Vec<MaglevBackend> =
+            backends.iter().filter(|b| b.weight > 0).copied().collect();
+        sorted.sort_by_key(|b| b.identity);
+        let Some(max_w) = sorted.iter().map(|b| u32::from(b.weight)).max() else {
+            return Vec::new();
+        };
+        let m64 = u64::from(m);
+        let perm: Vec<(u64, u64)> = sorted
+            .iter()
+            .map(|b| {
+                let offset = xxh64(&b.identity, OFFSET_SEED) % m64;
+                (offset, xxh64(&b.identity, SKIP_SEED) % (m64 - 1) + 1)
+            })
+            .collect();
+        let mut steps = vec![0u64; sorted.len()];
+        let mut credit = vec![0u32; sorted.len()];
+        let mut entry: Vec<Option<BackendId>> = vec![None; m as usize];
+        let mut filled = 0;
+        loop {
+            for (i, b) in sorted.iter().enumerate() {
+                credit[i] += u32::from(b.weight);
+                if credit[i] < max_w {
+                    continue;
+                }
+                credit[i] -= max_w;
+                loop {
+                    let c = ((perm[i].0 + steps[i] * perm[i].1) % m64) as usize;
+                    steps[i] += 1;
+                    if entry[c].is_none() {
+                        entry[c] = Some(b.id);
+                        break;
+                    }
+                }
+                filled += 1;
+                if filled == m {
                     return entry.into_iter().map(Option::unwrap).collect();
                 }
             }
@@ -670,6 +872,17 @@ mod tests {
         assert_eq!(zero.lookup(u64::MAX), None);
         assert_eq!(zero.counts().len(), 4);
         assert!(zero.counts().iter().all(|c| c.1 == 0));
+    }
+
+    /// The probing arithmetic holds for every `u32` table size.
+    #[test]
+    fn add_mod_near_the_top() {
+        let m = 4_294_967_291; // the largest prime below 2^32
+        assert_eq!(add_mod(m - 1, m - 1, m), m - 2);
+        assert_eq!(add_mod(m - 1, 1, m), 0);
+        assert_eq!(add_mod(3, 5, m), 8);
+        assert_eq!(add_mod(6, 6, 13), 12);
+        assert_eq!(add_mod(7, 6, 13), 0);
     }
 
     #[test]
@@ -846,6 +1059,24 @@ mod tests {
                 prop_assert!(moved as f64 <= 0.03 * f64::from(m), "{} slots moved", moved);
                 // And every slot of the removed backend went to someone else.
                 prop_assert!(!after.entries().contains(&gone));
+            }
+
+            /// The table is exactly the module docs' construction (however
+            /// `fill` finds each claim's slot), weighted or not, for table
+            /// sizes where most claims probe and where most scan.
+            #[test]
+            fn matches_the_construction(
+                bs in arb_backends(1..=300, 0..=100),
+                equal in any::<bool>(),
+                m in prop::sample::select(vec![2u32, 3, 13, 251, 1009, 5003, 65537]),
+            ) {
+                let bs: Vec<_> = if equal {
+                    bs.into_iter().map(|b| MaglevBackend { weight: 100, ..b }).collect()
+                } else {
+                    bs
+                };
+                let t = MaglevTable::build(&bs, m).unwrap();
+                prop_assert_eq!(t.entries(), super::construction_reference(&bs, m));
             }
 
             /// (d) The table does not depend on the order of the input.
