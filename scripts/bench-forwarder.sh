@@ -69,9 +69,9 @@ target/release/dnlb-pcapgen "${gen[@]}" --out "$pcap" 2>/dev/null
 # the pool holds them all plus the working set (rings, bursts in flight).
 pool=8191
 while [ "$pool" -lt $((flows + 16384)) ]; do pool=$((pool * 2 + 1)); done
-# Memory: ~2.3 KB per mbuf, the flow table (32 B per flow at half load,
+# Memory: twice ~2.3 KB per mbuf (a pool this size fails with less), the flow table (32 B per flow at half load,
 # allocated by dnlb from the heap, not from EAL memory) aside.
-mem_mb=$(( (pool * 2304 / 1048576 + 256 + 255) / 256 * 256 ))
+mem_mb=$(( (pool * 2304 / 1048576 * 2 + 512 + 255) / 256 * 256 ))
 [ "$mem_mb" -lt 1024 ] && mem_mb=1024
 if [ "$huge" = 1 ]; then
     scripts/hugepages.sh reserve $((mem_mb / 2)) >/dev/null
@@ -130,20 +130,23 @@ run_dnlb() {
     local pid=$!
     # run_dnlb runs in a command substitution (a subshell): the script's
     # own exit trap never sees this PID, so the subshell stops dnlb itself.
-    trap 'kill -INT "$pid" 2>/dev/null || true' EXIT
+    trap "kill -INT $pid 2>/dev/null || true" EXIT
     sleep "$seconds"
     kill -INT "$pid"; wait "$pid" || true
     if [ "$tunnel" != none ] && ! grep -q 'tx_pps=[1-9]' "$out/dnlb.log"; then
         echo "dnlb sent nothing: see its log" >&2; cat "$out/dnlb.err" >&2; exit 1
     fi
-    grep '^stats:' "$out/dnlb.log" | grep -o 'rx_pps=[0-9]*' | cut -d= -f2 | steady | median
+    { grep '^stats:' "$out/dnlb.log" || true; } | grep -o 'rx_pps=[0-9]*' | cut -d= -f2 | steady | median
 }
 
 run_testpmd() { # MODE
     timeout -s INT "$seconds" dpdk-testpmd "${mem[@]}" --no-pci --no-telemetry "--file-prefix=bench-tp-$$" \
         -l 0,1 "--vdev=$vdev" -- --forward-mode="$1" --total-num-mbufs="$pool" --stats-period 1 -a \
         < /dev/null > "$out/testpmd.log" 2>&1 || true
-    grep -o 'Rx-pps: *[0-9]*' "$out/testpmd.log" | awk '{print $2}' | steady | median
+    if ! grep -q 'Rx-pps: *[1-9]' "$out/testpmd.log"; then
+        echo "testpmd $1 forwarded nothing in $seconds s:" >&2; tail -5 "$out/testpmd.log" >&2
+    fi
+    { grep -o 'Rx-pps: *[0-9]*' "$out/testpmd.log" || true; } | awk '{print $2}' | steady | median
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b>0)?a/b:0}'; }
