@@ -67,26 +67,7 @@ run_dnlb() {
         echo '[[dataplane.ports]]'
         echo 'name = "net_pcap0"'
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
-        echo '[encap]'
-        echo 'source_v4 = "192.0.2.254"'
-        echo 'next_hop_mac = "02:00:00:00:00:fe"'
-        echo '[flows]'
-        echo 'capacity_per_worker = 65536'
-        echo '[[listener]]'
-        echo 'name = "web"'
-        echo 'vips = ["192.0.2.10"]'
-        echo 'protocol = "tcp"'
-        echo 'port = 80'
-        echo 'target_group = "web"'
-        echo '[[target_group]]'
-        echo 'name = "web"'
-        for b in 1 2 3 4 5 6 7 8; do
-            echo '[[target_group.backend]]'
-            echo "address = \"10.1.0.$b\""
-            echo 'tunnel = "vxlan"'
-            echo 'vni = 100'
-            echo "inner_mac = \"02:00:0a:01:00:0$b\""
-        done
+        bench_listener_config tcp
     } > "$cfg"
     target/release/dnlb run --config "$cfg" --events json --stats-interval-ms 1000 \
         --watch-config-ms 0 > "$out/$1.log" 2> "$out/$1.err" &

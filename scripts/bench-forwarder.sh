@@ -81,35 +81,6 @@ else
 fi
 vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 
-# The listener's config: 8 backends behind $tunnel, in family $backend_ip.
-listener_config() {
-    local vip=192.0.2.10
-    [ "$ip" = 6 ] && vip=2001:db8::10
-    echo '[encap]'
-    echo 'source_v4 = "192.0.2.254"'
-    echo 'source_v6 = "2001:db8::fe"'
-    echo 'next_hop_mac = "02:00:00:00:00:fe"'
-    echo '[flows]'
-    echo "capacity_per_worker = $(( flows * 2 > 65536 ? flows * 2 : 65536 ))"
-    echo '[[listener]]'
-    echo 'name = "bench"'
-    echo "vips = [\"$vip\"]"
-    echo "protocol = \"$proto\""
-    echo 'port = 80'
-    echo 'target_group = "bench"'
-    echo '[[target_group]]'
-    echo 'name = "bench"'
-    for b in 1 2 3 4 5 6 7 8; do
-        echo '[[target_group.backend]]'
-        if [ "$backend_ip" = 6 ]; then echo "address = \"2001:db8:1::$b\""; else echo "address = \"10.1.0.$b\""; fi
-        echo "tunnel = \"$tunnel\""
-        case "$tunnel" in
-        vxlan) echo 'vni = 100'; echo "inner_mac = \"02:00:0a:01:00:0$b\"" ;;
-        gre) echo "gre_key = $b" ;;
-        esac
-    done
-}
-
 run_dnlb() {
     local cfg=$out/dnlb.toml
     local eal=("${mem[@]}" --no-pci --no-telemetry "--file-prefix=bench-dnlb-$$")
@@ -123,7 +94,11 @@ run_dnlb() {
         echo '[[dataplane.ports]]'
         echo "name = \"net_pcap0\""
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
-        if [ "$tunnel" = none ]; then echo 'forward_to = "net_pcap0"'; else listener_config; fi
+        if [ "$tunnel" = none ]; then
+            echo 'forward_to = "net_pcap0"'
+        else
+            bench_listener_config "$proto" "$tunnel" "$ip" "$backend_ip" $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
+        fi
     } > "$cfg"
     target/release/dnlb run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
         > "$out/dnlb.log" 2> "$out/dnlb.err" &

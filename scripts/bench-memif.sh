@@ -170,26 +170,7 @@ run_dnlb() {
             echo 'forward_to = "net_memif0"'
             exit 0
         fi
-        echo '[encap]'
-        echo 'source_v4 = "192.0.2.254"'
-        echo 'next_hop_mac = "02:00:00:00:00:fe"'
-        echo '[flows]'
-        echo 'capacity_per_worker = 65536'
-        echo '[[listener]]'
-        echo 'name = "vip"'
-        echo 'vips = ["192.0.2.10"]'
-        echo "protocol = \"$proto\""
-        echo 'port = 80'
-        echo 'target_group = "pool"'
-        echo '[[target_group]]'
-        echo 'name = "pool"'
-        for b in 1 2 3 4 5 6 7 8; do
-            echo '[[target_group.backend]]'
-            echo "address = \"10.1.0.$b\""
-            echo 'tunnel = "vxlan"'
-            echo 'vni = 100'
-            echo "inner_mac = \"02:00:0a:01:00:0$b\""
-        done
+        bench_listener_config "$proto"
     ) > "$cfg"
     target/release/dnlb run --config "$cfg" --events json --stats-interval-ms 1000 \
         --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &

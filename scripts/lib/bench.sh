@@ -5,3 +5,37 @@ steady() { awk '$1 > 0' | tail -n +2; }
 
 # The median of the numbers on stdin, one a line (0 when there are none).
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {v=0} else if (NR%2) {v=a[(NR+1)/2]} else {v=(a[NR/2]+a[NR/2+1])/2}; printf "%.0f\n", v}'; }
+
+# The load-balancing part of a benchmark config (TOML on stdout): [encap],
+# [flows] for CAPACITY flows, one listener on the VIP (192.0.2.10, or
+# 2001:db8::10 for IP 6) port 80 for PROTO, and 8 backends behind TUNNEL
+# (vxlan, ipip, gue, gre) in family BACKEND_IP (10.1.0.1-8 or 2001:db8:1::1-8).
+#   bench_listener_config PROTO [TUNNEL vxlan] [IP 4] [BACKEND_IP 4] [CAPACITY 65536]
+bench_listener_config() {
+    local proto=$1 tunnel=${2:-vxlan} ip=${3:-4} backend_ip=${4:-4} capacity=${5:-65536}
+    local vip=192.0.2.10 b
+    [ "$ip" = 6 ] && vip=2001:db8::10
+    echo '[encap]'
+    echo 'source_v4 = "192.0.2.254"'
+    echo 'source_v6 = "2001:db8::fe"'
+    echo 'next_hop_mac = "02:00:00:00:00:fe"'
+    echo '[flows]'
+    echo "capacity_per_worker = $capacity"
+    echo '[[listener]]'
+    echo 'name = "bench"'
+    echo "vips = [\"$vip\"]"
+    echo "protocol = \"$proto\""
+    echo 'port = 80'
+    echo 'target_group = "bench"'
+    echo '[[target_group]]'
+    echo 'name = "bench"'
+    for b in 1 2 3 4 5 6 7 8; do
+        echo '[[target_group.backend]]'
+        if [ "$backend_ip" = 6 ]; then echo "address = \"2001:db8:1::$b\""; else echo "address = \"10.1.0.$b\""; fi
+        echo "tunnel = \"$tunnel\""
+        case "$tunnel" in
+        vxlan) echo 'vni = 100'; echo "inner_mac = \"02:00:0a:01:00:0$b\"" ;;
+        gre) echo "gre_key = $b" ;;
+        esac
+    done
+}
