@@ -10,12 +10,8 @@
 //! - VXLAN: `Eth | IP | UDP (dst 4789) | VXLAN (VNI) | inner Eth (dst inner_mac) | inner IP`
 //! - GRE: `Eth | IP (proto 47) | GRE (0x0800/0x86DD, optional key) | inner IP`
 //!
-//! Flow entropy: the outer UDP source port (49152 + 14 bits of a per-flow
-//! hash) and, with an IPv6 outer header, the flow label (20 bits). The
-//! processor passes the flow's fingerprint, which it has computed anyway:
-//! the same for every packet of a flow through a worker, so the underlay
-//! keeps a flow on one path; it differs between gateways, as does the outer
-//! source address.
+//! Flow entropy: the outer UDP source port (49152 + 14 bits of the flow
+//! hash) and, with an IPv6 outer header, the flow label (20 bits).
 
 use std::net::IpAddr;
 
@@ -255,7 +251,7 @@ impl EncapTemplate {
 
     /// Encapsulates `pkt`, whose inner IP packet starts at `l2_len` and is
     /// `ip_len` bytes long (anything after it, such as Ethernet padding, is
-    /// trimmed). `entropy` is a per-flow hash; `src_mac` the egress port's MAC.
+    /// trimmed). `entropy` is the flow hash; `src_mac` the egress port's MAC.
     #[inline]
     pub fn apply<P: PacketBuf>(
         &self,

@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use dnlb_config::Tunnel;
-use dnlb_lb::flow_table::{fingerprint_v4, fingerprint_v6};
 use dnlb_lb::hash;
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
@@ -113,17 +112,13 @@ fn client_frame(n: u8, v6: bool, tcp: bool, payload_len: usize) -> Vec<u8> {
     out
 }
 
-/// The seed of the processor the cases run through.
-const SEED: u64 = 0x5eed;
-
-/// The entropy of the outer headers dnlb writes for a client frame: the
-/// flow's fingerprint under the processor's seed.
+/// The flow hash dnlb uses for a client frame (entropy of the outer headers).
 fn flow_hash(n: u8, v6: bool, tcp: bool) -> u64 {
     let (proto, dport) = if tcp { (6, 80) } else { (17, 53) };
     if v6 {
-        fingerprint_v6(SEED, CLIENT6, vip6(n), proto, 40000, dport)
+        hash::flow_hash_v6(CLIENT6, vip6(n), proto, 40000, dport)
     } else {
-        fingerprint_v4(SEED, CLIENT4, vip4(n), proto, 40000, dport)
+        hash::flow_hash_v4(CLIENT4, vip4(n), proto, 40000, dport)
     }
 }
 
@@ -246,7 +241,7 @@ struct Case {
 fn run(snap: &Snapshot, cases: &[Case]) {
     let mut failures = Vec::new();
     for c in cases {
-        let mut p = Processor::new(4096, SEED);
+        let mut p = Processor::new(4096, 0x5eed);
         p.adopt(snap);
         let mut pkt = VecPacket::new(&c.input);
         let got = p.process(snap, &mut pkt, GW_MAC, 1000);

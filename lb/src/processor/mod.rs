@@ -73,15 +73,13 @@ struct Ctx<'a> {
 }
 
 /// Where a packet goes once its backend is known: the listener whose
-/// counters it counts under, the backend, and the entropy of the outer
-/// headers: the flow's fingerprint (the same for every packet of a flow
-/// through this worker, and already computed; a fragment's, its address
-/// hash).
+/// counters it counts under, the backend, and the flow hash (entropy for
+/// the outer headers).
 #[derive(Clone, Copy)]
 struct Target {
     slot: u16,
     backend: BackendId,
-    entropy: u64,
+    hash: u64,
 }
 
 /// Whether listener `l`'s access list (if any) lets source `src` in;
@@ -337,7 +335,7 @@ impl Processor {
                 Target {
                     slot: l.slot,
                     backend,
-                    entropy: hash,
+                    hash,
                 },
             ),
             None => Err(DropReason::NoBackend),
@@ -377,13 +375,13 @@ impl Processor {
         };
         let key = FlowKey {
             fp,
+            hash: policy::schedule_hash::<F>(l, &t),
             proto: t.proto,
             tcp_flags,
         };
         let (limits, seed) = (&mut self.limits, self.seed);
         let opening = || within_limits::<F>(limits, seed, l, t.src, cx.now);
-        let hash = || policy::schedule_hash::<F>(l, &t);
-        let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now, opening, hash);
+        let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now, opening);
         let c = &mut self.counters;
         if picked.rescheduled {
             c.flows_rescheduled += 1;
@@ -397,7 +395,7 @@ impl Processor {
             let to = Target {
                 slot: l.slot,
                 backend,
-                entropy: fp,
+                hash: key.hash,
             };
             self.send(cx, pkt, frame, to)
         });
@@ -439,7 +437,7 @@ impl Processor {
             let to = Target {
                 slot: l.slot,
                 backend,
-                entropy: fp,
+                hash,
             };
             self.send(cx, pkt, frame, to)
         });
@@ -532,7 +530,7 @@ impl Processor {
             self.counters.too_big_sent += 1;
             return Ok(Action::Reply);
         }
-        t.apply(pkt, f.l2, f.ip_len, to.entropy, cx.src_mac)?;
+        t.apply(pkt, f.l2, f.ip_len, to.hash, cx.src_mac)?;
         self.counters.sent(to.slot, to.backend, f.ip_len as u64);
         Ok(Action::Encapsulated(to.backend))
     }

@@ -32,6 +32,8 @@ pub(super) fn schedule_hash<F: Family>(l: &ListenerState, t: &Tuple<F::Addr>) ->
 pub(super) struct FlowKey {
     /// Flow-table fingerprint.
     pub fp: u64,
+    /// Scheduler hash.
+    pub hash: u64,
     /// IP protocol.
     pub proto: u8,
     /// TCP flags (none for UDP).
@@ -55,9 +57,7 @@ pub(super) struct Picked {
 /// for this listener, else the listener's table (and remember it).
 /// A packet that would open a flow (a bare TCP SYN, a UDP datagram of an
 /// untracked flow; not a tracked flow moving off an unusable backend) must
-/// first pass `opening` (the new-flow limits). The scheduler's hash is
-/// computed only when the table is asked (`schedule_hash`): a tracked flow
-/// never needs it.
+/// first pass `opening` (the new-flow limits).
 /// Always inlined into the processor's flow step (one call site per IP
 /// family), so that [`FlowKey`] and [`Picked`] never go through memory.
 #[inline(always)]
@@ -68,7 +68,6 @@ pub(super) fn pick(
     k: FlowKey,
     now: u32,
     opening: impl FnOnce() -> Result<(), DropReason>,
-    schedule_hash: impl FnOnce() -> u64,
 ) -> Picked {
     let tcp = k.proto == IPPROTO_TCP;
     let timeout = if tcp {
@@ -113,7 +112,7 @@ pub(super) fn pick(
             };
         }
     }
-    let Some(id) = l.table.lookup(schedule_hash()) else {
+    let Some(id) = l.table.lookup(k.hash) else {
         return Picked {
             backend: Err(DropReason::NoBackend),
             rescheduled,
