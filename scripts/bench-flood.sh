@@ -36,9 +36,7 @@ est_frames=${est_frames:-$sources}
 dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-flood.XXXXXX)
-pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     rm -rf "$out"
 }
 trap cleanup EXIT
@@ -72,7 +70,8 @@ run_dnlb() {
     target/release/dnlb run --config "$cfg" --events json --stats-interval-ms 1000 \
         --watch-config-ms 0 > "$out/$1.log" 2> "$out/$1.err" &
     local pid=$!
-    pids+=("$pid")
+    # run in a command substitution (a subshell): it stops its dnlb itself
+    trap "kill -INT $pid 2>/dev/null || true" EXIT
     sleep "$seconds"
     kill -INT "$pid"; wait "$pid" || true
     grep '"event":"stats"' "$out/$1.log" | grep -o '"rx_pps":[0-9.]*' | cut -d: -f2 | steady | median

@@ -52,9 +52,7 @@ read -r -a modes <<< "$modes"
 dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-bench.XXXXXX)
-pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     [ "$huge" = 1 ] && scripts/hugepages.sh release >/dev/null 2>&1 || true
     rm -rf "$out"
 }

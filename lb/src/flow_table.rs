@@ -91,9 +91,11 @@ const SATURATED_RETRY: u32 = 256;
 /// See [`SATURATED_AFTER`].
 const SATURATED_MS: u32 = 50;
 
-/// [`FlowTable::lookup_burst`] prefetches only in tables with more buckets
-/// than this (1 MiB).
-const PREFETCH_MIN_BUCKETS: usize = (1 << 20) / 64;
+/// Flows tracked above which [`FlowTable::worth_prefetching`]: 8192 flows
+/// touch at most 16384 buckets of 64 bytes (1 MiB, within a server core's
+/// L2 cache). Below, a burst's prefetch pass only re-reads every frame
+/// (about 65 instructions a packet in the LB worker-loop bench).
+pub const PREFETCH_MIN_FLOWS: usize = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
@@ -306,8 +308,9 @@ impl FlowTable {
 
     /// [`lookup`](Self::lookup) for a burst: `out[i] = lookup(fps[i], now,
     /// timeouts[i])`, after [`prefetch`](Self::prefetch)ing every bucket if
-    /// the table is larger than 1 MiB (a smaller one stays in cache, where the
-    /// extra pass only costs time).
+    /// the table tracks more flows than the caches hold
+    /// ([`FlowTable::worth_prefetching`]; below, the extra pass only costs
+    /// time).
     ///
     /// # Panics
     ///
@@ -320,7 +323,7 @@ impl FlowTable {
         out: &mut [Option<u32>],
     ) {
         assert!(timeouts.len() >= fps.len() && out.len() >= fps.len());
-        if self.buckets.len() > PREFETCH_MIN_BUCKETS {
+        if self.worth_prefetching() {
             self.prefetch(fps);
         }
         for ((&fp, &t), o) in fps.iter().zip(timeouts).zip(out.iter_mut()) {
@@ -528,6 +531,14 @@ impl FlowTable {
     /// Exact.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether prefetching a burst's buckets before looking them up pays:
+    /// only when the flows tracked no longer fit the caches (more than
+    /// [`PREFETCH_MIN_FLOWS`]); with fewer, their buckets are in cache.
+    #[inline(always)]
+    pub fn worth_prefetching(&self) -> bool {
+        self.len > PREFETCH_MIN_FLOWS
     }
 
     /// Whether no slot is occupied.
@@ -814,12 +825,12 @@ mod tests {
 
     #[test]
     fn burst_lookup_matches_single_lookups() {
-        // Below and above the size where lookup_burst starts to prefetch.
-        for capacity in [1000, 40_000] {
+        // Below and above the occupancy where lookup_burst starts to prefetch.
+        for (capacity, n) in [(1000, 600), (40_000, 2 * PREFETCH_MIN_FLOWS + 600)] {
             let mut a = FlowTable::new(capacity);
             let mut b = FlowTable::new(capacity);
             let mut r = Rng(5);
-            let fps: Vec<u64> = (0..600).map(|_| r.next()).collect();
+            let fps: Vec<u64> = (0..n).map(|_| r.next()).collect();
             for (i, &fp) in fps.iter().enumerate().step_by(2) {
                 a.insert(fp, i as u32, 0, 10 + (i as u32 % 7)).unwrap();
                 b.insert(fp, i as u32, 0, 10 + (i as u32 % 7)).unwrap();

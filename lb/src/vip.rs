@@ -138,8 +138,14 @@ pub struct VipTable {
 /// An IPv4 key (as made by [`addr_key_v4`]) with protocol and port in one word.
 #[inline(always)]
 fn v4_port_key(addr: u128, proto: u8, port: u16) -> Option<u64> {
-    (addr >> 32 == 0xffff)
-        .then_some(((addr as u32 as u64) << 24) | ((proto as u64) << 16) | port as u64)
+    (addr >> 32 == 0xffff).then_some(v4_key(addr as u32, proto, port))
+}
+
+/// The IPv4 port map's key of IPv4 address `addr` (host order), `proto`,
+/// `port`.
+#[inline(always)]
+fn v4_key(addr: u32, proto: u8, port: u16) -> u64 {
+    (u64::from(addr) << 24) | (u64::from(proto) << 16) | u64::from(port)
 }
 
 fn proto_slot(proto: u8) -> Option<usize> {
@@ -215,10 +221,10 @@ impl VipTable {
     /// steps (one probe of the IPv4 port map when it is a listener's).
     #[inline(always)]
     pub fn lookup_v4(&self, addr: [u8; 4], proto: u8, port: u16) -> VipMatch {
-        let k = (u64::from(u32::from_be_bytes(addr)) << 24)
-            | (u64::from(proto) << 16)
-            | u64::from(port);
-        match self.by_port_v4.get(k) {
+        match self
+            .by_port_v4
+            .get(v4_key(u32::from_be_bytes(addr), proto, port))
+        {
             Some(id) => VipMatch::Listener(id),
             None => self.without_port(addr_key_v4(addr), proto),
         }

@@ -32,12 +32,6 @@ use crate::snapshot::{ListenerState, Snapshot};
 use crate::verdict::{Action, DropReason};
 use crate::vip::VipMatch;
 
-/// Flows tracked above which [`Processor::wants_prefetch`]: 8192 flows
-/// touch at most 16384 buckets of 64 bytes (1 MiB, within a server core's
-/// L2 cache). Measured with the worker-loop bench (callgrind): the first
-/// pass costs about 65 instructions a packet.
-pub const PREFETCH_MIN_FLOWS: usize = 8192;
-
 /// The per-worker state.
 #[derive(Debug)]
 pub struct Processor {
@@ -180,13 +174,11 @@ impl Processor {
         &mut self.flows
     }
 
-    /// Whether a burst's first pass ([`Processor::prepare`]) pays: only when
-    /// the flows tracked no longer fit the caches (more than
-    /// [`PREFETCH_MIN_FLOWS`]). With fewer, their buckets are in cache
-    /// anyway and the pass would only add its own reading of every frame.
+    /// Whether a burst's first pass ([`Processor::prepare`]) pays (see
+    /// [`FlowTable::worth_prefetching`]).
     #[inline(always)]
     pub fn wants_prefetch(&self) -> bool {
-        self.flows.len() > PREFETCH_MIN_FLOWS
+        self.flows.worth_prefetching()
     }
 
     /// First pass over a burst: finds where the frame's flow would be in the

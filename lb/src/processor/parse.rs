@@ -289,18 +289,14 @@ pub(super) fn fast_v4(d: &[u8]) -> Option<(Frame, Parsed<[u8; 4]>)> {
             v6: false,
             df: flags & 0x4000 != 0,
         },
-        Parsed {
-            t: Tuple {
-                src: [h[26], h[27], h[28], h[29]],
-                dst: [h[30], h[31], h[32], h[33]],
-                proto,
-                sport: u16::from_be_bytes([h[34], h[35]]),
-                dport: u16::from_be_bytes([h[36], h[37]]),
-            },
-            l4: L4::Ports,
+        with_ports(
+            [h[26], h[27], h[28], h[29]],
+            [h[30], h[31], h[32], h[33]],
+            proto,
+            [h[34], h[35], h[36], h[37]],
             tcp_flags,
-            l4_at: 34,
-        },
+            34,
+        ),
     ))
 }
 
@@ -325,19 +321,33 @@ pub(super) fn fast_v6(d: &[u8]) -> Option<(Frame, Parsed<[u8; 16]>)> {
             v6: true,
             df: true,
         },
-        Parsed {
-            t: Tuple {
-                src,
-                dst,
-                proto,
-                sport: u16::from_be_bytes([h[54], h[55]]),
-                dport: u16::from_be_bytes([h[56], h[57]]),
-            },
-            l4: L4::Ports,
-            tcp_flags,
-            l4_at: 54,
-        },
+        with_ports(src, dst, proto, [h[54], h[55], h[56], h[57]], tcp_flags, 54),
     ))
+}
+
+/// A TCP/UDP packet's [`Parsed`] value: its ports are the first 4 bytes of
+/// the header at frame offset `l4_at`.
+#[inline(always)]
+fn with_ports<A>(
+    src: A,
+    dst: A,
+    proto: u8,
+    p: [u8; 4],
+    tcp_flags: TcpFlags,
+    l4_at: usize,
+) -> Parsed<A> {
+    Parsed {
+        t: Tuple {
+            src,
+            dst,
+            proto,
+            sport: u16::from_be_bytes([p[0], p[1]]),
+            dport: u16::from_be_bytes([p[2], p[3]]),
+        },
+        l4: L4::Ports,
+        tcp_flags,
+        l4_at,
+    }
 }
 
 /// The checks [`ports`] makes of a TCP or UDP header at frame offset `at`
