@@ -36,6 +36,16 @@ cd "$(dirname "$0")/.."
 
 export TOPO=${TOPO:-dnlbf} TOPO_GATEWAYS=2 TOPO_GW_ZONES="a b" TOPO_BACKENDS="b1:a b2:b"
 export TOPO_VIPS=${TOPO_VIPS:-203.0.113.10}
+# Health checks timed as production gateways time them (a probe may take
+# 1.5 s, three failures in a row — 6 s — mark a backend down), not the 250 ms
+# of the other tests, which want a killed backend noticed quickly. On this
+# 2-core host the floods overrun gw2's AF_XDP ring whenever its worker is
+# descheduled, losing every frame for up to a second or more (health answers
+# too; measured: 4 probes of both backends in a row, 1.2 s); a 250 ms probe
+# cannot ride out one lost SYN (the kernel's first retransmission is after
+# 1 s), so it flapped both backends, and the flap reset keep-alive
+# connections. On a gateway whose worker owns its core the loss is not there.
+export TOPO_HEALTH=${TOPO_HEALTH:-2000 1500 2 3}
 MODES=(af_packet af_xdp_tap)
 FLOOD_S=${FLOOD_S:-12}       # the SYN flood at the VIP
 GW_FLOOD_S=${GW_FLOOD_S:-10} # each flood at a gateway's address

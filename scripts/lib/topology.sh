@@ -29,6 +29,8 @@
 #                   at run time through its admin API         ("203.0.113.77")
 #   TOPO_ECHO_PORT  TCP line-echo listener port (long-lived connections) (7000)
 #   TOPO_HEALTH_PORT backends' HTTP health port, probed by dnlb (8080)
+#   TOPO_HEALTH     dnlb's health check: "INTERVAL_MS TIMEOUT_MS HEALTHY UNHEALTHY"
+#                   (thresholds in probes)                   ("300 250 2 3")
 #   TOPO_DNLB_ROUTES 1: dnlb announces its VIPs through BIRD ([routing]);
 #                   0: the caller does (topo_gw_announce)      (1)
 #   DNLB_BIN        the dnlb binary                          (target/release/dnlb)
@@ -74,6 +76,7 @@ TOPO_VNI=${TOPO_VNI:-100}
 TOPO_EIPS=${TOPO_EIPS:-203.0.113.77}
 TOPO_ECHO_PORT=${TOPO_ECHO_PORT:-7000}
 TOPO_HEALTH_PORT=${TOPO_HEALTH_PORT:-8080}
+TOPO_HEALTH=${TOPO_HEALTH:-300 250 2 3}
 TOPO_DNLB_ROUTES=${TOPO_DNLB_ROUTES:-1}
 DNLB_BIN=${DNLB_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/dnlb}
 TOPO_STATE=/run/$TOPO
@@ -526,7 +529,10 @@ EOF
         done
         printf '\n[[listener]]\nname = "echo"\nvips = [%s]\nprotocol = "tcp"\nport = %s\ntarget_group = "web"\n' "$vips_toml" "$TOPO_ECHO_PORT"
         printf '\n[[target_group]]\nname = "web"\n'
-        printf '\n[target_group.health_check]\ntype = "http"\nport = %s\npath = "/health"\ninterval_ms = 300\ntimeout_ms = 250\nhealthy_threshold = 2\nunhealthy_threshold = 3\n' "$TOPO_HEALTH_PORT"
+        local hc
+        read -ra hc <<< "$TOPO_HEALTH"
+        printf '\n[target_group.health_check]\ntype = "http"\nport = %s\npath = "/health"\ninterval_ms = %s\ntimeout_ms = %s\nhealthy_threshold = %s\nunhealthy_threshold = %s\n' \
+            "$TOPO_HEALTH_PORT" "${hc[@]}"
         for j in $(seq "$(topo_backend_count)"); do
             printf '\n[[target_group.backend]]\naddress = "%s"\nzone = "%s"\ntunnel = "vxlan"\nvni = %s\ninner_mac = "%s"\n' \
                 "$(topo_backend_addr "$j")" "$(topo_backend_zone "$j")" "$TOPO_VNI" "$(topo_backend_vxmac "$j")"
