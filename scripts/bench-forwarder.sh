@@ -20,6 +20,9 @@
 #       [--ip 4|6] [--tunnel vxlan|ipip|gue|gre|none] [--backend-ip 4|6]
 #       [--testpmd "5tswap io macswap"] [--runs 5] [--seconds 12] [--hugepages]
 #       [--csv FILE]   (appends one line of medians per run of the script)
+#       [--dnlb "BIN…"]  dnlb binaries to compare (default target/release/dnlb):
+#                      each run alternates all of them with testpmd; ratios of
+#                      the first to testpmd, and of each other to the first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -28,7 +31,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/bench.sh
 
 flows=1000 frame_len=60 proto=udp ip=4 tunnel=vxlan backend_ip= modes="5tswap io macswap"
-runs=5 seconds=12 huge=0 csv=
+runs=5 seconds=12 huge=0 csv= bins=target/release/dnlb
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -43,11 +46,13 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --hugepages) huge=1; shift ;;
     --csv) csv=$2; shift 2 ;;
+    --dnlb) bins=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
 backend_ip=${backend_ip:-$ip}
 read -r -a modes <<< "$modes"
+read -r -a bins <<< "$bins"
 
 dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
@@ -79,8 +84,8 @@ else
 fi
 vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 
-run_dnlb() {
-    local cfg=$out/dnlb.toml
+run_dnlb() { # BIN
+    local bin=$1 cfg=$out/dnlb.toml
     local eal=("${mem[@]}" --no-pci --no-telemetry "--file-prefix=bench-dnlb-$$")
     {
         echo '[gateway]'
@@ -98,7 +103,7 @@ run_dnlb() {
             bench_listener_config "$proto" "$tunnel" "$ip" "$backend_ip" $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
         fi
     } > "$cfg"
-    target/release/dnlb run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
+    "$bin" run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
         > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local pid=$!
     # run_dnlb runs in a command substitution (a subshell): the script's
@@ -126,26 +131,41 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b>0)?a/b:0}'; }
 what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge"
 echo "# $(date -u +%FT%TZ) $what runs=$runs seconds=$seconds"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf '%-6s %12s' run dnlb; for m in "${modes[@]}"; do printf ' %12s' "$m"; done
-for m in "${modes[@]}"; do printf ' %10s' "÷$m"; done; echo
-: > "$out/r.dnlb"; for m in "${modes[@]}"; do : > "$out/r.$m"; done
-row() { # LABEL DNLB RATE...
-    local label=$1 d=$2; shift 2
-    printf '%-6s %12.0f' "$label" "$d"; for t in "$@"; do printf ' %12.0f' "$t"; done
-    for t in "$@"; do printf ' %10s' "$(ratio "$d" "$t")"; done; echo
+# Columns: each dnlb binary (dnlb, or dnlb1, dnlb2… when comparing), each
+# testpmd mode, the first dnlb's ratio to each mode, each other dnlb's to the first.
+labels=(dnlb); [ "${#bins[@]}" -gt 1 ] && labels=()
+if [ "${#bins[@]}" -gt 1 ]; then
+    for b in "${!bins[@]}"; do labels+=("dnlb$((b + 1))"); echo "# dnlb$((b + 1)) = ${bins[$b]}"; done
+fi
+printf '%-6s' run; for l in "${labels[@]}"; do printf ' %12s' "$l"; done
+for m in "${modes[@]}"; do printf ' %12s' "$m"; done
+for m in "${modes[@]}"; do printf ' %10s' "÷$m"; done
+for l in "${labels[@]:1}"; do printf ' %10s' "$l÷dnlb1"; done; echo
+for l in "${labels[@]}"; do : > "$out/r.$l"; done; for m in "${modes[@]}"; do : > "$out/r.$m"; done
+row() { # LABEL "DNLB_RATES…" RATE...
+    local label=$1 d; read -r -a d <<< "$2"; shift 2
+    printf '%-6s' "$label"; for t in "${d[@]}" "$@"; do printf ' %12.0f' "$t"; done
+    for t in "$@"; do printf ' %10s' "$(ratio "${d[0]}" "$t")"; done
+    for t in "${d[@]:1}"; do printf ' %10s' "$(ratio "$t" "${d[0]}")"; done; echo
 }
 for i in $(seq 1 "$runs"); do
-    # alternate which goes first, so drift in machine load hits both alike
-    [ $((i % 2)) = 0 ] && d=$(run_dnlb)
+    # alternate which goes first, so drift in machine load hits all alike
+    ds=()
+    if [ $((i % 2)) = 0 ]; then
+        for b in "${!bins[@]}"; do ds[b]=$(run_dnlb "${bins[$b]}"); done
+    fi
     rates=()
     for m in "${modes[@]}"; do t=$(run_testpmd "$m"); echo "$t" >> "$out/r.$m"; rates+=("$t"); done
-    [ $((i % 2)) = 1 ] && d=$(run_dnlb)
-    echo "$d" >> "$out/r.dnlb"
-    row "$i" "$d" "${rates[@]}"
+    if [ $((i % 2)) = 1 ]; then
+        for b in $(printf '%s\n' "${!bins[@]}" | tac); do ds[b]=$(run_dnlb "${bins[$b]}"); done
+    fi
+    for b in "${!bins[@]}"; do echo "${ds[$b]}" >> "$out/r.${labels[$b]}"; done
+    row "$i" "${ds[*]}" "${rates[@]}"
 done
 meds=(); for m in "${modes[@]}"; do meds+=("$(median < "$out/r.$m")"); done
-dm=$(median < "$out/r.dnlb")
-row median "$dm" "${meds[@]}"
+dms=(); for l in "${labels[@]}"; do dms+=("$(median < "$out/r.$l")"); done
+dm=${dms[0]}
+row median "${dms[*]}" "${meds[@]}"
 if [ -n "$csv" ]; then
     line="$(date -u +%FT%TZ),$flows,$frame_len,$proto,$ip,$tunnel,$backend_ip,$huge,$dm"
     for i in "${!modes[@]}"; do line+=",${modes[$i]}=${meds[$i]},$(ratio "$dm" "${meds[$i]}")"; done

@@ -27,6 +27,12 @@
 # touches no more memory than established traffic (unlike a pcap replay of
 # as many distinct frames, see bench-flood.sh).
 #
+# --flows "1000 1000000" (several counts) runs dnlb once per count in every
+# run (testpmd with the first) and adds each count's rate relative to the
+# first's: how the flow count alone changes dnlb's rate, in one script run.
+#
+# DNLB_BIN=path runs another dnlb binary (an A/B of two builds).
+#
 # --dnlb forward runs dnlb without listeners, every frame sent back out of
 # the port unchanged (forward_to itself): the worker loop and memif I/O
 # without the load-balancing step, the like of testpmd io.
@@ -170,9 +176,10 @@ run_dnlb() {
             echo 'forward_to = "net_memif0"'
             exit 0
         fi
-        bench_listener_config "$proto"
+        # a flow table with room for every flow at half load
+        bench_listener_config "$proto" vxlan 4 4 $((flows * 2 > 65536 ? flows * 2 : 65536))
     ) > "$cfg"
-    target/release/dnlb run --config "$cfg" --events json --stats-interval-ms 1000 \
+    "${DNLB_BIN:-target/release/dnlb}" run --config "$cfg" --events json --stats-interval-ms 1000 \
         --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &
     local d=$!
     pids+=("$d")
@@ -180,12 +187,34 @@ run_dnlb() {
     gen_result dnlb > "$out/dnlb.res"
 }
 
-echo "# $(date -u +%FT%TZ) memif, flows=$flows frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate proto=$proto syn-fraction=$syn testpmd-mode=$mode dnlb=$dnlb, --no-huge"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b>0)?a/b:0}'; }
+read -r -a counts <<< "$flows"
+flows=${counts[0]}
+echo "# $(date -u +%FT%TZ) memif, flows=${counts[*]} frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate proto=$proto syn-fraction=$syn testpmd-mode=$mode dnlb=$dnlb, --no-huge"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# generator on lcore 0 (memif server), peer worker on lcore 1 (memif client); pps returned to the generator"
+if [ "${#counts[@]}" -gt 1 ]; then
+    # several flow counts: dnlb's rate at each, testpmd's, and the ratios
+    printf '%-6s' run; for f in "${counts[@]}"; do printf ' %12s' "dnlb_$f"; done
+    printf ' %11s %9s' tpmd_rx "÷testpmd"; for f in "${counts[@]:1}"; do printf ' %12s' "$f÷${counts[0]}"; done; echo
+    for f in "${counts[@]}"; do : > "$out/d.$f"; done; : > "$out/t"
+    for i in $(seq 1 "$runs"); do
+        order=("${counts[@]}")
+        [ $((i % 2)) = 0 ] && mapfile -t order < <(printf "%s\n" "${counts[@]}" | tac)
+        for f in "${order[@]}"; do flows=$f; run_dnlb; read -r d _ < "$out/dnlb.res"; echo "$d" >> "$out/d.$f"; done
+        flows=${counts[0]}; run_testpmd; read -r t _ < "$out/testpmd.res"; echo "$t" >> "$out/t"
+        row=(); for f in "${counts[@]}"; do row+=("$(tail -1 "$out/d.$f")"); done
+        printf '%-6s' "$i"; printf ' %12.0f' "${row[@]}"; printf ' %11.0f %9.3f' "$t" "$(ratio "${row[0]}" "$t")"
+        for d in "${row[@]:1}"; do printf ' %12.3f' "$(ratio "$d" "${row[0]}")"; done; echo
+    done
+    row=(); for f in "${counts[@]}"; do row+=("$(median < "$out/d.$f")"); done
+    t=$(median < "$out/t")
+    printf '%-6s' median; printf ' %12.0f' "${row[@]}"; printf ' %11.0f %9.3f' "$t" "$(ratio "${row[0]}" "$t")"
+    for d in "${row[@]:1}"; do printf ' %12.3f' "$(ratio "$d" "${row[0]}")"; done; echo
+    exit 0
+fi
 printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
     tpmd_rx tpmd_tx tpmd_us tpmd_per_cpu ratio cpu_ratio
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b>0)?a/b:0}'; }
 : > "$out/d"; : > "$out/t"; : > "$out/dc"; : > "$out/tc"
 for i in $(seq 1 "$runs"); do
     # alternate which goes first, so drift in machine load hits both alike

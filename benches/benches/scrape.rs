@@ -24,6 +24,7 @@ fn status() -> Status {
                 rx_packets: 1 << 40,
                 tx_packets: 1 << 40,
                 dropped: 12,
+                busy_seconds: 3600.25,
             })
             .collect(),
         ports: vec![PortStatus {

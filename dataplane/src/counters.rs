@@ -21,6 +21,11 @@ pub struct Counters {
     pub empty_polls: u64,
     /// Idle back-off sleeps.
     pub idle_sleeps: u64,
+    /// Time-stamp counter cycles of the loop iterations that received
+    /// packets (busy time): over an interval, divided by the TSC rate it
+    /// is the worker's load, divided by the packets received its cycles per
+    /// packet, whatever rate it was offered.
+    pub busy_cycles: u64,
 }
 
 impl Counters {
@@ -43,10 +48,11 @@ impl Counters {
         }
         self.empty_polls += o.empty_polls;
         self.idle_sleeps += o.idle_sleeps;
+        self.busy_cycles += o.busy_cycles;
     }
 }
 
-const FIXED: usize = 4;
+const FIXED: usize = 5;
 const SLOTS: usize = FIXED + DropReason::COUNT;
 
 /// Where a worker publishes its counters for the control thread. One per
@@ -69,7 +75,13 @@ impl PublishedCounters {
     /// Publishes `c` (called by the owning worker only: plain stores).
     #[inline]
     pub fn publish(&self, c: &Counters) {
-        let vals = [c.rx_packets, c.tx_packets, c.empty_polls, c.idle_sleeps];
+        let vals = [
+            c.rx_packets,
+            c.tx_packets,
+            c.empty_polls,
+            c.idle_sleeps,
+            c.busy_cycles,
+        ];
         for (s, v) in self.slots.iter().zip(vals.into_iter().chain(c.drops)) {
             s.store(v, Ordering::Relaxed);
         }
@@ -89,6 +101,7 @@ impl PublishedCounters {
             tx_packets: v[1],
             empty_polls: v[2],
             idle_sleeps: v[3],
+            busy_cycles: v[4],
             drops,
         }
     }
@@ -111,6 +124,7 @@ mod tests {
             },
             empty_polls: 7,
             idle_sleeps: 8,
+            busy_cycles: 9,
         };
         let p = PublishedCounters::default();
         p.publish(&c);

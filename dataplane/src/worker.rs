@@ -168,12 +168,20 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
     }
 
     /// Runs until `stop` is set; publishes counters once per iteration.
+    /// An iteration that received packets adds its time-stamp counter
+    /// cycles to `busy_cycles` (one counter read per iteration).
     pub fn run(&mut self, stop: &AtomicBool) {
         self.pipeline.on_start();
+        let mut last = dpdk_bindings::rdtsc();
         while !stop.load(Ordering::Relaxed) {
             let n = self.poll_once();
-            self.publish();
             self.pipeline.on_poll();
+            let t = dpdk_bindings::rdtsc();
+            if n > 0 {
+                self.counters.busy_cycles += t.wrapping_sub(last);
+            }
+            last = t;
+            self.publish();
             if n == 0 {
                 self.counters.empty_polls += 1;
                 if let IdlePolicy::Sleep { polls, sleep } = self.idle {
@@ -183,6 +191,7 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
                         self.counters.idle_sleeps += 1;
                         #[allow(clippy::disallowed_methods, reason = "the idle back-off")]
                         std::thread::sleep(sleep);
+                        last = dpdk_bindings::rdtsc();
                     }
                 }
             } else {
@@ -363,5 +372,35 @@ mod tests {
         assert!(c.idle_sleeps >= 5, "{c:?}");
         // three empty polls per sleep
         assert!(c.empty_polls >= 3 * c.idle_sleeps, "{c:?}");
+        assert!(
+            c.busy_cycles > 0,
+            "the poll that received is busy time: {c:?}"
+        );
+    }
+
+    #[test]
+    fn idle_polls_and_sleeps_are_not_busy_time() {
+        let published = Arc::new(PublishedCounters::default());
+        let mut w = Worker::new(
+            MemIo::new(1),
+            ForwardPipeline::new(vec![Some(P0)]),
+            IdlePolicy::Sleep {
+                polls: 3,
+                sleep: Duration::from_millis(1),
+            },
+            published.clone(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || w.run(&s2));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while published.read().idle_sleeps < 5 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        let c = published.read();
+        assert!(c.idle_sleeps >= 5, "{c:?}");
+        assert_eq!(c.busy_cycles, 0, "{c:?}");
     }
 }

@@ -77,10 +77,22 @@ rusty_fork_test! {
             "[[dataplane.ports]]\nname = \"net_null0\"\ndevargs = \"size=64,copy=0\"\nforward_to = \"net_null0\"\n\
              [[dataplane.ports]]\nname = \"net_ring0\"\n",
         );
-        let report = run_until(cfg, |e| matches!(e, Event::Stats { rx_packets, .. } if *rx_packets > 100_000));
+        // The stats events' worker load and cost per packet, once traffic flows.
+        let load = std::cell::Cell::new((0.0, 0.0));
+        let report = run_until(cfg, |e| {
+            if let Event::Stats { busy_percent, cycles_per_packet, rx_pps, .. } = e {
+                if *rx_pps > 0.0 {
+                    load.set((*busy_percent, *cycles_per_packet));
+                }
+            }
+            matches!(e, Event::Stats { rx_packets, .. } if *rx_packets > 100_000)
+        });
+        let (busy, cycles) = load.get();
+        assert!(busy > 0.0 && busy <= 100.0 && cycles > 0.0, "busy {busy} %, {cycles} cycles a packet");
         assert_eq!(report.workers.len(), 2);
         for (lcore, c) in &report.workers {
             assert!(c.rx_packets > 1000, "worker on lcore {lcore} received only {}", c.rx_packets);
+            assert!(c.busy_cycles > 0, "lcore {lcore}: {c:?}");
             assert_eq!(c.rx_packets, c.tx_packets + c.dropped(), "lcore {lcore}: {c:?}");
         }
         assert_eq!(report.workers.iter().map(|w| w.0).collect::<Vec<_>>(), vec![1, 2]);
@@ -119,6 +131,7 @@ rusty_fork_test! {
         );
         for (lcore, c) in &report.workers {
             assert_eq!(c.rx_packets, 0);
+            assert_eq!(c.busy_cycles, 0, "lcore {lcore} idle but busy: {c:?}");
             assert!(c.idle_sleeps > 10, "lcore {lcore} never slept: {c:?}");
             // Every tenth empty poll is followed by a sleep: a worker that
             // did not back off would poll far more often than it slept.

@@ -75,7 +75,8 @@ pub struct EncapTemplate {
     udp_at: u8,
     /// Offset of the inner Ethernet source MAC (VXLAN), if any.
     inner_src_mac_at: u8,
-    /// IPv4 outer: the header checksum with total length 0, to patch.
+    /// IPv4 outer: the one's complement sum (16 bits, folded) of the
+    /// header with total length 0 and checksum 0, to patch.
     /// IPv6 outer with UDP: the pseudo-header sum of the addresses and
     /// next header (length added per packet).
     base_sum: u32,
@@ -147,7 +148,9 @@ impl EncapTemplate {
                 // `checksum::update_16(c, 0, total)` starts from), so that a
                 // packet adds its total length and folds.
                 let zero_len = checksum::update_16(written, Ipv4Header::LEN as u16, 0);
-                t.base_sum = u32::from(!zero_len) + 0xffff;
+                // RFC 1624's ~HC + ~m with m = 0, folded now: a packet's
+                // sum (≤ 0xffff + 0xffff) then needs one fold, not a loop.
+                t.base_sum = u32::from(!checksum::fold(u32::from(!zero_len) + 0xffff));
             }
             IpAddr::V6(dst) => {
                 let src = outer.source_v6?;
@@ -216,6 +219,15 @@ impl EncapTemplate {
         Some(t)
     }
 
+    /// The outer IPv4 header's checksum for total length `total`:
+    /// `base_sum` is the header's sum with total length 0, folded to 16
+    /// bits, so adding a 16-bit length carries at most once.
+    #[inline(always)]
+    fn ipv4_checksum(&self, total: u16) -> u16 {
+        let s = self.base_sum + u32::from(total);
+        !(((s & 0xffff) + (s >> 16)) as u16)
+    }
+
     /// Bytes added in front of the inner IP packet, outer Ethernet included.
     #[inline(always)]
     pub fn len(&self) -> usize {
@@ -252,7 +264,9 @@ impl EncapTemplate {
     /// Encapsulates `pkt`, whose inner IP packet starts at `l2_len` and is
     /// `ip_len` bytes long (anything after it, such as Ethernet padding, is
     /// trimmed). `entropy` is the flow hash; `src_mac` the egress port's MAC.
-    #[inline]
+    /// Inlined into the processor's one caller per packet type: a call
+    /// cost ~20 of its ~100 instructions (saving registers, arguments).
+    #[inline(always)]
     pub fn apply<P: PacketBuf>(
         &self,
         pkt: &mut P,
@@ -297,8 +311,7 @@ impl EncapTemplate {
             h[6..12].copy_from_slice(&src_mac);
             let total = (Ipv4Header::LEN + payload) as u16;
             h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-            // `base_sum` holds the header's sum with total length 0.
-            let csum = checksum::fold(self.base_sum + u32::from(total));
+            let csum = self.ipv4_checksum(total);
             h[ETH + 10..ETH + 12].copy_from_slice(&csum.to_be_bytes());
         }
         if self.udp_at != 0 {
@@ -319,5 +332,49 @@ impl EncapTemplate {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    /// The patched IPv4 checksum equals a checksum computed over the whole
+    /// header, for every total length, with addresses whose sums carry.
+    #[test]
+    fn the_patched_ipv4_checksum_is_the_headers_checksum_for_every_length() {
+        let sources = [
+            Ipv4Addr::new(192, 0, 2, 254),
+            Ipv4Addr::new(255, 255, 255, 254),
+            Ipv4Addr::new(0, 0, 0, 1),
+        ];
+        let backends = [
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(255, 255, 255, 255),
+            Ipv4Addr::new(0, 0, 0, 0),
+        ];
+        let tunnels = [
+            Tunnel::IpIp,
+            Tunnel::Gue { port: 6080 },
+            Tunnel::Gre { key: Some(7) },
+        ];
+        for (src, (dst, tunnel)) in sources.iter().zip(backends.iter().zip(tunnels)) {
+            let outer = Outer {
+                source_v4: Some(*src),
+                source_v6: None,
+                next_hop_mac: [2, 0, 0, 0, 0, 1],
+                ttl: 64,
+            };
+            let t = EncapTemplate::build(IpAddr::V4(*dst), tunnel, false, &outer).unwrap();
+            let mut h: [u8; Ipv4Header::LEN] =
+                t.bytes[ETH..ETH + Ipv4Header::LEN].try_into().unwrap();
+            for total in Ipv4Header::LEN as u16..=u16::MAX {
+                h[2..4].copy_from_slice(&total.to_be_bytes());
+                h[10..12].copy_from_slice(&t.ipv4_checksum(total).to_be_bytes());
+                assert_eq!(checksum::checksum(&h), 0, "{src} → {dst}, total {total}");
+            }
+        }
     }
 }

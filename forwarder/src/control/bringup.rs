@@ -43,6 +43,11 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
+    /// Time-stamp counter ticks a second, as EAL measured them.
+    pub fn tsc_hz(&self) -> u64 {
+        self.eal.tsc_hz()
+    }
+
     /// Initialises EAL (once per process), creates the pool and ports,
     /// builds the first snapshot and launches one worker per configured
     /// lcore. On an error, workers already launched are stopped.

@@ -127,11 +127,17 @@ pub enum Event {
         rx_pps: f64,
         /// Send rate over the last interval.
         tx_pps: f64,
+        /// Share of the workers' time spent on iterations that received
+        /// packets over the last interval, in percent of all workers.
+        busy_percent: f64,
+        /// Time-stamp counter cycles per packet received over the last
+        /// interval, busy time only (0 without packets).
+        cycles_per_packet: f64,
     },
     /// The forwarder stopped; what it did.
     Stopped {
-        /// Final counters.
-        report: Report,
+        /// Final counters (boxed: the other events are small).
+        report: Box<Report>,
     },
 }
 
@@ -204,9 +210,11 @@ impl fmt::Display for Event {
                 idle_sleeps,
                 rx_pps,
                 tx_pps,
+                busy_percent,
+                cycles_per_packet,
             } => write!(
                 f,
-                "stats: t={uptime_secs:.3} rx_packets={rx_packets} tx_packets={tx_packets} dropped={dropped} idle_sleeps={idle_sleeps} rx_pps={rx_pps:.0} tx_pps={tx_pps:.0}"
+                "stats: t={uptime_secs:.3} rx_packets={rx_packets} tx_packets={tx_packets} dropped={dropped} idle_sleeps={idle_sleeps} rx_pps={rx_pps:.0} tx_pps={tx_pps:.0} busy={busy_percent:.1}% cycles_per_packet={cycles_per_packet:.0}"
             ),
             Event::Stopped { report } => report.fmt(f),
         }

@@ -29,6 +29,7 @@ const FAMILIES: &[(Kind, &str, &str)] = &[
     (Kind::Counter, "dnlb_worker_received_packets_total", "Packets received by a worker."),
     (Kind::Counter, "dnlb_worker_transmitted_packets_total", "Packets transmitted by a worker."),
     (Kind::Counter, "dnlb_worker_dropped_packets_total", "Packets dropped by a worker (all reasons)."),
+    (Kind::Counter, "dnlb_worker_busy_seconds_total", "Seconds a worker spent on loop iterations that received packets; its rate is the worker's load (1 = saturated)."),
     (Kind::Counter, "dnlb_dropped_packets_total", "Packets dropped, by reason, summed over workers."),
     (Kind::Counter, "dnlb_port_received_packets_total", "Packets a port's driver received."),
     (Kind::Counter, "dnlb_port_transmitted_packets_total", "Packets a port's driver sent."),
@@ -258,6 +259,10 @@ fn gateway(t: &mut Text, s: &Status) {
         for (w, l) in s.workers.iter().zip(&lcores) {
             t.sample(&[l.as_str()], get(w));
         }
+    }
+    t.family("dnlb_worker_busy_seconds_total");
+    for (w, l) in s.workers.iter().zip(&lcores) {
+        t.sample(&[l.as_str()], Value::Float(w.busy_seconds));
     }
     t.family("dnlb_dropped_packets_total");
     for (reason, n) in &s.drops {

@@ -68,6 +68,8 @@ pub struct DataPlaneParts {
     pub workers: Vec<(u32, Arc<PublishedCounters>)>,
     /// Where workers publish load-balancing counters on request.
     pub board: Arc<LbStatsBoard>,
+    /// Time-stamp counter ticks a second (workers count busy time in them).
+    pub tsc_hz: u64,
 }
 
 /// The control thread's state.
@@ -82,6 +84,7 @@ pub struct ControlPlane {
     reloads: ReloadCounters,
     workers: Vec<(u32, Arc<PublishedCounters>)>,
     board: Arc<LbStatsBoard>,
+    tsc_hz: u64,
     started: Instant,
     announcer: Option<Announcer>,
     ports: Vec<PortStatus>,
@@ -174,6 +177,7 @@ impl ControlPlane {
             publisher,
             workers,
             board,
+            tsc_hz,
         } = dp;
         let mut stale = Vec::new();
         let source = match config_path {
@@ -218,6 +222,7 @@ impl ControlPlane {
             reloads: ReloadCounters::default(),
             workers,
             board,
+            tsc_hz,
             started: Instant::now(),
             announcer,
             ports: Vec::new(),
@@ -556,6 +561,11 @@ impl ControlPlane {
     /// Each worker's lcore and published counters.
     pub fn workers(&self) -> &[(u32, Arc<PublishedCounters>)] {
         &self.workers
+    }
+
+    /// Seconds of busy time in `cycles` time-stamp counter ticks.
+    pub fn busy_seconds(&self, cycles: u64) -> f64 {
+        cycles as f64 / self.tsc_hz.max(1) as f64
     }
 
     /// The ports' driver counters as last set.

@@ -34,6 +34,7 @@ pub fn status(plane: &ControlPlane) -> Status {
                 rx_packets: c.rx_packets,
                 tx_packets: c.tx_packets,
                 dropped: c.dropped(),
+                busy_seconds: plane.busy_seconds(c.busy_cycles),
             }
         })
         .collect();

@@ -108,6 +108,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             publisher: dp.publisher.take(),
             workers: dp.published.clone(),
             board: dp.board.clone(),
+            tsc_hz: dp.tsc_hz(),
         },
         opts.events.clone(),
         rt.handle().clone(),
@@ -134,7 +135,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
     let failed = dp.stop_workers();
     let report = run_report(&plane, &dp);
     opts.events.emit(Event::Stopped {
-        report: final_report(
+        report: Box::new(final_report(
             &plane,
             &report.workers,
             dp.ports
@@ -142,7 +143,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
                 .zip(&report.ports)
                 .map(|(p, (_, s))| port_status(p.name(), s))
                 .collect(),
-        ),
+        )),
     });
     // Workers handed their snapshots back when they stopped: free them here.
     plane.reclaim();
@@ -309,6 +310,11 @@ impl<'a> Supervisor<'a> {
         }
         let c = plane.totals();
         let dt = now.duration_since(then).as_secs_f64();
+        let (busy, rx) = (
+            c.busy_cycles - before.busy_cycles,
+            c.rx_packets - before.rx_packets,
+        );
+        let workers = plane.workers().len().max(1) as f64;
         self.opts.events.emit(Event::Stats {
             uptime_secs: now.duration_since(self.started).as_secs_f64(),
             rx_packets: c.rx_packets,
@@ -317,6 +323,14 @@ impl<'a> Supervisor<'a> {
             idle_sleeps: c.idle_sleeps,
             rx_pps: (c.rx_packets - before.rx_packets) as f64 / dt,
             tx_pps: (c.tx_packets - before.tx_packets) as f64 / dt,
+            // An iteration counts when it ends and workers publish once per
+            // iteration: over a short interval the sum may pass 100 %.
+            busy_percent: (100.0 * plane.busy_seconds(busy) / (dt * workers)).min(100.0),
+            cycles_per_packet: if rx == 0 {
+                0.0
+            } else {
+                busy as f64 / rx as f64
+            },
         });
         self.last_stats = (now, c);
     }

@@ -94,6 +94,10 @@ pub struct WorkerStatus {
     pub tx_packets: u64,
     /// Packets dropped (all reasons).
     pub dropped: u64,
+    /// Seconds spent on loop iterations that received packets (its busy
+    /// time; the rest it polled empty queues or slept).
+    #[serde(default)]
+    pub busy_seconds: f64,
 }
 
 /// One port's driver counters.
@@ -293,6 +297,8 @@ pub struct CounterReport {
     pub empty_polls: u64,
     /// Idle back-off sleeps.
     pub idle_sleeps: u64,
+    /// Time-stamp counter cycles of iterations that received packets.
+    pub busy_cycles: u64,
 }
 
 impl From<&Counters> for CounterReport {
@@ -304,6 +310,7 @@ impl From<&Counters> for CounterReport {
             drops: all_drops(c),
             empty_polls: c.empty_polls,
             idle_sleeps: c.idle_sleeps,
+            busy_cycles: c.busy_cycles,
         }
     }
 }
