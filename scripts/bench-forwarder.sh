@@ -23,6 +23,9 @@
 #       [--dnlb "BIN…"]  dnlb binaries to compare (default target/release/dnlb):
 #                      each run alternates all of them with testpmd; ratios of
 #                      the first to testpmd, and of each other to the first
+#       [--tunnel "vxlan gue ipip gre"]  several tunnels: compared the same
+#                      way, one dnlb run per tunnel in each run (not with
+#                      several binaries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -30,8 +33,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 frame_len=60 proto=udp ip=4 tunnel=vxlan backend_ip= modes="5tswap io macswap"
-runs=5 seconds=12 huge=0 csv= bins=target/release/dnlb
+flows=1000 frame_len=60 proto=udp ip=4 tunnel=vxlan backend_ip='' modes="5tswap io macswap"
+runs=5 seconds=12 huge=0 csv='' bins=target/release/dnlb
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -53,6 +56,19 @@ done
 backend_ip=${backend_ip:-$ip}
 read -r -a modes <<< "$modes"
 read -r -a bins <<< "$bins"
+read -r -a tunnels <<< "$tunnel"
+if [ "${#bins[@]}" -gt 1 ] && [ "${#tunnels[@]}" -gt 1 ]; then
+    echo "compare several binaries or several tunnels, not both" >&2; exit 2
+fi
+# The dnlb variants each run measures: binary and tunnel, and their labels.
+vbin=() vtun=() labels=()
+if [ "${#tunnels[@]}" -gt 1 ]; then
+    for t in "${tunnels[@]}"; do vbin+=("${bins[0]}"); vtun+=("$t"); labels+=("dnlb_$t"); done
+elif [ "${#bins[@]}" -gt 1 ]; then
+    for b in "${!bins[@]}"; do vbin+=("${bins[$b]}"); vtun+=("$tunnel"); labels+=("dnlb$((b + 1))"); done
+else
+    vbin=("${bins[0]}") vtun=("$tunnel") labels=(dnlb)
+fi
 
 dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
@@ -84,8 +100,8 @@ else
 fi
 vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 
-run_dnlb() { # BIN
-    local bin=$1 cfg=$out/dnlb.toml
+run_dnlb() { # BIN TUNNEL
+    local bin=$1 tunnel=$2 cfg=$out/dnlb.toml
     local eal=("${mem[@]}" --no-pci --no-telemetry "--file-prefix=bench-dnlb-$$")
     {
         echo '[gateway]'
@@ -131,35 +147,35 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b>0)?a/b:0}'; }
 what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge"
 echo "# $(date -u +%FT%TZ) $what runs=$runs seconds=$seconds"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-# Columns: each dnlb binary (dnlb, or dnlb1, dnlb2… when comparing), each
-# testpmd mode, the first dnlb's ratio to each mode, each other dnlb's to the first.
-labels=(dnlb); [ "${#bins[@]}" -gt 1 ] && labels=()
+# Columns: each dnlb variant (dnlb; dnlb1, dnlb2… for binaries; dnlb_TUNNEL
+# for tunnels), each testpmd mode, the first variant's ratio to each mode,
+# each other variant's to the first.
 if [ "${#bins[@]}" -gt 1 ]; then
-    for b in "${!bins[@]}"; do labels+=("dnlb$((b + 1))"); echo "# dnlb$((b + 1)) = ${bins[$b]}"; done
+    for b in "${!bins[@]}"; do echo "# dnlb$((b + 1)) = ${bins[$b]}"; done
 fi
 printf '%-6s' run; for l in "${labels[@]}"; do printf ' %12s' "$l"; done
 for m in "${modes[@]}"; do printf ' %12s' "$m"; done
 for m in "${modes[@]}"; do printf ' %10s' "÷$m"; done
-for l in "${labels[@]:1}"; do printf ' %10s' "$l÷dnlb1"; done; echo
+for l in "${labels[@]:1}"; do printf ' %14s' "$l÷${labels[0]}"; done; echo
 for l in "${labels[@]}"; do : > "$out/r.$l"; done; for m in "${modes[@]}"; do : > "$out/r.$m"; done
 row() { # LABEL "DNLB_RATES…" RATE...
     local label=$1 d; read -r -a d <<< "$2"; shift 2
     printf '%-6s' "$label"; for t in "${d[@]}" "$@"; do printf ' %12.0f' "$t"; done
     for t in "$@"; do printf ' %10s' "$(ratio "${d[0]}" "$t")"; done
-    for t in "${d[@]:1}"; do printf ' %10s' "$(ratio "$t" "${d[0]}")"; done; echo
+    for t in "${d[@]:1}"; do printf ' %14s' "$(ratio "$t" "${d[0]}")"; done; echo
 }
 for i in $(seq 1 "$runs"); do
     # alternate which goes first, so drift in machine load hits all alike
     ds=()
     if [ $((i % 2)) = 0 ]; then
-        for b in "${!bins[@]}"; do ds[b]=$(run_dnlb "${bins[$b]}"); done
+        for v in "${!labels[@]}"; do ds[v]=$(run_dnlb "${vbin[$v]}" "${vtun[$v]}"); done
     fi
     rates=()
     for m in "${modes[@]}"; do t=$(run_testpmd "$m"); echo "$t" >> "$out/r.$m"; rates+=("$t"); done
     if [ $((i % 2)) = 1 ]; then
-        for b in $(printf '%s\n' "${!bins[@]}" | tac); do ds[b]=$(run_dnlb "${bins[$b]}"); done
+        for v in $(printf '%s\n' "${!labels[@]}" | tac); do ds[v]=$(run_dnlb "${vbin[$v]}" "${vtun[$v]}"); done
     fi
-    for b in "${!bins[@]}"; do echo "${ds[$b]}" >> "$out/r.${labels[$b]}"; done
+    for v in "${!labels[@]}"; do echo "${ds[$v]}" >> "$out/r.${labels[$v]}"; done
     row "$i" "${ds[*]}" "${rates[@]}"
 done
 meds=(); for m in "${modes[@]}"; do meds+=("$(median < "$out/r.$m")"); done

@@ -30,6 +30,10 @@
 # --flows "1000 1000000" (several counts) runs dnlb once per count in every
 # run (testpmd with the first) and adds each count's rate relative to the
 # first's: how the flow count alone changes dnlb's rate, in one script run.
+# With it come dnlb's cycles per packet at each count (its stats events:
+# TSC cycles of busy loop iterations per packet received) and the first
+# count's cycles over each other's: the relative capacity of a core, which
+# holds also when the generator, not dnlb, limits the rate.
 #
 # DNLB_BIN=path runs another dnlb binary (an A/B of two builds).
 #
@@ -185,6 +189,10 @@ run_dnlb() {
     pids+=("$d")
     peer_run dnlb "$d"
     gen_result dnlb > "$out/dnlb.res"
+    # dnlb's own cost: the median over its stats events of TSC cycles per
+    # packet received (busy time only), whatever rate the generator reached
+    { grep '"event":"stats"' "$out/dnlb.log" || true; } | grep -o '"cycles_per_packet":[0-9.e+]*' |
+        cut -d: -f2 | steady | median > "$out/dnlb.cpp"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b>0)?a/b:0}'; }
@@ -193,24 +201,35 @@ flows=${counts[0]}
 echo "# $(date -u +%FT%TZ) memif, flows=${counts[*]} frame_len=$frame_len runs=$runs seconds=$seconds rate=$rate proto=$proto syn-fraction=$syn testpmd-mode=$mode dnlb=$dnlb, --no-huge"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# generator on lcore 0 (memif server), peer worker on lcore 1 (memif client); pps returned to the generator"
+# multi_row LABEL: a row of the several-counts table from row, cyc and t.
+multi_row() {
+    local d c
+    printf '%-6s' "$1"; printf ' %12.0f' "${row[@]}"; printf ' %11.0f %9.3f' "$t" "$(ratio "${row[0]}" "$t")"
+    for d in "${row[@]:1}"; do printf ' %12.3f' "$(ratio "$d" "${row[0]}")"; done
+    printf ' %10.0f' "${cyc[@]}"
+    for c in "${cyc[@]:1}"; do printf ' %12.3f' "$(ratio "${cyc[0]}" "$c")"; done; echo
+}
 if [ "${#counts[@]}" -gt 1 ]; then
     # several flow counts: dnlb's rate at each, testpmd's, and the ratios
     printf '%-6s' run; for f in "${counts[@]}"; do printf ' %12s' "dnlb_$f"; done
-    printf ' %11s %9s' tpmd_rx "÷testpmd"; for f in "${counts[@]:1}"; do printf ' %12s' "$f÷${counts[0]}"; done; echo
-    for f in "${counts[@]}"; do : > "$out/d.$f"; done; : > "$out/t"
+    printf ' %11s %9s' tpmd_rx "÷testpmd"; for f in "${counts[@]:1}"; do printf ' %12s' "$f÷${counts[0]}"; done
+    for f in "${counts[@]}"; do printf ' %10s' "cyc_$f"; done
+    for f in "${counts[@]:1}"; do printf ' %12s' "cap_$f"; done; echo
+    for f in "${counts[@]}"; do : > "$out/d.$f"; : > "$out/c.$f"; done; : > "$out/t"
     for i in $(seq 1 "$runs"); do
         order=("${counts[@]}")
         [ $((i % 2)) = 0 ] && mapfile -t order < <(printf "%s\n" "${counts[@]}" | tac)
-        for f in "${order[@]}"; do flows=$f; run_dnlb; read -r d _ < "$out/dnlb.res"; echo "$d" >> "$out/d.$f"; done
+        for f in "${order[@]}"; do
+            flows=$f; run_dnlb
+            read -r d _ < "$out/dnlb.res"; echo "$d" >> "$out/d.$f"; cat "$out/dnlb.cpp" >> "$out/c.$f"
+        done
         flows=${counts[0]}; run_testpmd; read -r t _ < "$out/testpmd.res"; echo "$t" >> "$out/t"
-        row=(); for f in "${counts[@]}"; do row+=("$(tail -1 "$out/d.$f")"); done
-        printf '%-6s' "$i"; printf ' %12.0f' "${row[@]}"; printf ' %11.0f %9.3f' "$t" "$(ratio "${row[0]}" "$t")"
-        for d in "${row[@]:1}"; do printf ' %12.3f' "$(ratio "$d" "${row[0]}")"; done; echo
+        row=() cyc=(); for f in "${counts[@]}"; do row+=("$(tail -1 "$out/d.$f")"); cyc+=("$(tail -1 "$out/c.$f")"); done
+        multi_row "$i"
     done
-    row=(); for f in "${counts[@]}"; do row+=("$(median < "$out/d.$f")"); done
+    row=() cyc=(); for f in "${counts[@]}"; do row+=("$(median < "$out/d.$f")"); cyc+=("$(median < "$out/c.$f")"); done
     t=$(median < "$out/t")
-    printf '%-6s' median; printf ' %12.0f' "${row[@]}"; printf ' %11.0f %9.3f' "$t" "$(ratio "${row[0]}" "$t")"
-    for d in "${row[@]:1}"; do printf ' %12.3f' "$(ratio "$d" "${row[0]}")"; done; echo
+    multi_row median
     exit 0
 fi
 printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
