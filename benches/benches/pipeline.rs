@@ -145,6 +145,52 @@ fn established(g: &mut Group<'_>, label: &str, snap: &Snapshot, frames: &[Vec<u8
     });
 }
 
+/// New flows under `label`: every packet from a source address never seen
+/// before, into a table of `capacity` flows; the clock moves `step_ms` per
+/// burst, so the table stays at a steady state of about
+/// (timeout / step) x 32 live flows, new ones reusing expired slots.
+fn new_flows(
+    g: &mut Group<'_>,
+    label: &str,
+    snap: &Snapshot,
+    proto: Proto,
+    ip: IpVersion,
+    capacity: usize,
+    step_ms: u32,
+) {
+    let template = mid_flow(FlowMix {
+        flows: 1,
+        packets_per_flow: 2,
+        proto,
+        ip,
+        frame_len: 60,
+        dst_port: 80,
+    })
+    .remove(0);
+    let mut p = Processor::new(capacity, 7);
+    p.adopt(snap);
+    let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&template)).collect();
+    let mut next = 0u32;
+    let mut now = 0u32;
+    let mut frame = template.clone();
+    g.bench_function(label, |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                now = now.wrapping_add(step_ms);
+                from_new_sources(&mut pkts, &mut frame, &mut next);
+                burst(&mut p, snap, &mut pkts, now);
+            }
+            t.elapsed()
+        })
+    });
+    let c = &p.counters;
+    eprintln!(
+        "{label}: new_flows={} table_full={}",
+        c.new_flows, c.flow_table_full
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BURST as u64));
@@ -240,9 +286,9 @@ fn bench(c: &mut Criterion) {
             "every benchmarked packet hit an established flow"
         );
     }
-    // New flows: every packet has a source address never seen before; the
-    // clock moves 100 ms per burst so the table stays at a steady state of
-    // about (timeout / 100 ms) x 32 live flows, new ones reusing expired slots.
+    // New flows (`new_flows`) into a table of 1M flows, the clock moving
+    // 100 ms a burst: ~288k live flows, out of cache like
+    // `established_1m_flows`, its pair.
     let new_flow_cases = cases[..2]
         .iter()
         .map(|&(name, tunnel, v6b, proto, ip)| (name.to_string(), snapshot(tunnel, v6b), proto, ip))
@@ -253,37 +299,29 @@ fn bench(c: &mut Criterion) {
             IpVersion::V4,
         )));
     for (name, snap, proto, ip) in new_flow_cases {
-        let template = mid_flow(FlowMix {
-            flows: 1,
-            packets_per_flow: 2,
+        new_flows(
+            &mut g,
+            &format!("new_flow/{name}"),
+            &snap,
             proto,
             ip,
-            frame_len: 60,
-            dst_port: 80,
-        })
-        .remove(0);
-        let mut p = Processor::new(1 << 20, 7);
-        p.adopt(&snap);
-        let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&template)).collect();
-        let mut next = 0u32;
-        let mut now = 0u32;
-        let mut frame = template.clone();
-        g.bench_function(format!("new_flow/{name}"), |b| {
-            b.iter_custom(|iters| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    now = now.wrapping_add(100);
-                    from_new_sources(&mut pkts, &mut frame, &mut next);
-                    burst(&mut p, &snap, &mut pkts, now);
-                }
-                t.elapsed()
-            })
-        });
-        let c = &p.counters;
-        eprintln!(
-            "new_flow/{name}: new_flows={} table_full={}",
-            c.new_flows, c.flow_table_full
+            1 << 20,
+            100,
         );
+        if name == "vxlan_v4_tcp" {
+            // The same into a table the size of `established`'s (64k
+            // flows, in cache), the clock moving 2 s a burst: ~14k live
+            // flows (900 s / 2 s x 32). Paired with `established/…`.
+            new_flows(
+                &mut g,
+                "new_flow_64k/vxlan_v4_tcp",
+                &snap,
+                proto,
+                ip,
+                1 << 16,
+                2000,
+            );
+        }
     }
     // New flows into a full table (a flood of ACKs from new sources filled
     // it with live entries): every insert fails; after a few failed
