@@ -67,34 +67,81 @@ pub enum VipMatch {
     Listener(ListenerId),
 }
 
-/// A fixed open-addressing map from `u64` keys to listener ids, built once:
-/// one multiply and usually one probe (kept at most 25% full).
+/// A key of a [`FlatMap`]: a value no real key takes marks empty slots,
+/// and a word to place it by.
+trait FlatKey: Copy + PartialEq {
+    const EMPTY: Self;
+    fn word(&self) -> u64;
+}
+
+/// IPv4: address, protocol and port in one word ([`v4_key`]); no key is
+/// all ones (the protocol byte of a listener is 6 or 17).
+impl FlatKey for u64 {
+    const EMPTY: u64 = u64::MAX;
+    #[inline(always)]
+    fn word(&self) -> u64 {
+        *self
+    }
+}
+
+/// IPv6: the address key and `proto << 16 | port`, which stays below
+/// 2^24, so an all-ones protocol-and-port marks the empty slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct V6Key {
+    addr: u128,
+    proto_port: u32,
+}
+
+impl V6Key {
+    #[inline(always)]
+    fn new(addr: u128, proto: u8, port: u16) -> Self {
+        V6Key {
+            addr,
+            proto_port: u32::from(proto) << 16 | u32::from(port),
+        }
+    }
+}
+
+impl FlatKey for V6Key {
+    const EMPTY: V6Key = V6Key {
+        addr: 0,
+        proto_port: u32::MAX,
+    };
+    #[inline(always)]
+    fn word(&self) -> u64 {
+        // The low half varies most among the VIPs of one prefix.
+        (self.addr as u64)
+            ^ ((self.addr >> 64) as u64).rotate_left(29)
+            ^ u64::from(self.proto_port) << 8
+    }
+}
+
+/// A fixed open-addressing map from keys to listener ids, built once: one
+/// multiply and usually one probe (kept at most 25% full).
 #[derive(Debug, Clone)]
-struct WordMap {
-    keys: Box<[u64]>,
+struct FlatMap<K: FlatKey> {
+    keys: Box<[K]>,
     values: Box<[ListenerId]>,
     shift: u32,
 }
 
-impl Default for WordMap {
+impl<K: FlatKey> Default for FlatMap<K> {
     fn default() -> Self {
-        WordMap::build(&[])
+        FlatMap::build(&[])
     }
 }
 
-impl WordMap {
-    const EMPTY: u64 = u64::MAX;
-
-    fn build(items: &[(u64, ListenerId)]) -> Self {
+impl<K: FlatKey> FlatMap<K> {
+    fn build(items: &[(K, ListenerId)]) -> Self {
         let slots = (items.len() * 4).next_power_of_two().max(8);
-        let mut m = WordMap {
-            keys: vec![Self::EMPTY; slots].into_boxed_slice(),
+        let mut m = FlatMap {
+            keys: vec![K::EMPTY; slots].into_boxed_slice(),
             values: vec![ListenerId(0); slots].into_boxed_slice(),
             shift: 64 - slots.trailing_zeros(),
         };
         for &(k, v) in items {
-            let mut i = m.slot(k);
-            while m.keys[i] != Self::EMPTY && m.keys[i] != k {
+            let mut i = m.slot(&k);
+            while m.keys[i] != K::EMPTY && m.keys[i] != k {
                 i = (i + 1) & (slots - 1);
             }
             m.keys[i] = k;
@@ -104,20 +151,20 @@ impl WordMap {
     }
 
     #[inline(always)]
-    fn slot(&self, k: u64) -> usize {
-        (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    fn slot(&self, k: &K) -> usize {
+        (k.word().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
     }
 
     #[inline(always)]
-    fn get(&self, k: u64) -> Option<ListenerId> {
+    fn get(&self, k: K) -> Option<ListenerId> {
         let mask = self.keys.len() - 1;
-        let mut i = self.slot(k);
+        let mut i = self.slot(&k);
         loop {
             let key = self.keys[i];
             if key == k {
                 return Some(self.values[i]);
             }
-            if key == Self::EMPTY {
+            if key == K::EMPTY {
                 return None;
             }
             i = (i + 1) & mask;
@@ -130,8 +177,9 @@ impl WordMap {
 pub struct VipTable {
     /// IPv4 port listeners, keyed by one `u64` (address, protocol, port):
     /// the common case is one multiply and one probe.
-    by_port_v4: WordMap,
-    by_port_v6: FxHashMap<(u128, u32), ListenerId>,
+    by_port_v4: FlatMap<u64>,
+    /// IPv6 port listeners, the same way with a wider key.
+    by_port_v6: FlatMap<V6Key>,
     by_addr: FxHashMap<u128, VipEntry>,
 }
 
@@ -161,7 +209,7 @@ impl VipTable {
     /// rejected by config validation; a later listener would win here.
     pub fn build(listeners: &[Listener]) -> Self {
         let mut t = VipTable::default();
-        let mut v4 = Vec::new();
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (i, l) in listeners.iter().enumerate() {
             let id = ListenerId(i as u16);
             let proto = l.protocol.number();
@@ -177,10 +225,7 @@ impl VipTable {
                     Some(p) => {
                         match v4_port_key(k, proto, p) {
                             Some(k4) => v4.push((k4, id)),
-                            None => {
-                                t.by_port_v6
-                                    .insert((k, (proto as u32) << 16 | p as u32), id);
-                            }
+                            None => v6.push((V6Key::new(k, proto, p), id)),
                         }
                         e.fragments[slot] = match e.fragments[slot] {
                             FragmentTarget::None => FragmentTarget::One(id),
@@ -191,7 +236,8 @@ impl VipTable {
                 }
             }
         }
-        t.by_port_v4 = WordMap::build(&v4);
+        t.by_port_v4 = FlatMap::build(&v4);
+        t.by_port_v6 = FlatMap::build(&v6);
         t
     }
 
@@ -206,10 +252,7 @@ impl VipTable {
     pub fn lookup(&self, addr: u128, proto: u8, port: u16) -> VipMatch {
         let hit = match v4_port_key(addr, proto, port) {
             Some(k4) => self.by_port_v4.get(k4),
-            None => self
-                .by_port_v6
-                .get(&(addr, (proto as u32) << 16 | port as u32))
-                .copied(),
+            None => self.by_port_v6.get(V6Key::new(addr, proto, port)),
         };
         match hit {
             Some(id) => VipMatch::Listener(id),
@@ -227,6 +270,17 @@ impl VipTable {
         {
             Some(id) => VipMatch::Listener(id),
             None => self.without_port(addr_key_v4(addr), proto),
+        }
+    }
+
+    /// [`VipTable::lookup`] of an IPv6 destination (as [`addr_key_v6`]
+    /// keys it), in one probe of the IPv6 port map.
+    #[inline(always)]
+    pub fn lookup_v6(&self, addr: [u8; 16], proto: u8, port: u16) -> VipMatch {
+        let key = addr_key_v6(addr);
+        match self.by_port_v6.get(V6Key::new(key, proto, port)) {
+            Some(id) => VipMatch::Listener(id),
+            None => self.without_port(key, proto),
         }
     }
 
@@ -336,5 +390,60 @@ mod tests {
             t.fragment_target(v4, 17),
             Some(FragmentTarget::One(ListenerId(1)))
         );
+    }
+
+    proptest::proptest! {
+        /// Every lookup (the general one and each family's) agrees with a
+        /// plain model of listeners: the port listener, else the address's
+        /// all-ports listener, else no listener on a VIP, else not a VIP.
+        #[test]
+        fn lookups_agree_with_a_model_of_the_listeners(
+            specs in proptest::collection::vec((0usize..12, proptest::bool::ANY, proptest::option::of(79u16..84)), 1..60),
+            queries in proptest::collection::vec((0usize..14, proptest::bool::ANY, 78u16..85), 1..200),
+        ) {
+            use std::collections::{HashMap, HashSet};
+            // Six IPv4 and six IPv6 addresses (indices 12, 13: no VIP).
+            let addr = |i: usize| -> IpAddr {
+                if i % 2 == 0 {
+                    IpAddr::from([192, 0, 2, i as u8])
+                } else {
+                    IpAddr::from([0x2001, 0xdb8, 0, 0, (i as u16) << 8, 0, 0, i as u16])
+                }
+            };
+            let proto = |tcp: bool| if tcp { Protocol::Tcp } else { Protocol::Udp };
+            let ls: Vec<Listener> = specs
+                .iter()
+                .map(|&(a, tcp, port)| {
+                    let mut l = listener(&[], proto(tcp), port);
+                    l.vips = vec![addr(a)];
+                    l
+                })
+                .collect();
+            let t = VipTable::build(&ls);
+            let (mut ports, mut all, mut vips) = (HashMap::new(), HashMap::new(), HashSet::new());
+            for (i, &(a, tcp, port)) in specs.iter().enumerate() {
+                let k = addr_key(addr(a));
+                vips.insert(k);
+                match port {
+                    Some(p) => ports.insert((k, proto(tcp).number(), p), ListenerId(i as u16)),
+                    None => all.insert((k, proto(tcp).number()), ListenerId(i as u16)),
+                };
+            }
+            for (a, tcp, port) in queries {
+                let (ip, pr) = (addr(a), proto(tcp).number());
+                let k = addr_key(ip);
+                let want = match ports.get(&(k, pr, port)).or(all.get(&(k, pr))) {
+                    Some(&id) => VipMatch::Listener(id),
+                    None if vips.contains(&k) => VipMatch::NoListener,
+                    None => VipMatch::NotVip,
+                };
+                proptest::prop_assert_eq!(t.lookup(k, pr, port), want);
+                let family = match ip {
+                    IpAddr::V4(v) => t.lookup_v4(v.octets(), pr, port),
+                    IpAddr::V6(v) => t.lookup_v6(v.octets(), pr, port),
+                };
+                proptest::prop_assert_eq!(family, want);
+            }
+        }
     }
 }

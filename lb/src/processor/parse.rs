@@ -140,7 +140,7 @@ impl Family for V6 {
     }
     #[inline(always)]
     fn listener(vips: &VipTable, dst: [u8; 16], proto: u8, port: u16) -> VipMatch {
-        vips.lookup(addr_key_v6(dst), proto, port)
+        vips.lookup_v6(dst, proto, port)
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclCode {
