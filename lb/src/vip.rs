@@ -404,7 +404,7 @@ mod tests {
             use std::collections::{HashMap, HashSet};
             // Six IPv4 and six IPv6 addresses (indices 12, 13: no VIP).
             let addr = |i: usize| -> IpAddr {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     IpAddr::from([192, 0, 2, i as u8])
                 } else {
                     IpAddr::from([0x2001, 0xdb8, 0, 0, (i as u16) << 8, 0, 0, i as u16])
