@@ -35,7 +35,7 @@ cases=(
     "1k UDP IPv4 IP-in-IP 64 B|--flows 1000 --tunnel ipip"
     "1k UDP IPv4 GUE 64 B|--flows 1000 --tunnel gue"
     "1k UDP IPv4 GRE 64 B|--flows 1000 --tunnel gre"
-    "1k UDP IPv6 VXLAN 78 B|--flows 1000 --ip 6 --frame-len 74"
+    "1k UDP IPv6 VXLAN (IPv4 outer) 78 B|--flows 1000 --ip 6 --backend-ip 4 --frame-len 74"
     "1k TCP IPv6 VXLAN over IPv6 98 B|--flows 1000 --ip 6 --proto tcp --backend-ip 6 --frame-len 94"
     "1k UDP IPv4 VXLAN 1518 B|--flows 1000 --frame-len 1514"
     "100k UDP IPv4 VXLAN 64 B|--flows 100000"
