@@ -145,6 +145,54 @@ fn established(g: &mut Group<'_>, label: &str, snap: &Snapshot, frames: &[Vec<u8
     });
 }
 
+/// Established TCP flows, `flows` of them (a power of two) in a table of
+/// `capacity`, visited in a scrambled order, under `label`.
+fn established_many(g: &mut Group<'_>, label: &str, flows: u32, capacity: usize) {
+    assert!(flows.is_power_of_two());
+    let snap = snapshot("vxlan", false);
+    let mut frame = mid_flow(FlowMix {
+        flows: 1,
+        packets_per_flow: 2,
+        proto: Proto::Tcp,
+        ip: IpVersion::V4,
+        frame_len: 60,
+        dst_port: 80,
+    })
+    .remove(0);
+    let mut p = Processor::new(capacity, 7);
+    p.adopt(&snap);
+    let mut pkt = VecPacket::new(&frame);
+    for i in 0..flows {
+        frame[26..30].copy_from_slice(&i.to_be_bytes()); // IPv4 source: flow i
+        pkt.reset(&frame);
+        p.process(&snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0);
+    }
+    assert_eq!(p.counters.flow_table_full, 0);
+    assert_eq!(p.flows().len(), flows as usize);
+    let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
+    let mut at = 0u32;
+    g.bench_function(label, |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                for pkt in pkts.iter_mut() {
+                    // Flows in a scrambled order (an odd multiplier permutes 0..flows).
+                    let flow = at.wrapping_mul(0x9e37_79b1) & (flows - 1);
+                    at = at.wrapping_add(1);
+                    frame[26..30].copy_from_slice(&flow.to_be_bytes());
+                    pkt.reset(&frame);
+                }
+                burst(&mut p, &snap, &mut pkts, 1);
+            }
+            t.elapsed()
+        })
+    });
+    assert_eq!(
+        p.counters.new_flows, flows as u64,
+        "every benchmarked packet hit an established flow"
+    );
+}
+
 /// New flows under `label`: every packet from a source address never seen
 /// before, into a table of `capacity` flows; the clock moves `step_ms` per
 /// burst, so the table stays at a steady state of about
@@ -241,51 +289,20 @@ fn bench(c: &mut Criterion) {
     }
     // Established flows with 1M flows in the table: the flow-table lookup
     // misses the cache; the prepare pass overlaps the misses of a burst.
-    {
-        let snap = snapshot("vxlan", false);
-        let mut frame = mid_flow(FlowMix {
-            flows: 1,
-            packets_per_flow: 2,
-            proto: Proto::Tcp,
-            ip: IpVersion::V4,
-            frame_len: 60,
-            dst_port: 80,
-        })
-        .remove(0);
-        const FLOWS: u32 = 1 << 20;
-        let mut p = Processor::new(FLOWS as usize, 7);
-        p.adopt(&snap);
-        let mut pkt = VecPacket::new(&frame);
-        for i in 0..FLOWS {
-            frame[26..30].copy_from_slice(&i.to_be_bytes()); // IPv4 source: flow i
-            pkt.reset(&frame);
-            p.process(&snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0);
-        }
-        assert_eq!(p.counters.flow_table_full, 0);
-        assert_eq!(p.flows().len(), FLOWS as usize);
-        let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
-        let mut at = 0u32;
-        g.bench_function("established_1m_flows/vxlan_v4_tcp", |b| {
-            b.iter_custom(|iters| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    for pkt in pkts.iter_mut() {
-                        // Flows in a scrambled order (an odd multiplier permutes 0..2^20).
-                        let flow = at.wrapping_mul(0x9e37_79b1) & (FLOWS - 1);
-                        at = at.wrapping_add(1);
-                        frame[26..30].copy_from_slice(&flow.to_be_bytes());
-                        pkt.reset(&frame);
-                    }
-                    burst(&mut p, &snap, &mut pkts, 1);
-                }
-                t.elapsed()
-            })
-        });
-        assert_eq!(
-            p.counters.new_flows, FLOWS as u64,
-            "every benchmarked packet hit an established flow"
-        );
-    }
+    established_many(
+        &mut g,
+        "established_1m_flows/vxlan_v4_tcp",
+        1 << 20,
+        1 << 20,
+    );
+    // 16k flows in a 64k table: the working set of `new_flow_64k` (whose
+    // new flows keep the whole table warm), established.
+    established_many(
+        &mut g,
+        "established_16k_flows/vxlan_v4_tcp",
+        1 << 14,
+        1 << 16,
+    );
     // New flows (`new_flows`) into a table of 1M flows, the clock moving
     // 100 ms a burst: ~288k live flows, out of cache like
     // `established_1m_flows`, its pair.
