@@ -173,9 +173,16 @@ pub fn render_table(s: &Status) -> String {
         s.reloads_rejected
     );
     for w in &s.workers {
+        // Busy time: loop iterations that received packets (a busy-polling
+        // worker's CPU use says nothing of its load).
         out.push_str(&format!(
-            "worker lcore {}: rx {} tx {} dropped {}\n",
-            w.lcore, w.rx_packets, w.tx_packets, w.dropped
+            "worker lcore {}: rx {} tx {} dropped {}; busy {:.1} s ({:.1} % of uptime)\n",
+            w.lcore,
+            w.rx_packets,
+            w.tx_packets,
+            w.dropped,
+            w.busy_seconds,
+            100.0 * w.busy_seconds / s.uptime_secs.max(1e-9)
         ));
     }
     for p in &s.ports {
