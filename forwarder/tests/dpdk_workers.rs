@@ -159,4 +159,23 @@ rusty_fork_test! {
         let err = run(&cfg, &RunOptions::default(), &shutdown).unwrap_err().to_string();
         assert!(err.contains("rte_eal_init failed") || err.contains("no DPDK port named \"net_pcap0\""), "{err}");
     }
+
+    #[test]
+    fn a_memif_client_without_its_server_names_the_port_and_the_cause() {
+        let sock = std::env::temp_dir().join(format!("dnlb-no-server-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&sock);
+        let cfg = config(
+            &[],
+            "[1]",
+            "idle_polls_before_sleep = 10\nidle_sleep_us = 1000",
+            &format!(
+                "[[dataplane.ports]]\nname = \"net_memif0\"\ndevargs = \"role=client,socket={},socket-abstract=no\"\n",
+                sock.display()
+            ),
+        );
+        let shutdown = AtomicBool::new(false);
+        let err = run(&cfg, &RunOptions::default(), &shutdown).unwrap_err().to_string();
+        assert!(err.starts_with("port net_memif0: "), "{err}");
+        assert!(err.contains("is the server running"), "{err}");
+    }
 }

@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use dnlb_config::{Config, Dataplane, IdlePolicy, PortSpec};
+use dnlb_config::{Config, Dataplane, Device, IdlePolicy, PortSpec};
 use dnlb_dataplane::dpdk::DpdkIo;
 use dnlb_dataplane::snapshot::Publisher;
 use dnlb_dataplane::{
@@ -216,7 +216,25 @@ fn start_port(
         promiscuous: true,
         mtu: spec.mtu,
     };
-    Ok(Port::start(eal, id, &pc, pool.clone())?)
+    Port::start(eal, id, &pc, pool.clone()).map_err(|error| RunError::Port {
+        name: spec.name.clone(),
+        error,
+        hint: port_hint(spec),
+    })
+}
+
+/// What to check when port `spec` does not start, for the devices whose
+/// usual cause is known.
+fn port_hint(spec: &PortSpec) -> &'static str {
+    match &spec.device {
+        Device::Virtual { devargs }
+            if spec.name.starts_with("net_memif") && devargs.contains("role=client") =>
+        {
+            " (a memif client connects to its server at start: is the server running, and is the socket path the server's?)"
+        }
+        Device::Pci => " (is the device bound to vfio-pci or another DPDK-compatible driver?)",
+        _ => "",
+    }
 }
 
 /// Where frames that are not for a VIP go, per ingress port: the port's

@@ -8,6 +8,16 @@ pub enum RunError {
     /// A DPDK call failed.
     #[error(transparent)]
     Dpdk(#[from] dpdk_bindings::Error),
+    /// A port could not be configured or started.
+    #[error("port {name}: {error}{hint}")]
+    Port {
+        /// The port's DPDK name.
+        name: String,
+        /// What DPDK said.
+        error: dpdk_bindings::Error,
+        /// What to check, when the device kind tells (else empty).
+        hint: &'static str,
+    },
     /// A configured worker lcore is not enabled in the EAL.
     #[error("worker lcore {0} is not enabled by the EAL arguments (check -l/--lcores in dataplane.eal_args)")]
     LcoreNotEnabled(u32),
