@@ -145,20 +145,25 @@ fn established(g: &mut Group<'_>, label: &str, snap: &Snapshot, frames: &[Vec<u8
     });
 }
 
+/// A mid-flow frame of one flow to the VIP's port 80, 60 bytes.
+fn one_flow_frame(proto: Proto, ip: IpVersion) -> Vec<u8> {
+    mid_flow(FlowMix {
+        flows: 1,
+        packets_per_flow: 2,
+        proto,
+        ip,
+        frame_len: 60,
+        dst_port: 80,
+    })
+    .remove(0)
+}
+
 /// Established TCP flows, `flows` of them (a power of two) in a table of
 /// `capacity`, visited in a scrambled order, under `label`.
 fn established_many(g: &mut Group<'_>, label: &str, flows: u32, capacity: usize) {
     assert!(flows.is_power_of_two());
     let snap = snapshot("vxlan", false);
-    let mut frame = mid_flow(FlowMix {
-        flows: 1,
-        packets_per_flow: 2,
-        proto: Proto::Tcp,
-        ip: IpVersion::V4,
-        frame_len: 60,
-        dst_port: 80,
-    })
-    .remove(0);
+    let mut frame = one_flow_frame(Proto::Tcp, IpVersion::V4);
     let mut p = Processor::new(capacity, 7);
     p.adopt(&snap);
     let mut pkt = VecPacket::new(&frame);
@@ -206,15 +211,7 @@ fn new_flows(
     capacity: usize,
     step_ms: u32,
 ) {
-    let template = mid_flow(FlowMix {
-        flows: 1,
-        packets_per_flow: 2,
-        proto,
-        ip,
-        frame_len: 60,
-        dst_port: 80,
-    })
-    .remove(0);
+    let template = one_flow_frame(proto, ip);
     let mut p = Processor::new(capacity, 7);
     p.adopt(snap);
     let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&template)).collect();
@@ -346,15 +343,7 @@ fn bench(c: &mut Criterion) {
     // costs about what a hit does.
     {
         let snap = snapshot("vxlan", false);
-        let mut frame = mid_flow(FlowMix {
-            flows: 1,
-            packets_per_flow: 2,
-            proto: Proto::Tcp,
-            ip: IpVersion::V4,
-            frame_len: 60,
-            dst_port: 80,
-        })
-        .remove(0);
+        let mut frame = one_flow_frame(Proto::Tcp, IpVersion::V4);
         let mut p = Processor::new(1 << 16, 7);
         p.adopt(&snap);
         let mut pkt = VecPacket::new(&frame);

@@ -341,8 +341,9 @@ mod tests {
         assert_eq!(w.counters().tx_packets, 320);
     }
 
-    #[test]
-    fn run_stops_on_flag_and_backs_off_when_idle() {
+    /// Runs a sleeping worker with `packets` frames waiting until it has
+    /// slept five times; its published counters and its own.
+    fn run_until_slept(packets: u32) -> (Counters, Counters) {
         let published = Arc::new(PublishedCounters::default());
         let mut w = Worker::new(
             MemIo::new(1),
@@ -353,7 +354,9 @@ mod tests {
             },
             published.clone(),
         );
-        w.io_mut().inject(P0, &frame(1));
+        for i in 0..packets {
+            w.io_mut().inject(P0, &frame(i));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         let t = std::thread::spawn(move || {
@@ -366,8 +369,13 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         let w = t.join().unwrap();
-        let c = published.read();
-        assert_eq!(c, *w.counters());
+        (published.read(), *w.counters())
+    }
+
+    #[test]
+    fn run_stops_on_flag_and_backs_off_when_idle() {
+        let (c, own) = run_until_slept(1);
+        assert_eq!(c, own);
         assert_eq!(c.rx_packets, 1);
         assert!(c.idle_sleeps >= 5, "{c:?}");
         // three empty polls per sleep
@@ -380,26 +388,7 @@ mod tests {
 
     #[test]
     fn idle_polls_and_sleeps_are_not_busy_time() {
-        let published = Arc::new(PublishedCounters::default());
-        let mut w = Worker::new(
-            MemIo::new(1),
-            ForwardPipeline::new(vec![Some(P0)]),
-            IdlePolicy::Sleep {
-                polls: 3,
-                sleep: Duration::from_millis(1),
-            },
-            published.clone(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let s2 = stop.clone();
-        let t = std::thread::spawn(move || w.run(&s2));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while published.read().idle_sleeps < 5 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        stop.store(true, Ordering::Relaxed);
-        t.join().unwrap();
-        let c = published.read();
+        let (c, _) = run_until_slept(0);
         assert!(c.idle_sleeps >= 5, "{c:?}");
         assert_eq!(c.busy_cycles, 0, "{c:?}");
     }
