@@ -70,6 +70,7 @@ fn main() {
         .allowlist_function("dnlb_.*")
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_eal_cleanup")
+        .allowlist_function("rte_eal_get_runtime_dir")
         .allowlist_function("rte_eal_remote_launch")
         .allowlist_function("rte_eal_wait_lcore")
         .allowlist_function("rte_eal_get_lcore_state")

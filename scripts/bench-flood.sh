@@ -37,7 +37,8 @@ dnlb_ensure_all
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-flood.XXXXXX)
 cleanup() {
-    rm -rf "$out"
+    # testpmd leaves its EAL runtime directory (~13 MB on tmpfs) behind
+    rm -rf "$out" "/var/run/dpdk/flood-tp-$$" "/var/run/dpdk/flood-$$"
 }
 trap cleanup EXIT
 

@@ -75,7 +75,9 @@ cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-bench.XXXXXX)
 cleanup() {
     [ "$huge" = 1 ] && scripts/hugepages.sh release >/dev/null 2>&1 || true
-    rm -rf "$out"
+    # testpmd leaves its EAL runtime directory (~13 MB on tmpfs) behind;
+    # dnlb removes its own unless it was killed
+    rm -rf "$out" "/var/run/dpdk/bench-tp-$$" "/var/run/dpdk/bench-dnlb-$$"
 }
 trap cleanup EXIT
 

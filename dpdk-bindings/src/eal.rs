@@ -32,6 +32,9 @@ static EAL_INITIALISED: AtomicBool = AtomicBool::new(false);
 
 struct EalInner {
     args: Vec<String>,
+    /// EAL's runtime directory (`/var/run/dpdk/PREFIX` for root), removed
+    /// after cleanup.
+    runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for EalInner {
@@ -42,6 +45,13 @@ impl Drop for EalInner {
         // handle too.
         unsafe {
             sys::rte_eal_cleanup();
+        }
+        // rte_eal_cleanup leaves the runtime directory's files (~13 MB with
+        // --no-huge, on a tmpfs: memory) behind. This process was the
+        // primary of its file prefix (EAL refuses a second one), so nothing
+        // else needs them once it stops.
+        if let Some(dir) = &self.runtime_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -91,9 +101,27 @@ impl Eal {
         if ret < 0 {
             return Err(from_rte_errno("rte_eal_init"));
         }
+        // SAFETY: after a successful init EAL returns a pointer to its own
+        // NUL-terminated path buffer, valid for the process's life; it is
+        // copied at once.
+        let runtime_dir = unsafe {
+            let p = sys::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| {
+                std::path::PathBuf::from(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+            })
+        };
         Ok(Eal {
-            inner: Arc::new(EalInner { args: owned }),
+            inner: Arc::new(EalInner {
+                args: owned,
+                runtime_dir,
+            }),
         })
+    }
+
+    /// EAL's runtime directory for this process's file prefix, removed when
+    /// the last handle is dropped.
+    pub fn runtime_dir(&self) -> Option<&std::path::Path> {
+        self.inner.runtime_dir.as_deref()
     }
 
     /// The arguments EAL was initialised with (program name first).

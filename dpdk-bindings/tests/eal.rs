@@ -24,6 +24,16 @@ rusty_fork_test! {
     }
 
     #[test]
+    fn the_runtime_directory_goes_with_the_last_handle() {
+        let eal = common::init(&["-l", "0"]);
+        let dir = eal.runtime_dir().expect("a runtime directory").to_path_buf();
+        assert!(dir.ends_with(format!("dnlb-bt-{}", std::process::id())), "{}", dir.display());
+        assert!(dir.is_dir(), "{} while EAL runs", dir.display());
+        drop(eal);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+
+    #[test]
     fn bad_eal_argument_is_a_typed_error() {
         match Eal::init(common::eal_args(&["--definitely-not-an-eal-flag"])) {
             Err(Error::Call { call: "rte_eal_init", .. }) => {}
