@@ -184,6 +184,12 @@ pub struct SyncParams {
     pub message_overhead_bytes: u32,
     /// Entries per message (default 28, so a message fits 1400 bytes).
     pub entries_per_message: u32,
+    /// `sync-pinned`: how long a new table is staged before it is used, ms
+    /// (default 1000; longer than any handshake's round trip).
+    pub pin_window_ms: u32,
+    /// `sync-pinned`: the timeout of a pinned SYN's entry until its first
+    /// ACK refreshes it, ms (default 10000).
+    pub pin_timeout_ms: u32,
 }
 
 impl Default for SyncParams {
@@ -194,6 +200,8 @@ impl Default for SyncParams {
             entry_bytes: 48,
             message_overhead_bytes: 96,
             entries_per_message: 28,
+            pin_window_ms: 1000,
+            pin_timeout_ms: 10_000,
         }
     }
 }

@@ -17,6 +17,7 @@ impl Sim<'_> {
         match action {
             Action::Scenario(e) => self.scenario_event(e),
             Action::Apply { gw, version } => self.apply(gw as usize, version),
+            Action::Switch { gw, version } => self.switch(gw as usize, version),
             Action::Flush => self.flush(),
             Action::Remove(ids) => {
                 self.log_event(format!("drain deadline: {} backends stop", ids.len()));
@@ -240,8 +241,30 @@ impl Sim<'_> {
         if matches!(gw.state, GwState::Down | GwState::Gone) || version <= gw.view.version {
             return;
         }
-        let view = self.fleet.view(version, gw.zone);
+        if self.strategy.pins() {
+            if !matches!(&gw.staged, Some(s) if s.version >= version) {
+                self.gws[g].staged = Some(self.fleet.view(version, self.gws[g].zone));
+                let at = self.now + self.sc.sync.pin_window_ms;
+                self.schedule(at, Action::Switch { gw: g as u16, version });
+                // Share now what the staged tables will not pick, so the
+                // peers hold it before any of them switches.
+                self.share_mismatches(g, version);
+            }
+            return;
+        }
+        self.switch(g, version);
+    }
+
+    /// Gateway `g` starts using `version` (see [`Sim::apply`]).
+    fn switch(&mut self, g: usize, version: u32) {
         let gw = &mut self.gws[g];
+        if matches!(gw.state, GwState::Down | GwState::Gone) || version <= gw.view.version {
+            return;
+        }
+        if gw.staged.as_ref().is_some_and(|s| s.version <= version) {
+            gw.staged = None;
+        }
+        let view = self.fleet.view(version, gw.zone);
         gw.prev = Some(std::mem::replace(&mut gw.view, view));
         if self.strategy.sharing() == Sharing::Exceptions {
             self.share_mismatches(g, version);
@@ -346,6 +369,7 @@ impl Sim<'_> {
             flows: FlowTable::new(self.flow_capacity),
             view,
             prev: None,
+            staged: None,
             state: GwState::Up,
             pending: Vec::new(),
             sent_bytes: 0,
@@ -378,6 +402,7 @@ impl Sim<'_> {
         let gw = &mut self.gws[g];
         gw.flows.clear();
         gw.prev = None;
+        gw.staged = None;
         for c in std::mem::take(&mut gw.pending) {
             let conn: &mut Conn = &mut self.conns[c as usize];
             if conn.shared == PENDING {

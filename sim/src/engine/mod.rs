@@ -70,6 +70,8 @@ struct Gateway {
     flows: FlowTable,
     view: Rc<View>,
     prev: Option<Rc<View>>,
+    /// `sync-pinned`: the next view, used from its switch.
+    staged: Option<Rc<View>>,
     state: GwState,
     /// Connections to share at the next batch.
     pending: Vec<u32>,
@@ -86,6 +88,8 @@ enum Action {
     Scenario(Event),
     /// Gateway adopts a config version.
     Apply { gw: u16, version: u32 },
+    /// `sync-pinned`: gateway switches to its staged version.
+    Switch { gw: u16, version: u32 },
     /// Every gateway sends its batch.
     Flush,
     /// Drained backends reach their deadline.

@@ -38,7 +38,10 @@ impl Sim<'_> {
         let h = maglev_hash(c);
         if n == 0 {
             match self.gws[g].view.pick(h) {
-                Some(b) => self.conns[c as usize].backend = b,
+                Some(b) => {
+                    self.conns[c as usize].backend = b;
+                    self.pin(c, g, h, b);
+                }
                 None => {
                     self.stats.refused += 1;
                     self.finish(c);
@@ -53,6 +56,22 @@ impl Sim<'_> {
             }
         }
         self.next_packet(c, fin);
+    }
+
+    /// `sync-pinned`: while a new table is staged, a SYN whose backend the
+    /// new table would change is stored (short timeout), so that its first
+    /// ACK finds it after the switch.
+    fn pin(&mut self, c: u32, g: usize, h: u64, b: u32) {
+        let gw = &mut self.gws[g];
+        let Some(staged) = gw.staged.as_ref() else {
+            return;
+        };
+        if staged.pick(h) != Some(b) {
+            let fp = fingerprint(gw.seed, c);
+            if gw.flows.insert(fp, b, self.now, self.sc.sync.pin_timeout_ms).is_err() {
+                self.stats.table_full += 1;
+            }
+        }
     }
 
     /// Schedules the packet after this one, or ends the connection after its
@@ -103,6 +122,10 @@ impl Sim<'_> {
             if gw.view.usable(v) {
                 if fin {
                     let _ = gw.flows.insert(fp, v, now, CLOSING_MS);
+                } else if gw.staged.is_some() {
+                    // A pinned SYN's first ACK: the handshake is done, the
+                    // flow is shared if the staged table moves it.
+                    self.maybe_share(c, g, v, h);
                 }
                 return Some(v);
             }
@@ -156,10 +179,14 @@ impl Sim<'_> {
             Sharing::Nothing => false,
             Sharing::Everything => true,
             Sharing::Exceptions => {
-                let version = self.gws[g].view.version;
-                self.fleet
-                    .views_of(version)
-                    .iter()
+                // Against every zone's table of the gateway's version, and
+                // of its staged version if it has one.
+                let gw = &self.gws[g];
+                let staged = gw.staged.as_ref().map(|s| s.version);
+                [Some(gw.view.version), staged]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|v| self.fleet.views_of(v).iter())
                     .any(|v| v.pick(h) != Some(b))
             }
         };
