@@ -325,7 +325,10 @@ mod tests {
         assert!(!f.view(v3, 0).usable(3));
         // Versions older than every one still held are forgotten.
         f.publish(1001);
-        assert_eq!(f.views.keys().copied().collect::<Vec<_>>(), [v2, v3, v3 + 1]);
+        assert_eq!(
+            f.views.keys().copied().collect::<Vec<_>>(),
+            [v2, v3, v3 + 1]
+        );
         drop(t);
         f.publish(1002);
         assert_eq!(f.views.len(), 1);

@@ -134,7 +134,9 @@ pub fn summary_chart(all: &[Vec<RunResult>], path: &Path) -> PlotResult {
                     colour(si).filled(),
                 )))?
                 .label(r.strategy.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour(si).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour(si).filled())
+                });
         }
     }
     chart

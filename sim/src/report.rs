@@ -91,7 +91,7 @@ pub fn rate(bps: f64) -> String {
 /// The events that broke the most, as `label@t: n`, at most `max` of them.
 fn worst_events(r: &RunResult, max: usize) -> String {
     let mut ev: Vec<&EventCount> = r.events.iter().filter(|e| e.broken > 0).collect();
-    ev.sort_by(|a, b| b.broken.cmp(&a.broken));
+    ev.sort_by_key(|e| std::cmp::Reverse(e.broken));
     let mut s: Vec<String> = ev
         .iter()
         .take(max)
@@ -127,7 +127,10 @@ pub fn table(runs: &[RunResult]) -> String {
         out,
         "| strategy | broken | fraction | at handshake | orphaned | sync/gateway (avg) | sync peak | broken per event |"
     );
-    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let _ = writeln!(
+        out,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
     for r in runs {
         let _ = writeln!(
             out,

@@ -116,7 +116,7 @@ impl Arrivals {
 
     /// The next connection's number and arrival time, without taking it.
     pub fn peek(&self) -> Option<(u32, u32)> {
-        (self.next < self.total).then(|| (self.next, self.t as u32))
+        (self.next < self.total).then_some((self.next, self.t as u32))
     }
 
     /// Takes the next arrival.

@@ -61,7 +61,11 @@ fn a_seed_gives_the_same_run() {
     }
     let other = Sim::new(&fleet(one_added_then_lost(), 12), Strategy::Today).run();
     let first = Sim::new(&sc, Strategy::Today).run();
-    assert_ne!(comparable(&first), comparable(&other), "another seed, another run");
+    assert_ne!(
+        comparable(&first),
+        comparable(&other),
+        "another seed, another run"
+    );
 }
 
 #[test]
@@ -72,7 +76,11 @@ fn without_events_nothing_breaks() {
         assert_eq!(r.orphaned, 0, "{}", r.strategy);
         assert_eq!(r.refused, 0, "{}", r.strategy);
         assert_eq!(r.table_full, 0, "{}", r.strategy);
-        assert!(r.completed > r.connections / 2, "{}: most connections end", r.strategy);
+        assert!(
+            r.completed > r.connections / 2,
+            "{}: most connections end",
+            r.strategy
+        );
         if r.strategy == Strategy::ExceptionSync.name() {
             assert_eq!(r.shared_entries, 0, "no table change: no exception");
         }
@@ -84,7 +92,11 @@ fn a_backend_added_then_a_gateway_lost_breaks_today_not_with_sync() {
     let sc = fleet(one_added_then_lost(), 5);
     let runs = run_all(&sc, &Strategy::ALL);
     let today = by_strategy(&runs, Strategy::Today);
-    let lost = today.events.iter().find(|e| e.label.contains("lost")).expect("logged");
+    let lost = today
+        .events
+        .iter()
+        .find(|e| e.label.contains("lost"))
+        .expect("logged");
     assert!(
         lost.broken >= 10,
         "today's strategy loses the connections of the lost gateway whose backend the new table moved: {lost:?}"
@@ -96,7 +108,12 @@ fn a_backend_added_then_a_gateway_lost_breaks_today_not_with_sync() {
     assert!(sync.shared_entries > 0 && sync.sync_bytes_per_s_per_gateway > 0.0);
     // With the staged switch, not even those: ≤ 1/100 of today's.
     let pinned = by_strategy(&runs, Strategy::SyncPinned);
-    assert!(pinned.broken * 100 <= today.broken, "{} vs {}", pinned.broken, today.broken);
+    assert!(
+        pinned.broken * 100 <= today.broken,
+        "{} vs {}",
+        pinned.broken,
+        today.broken
+    );
     // Full sync is the reference, and costs far more.
     let full = by_strategy(&runs, Strategy::FullSync);
     assert_eq!(full.broken - full.broken_handshake, 0);
@@ -113,7 +130,13 @@ fn a_gateway_loss_without_table_change_breaks_nothing_in_either_router_mode() {
         sc.fleet.ecmp = mode;
         for s in [Strategy::Today, Strategy::ExceptionSync] {
             let r = Sim::new(&sc, s).run();
-            assert_eq!(r.broken, 0, "{} / {}: every gateway has the same table", mode.name(), s.name());
+            assert_eq!(
+                r.broken,
+                0,
+                "{} / {}: every gateway has the same table",
+                mode.name(),
+                s.name()
+            );
         }
         // The same loss after a table change tells the modes apart: modulo
         // moves almost every flow to another gateway, resilient only the
@@ -123,8 +146,14 @@ fn a_gateway_loss_without_table_change_breaks_nothing_in_either_router_mode() {
         broken_after_change.push(Sim::new(&sc, Strategy::Today).run().broken);
     }
     let (modulo, resilient) = (broken_after_change[0], broken_after_change[1]);
-    assert!(resilient > 0, "resilient: the lost gateway's moved flows break");
-    assert!(modulo > 5 * resilient, "modulo {modulo} vs resilient {resilient}");
+    assert!(
+        resilient > 0,
+        "resilient: the lost gateway's moved flows break"
+    );
+    assert!(
+        modulo > 5 * resilient,
+        "modulo {modulo} vs resilient {resilient}"
+    );
 }
 
 #[test]
@@ -143,8 +172,16 @@ fn a_rolling_restart_with_exception_sync_loses_far_less_than_today() {
     let today = Sim::new(&sc, Strategy::Today).run();
     let pinned = Sim::new(&sc, Strategy::SyncPinned).run();
     assert!(today.broken > 100, "today: {}", today.broken);
-    assert!(pinned.broken * 100 <= today.broken, "{} vs {}", pinned.broken, today.broken);
-    assert!(pinned.fetch_bytes > 0, "restarted gateways fetched their peers' exceptions");
+    assert!(
+        pinned.broken * 100 <= today.broken,
+        "{} vs {}",
+        pinned.broken,
+        today.broken
+    );
+    assert!(
+        pinned.fetch_bytes > 0,
+        "restarted gateways fetched their peers' exceptions"
+    );
 }
 
 #[test]
@@ -154,7 +191,11 @@ fn the_example_file_reads_and_runs() {
     assert_eq!(sc.fleet.gateways, 8);
     assert_eq!(sc.events.len(), 3);
     let r = Sim::new(&sc, Strategy::Today).run();
-    assert!(r.events.len() >= 4, "scripted and random events were logged: {:?}", r.events);
+    assert!(
+        r.events.len() >= 4,
+        "scripted and random events were logged: {:?}",
+        r.events
+    );
     // A file with an unknown key is refused.
     let bad = std::env::temp_dir().join(format!("dnlb-sim-bad-{}.toml", std::process::id()));
     std::fs::write(&bad, "name = \"x\"\n[fleet]\ngateway = 3\n").expect("write");

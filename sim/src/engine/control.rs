@@ -245,7 +245,13 @@ impl Sim<'_> {
             if !matches!(&gw.staged, Some(s) if s.version >= version) {
                 self.gws[g].staged = Some(self.fleet.view(version, self.gws[g].zone));
                 let at = self.now + self.sc.sync.pin_window_ms;
-                self.schedule(at, Action::Switch { gw: g as u16, version });
+                self.schedule(
+                    at,
+                    Action::Switch {
+                        gw: g as u16,
+                        version,
+                    },
+                );
                 // Share now what the staged tables will not pick, so the
                 // peers hold it before any of them switches.
                 self.share_mismatches(g, version);
@@ -277,10 +283,7 @@ impl Sim<'_> {
     /// (computed once per version, extended with later arrivals).
     fn candidates(&mut self, version: u32) -> Vec<u32> {
         let arrived = self.conns.len() as u32;
-        let (mut list, from) = self
-            .mismatches
-            .remove(&version)
-            .unwrap_or((Vec::new(), 0));
+        let (mut list, from) = self.mismatches.remove(&version).unwrap_or((Vec::new(), 0));
         let views = self.fleet.views_of(version);
         for c in from..arrived {
             let conn = &self.conns[c as usize];

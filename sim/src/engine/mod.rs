@@ -193,8 +193,15 @@ impl<'a> Sim<'a> {
         let f = &sc.fleet;
         let spread = u32::from(f.weight_spread);
         let seed = sc.seed;
-        let weights = |i: u32| (100 - (mix64(seed ^ u64::from(i)) % u64::from(spread + 1)) as u32) as u8;
-        let mut fleet = Fleet::new(f.backends, f.zones, table_size(sc), f.prefer_own_zone, weights);
+        let weights =
+            |i: u32| (100 - (mix64(seed ^ u64::from(i)) % u64::from(spread + 1)) as u32) as u8;
+        let mut fleet = Fleet::new(
+            f.backends,
+            f.zones,
+            table_size(sc),
+            f.prefer_own_zone,
+            weights,
+        );
         fleet.publish(0);
         // Room for four times a gateway's share of all connections.
         let flow_capacity =
@@ -244,7 +251,8 @@ impl<'a> Sim<'a> {
     }
 
     fn schedule_packet(&mut self, at: u32, c: u32) {
-        self.packets.push(Reverse(u64::from(at) << 32 | u64::from(c)));
+        self.packets
+            .push(Reverse(u64::from(at) << 32 | u64::from(c)));
     }
 
     /// Runs to the end and reports.

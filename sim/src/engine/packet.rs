@@ -68,7 +68,11 @@ impl Sim<'_> {
         };
         if staged.pick(h) != Some(b) {
             let fp = fingerprint(gw.seed, c);
-            if gw.flows.insert(fp, b, self.now, self.sc.sync.pin_timeout_ms).is_err() {
+            if gw
+                .flows
+                .insert(fp, b, self.now, self.sc.sync.pin_timeout_ms)
+                .is_err()
+            {
                 self.stats.table_full += 1;
             }
         }
