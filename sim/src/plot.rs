@@ -88,12 +88,13 @@ pub fn scenario_chart(runs: &[RunResult], path: &Path) -> PlotResult {
 /// log scale of the broken fraction; a zero is drawn at the floor.
 pub fn summary_chart(all: &[Vec<RunResult>], path: &Path) -> PlotResult {
     let floor = 1e-7f64;
-    let root = SVGBackend::new(path, (900, 460)).into_drawing_area();
-    root.fill(&WHITE)?;
     let groups: Vec<String> = all
         .iter()
         .filter_map(|r| r.first().map(|x| x.scenario.clone()))
         .collect();
+    let width = 200 + 190 * groups.len() as u32;
+    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "broken fraction per strategy and scenario (log scale; 0 drawn at 1e-7)",

@@ -414,13 +414,35 @@ impl Sim<'_> {
         }
     }
 
-    /// A restarted gateway has the current config and no previous table,
-    /// fetches what its peers share, and announces.
+    /// A restarted gateway joins at the config generation its peers use
+    /// (the oldest among them, so no peer holds flows it has not yet
+    /// examined under a newer table), with no previous table; it adopts
+    /// newer versions like every gateway; it fetches what its peers share,
+    /// and announces.
     fn restart_done(&mut self, g: usize) {
+        let version = self
+            .gws
+            .iter()
+            .enumerate()
+            .filter(|&(i, p)| i != g && matches!(p.state, GwState::Up | GwState::Withdrawn))
+            .map(|(_, p)| p.view.version)
+            .min()
+            .unwrap_or(self.fleet.version);
         let gw = &mut self.gws[g];
-        gw.view = self.fleet.view(self.fleet.version, gw.zone);
+        gw.view = self.fleet.view(version, gw.zone);
         gw.prev = None;
         gw.state = GwState::Up;
+        if version < self.fleet.version {
+            let at = self.now + self.rng.below(self.sc.fleet.config_skew_ms + 1);
+            let newest = self.fleet.version;
+            self.schedule(
+                at,
+                Action::Apply {
+                    gw: g as u16,
+                    version: newest,
+                },
+            );
+        }
         self.fetch();
         self.router.announce(g as u16);
     }
