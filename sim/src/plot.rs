@@ -21,18 +21,14 @@ fn colour(i: usize) -> RGBColor {
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
-/// One chart for one scenario: a bar per strategy (broken fraction, in
-/// percent), labelled with the count and the sync rate.
+/// One chart for one scenario: a bar per strategy (broken fraction, log
+/// scale, a zero drawn at the floor), labelled with the count and the sync
+/// rate.
 pub fn scenario_chart(runs: &[RunResult], path: &Path) -> PlotResult {
     let Some(first) = runs.first() else {
         return Ok(());
     };
-    let top = runs
-        .iter()
-        .map(|r| r.broken_fraction * 100.0)
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.3;
+    let floor = 1e-7f64;
     let root = SVGBackend::new(path, (760, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let title = format!(
@@ -44,7 +40,7 @@ pub fn scenario_chart(runs: &[RunResult], path: &Path) -> PlotResult {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..runs.len() as f64, 0f64..top)?;
+        .build_cartesian_2d(0f64..runs.len() as f64, (floor..1.0f64).log_scale())?;
     let names: Vec<String> = runs.iter().map(|r| r.strategy.clone()).collect();
     chart
         .configure_mesh()
@@ -58,15 +54,13 @@ pub fn scenario_chart(runs: &[RunResult], path: &Path) -> PlotResult {
                 String::new()
             }
         })
-        .y_desc("broken connections, % of all")
-        .y_label_formatter(&|y| format!("{y:.3}"))
+        .y_desc("broken / connections (0 drawn at 1e-7)")
+        .y_label_formatter(&|y| format!("{y:.0e}"))
         .draw()?;
     chart.draw_series(runs.iter().enumerate().map(|(i, r)| {
         let x = i as f64;
-        Rectangle::new(
-            [(x + 0.15, 0.0), (x + 0.85, r.broken_fraction * 100.0)],
-            colour(i).filled(),
-        )
+        let y = r.broken_fraction.max(floor);
+        Rectangle::new([(x + 0.15, floor), (x + 0.85, y)], colour(i).filled())
     }))?;
     chart.draw_series(runs.iter().enumerate().map(|(i, r)| {
         let label = if r.sync_bytes_per_s_per_gateway > 0.0 {
@@ -74,11 +68,8 @@ pub fn scenario_chart(runs: &[RunResult], path: &Path) -> PlotResult {
         } else {
             format!("{}", r.broken)
         };
-        Text::new(
-            label,
-            (i as f64 + 0.12, r.broken_fraction * 100.0 + top * 0.03),
-            ("sans-serif", 12),
-        )
+        let y = r.broken_fraction.max(floor) * 2.0;
+        Text::new(label, (i as f64 + 0.12, y), ("sans-serif", 12))
     }))?;
     root.present()?;
     Ok(())

@@ -309,7 +309,10 @@ impl Sim<'_> {
             let Some(v) = self.gws[g].flows.peek(fp, self.now) else {
                 continue;
             };
-            if self.gws[g].view.usable(v) {
+            // A flow whose backend the new version makes unusable moves
+            // anyway: nothing to share.
+            let gw = &self.gws[g];
+            if gw.staged.as_ref().unwrap_or(&gw.view).usable(v) {
                 self.maybe_share(c, g, v, maglev_hash(c));
             }
         }
