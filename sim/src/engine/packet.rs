@@ -184,14 +184,16 @@ impl Sim<'_> {
             Sharing::Everything => true,
             Sharing::Exceptions => {
                 // Against every zone's table of the gateway's version, and
-                // of its staged version if it has one.
+                // of its staged version if it has one; a flow whose backend
+                // the staged version drops moves anyway (nothing to share).
                 let gw = &self.gws[g];
-                let staged = gw.staged.as_ref().map(|s| s.version);
-                [Some(gw.view.version), staged]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|v| self.fleet.views_of(v).iter())
-                    .any(|v| v.pick(h) != Some(b))
+                let staged = gw.staged.as_ref();
+                !matches!(staged, Some(s) if !s.usable(b))
+                    && [Some(gw.view.version), staged.map(|s| s.version)]
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|v| self.fleet.views_of(v).iter())
+                        .any(|v| v.pick(h) != Some(b))
             }
         };
         if share {
