@@ -507,7 +507,10 @@ fn acl_for(
 /// while draining, and outside the gateway's zone under `prefer_own` while
 /// that zone has a backend for new flows). Notes the earliest drain deadline
 /// still ahead in `next_deadline`.
-fn plan_group(
+///
+/// Public so that the fleet simulator (`dnlb-sim`) builds its tables by the
+/// same rules as a snapshot does.
+pub fn plan_group(
     cfg: &Config,
     g: &dnlb_model::TargetGroup,
     healthy: &dyn Fn(&str, &Identity) -> bool,
