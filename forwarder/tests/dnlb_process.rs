@@ -133,5 +133,8 @@ fn failing_bring_up_exits_non_zero_with_the_reason() {
     // net_ring cannot set an MTU: the run fails with the port and the DPDK
     // call named.
     assert_eq!(out.status.code(), Some(1), "{e}");
-    assert!(e.contains("dnlb: port net_ring1: rte_eth_dev_set_mtu failed"), "{e}");
+    assert!(
+        e.contains("dnlb: port net_ring1: rte_eth_dev_set_mtu failed"),
+        "{e}"
+    );
 }
