@@ -250,13 +250,10 @@ impl VipTable {
     /// The listener for a packet to `addr`, `proto`, `port`.
     #[inline]
     pub fn lookup(&self, addr: u128, proto: u8, port: u16) -> VipMatch {
-        let hit = match v4_port_key(addr, proto, port) {
-            Some(k4) => self.by_port_v4.get(k4),
-            None => self.by_port_v6.get(V6Key::new(addr, proto, port)),
-        };
-        match hit {
-            Some(id) => VipMatch::Listener(id),
-            None => self.without_port(addr, proto),
+        if addr >> 32 == 0xffff {
+            self.lookup_v4((addr as u32).to_be_bytes(), proto, port)
+        } else {
+            self.lookup_v6_key(addr, proto, port)
         }
     }
 
@@ -277,7 +274,12 @@ impl VipTable {
     /// keys it), in one probe of the IPv6 port map.
     #[inline(always)]
     pub fn lookup_v6(&self, addr: [u8; 16], proto: u8, port: u16) -> VipMatch {
-        let key = addr_key_v6(addr);
+        self.lookup_v6_key(addr_key_v6(addr), proto, port)
+    }
+
+    /// [`VipTable::lookup_v6`] of an address already keyed.
+    #[inline(always)]
+    fn lookup_v6_key(&self, key: u128, proto: u8, port: u16) -> VipMatch {
         match self.by_port_v6.get(V6Key::new(key, proto, port)) {
             Some(id) => VipMatch::Listener(id),
             None => self.without_port(key, proto),
