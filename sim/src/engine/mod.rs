@@ -356,3 +356,16 @@ impl<'a> Sim<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CLOSING_MS, IDLE_MS};
+
+    /// The simulated flow tables time out as dnlb's do by default.
+    #[test]
+    fn the_timeouts_are_dnlbs_defaults() {
+        let f = dnlb_model::Flows::default();
+        assert_eq!(u128::from(IDLE_MS), f.tcp_idle_timeout.as_millis());
+        assert_eq!(u128::from(CLOSING_MS), f.tcp_closing_timeout.as_millis());
+    }
+}
