@@ -57,6 +57,16 @@
 //!
 //! Expired entries are reclaimed lazily: a lookup that finds one frees it, an
 //! insert reuses it, and [`FlowTable::sweep`] frees them incrementally.
+//!
+//! # What a flow was scheduled by
+//!
+//! A table made with [`FlowTable::with_aux`] also keeps, beside each slot, a
+//! 16-byte [`Aux`]: the scheduler hash and listener slot of the flow (what
+//! [`FlowTable::insert_with`] was given), in a separate array that only
+//! inserts write and [`FlowTable::walk`] reads, so lookups touch the same
+//! one cache line as without it. That is what lets a worker re-examine its
+//! flows under a new Maglev table (flow-exception sync) although a
+//! fingerprint cannot be turned back into a 5-tuple.
 
 use crate::hugepage::HugeArray;
 use core::fmt;
@@ -126,6 +136,35 @@ impl Bucket {
     };
 }
 
+/// What a flow was scheduled by, kept beside its slot in tables made with
+/// [`FlowTable::with_aux`] (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct Aux {
+    /// The listener scheduler's hash of the flow (the Maglev table index
+    /// comes from it; the same on every gateway).
+    pub hash: u64,
+    /// The listener's counter slot (stable for a name across reloads).
+    pub listener_slot: u16,
+    /// Free for the caller's flags.
+    pub flags: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<Aux>() == 16);
+
+/// A live entry as [`FlowTable::walk`] shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    /// The (normalised) fingerprint.
+    pub fp: u64,
+    /// The stored value.
+    pub value: u32,
+    /// When it expires (ticks).
+    pub expiry: u32,
+    /// What it was scheduled by.
+    pub aux: Aux,
+}
+
 const _: () = assert!(core::mem::size_of::<Entry>() == 16);
 const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
 const _: () = assert!(core::mem::align_of::<Bucket>() == 64);
@@ -160,6 +199,9 @@ impl std::error::Error for TableFull {}
 /// module docs for layout, fingerprints and the time rules.
 pub struct FlowTable {
     buckets: HugeArray<Bucket>,
+    /// One [`Aux`] per slot (bucket `b`, way `w` at `b * WAYS + w`), for
+    /// tables made with [`FlowTable::with_aux`]; empty otherwise.
+    aux: Option<HugeArray<Aux>>,
     /// `buckets.len() - 1` (a power of two minus one).
     mask: usize,
     /// Occupied slots: live entries plus expired ones not yet reclaimed.
@@ -214,6 +256,7 @@ impl FlowTable {
         assert!(n as u64 <= 1 << 32, "flow table too large");
         FlowTable {
             buckets: HugeArray::filled(n, Bucket::EMPTY),
+            aux: None,
             mask: n - 1,
             len: 0,
             cursor: 0,
@@ -223,6 +266,19 @@ impl FlowTable {
             saturated_at: 0,
             searches: 0,
         }
+    }
+
+    /// A table like [`FlowTable::new`]'s that also keeps an [`Aux`] per
+    /// slot (16 bytes more per slot: 64 MiB in all for 1,000,000 flows).
+    pub fn with_aux(capacity_flows: usize) -> FlowTable {
+        let mut t = FlowTable::new(capacity_flows);
+        t.aux = Some(HugeArray::filled(t.buckets.len() * WAYS, Aux::default()));
+        t
+    }
+
+    /// Whether this table keeps an [`Aux`] per slot.
+    pub fn has_aux(&self) -> bool {
+        self.aux.is_some()
     }
 
     /// The two candidate buckets of a (normalised) fingerprint; always
@@ -338,7 +394,35 @@ impl FlowTable {
     /// its two buckets, possibly after moving up to 2 live entries to their
     /// other buckets. A live entry is never evicted: when no slot can be found the
     /// table is unchanged and this returns [`TableFull`].
+    #[inline]
     pub fn insert(&mut self, fp: u64, value: u32, now: u32, timeout: u32) -> Result<(), TableFull> {
+        self.insert_inner(fp, value, now, timeout, None)
+    }
+
+    /// [`insert`](Self::insert), also recording what the flow was scheduled
+    /// by (kept only by tables made with [`FlowTable::with_aux`]; an entry
+    /// already present gets the new `aux`).
+    #[inline]
+    pub fn insert_with(
+        &mut self,
+        fp: u64,
+        value: u32,
+        now: u32,
+        timeout: u32,
+        aux: Aux,
+    ) -> Result<(), TableFull> {
+        self.insert_inner(fp, value, now, timeout, Some(aux))
+    }
+
+    #[inline(always)]
+    fn insert_inner(
+        &mut self,
+        fp: u64,
+        value: u32,
+        now: u32,
+        timeout: u32,
+        aux: Option<Aux>,
+    ) -> Result<(), TableFull> {
         let fp = norm(fp);
         let new = Entry {
             fp,
@@ -356,6 +440,7 @@ impl FlowTable {
                 for (w, e) in self.buckets[b].e.iter_mut().enumerate() {
                     if e.fp == fp {
                         *e = new;
+                        self.set_aux(b, w, aux);
                         return Ok(());
                     }
                     if free.is_none() && (e.fp == 0 || !live(e.expiry, now)) {
@@ -367,6 +452,7 @@ impl FlowTable {
         };
         if let Some((b, w)) = free {
             self.place(b, w, new);
+            self.set_aux(b, w, aux);
             return Ok(());
         }
         // Both buckets hold only live entries: make room by moving entries
@@ -375,15 +461,39 @@ impl FlowTable {
             self.skip_searches -= 1;
             return Err(TableFull);
         }
-        self.make_room(b1, b2, new, now)
+        self.make_room(b1, b2, new, aux, now)
+    }
+
+    /// Records `aux` for slot (`b`, `w`) if this table keeps them.
+    #[inline(always)]
+    fn set_aux(&mut self, b: usize, w: usize, aux: Option<Aux>) {
+        if let (Some(a), Some(all)) = (aux, &mut self.aux) {
+            all[b * WAYS + w] = a;
+        }
+    }
+
+    /// Moves the entry (and its aux) of slot `from` to slot `to`.
+    #[inline]
+    fn move_slot(&mut self, from: (usize, usize), to: (usize, usize)) {
+        self.buckets[to.0].e[to.1] = self.buckets[from.0].e[from.1];
+        if let Some(all) = &mut self.aux {
+            all[to.0 * WAYS + to.1] = all[from.0 * WAYS + from.1];
+        }
     }
 
     /// The displacement search of [`insert`](Self::insert), and what it
     /// tells of the table's saturation.
     #[cold]
-    fn make_room(&mut self, b1: usize, b2: usize, new: Entry, now: u32) -> Result<(), TableFull> {
+    fn make_room(
+        &mut self,
+        b1: usize,
+        b2: usize,
+        new: Entry,
+        aux: Option<Aux>,
+        now: u32,
+    ) -> Result<(), TableFull> {
         self.searches += 1;
-        let r = self.displace(b1, b2, new, now);
+        let r = self.displace(b1, b2, new, aux, now);
         if r.is_ok() {
             // Room, this time: search more, but a full table soon says so again.
             self.failed_searches /= 2;
@@ -410,7 +520,14 @@ impl FlowTable {
     /// is found. Breadth-first finds a shortest chain, so it never visits a
     /// slot twice.
     #[cold]
-    fn displace(&mut self, b1: usize, b2: usize, new: Entry, now: u32) -> Result<(), TableFull> {
+    fn displace(
+        &mut self,
+        b1: usize,
+        b2: usize,
+        new: Entry,
+        aux: Option<Aux>,
+        now: u32,
+    ) -> Result<(), TableFull> {
         const ROOT: u16 = u16::MAX;
         // (bucket, way, index of the parent node or ROOT); no allocation.
         let mut q = [(0usize, 0u8, ROOT); BFS_NODES];
@@ -435,19 +552,19 @@ impl FlowTable {
                 let mut cur = head;
                 loop {
                     let (b, w, parent) = q[cur];
-                    let moving = self.buckets[b].e[usize::from(w)];
-                    if (db, dw) == (other, fw) {
-                        self.place(db, dw, moving);
-                    } else {
-                        self.buckets[db].e[dw] = moving;
+                    let w = usize::from(w);
+                    if (db, dw) == (other, fw) && self.buckets[db].e[dw].fp == 0 {
+                        self.len += 1;
                     }
-                    (db, dw) = (b, usize::from(w));
+                    self.move_slot((b, w), (db, dw));
+                    (db, dw) = (b, w);
                     if parent == ROOT {
                         break;
                     }
                     cur = usize::from(parent);
                 }
                 self.buckets[db].e[dw] = new;
+                self.set_aux(db, dw, aux);
                 return Ok(());
             }
             if tail + WAYS <= BFS_NODES {
@@ -520,6 +637,46 @@ impl FlowTable {
         freed
     }
 
+    /// Calls `f` with every entry live at `now` in the `max_buckets` buckets
+    /// from bucket `start` (wrapping around the table), with its [`Aux`]
+    /// (all zero in a table without them), until `f` returns false. Returns
+    /// the bucket to start the next call at: after the last bucket visited
+    /// whole (a bucket is visited again if `f` stopped within it). Changes
+    /// nothing, so it may run interleaved with lookups and inserts; an entry
+    /// moved meanwhile by an insert's displacement may be seen twice or not
+    /// at all in one pass.
+    pub fn walk(
+        &self,
+        start: usize,
+        max_buckets: usize,
+        now: u32,
+        mut f: impl FnMut(Walked) -> bool,
+    ) -> usize {
+        let mut b = start & self.mask;
+        for _ in 0..max_buckets.min(self.buckets.len()) {
+            for (w, e) in self.buckets[b].e.iter().enumerate() {
+                if e.fp == 0 || !live(e.expiry, now) {
+                    continue;
+                }
+                let aux = self
+                    .aux
+                    .as_ref()
+                    .map_or(Aux::default(), |a| a[b * WAYS + w]);
+                let seen = Walked {
+                    fp: e.fp,
+                    value: e.value,
+                    expiry: e.expiry,
+                    aux,
+                };
+                if !f(seen) {
+                    return b;
+                }
+            }
+            b = (b + 1) & self.mask;
+        }
+        b
+    }
+
     /// Empties the table (keeps its memory).
     pub fn clear(&mut self) {
         self.buckets.fill(Bucket::EMPTY);
@@ -558,10 +715,14 @@ impl FlowTable {
         self.buckets.len()
     }
 
-    /// Bytes of memory the table holds (its bucket array; 64 bytes per
-    /// bucket).
+    /// Bytes of memory the table holds (its bucket array, 64 bytes per
+    /// bucket, and its aux array if it has one).
     pub fn memory_bytes(&self) -> usize {
         core::mem::size_of_val::<[Bucket]>(&self.buckets)
+            + self
+                .aux
+                .as_ref()
+                .map_or(0, |a| core::mem::size_of_val::<[Aux]>(a))
     }
 
     /// Test helper: whether inserting `fp` at `now` may legitimately fail:
@@ -996,7 +1157,7 @@ mod tests {
         ) -> Result<(), TestCaseError> {
             let was_live = m.get(&f).is_some_and(|e| abs < e.1);
             twin.last_miss = 0;
-            let r = t.insert(f, value, now, timeout);
+            let r = t.insert_with(f, value, now, timeout, aux_of(value));
             prop_assert_eq!(r, twin.insert(f, value, now, timeout));
             match r {
                 Ok(()) => {
@@ -1035,12 +1196,52 @@ mod tests {
             Ok(got)
         }
 
+        /// The aux the model's inserts give a value.
+        fn aux_of(value: u32) -> Aux {
+            Aux {
+                hash: u64::from(value).wrapping_mul(0x2545_f491_4f6c_dd1d),
+                listener_slot: value as u16,
+                flags: (value >> 16) as u16,
+            }
+        }
+
+        /// A whole walk of `t` (from a bucket `start`, in chunks of
+        /// `chunk` buckets) shows exactly the model's live entries, each
+        /// with the aux its insert gave.
+        fn walk_matches(
+            t: &FlowTable,
+            m: &HashMap<u64, (u32, u64)>,
+            (now, abs): (u32, u64),
+            (start, chunk): (usize, usize),
+        ) -> Result<(), TestCaseError> {
+            let mut seen = HashMap::new();
+            let mut at = start;
+            let mut visited = 0;
+            while visited < t.buckets() {
+                let n = chunk.min(t.buckets() - visited);
+                at = t.walk(at, n, now, |e| {
+                    seen.insert(e.fp, (e.value, e.aux));
+                    true
+                });
+                visited += n;
+            }
+            let want: HashMap<u64, (u32, Aux)> = m
+                .iter()
+                .filter(|(_, e)| abs < e.1)
+                .map(|(&f, e)| (f, (e.0, aux_of(e.0))))
+                .collect();
+            prop_assert_eq!(seen, want);
+            Ok(())
+        }
+
         /// Runs `ops` against the table and a `HashMap` model whose clock is a
         /// `u64` that never wraps, while the table's `u32` clock starts 300
         /// ticks before it wraps. A twin table that never uses its last miss
-        /// must hold exactly the same entries in the same slots.
+        /// (and keeps no aux) must hold exactly the same entries in the same
+        /// slots; a walk of the table (which keeps aux) must show the model's
+        /// live entries with their aux, however displacement moved them.
         fn check(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
-            let mut t = FlowTable::new(capacity);
+            let mut t = FlowTable::with_aux(capacity);
             let mut twin = FlowTable::new(capacity);
             let mut m: HashMap<u64, (u32, u64)> = HashMap::new();
             let start = u32::MAX - 300;
@@ -1092,6 +1293,8 @@ mod tests {
                         .all(|(a, b)| a.e == b.e),
                     "the last miss placed an entry elsewhere"
                 );
+                let now = start.wrapping_add(abs as u32);
+                walk_matches(&t, &m, (now, abs), (abs as usize, 1 + (abs as usize % 5)))?;
                 let live = m.values().filter(|e| abs < e.1).count();
                 prop_assert!(
                     live <= t.len() && t.len() <= m.len(),
