@@ -140,6 +140,21 @@ pub struct ListenerState {
     pub limits: crate::policing::ListenerLimits,
     /// What the table was built from (sorted), to reuse it when unchanged.
     maglev_input: MaglevInput,
+    /// The table a pending version will use, while it is staged (see
+    /// [`Snapshot::staging`]); `None` when none is.
+    pub next_table: Option<Arc<MaglevTable>>,
+    /// Names the listener to peer gateways (flow-exception sync): a hash of
+    /// its name, the same on every gateway with the same config.
+    pub sync_key: u64,
+}
+
+impl ListenerState {
+    /// The table flows are examined against: the staged one while a
+    /// version is staged, else the current one.
+    #[inline]
+    pub fn target_table(&self) -> &MaglevTable {
+        self.next_table.as_deref().unwrap_or(&self.table)
+    }
 }
 
 /// A backend as workers see it.
@@ -168,6 +183,9 @@ pub struct BackendState {
     pub zone: Option<String>,
     /// Templates for inner IPv4 and inner IPv6 packets.
     pub encap: [EncapTemplate; 2],
+    /// Names the backend to peer gateways (flow-exception sync): a hash of
+    /// its target group's name and its identity.
+    pub sync_key: u64,
 }
 
 /// Gateway-wide parameters.
@@ -229,6 +247,8 @@ pub struct Snapshot {
     pub routing_peers: Vec<u128>,
     /// Gateway parameters.
     pub params: GatewayParams,
+    /// Listener index + 1 by counter slot (0: no listener has that slot).
+    by_slot: Vec<u16>,
     /// The earliest drain deadline still ahead when this was built, on the
     /// monotonic clock: a new snapshot is due then (drained backends lose
     /// their flows).
@@ -365,6 +385,7 @@ impl Snapshot {
                     drain_until: b.drain_until,
                     zone: b.zone.clone(),
                     encap: [template(false)?, template(true)?],
+                    sync_key: backend_sync_key(&g.name, &identity),
                 };
                 if backends.len() <= id.0 as usize {
                     backends.resize(id.0 as usize + 1, None);
@@ -392,7 +413,20 @@ impl Snapshot {
                 acl: acl_for(previous, l, cfg.dataplane.worker_lcores.len()),
                 acl_input: l.acl.clone(),
                 limits: crate::policing::ListenerLimits::of(&l.limits, cfg),
+                next_table: None,
+                sync_key: listener_sync_key(&l.name),
             });
+        }
+        let mut by_slot = vec![
+            0u16;
+            listeners
+                .iter()
+                .map(|l| l.slot as usize + 1)
+                .max()
+                .unwrap_or(0)
+        ];
+        for (i, l) in listeners.iter().enumerate() {
+            by_slot[l.slot as usize] = i as u16 + 1;
         }
         let present: Vec<BackendId> = backends.iter().flatten().map(|b| b.id).collect();
         registry.sweep(
@@ -419,6 +453,7 @@ impl Snapshot {
                     udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
                     tcp_closing_timeout_ms: ms(cfg.flows.tcp_closing_timeout),
                 },
+                by_slot,
                 next_deadline,
             },
             built,
@@ -439,6 +474,53 @@ impl Snapshot {
     pub fn backend(&self, id: BackendId) -> Option<&BackendState> {
         self.backends.get(id.0 as usize).and_then(Option::as_ref)
     }
+
+    /// The listener with counter slot `slot`, if it is in this snapshot.
+    #[inline]
+    pub fn listener_at_slot(&self, slot: u16) -> Option<&ListenerState> {
+        match self.by_slot.get(slot as usize) {
+            Some(&i) if i > 0 => self.listeners.get(i as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// This snapshot with `next` staged: each listener also carries the
+    /// table its namesake (same counter slot) has in `next`, so that workers
+    /// can find and share the flows `next` would move before anyone uses it
+    /// (flow-exception sync). Workers keep scheduling with the current
+    /// tables. A listener absent from `next` stages nothing.
+    pub fn staging(&self, next: &Snapshot) -> Snapshot {
+        let mut s = self.clone();
+        for l in &mut s.listeners {
+            l.next_table = next.listener_at_slot(l.slot).map(|n| n.table.clone());
+        }
+        s
+    }
+
+    /// Whether a version is staged (some listener carries a next table).
+    pub fn is_staging(&self) -> bool {
+        self.listeners.iter().any(|l| l.next_table.is_some())
+    }
+}
+
+/// Seed of [`listener_sync_key`].
+const LISTENER_KEY_SEED: u64 = 0x6c69_7374_656e_6572;
+/// Seed of [`backend_sync_key`].
+const BACKEND_KEY_SEED: u64 = 0x6261_636b_656e_6473;
+
+/// How gateways name a listener to each other: xxh64 of its name.
+pub fn listener_sync_key(name: &str) -> u64 {
+    xxhash_rust::xxh64::xxh64(name.as_bytes(), LISTENER_KEY_SEED)
+}
+
+/// How gateways name a backend to each other: xxh64 of its target group's
+/// name and its identity.
+pub fn backend_sync_key(group: &str, identity: &Identity) -> u64 {
+    let mut bytes = Vec::with_capacity(group.len() + 1 + identity.len());
+    bytes.extend_from_slice(group.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(identity);
+    xxhash_rust::xxh64::xxh64(&bytes, BACKEND_KEY_SEED)
 }
 
 /// A listener's Maglev input: its group's members (id, identity, weight

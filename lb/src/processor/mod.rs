@@ -14,6 +14,7 @@ mod host;
 mod parse;
 mod peek;
 mod policy;
+mod sync;
 
 use dnlb_model::{EchoPolicy, TooBigPolicy};
 use dnlb_wire::buf::PacketBuf;
@@ -23,6 +24,7 @@ use dnlb_wire::tcp::TcpFlags;
 pub use counters::{HostCount, LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
 use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
+pub use sync::{learned_key, Exception, LearnOp, SyncCounters, SyncState};
 
 use crate::flow_table::FlowTable;
 use crate::ids::BackendId;
@@ -41,6 +43,8 @@ pub struct Processor {
     limits: Limiters,
     /// This worker's index (its row of the access lists' counters).
     worker: usize,
+    /// Flow-exception sync, when enabled ([`Processor::with_sync`]).
+    sync: Option<Box<SyncState>>,
     /// Counters.
     pub counters: LbCounters,
 }
@@ -131,7 +135,40 @@ impl Processor {
             seed,
             limits: Limiters::new(RESERVED_LISTENERS),
             worker: 0,
+            sync: None,
             counters: LbCounters::reserved(),
+        }
+    }
+
+    /// This processor with flow-exception sync (see [`SyncState`]): its flow
+    /// table (emptied) also keeps each flow's scheduler hash, and it holds up
+    /// to `learned_flows` entries learned from peers and `pending`
+    /// exceptions between two [`SyncState::drain`]s.
+    pub fn with_sync(mut self, learned_flows: usize, pending: usize) -> Self {
+        self.flows = FlowTable::with_aux(self.flows.capacity() / 2);
+        self.sync = Some(Box::new(SyncState::new(learned_flows, pending)));
+        self
+    }
+
+    /// The sync state, if sync is enabled.
+    pub fn sync(&mut self) -> Option<&mut SyncState> {
+        self.sync.as_deref_mut()
+    }
+
+    /// Starts a walk of the flow table for exceptions (sync enabled; else
+    /// nothing): see [`SyncState::restart_walk`].
+    pub fn restart_sync_walk(&mut self) {
+        if let Some(s) = self.sync.as_deref_mut() {
+            s.restart_walk(&self.flows);
+        }
+    }
+
+    /// Continues the walk for exceptions over at most `max_buckets` buckets
+    /// (see [`SyncState::walk`]); true when no walk is under way.
+    pub fn sync_walk(&mut self, snap: &Snapshot, now_ms: u32, max_buckets: usize) -> bool {
+        match self.sync.as_deref_mut() {
+            Some(s) => s.walk(&self.flows, snap, now_ms, max_buckets),
+            None => true,
         }
     }
 
@@ -227,14 +264,35 @@ impl Processor {
         };
         // The usual TCP/UDP frame first, in few steps; the rest (and
         // whatever the quick parse declines) through the general parse.
+        if self.sync.is_some() {
+            return self.process_synced(cx, pkt);
+        }
         if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
             return self
-                .flow::<V4, P>(cx, pkt, frame, p.t, p.tcp_flags)
+                .flow::<V4, P, false>(cx, pkt, frame, p.t, p.tcp_flags)
                 .unwrap_or_else(Action::Drop);
         }
         if let Some((frame, p)) = parse::fast_v6(pkt.data()) {
             return self
-                .flow::<V6, P>(cx, pkt, frame, p.t, p.tcp_flags)
+                .flow::<V6, P, false>(cx, pkt, frame, p.t, p.tcp_flags)
+                .unwrap_or_else(Action::Drop);
+        }
+        self.general(cx, pkt)
+    }
+
+    /// [`Processor::process_hinted`] with flow-exception sync: the same
+    /// steps with sync's (out of line, so the path without sync keeps its
+    /// size and has none of them).
+    #[inline(never)]
+    fn process_synced<P: PacketBuf>(&mut self, cx: Ctx<'_>, pkt: &mut P) -> Action {
+        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
+            return self
+                .flow::<V4, P, true>(cx, pkt, frame, p.t, p.tcp_flags)
+                .unwrap_or_else(Action::Drop);
+        }
+        if let Some((frame, p)) = parse::fast_v6(pkt.data()) {
+            return self
+                .flow::<V6, P, true>(cx, pkt, frame, p.t, p.tcp_flags)
                 .unwrap_or_else(Action::Drop);
         }
         self.general(cx, pkt)
@@ -286,7 +344,10 @@ impl Processor {
         p: Parsed<F::Addr>,
     ) -> Result<Action, DropReason> {
         match p.l4 {
-            L4::Ports => self.flow::<F, P>(cx, pkt, frame, p.t, p.tcp_flags),
+            L4::Ports if self.sync.is_some() => {
+                self.flow::<F, P, true>(cx, pkt, frame, p.t, p.tcp_flags)
+            }
+            L4::Ports => self.flow::<F, P, false>(cx, pkt, frame, p.t, p.tcp_flags),
             L4::Host => Ok(Action::NotForVip),
             _ if !cx.snap.vips.is_vip(F::key(p.t.dst)) => Ok(Action::NotForVip),
             L4::Fragment => self.fragment::<F, P>(cx, pkt, frame, p.t),
@@ -335,9 +396,10 @@ impl Processor {
         self.count_listener_drop(l, r)
     }
 
-    /// A TCP or UDP packet of flow `t`: listener, backend, send.
+    /// A TCP or UDP packet of flow `t`: listener, backend, send (`SYNC`:
+    /// with flow-exception sync).
     #[inline(always)]
-    fn flow<F: Family, P: PacketBuf>(
+    fn flow<F: Family, P: PacketBuf, const SYNC: bool>(
         &mut self,
         cx: Ctx<'_>,
         pkt: &mut P,
@@ -373,7 +435,20 @@ impl Processor {
         };
         let (limits, seed) = (&mut self.limits, self.seed);
         let opening = || within_limits::<F>(limits, seed, l, t.src, cx.now);
-        let picked = policy::pick(&mut self.flows, cx.snap, l, key, cx.now, opening);
+        let picked = policy::pick::<SYNC>(
+            &mut self.flows,
+            cx.snap,
+            l,
+            key,
+            cx.now,
+            self.sync.as_deref(),
+            opening,
+        );
+        if SYNC {
+            if let Some(s) = self.sync.as_deref_mut() {
+                s.note(&picked, l, key, cx.snap);
+            }
+        }
         let c = &mut self.counters;
         if picked.rescheduled {
             c.flows_rescheduled += 1;

@@ -8,7 +8,8 @@ use dnlb_wire::ip::IPPROTO_TCP;
 use dnlb_wire::tcp::TcpFlags;
 
 use super::parse::{Family, Tuple};
-use crate::flow_table::FlowTable;
+use super::sync::SyncState;
+use crate::flow_table::{Aux, FlowTable};
 use crate::ids::BackendId;
 use crate::snapshot::{ListenerState, Snapshot};
 use crate::verdict::DropReason;
@@ -17,6 +18,14 @@ use crate::vip::FragmentTarget;
 /// Flow-table value bit: the client closed the TCP connection (FIN or RST);
 /// the entry lives only the closing timeout past its last packet.
 pub(super) const CLOSING: u32 = 1 << 31;
+/// Flow-table value bit: a SYN stored only because a staged table would
+/// move its flow (flow-exception sync); its first ACK makes it a flow like
+/// any other, shared with peers, and until then it lives [`PIN_TIMEOUT_MS`].
+pub(super) const PINNED: u32 = 1 << 30;
+/// The backend id in a flow-table value.
+pub(super) const BACKEND_BITS: u32 = !(CLOSING | PINNED);
+/// How long a pinned SYN waits for its handshake's first ACK.
+pub(super) const PIN_TIMEOUT_MS: u32 = 10_000;
 
 /// The scheduler's hash of a flow (5-tuple, or the client address).
 #[inline(always)]
@@ -51,6 +60,28 @@ pub(super) struct Picked {
     /// A new entry was stored (`Some(true)`) or found the table full
     /// (`Some(false)`); `None`: no new entry was due.
     pub inserted: Option<bool>,
+    /// Flow-exception sync: the flow must be shared with peers now (a
+    /// pinned handshake's first ACK, or a new flow a staged table moves).
+    pub share: bool,
+    /// Flow-exception sync: a peer's learned entry chose the backend.
+    pub learned: bool,
+    /// Flow-exception sync: a SYN was pinned.
+    pub pinned: bool,
+}
+
+impl Picked {
+    /// `backend`, nothing else happened.
+    #[inline(always)]
+    fn just(backend: Result<BackendId, DropReason>, rescheduled: bool) -> Self {
+        Picked {
+            backend,
+            rescheduled,
+            inserted: None,
+            share: false,
+            learned: false,
+            pinned: false,
+        }
+    }
 }
 
 /// The backend of a TCP/UDP flow: the flow table's if it is still usable
@@ -58,15 +89,26 @@ pub(super) struct Picked {
 /// A packet that would open a flow (a bare TCP SYN, a UDP datagram of an
 /// untracked flow; not a tracked flow moving off an unusable backend) must
 /// first pass `opening` (the new-flow limits).
+///
+/// With flow-exception sync (`SYNC`, and `sync` given): an untracked flow's packet
+/// other than a SYN first asks the entries peers shared (a flow that ECMP
+/// moved here from another gateway); while a version is staged
+/// (`l.next_table`), a SYN whose backend the staged table would change is
+/// stored (pinned) so its handshake ends where it began, and a new flow the
+/// staged table would move is marked for sharing.
+///
 /// Always inlined into the processor's flow step (one call site per IP
-/// family), so that [`FlowKey`] and [`Picked`] never go through memory.
+/// family and sync mode), so that [`FlowKey`] and [`Picked`] never go
+/// through memory. `SYNC` makes two copies: without sync, the packet path
+/// has none of its tests and writes no [`Aux`].
 #[inline(always)]
-pub(super) fn pick(
+pub(super) fn pick<const SYNC: bool>(
     flows: &mut FlowTable,
     snap: &Snapshot,
     l: &ListenerState,
     k: FlowKey,
     now: u32,
+    sync: Option<&SyncState>,
     opening: impl FnOnce() -> Result<(), DropReason>,
 ) -> Picked {
     let tcp = k.proto == IPPROTO_TCP;
@@ -82,48 +124,87 @@ pub(super) fn pick(
     let fin_rst = tcp && (flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST));
     let syn = tcp && flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
     let closing_timeout = snap.params.tcp_closing_timeout_ms;
+    let aux = Aux {
+        hash: k.hash,
+        listener_slot: l.slot,
+        flags: 0,
+    };
     let mut rescheduled = false;
     if let Some(v) = flows.lookup(k.fp, now, timeout) {
-        let id = BackendId(v & !CLOSING);
+        let id = BackendId(v & BACKEND_BITS);
         match snap.backend(id) {
             Some(b) if b.usable && b.group == l.group => {
                 let was_closing = v & CLOSING != 0;
+                let mut share = false;
                 if fin_rst || (was_closing && !syn) {
                     // Replaces the entry in place (it is there).
                     let _ = flows.insert(k.fp, id.0 | CLOSING, now, closing_timeout);
+                } else if SYNC && v & PINNED != 0 {
+                    // A pinned SYN: retransmitted (it stays pinned, not
+                    // refreshed for long), or its handshake's first ACK
+                    // (now a flow like any other, and shared).
+                    let (value, t) = if syn {
+                        (v, PIN_TIMEOUT_MS)
+                    } else {
+                        (id.0, timeout)
+                    };
+                    let _ = flows.insert(k.fp, value, now, t);
+                    share = !syn;
                 } else if was_closing {
                     let _ = flows.insert(k.fp, id.0, now, timeout);
                 }
-                return Picked {
-                    backend: Ok(id),
-                    rescheduled: false,
-                    inserted: None,
-                };
+                let mut p = Picked::just(Ok(id), false);
+                p.share = share;
+                return p;
             }
             _ => rescheduled = true,
         }
     }
+    // A flow this worker does not track, moved here by ECMP from a gateway
+    // that shared it: its backend, if still usable here.
+    let mut learned = None;
+    if let (true, Some(s), false) = (SYNC, sync, syn || rescheduled) {
+        if let Some(v) = s.recall(l.slot, k.hash, now) {
+            let id = BackendId(v & BACKEND_BITS);
+            learned = Some(
+                snap.backend(id)
+                    .is_some_and(|b| b.usable && b.group == l.group)
+                    .then_some((id, v & CLOSING != 0)),
+            );
+        }
+    }
+    if let Some(Some((id, closing))) = learned {
+        let (value, t) = if closing || fin_rst {
+            (id.0 | CLOSING, closing_timeout)
+        } else {
+            (id.0, timeout)
+        };
+        let mut p = Picked::just(Ok(id), false);
+        p.learned = true;
+        if !tcp || flags.contains(TcpFlags::ACK) || fin_rst {
+            p.inserted = Some(flows.insert_with(k.fp, value, now, t, aux).is_ok());
+        }
+        return p;
+    }
     if !rescheduled && (syn || !tcp) {
         if let Err(reason) = opening() {
-            return Picked {
-                backend: Err(reason),
-                rescheduled,
-                inserted: None,
-            };
+            return Picked::just(Err(reason), rescheduled);
         }
     }
     let Some(id) = l.table.lookup(k.hash) else {
-        return Picked {
-            backend: Err(DropReason::NoBackend),
-            rescheduled,
-            inserted: None,
-        };
+        return Picked::just(Err(DropReason::NoBackend), rescheduled);
     };
-    debug_assert!(id.0 & CLOSING == 0, "backend ids stay below 2^31");
+    debug_assert!(id.0 & !BACKEND_BITS == 0, "backend ids stay below 2^30");
+    // While a version is staged: whether it would move this flow.
+    let moved = SYNC
+        && l.next_table
+            .as_ref()
+            .is_some_and(|n| n.lookup(k.hash) != Some(id));
     // Only a TCP segment that acknowledges something (ACK, no SYN, no RST)
     // can belong to an established connection, so only it takes an entry.
     // A bare SYN opens nothing yet (every gateway answers it alike from the
-    // table, and the handshake's first ACK makes the entry); a RST ends
+    // table, and the handshake's first ACK makes the entry; unless a staged
+    // version would move it: see PINNED); a RST ends
     // what was not tracked; segments without ACK (null, FIN and xmas scans)
     // or a client's SYN+ACK belong to no connection. None of them is
     // stored, so floods of them from any number of sources never fill the
@@ -133,22 +214,33 @@ pub(super) fn pick(
             && !flags.contains(TcpFlags::SYN)
             && !flags.contains(TcpFlags::RST));
     if !stateful {
-        return Picked {
-            backend: Ok(id),
-            rescheduled,
-            inserted: None,
-        };
+        let mut p = Picked::just(Ok(id), rescheduled);
+        if syn && moved {
+            // Pinned, so the handshake's next packets (here or, once
+            // shared, anywhere) keep this backend after the switch.
+            p.inserted = Some(
+                flows
+                    .insert_with(k.fp, id.0 | PINNED, now, PIN_TIMEOUT_MS, aux)
+                    .is_ok(),
+            );
+            p.pinned = true;
+        }
+        return p;
     }
     let (value, t) = if fin_rst {
         (id.0 | CLOSING, closing_timeout)
     } else {
         (id.0, timeout)
     };
-    Picked {
-        backend: Ok(id),
-        rescheduled,
-        inserted: Some(flows.insert(k.fp, value, now, t).is_ok()),
-    }
+    let mut p = Picked::just(Ok(id), rescheduled);
+    let r = if SYNC {
+        flows.insert_with(k.fp, value, now, t, aux)
+    } else {
+        flows.insert(k.fp, value, now, t)
+    };
+    p.inserted = Some(r.is_ok());
+    p.share = moved;
+    p
 }
 
 /// For ICMP errors: the flow's backend if this worker tracks the flow, else
@@ -163,7 +255,7 @@ pub(super) fn existing_or_table(
     now: u32,
 ) -> Result<BackendId, DropReason> {
     if let Some(v) = flows.peek(fp, now) {
-        let id = BackendId(v & !CLOSING);
+        let id = BackendId(v & BACKEND_BITS);
         if snap
             .backend(id)
             .is_some_and(|b| b.usable && b.group == l.group)

@@ -1,0 +1,376 @@
+//! Flow-exception sync on the packet path: a worker finds the flows a new
+//! (staged) table would move, another gateway that learns them sends those
+//! flows where they began, SYNs are pinned across a staged switch, and the
+//! bounded pending list stops and resumes the walk without losing any.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use common::{GW_MAC, ROUTER_MAC};
+use dnlb_lb::ids::BackendId;
+use dnlb_lb::processor::{Exception, LearnOp, Processor};
+use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
+use dnlb_lb::verdict::Action;
+use dnlb_testkit::VecPacket;
+use etherparse::PacketBuilder;
+
+const VIP: [u8; 4] = [192, 0, 2, 1];
+const FLOWS: u32 = 2000;
+
+/// A gateway's snapshot with backends 10.9.0.1 ..= 10.9.0.`n` (IPIP), a
+/// TCP listener on VIP:80 and a UDP one on VIP:53; `down` lists backends
+/// (last octets) that fail their health checks.
+fn snapshot(reg: &mut BackendRegistry, n: u8, down: &[u8]) -> Snapshot {
+    let mut text = String::from(
+        "[gateway]\nname = \"s\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
+         [[listener]]\nname = \"dns\"\nvips = [\"192.0.2.1\"]\nprotocol = \"udp\"\nport = 53\ntarget_group = \"g\"\n\
+         [[target_group]]\nname = \"g\"\n",
+    );
+    for i in 1..=n {
+        text += &format!("[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\n");
+    }
+    let cfg = dnlb_config::parse(Path::new("s.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let healthy = |_: &str, id: &dnlb_lb::maglev::Identity| {
+        !down.iter().any(|d| id[12..16] == [10, 9, 0, *d])
+    };
+    let at = dnlb_lb::snapshot::BuildTime::now();
+    Snapshot::build_with_health(&cfg, u64::from(n), reg, None, &healthy, &at)
+        .unwrap()
+        .0
+}
+
+/// A TCP segment from flow `i` (198.18.x.y:1000+i%50000) to VIP:80 with
+/// `flags` (S, A, F, R).
+fn tcp(i: u32, flags: &str) -> Vec<u8> {
+    let src = [198, 18, (i >> 8) as u8, i as u8];
+    let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
+        .ipv4(src, VIP, 61)
+        .tcp(1000 + (i % 50_000) as u16, 80, 2, 1000);
+    let b = flags.chars().fold(b, |b, f| match f {
+        'S' => b.syn(),
+        'A' => b.ack(1),
+        'F' => b.fin(),
+        'R' => b.rst(),
+        _ => unreachable!(),
+    });
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+/// A UDP datagram of flow `i` to VIP:53.
+fn udp(i: u32) -> Vec<u8> {
+    let src = [198, 18, (i >> 8) as u8, i as u8];
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC)
+        .ipv4(src, VIP, 61)
+        .udp(2000, 53)
+        .write(&mut out, &[1, 2, 3])
+        .unwrap();
+    out
+}
+
+/// The backend a frame went to.
+fn send(p: &mut Processor, snap: &Snapshot, frame: &[u8], now: u32) -> BackendId {
+    match p.process(snap, &mut VecPacket::new(frame), GW_MAC, now) {
+        Action::Encapsulated(b) => b,
+        other => panic!("not encapsulated: {other:?}"),
+    }
+}
+
+fn gateway(snap: &Snapshot, seed: u64) -> Processor {
+    let mut p = Processor::new(1 << 14, seed).with_sync(1 << 14, 1 << 14);
+    p.adopt(snap);
+    p
+}
+
+/// Walks the whole flow table against `snap` and takes what it found.
+fn walk_all(p: &mut Processor, snap: &Snapshot, now: u32) -> Vec<Exception> {
+    p.restart_sync_walk();
+    let mut out = Vec::new();
+    for _ in 0..1_000_000 {
+        let done = p.sync_walk(snap, now, 64);
+        out.extend(p.sync().unwrap().drain());
+        if done {
+            return out;
+        }
+    }
+    panic!("the walk never finished");
+}
+
+/// What the peer gateway is told.
+fn learn_ops(found: &[Exception]) -> Vec<LearnOp> {
+    found
+        .iter()
+        .map(|e| LearnOp::Add {
+            listener_slot: e.listener_slot,
+            hash: e.hash,
+            backend: e.backend,
+            remaining_ms: e.remaining_ms,
+            closing: e.closing,
+        })
+        .collect()
+}
+
+#[test]
+fn a_backend_added_moves_flows_that_a_peer_that_learned_them_keeps() {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    // Gateway A carries the flows (established under the old table).
+    let mut a = gateway(&old, 1);
+    let began: Vec<BackendId> = (0..FLOWS)
+        .map(|i| send(&mut a, &old, &tcp(i, "A"), 0))
+        .collect();
+    // The new version staged: A finds the flows it would move.
+    let staged = old.staging(&new);
+    assert!(staged.is_staging() && !old.is_staging());
+    let found = walk_all(&mut a, &staged, 10);
+    // Gateway B (another seed) under the new table: which flows would it
+    // move without sync?
+    let mut b = gateway(&new, 2);
+    let moved: HashSet<u32> = (0..FLOWS)
+        .filter(|&i| {
+            let mut probe = gateway(&new, 3);
+            send(&mut probe, &new, &tcp(i, "A"), 20) != began[i as usize]
+        })
+        .collect();
+    assert!(
+        moved.len() > FLOWS as usize / 20,
+        "adding a fifth backend moves about a fifth of the flows: {}",
+        moved.len()
+    );
+    assert_eq!(
+        found.len(),
+        moved.len(),
+        "exactly the moved flows are exceptions"
+    );
+    assert!(found.iter().all(|e| e.remaining_ms > 0 && !e.closing));
+    // B learns them, and then every flow ECMP moves to B keeps its backend.
+    let now = 20;
+    for op in learn_ops(&found) {
+        b.sync().unwrap().learn(op, now);
+    }
+    for i in 0..FLOWS {
+        assert_eq!(
+            send(&mut b, &new, &tcp(i, "A"), now),
+            began[i as usize],
+            "flow {i}"
+        );
+    }
+    let c = b.sync().unwrap().counters;
+    assert_eq!(c.learned, found.len() as u64);
+    assert_eq!(c.learned_used, moved.len() as u64);
+    // B now tracks them itself (no learned lookup for the next packets),
+    // and its own walk shares them again (it carries them now).
+    for i in 0..FLOWS {
+        assert_eq!(send(&mut b, &new, &tcp(i, "A"), now + 1), began[i as usize]);
+    }
+    assert_eq!(b.sync().unwrap().counters.learned_used, moved.len() as u64);
+    let again = walk_all(&mut b, &new, now + 2);
+    let hashes = |v: &[Exception]| v.iter().map(|e| e.hash).collect::<HashSet<_>>();
+    assert_eq!(hashes(&again), hashes(&found));
+    // A, after switching to the new version, finds the same exceptions.
+    assert_eq!(hashes(&walk_all(&mut a, &new, 30)), hashes(&found));
+}
+
+#[test]
+fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    let mut a = gateway(&old, 1);
+    let began: Vec<BackendId> = (0..FLOWS)
+        .map(|i| send(&mut a, &old, &tcp(i, "A"), 0))
+        .collect();
+    let found = walk_all(&mut a, &old.staging(&new), 10);
+    let table_pick = |i: u32| send(&mut gateway(&new, 9), &new, &tcp(i, "A"), 0);
+    let moved: Vec<u32> = (0..FLOWS)
+        .filter(|&i| table_pick(i) != began[i as usize])
+        .collect();
+    assert_eq!(moved.len(), found.len());
+    // A SYN is a new connection: the table decides.
+    let mut b = gateway(&new, 2);
+    for op in learn_ops(&found) {
+        b.sync().unwrap().learn(op, 0);
+    }
+    for &i in &moved {
+        assert_eq!(send(&mut b, &new, &tcp(i, "S"), 1), table_pick(i));
+    }
+    // A learned backend that is down here is not used.
+    let mut c = gateway(&new, 4);
+    for op in learn_ops(&found) {
+        c.sync().unwrap().learn(op, 0);
+    }
+    let one = moved[0];
+    let std::net::IpAddr::V4(addr) = new.backend(began[one as usize]).unwrap().address else {
+        unreachable!()
+    };
+    let down = [addr.octets()[3]];
+    let mut reg2 = reg.clone();
+    let new_down = snapshot(&mut reg2, 5, &down);
+    let got = send(&mut c, &new_down, &tcp(one, "A"), 1);
+    assert_ne!(got, began[one as usize], "the learned backend is down");
+    // Removed entries are forgotten; expired ones too.
+    let mut d = gateway(&new, 5);
+    for op in learn_ops(&found) {
+        d.sync().unwrap().learn(op, 0);
+    }
+    for e in found.iter() {
+        d.sync().unwrap().learn(
+            LearnOp::Remove {
+                listener_slot: e.listener_slot,
+                hash: e.hash,
+            },
+            1,
+        );
+    }
+    for &i in &moved {
+        assert_eq!(
+            send(&mut d, &new, &tcp(i, "A"), 2),
+            table_pick(i),
+            "removed"
+        );
+    }
+    let mut f = gateway(&new, 6);
+    for op in learn_ops(&found) {
+        f.sync().unwrap().learn(op, 0);
+    }
+    let late = found.iter().map(|e| e.remaining_ms).max().unwrap() + 1;
+    for &i in &moved {
+        assert_eq!(
+            send(&mut f, &new, &tcp(i, "A"), late),
+            table_pick(i),
+            "expired"
+        );
+    }
+}
+
+#[test]
+fn syns_during_staging_are_pinned_and_shared_at_their_first_ack() {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    let staged = old.staging(&new);
+    let mut a = gateway(&old, 1);
+    a.adopt(&staged);
+    // SYNs during the staging window go by the current table; the ones the
+    // staged table would move are pinned.
+    let syn_to: Vec<BackendId> = (0..FLOWS)
+        .map(|i| send(&mut a, &staged, &tcp(i, "S"), 0))
+        .collect();
+    let pinned = a.sync().unwrap().counters.pinned;
+    assert!(pinned > FLOWS as u64 / 20, "pinned {pinned}");
+    assert!(
+        walk_all(&mut a, &staged, 1).is_empty(),
+        "pinned SYNs are not shared yet"
+    );
+    // The switch; the handshakes' first ACKs keep the SYN's backend and
+    // are shared.
+    a.adopt(&new);
+    for i in 0..FLOWS {
+        assert_eq!(
+            send(&mut a, &new, &tcp(i, "A"), 5),
+            syn_to[i as usize],
+            "flow {i}"
+        );
+    }
+    let shared = a.sync().unwrap().drain().count() as u64;
+    assert_eq!(
+        shared, pinned,
+        "every pinned flow is shared at its first ACK"
+    );
+    // Without sync, the same ACKs would go where the new table says.
+    let mut plain = Processor::new(1 << 14, 1);
+    plain.adopt(&new);
+    let differ = (0..FLOWS)
+        .filter(|&i| send(&mut plain, &new, &tcp(i, "A"), 5) != syn_to[i as usize])
+        .count() as u64;
+    assert_eq!(differ, pinned);
+    // A pinned SYN that never completes is gone after the pin timeout.
+    let mut b = gateway(&old, 2);
+    b.adopt(&staged);
+    for i in 0..FLOWS {
+        send(&mut b, &staged, &tcp(i, "S"), 0);
+    }
+    assert_eq!(b.flows().len() as u64, pinned);
+    assert_eq!(b.flows().sweep(20_000, usize::MAX), pinned as usize);
+}
+
+#[test]
+fn new_udp_flows_a_staged_table_moves_are_shared_when_they_start() {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    let staged = old.staging(&new);
+    let mut a = gateway(&old, 1);
+    let mut by_new = gateway(&new, 2);
+    let mut moved = 0;
+    for i in 0..FLOWS {
+        if send(&mut a, &staged, &udp(i), 0) != send(&mut by_new, &new, &udp(i), 0) {
+            moved += 1;
+        }
+    }
+    assert!(moved > 0);
+    assert_eq!(a.sync().unwrap().drain().count(), moved);
+}
+
+#[test]
+fn a_full_pending_list_pauses_the_walk_without_losing_exceptions() {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    let mut roomy = gateway(&old, 1);
+    let mut tight = Processor::new(1 << 14, 1).with_sync(16, 7);
+    tight.adopt(&old);
+    for i in 0..FLOWS {
+        send(&mut roomy, &old, &tcp(i, "A"), 0);
+        send(&mut tight, &old, &tcp(i, "A"), 0);
+    }
+    let staged = old.staging(&new);
+    let want: HashSet<u64> = walk_all(&mut roomy, &staged, 1)
+        .iter()
+        .map(|e| e.hash)
+        .collect();
+    // The tight one's pending list holds 7: the walk stops when it is full
+    // and resumes where it stopped once the worker took them.
+    tight.restart_sync_walk();
+    let mut got: HashMap<u64, u32> = HashMap::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls < 100_000);
+        let done = tight.sync_walk(&staged, 1, 1 << 20);
+        let taken: Vec<Exception> = tight.sync().unwrap().drain().collect();
+        assert!(taken.len() <= 7);
+        for e in taken {
+            *got.entry(e.hash).or_default() += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    assert_eq!(got.keys().copied().collect::<HashSet<_>>(), want);
+    assert_eq!(tight.sync().unwrap().counters.walks, 1);
+    assert!(calls > want.len() / 7, "it stopped {calls} times");
+}
+
+#[test]
+fn without_sync_nothing_is_pinned_or_learned() {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    let staged = old.staging(&new);
+    let mut p = Processor::new(1 << 14, 1);
+    p.adopt(&staged);
+    for i in 0..FLOWS {
+        send(&mut p, &staged, &tcp(i, "S"), 0);
+    }
+    assert_eq!(p.flows().len(), 0, "SYNs store nothing without sync");
+    assert!(p.sync().is_none());
+    assert!(p.sync_walk(&staged, 0, 100));
+}
