@@ -33,6 +33,8 @@ pub struct Config {
     pub routing: Option<Routing>,
     /// Rate limits that protect the gateway and the backends.
     pub protection: Protection,
+    /// Flow-exception sync with peer gateways, if enabled.
+    pub sync: Option<ExceptionSync>,
 }
 
 /// A rate: events per second, and how many may come at once (the burst).

@@ -68,3 +68,42 @@ pub fn epoch_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_the_model() {
+        let m = ExceptionSync {
+            listen: "10.0.0.1:7946".parse().unwrap(),
+            peers: vec!["10.0.0.2:7946".parse().unwrap()],
+            key_file: "k".into(),
+            previous_key_file: None,
+            batch_interval: Duration::from_millis(100),
+            max_bytes_per_sec_per_peer: 1_000_000,
+            max_queued: 10,
+            max_held: 20,
+            fetch_timeout: Duration::from_secs(2),
+        };
+        let before = epoch_now();
+        let s = Settings::from_model(&m, sender_id("gw1"));
+        assert_eq!(s.listen, m.listen);
+        assert_eq!(s.peers, m.peers);
+        assert_eq!(s.batch_interval, m.batch_interval);
+        assert_eq!(
+            (s.max_bytes_per_sec_per_peer, s.max_queued, s.max_held),
+            (1_000_000, 10, 20)
+        );
+        assert_eq!(s.fetch_timeout, m.fetch_timeout);
+        assert_eq!(s.sender, sender_id("gw1"));
+        assert!(s.epoch >= before && s.epoch > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn sender_ids_are_pinned_and_differ() {
+        assert_eq!(sender_id("gw1"), sender_id("gw1"));
+        assert_ne!(sender_id("gw1"), sender_id("gw2"));
+        assert_ne!(sender_id(""), 0);
+    }
+}
