@@ -202,6 +202,13 @@ mod tests {
         std::fs::write(&p, b"short\n").unwrap();
         let e = Key::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("the key is 6 bytes"), "{e}");
+        let old = dir.path().join("old");
+        std::fs::write(&old, [8; 32]).unwrap();
+        std::fs::write(&p, [9; 40]).unwrap();
+        let k = Keys::from_files(&p, Some(&old)).unwrap();
+        assert_eq!(k.current().id(), Key::new(&[9; 40]).unwrap().id());
+        assert!(k.find(Key::new(&[8; 32]).unwrap().id()).is_some());
+        assert!(Keys::from_files(&p, Some(&dir.path().join("missing"))).is_err());
         let e = Key::from_file(&dir.path().join("missing"))
             .unwrap_err()
             .to_string();

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use dnlb_sync::fetch::FetchError;
 use dnlb_sync::{
-    Body, Delivery, Endpoint, FlowException, Header, Key, Keys, Message, Settings, SyncStats,
+    Body, Delivery, Endpoint, FlowException, Header, Key, Keys, Message, Origin, Settings,
+    SyncStats,
 };
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -50,8 +51,8 @@ fn settings(sender: u64) -> Settings {
     }
 }
 
-/// Every delivery a sink saw: (withdrawn?, sender, entry).
-type Seen = Arc<Mutex<Vec<(bool, u64, FlowException)>>>;
+/// Every delivery a sink saw: (withdrawn?, where from, entry).
+type Seen = Arc<Mutex<Vec<(bool, Origin, FlowException)>>>;
 
 fn start(rt: &tokio::runtime::Runtime, s: Settings) -> (Endpoint, Seen) {
     start_with(rt, s, keys())
@@ -67,7 +68,7 @@ fn start_with(rt: &tokio::runtime::Runtime, s: Settings, k: Keys) -> (Endpoint, 
                 Delivery::Withdrawn { origin, entries } => (true, origin, entries),
             };
             let mut s = seen.lock().unwrap();
-            s.extend(entries.iter().map(|e| (w, o.sender, *e)));
+            s.extend(entries.iter().map(|e| (w, o, *e)));
         }
     };
     (Endpoint::start(s, k, sink, rt.handle()).unwrap(), seen)
@@ -146,8 +147,15 @@ fn entries_propagate_between_three_endpoints() {
     assert_eq!(sa.sent_entries, 2 * 111, "one copy per peer");
     assert!(sa.sent_bytes > 0 && sa.queued == 0 && sa.own == 90);
     // The sinks saw everything, with the sender.
+    assert_eq!(b.held_entries().len(), 120);
+    assert_eq!(a.peers(), vec![b.local_addr(), c.local_addr()]);
     let seen = seen_c.lock().unwrap();
-    assert_eq!(seen.iter().filter(|(w, s, _)| !w && *s == 1).count(), 100);
+    let from_a = |o: &Origin| o.sender == 1 && o.epoch == 1001 && o.from == a.local_addr();
+    assert_eq!(seen.iter().filter(|(w, o, _)| !w && from_a(o)).count(), 100);
+    assert!(seen
+        .iter()
+        .filter(|(_, o, _)| o.sender == 1)
+        .all(|(_, o, _)| o.generation == 7));
     assert_eq!(seen.iter().filter(|(w, _, _)| *w).count(), 11);
     assert_eq!(seen_b.lock().unwrap().len(), 100 + 30 + 11);
 }
@@ -289,7 +297,7 @@ fn injected_datagrams_are_counted_and_ignored_while_valid_traffic_flows() {
     let seen = seen_b.lock().unwrap();
     let from_raw: Vec<u64> = seen
         .iter()
-        .filter(|(_, s, _)| *s == 900)
+        .filter(|(_, o, _)| o.sender == 900)
         .map(|(_, _, e)| e.flow)
         .collect();
     assert_eq!(from_raw, [1, 3, 2, 2000, 4]);
@@ -330,7 +338,10 @@ fn fetch_gets_the_union_and_skips_peers_that_are_down_or_silent() {
     let (silent, silent_thread) = silent_peer();
     let down = nobody();
     // D restarts and fetches before announcing anything.
-    let (d, _) = start(&rt, settings(4));
+    // A deadline generous for the peers that answer, on a busy machine.
+    let mut restarting = settings(4);
+    restarting.fetch_timeout = Duration::from_secs(3);
+    let (d, _) = start(&rt, restarting);
     d.set_peers(vec![down, a.local_addr(), silent, b.local_addr()]);
     let report = rt.block_on(d.fetch());
     assert!(
