@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh process_frame 300    # lb: the load-balancing step on any frame
 #   scripts/fuzz.sh parse_config 300     # config: the validator on any text
 #   scripts/fuzz.sh runtime_changes 300  # config: run-time changes over a valid config
+#   scripts/fuzz.sh decode_message 300   # sync: any bytes as a received sync message
 #
 # Runs for the given seconds (default 60) on a scratch copy of the target's
 # seed corpus; a crash leaves its input in the current directory (crash-*)
@@ -17,6 +18,7 @@ case $target in
     parse_frame) dir=wire/fuzz ;;
     process_frame) dir=lb/fuzz ;;
     parse_config|runtime_changes) dir=config/fuzz ;;
+    decode_message) dir=sync/fuzz ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 # shellcheck source=scripts/lib/deps.sh

@@ -24,8 +24,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Admin, AllDownPolicy, Backend, BackendKind, Config, Dataplane, Device, EchoPolicy, Encap,
-    Flows, FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec, Probe, Protocol,
-    Routing, Scheduler, TargetGroup, Token, TooBigPolicy, Tunnel, ZoneAffinity,
+    ExceptionSync, Flows, FragmentPolicy, Gateway, HealthCheck, IdlePolicy, Listener, PortSpec,
+    Probe, Protocol, Routing, Scheduler, TargetGroup, Token, TooBigPolicy, Tunnel, ZoneAffinity,
 };
 
 /// Reads and validates the file at `path`.

@@ -37,6 +37,48 @@ pub struct RawConfig {
     /// defaults.
     #[serde(default)]
     pub protection: Option<RawProtection>,
+    /// Flow-exception sync with peer gateways. Default: none (no sync).
+    #[serde(default)]
+    pub sync: Option<Spanned<RawSync>>,
+}
+
+/// `[sync]`: flow exceptions shared with peer gateways (UDP), and fetched
+/// from them at start (TCP on the same port).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    /// Address and port to listen on, UDP and TCP, e.g. `"10.0.0.1:7946"`.
+    /// Required; port 0 is refused (peers must know it).
+    pub listen: Spanned<String>,
+    /// The peer gateways' `listen` addresses, of `listen`'s address family.
+    /// Required, at least one.
+    pub peers: Spanned<Vec<Spanned<String>>>,
+    /// File holding the shared key: its bytes exactly, 32 to 4096 of them.
+    /// Relative to the config file's directory. Required.
+    pub key_file: Spanned<String>,
+    /// The key before a rotation, still accepted from peers. Default none.
+    #[serde(default)]
+    pub previous_key_file: Option<Spanned<String>>,
+    /// How often queued entries are sent, milliseconds. Default 100. Range
+    /// 10..=10000.
+    #[serde(default)]
+    pub batch_ms: Option<Spanned<u32>>,
+    /// Bytes per second sent to each peer (UDP payload). Default 1000000.
+    /// Range 1400..=1000000000.
+    #[serde(default)]
+    pub max_bytes_per_sec_per_peer: Option<Spanned<u32>>,
+    /// Entries waiting to be sent; more are dropped and counted. Default
+    /// 100000. Range 1..=4194304.
+    #[serde(default)]
+    pub max_queued: Option<Spanned<u32>>,
+    /// Entries learned from peers that are kept; more are refused and
+    /// counted. Default 262144. Range 1..=4194304.
+    #[serde(default)]
+    pub max_held: Option<Spanned<u32>>,
+    /// How long a starting gateway waits for its peers' answers to a fetch,
+    /// milliseconds. Default 2000. Range 100..=60000.
+    #[serde(default)]
+    pub fetch_timeout_ms: Option<Spanned<u32>>,
 }
 
 /// `[protection]`: gateway-wide rate limits, per gateway (each worker

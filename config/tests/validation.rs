@@ -536,3 +536,119 @@ fn protection_and_limits_validate_with_defaults() {
     assert_eq!(c.protection.host.routing, d.host.routing);
     assert_eq!(c.protection.icmp_errors_forwarded, d.icmp_errors_forwarded);
 }
+
+/// A `[sync]` section appended to GOOD, in a directory holding the key files
+/// it names (`good.key` 32 bytes, `old.key` 40, `short.key` 8, `big.key`
+/// 5000).
+fn sync_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, len) in [
+        ("good.key", 32),
+        ("old.key", 40),
+        ("short.key", 8),
+        ("big.key", 5000),
+    ] {
+        std::fs::write(dir.path().join(name), vec![7u8; len]).unwrap();
+    }
+    dir
+}
+
+const SYNC: &str = r#"
+[sync]
+listen = "10.0.0.1:7946"
+peers = ["10.0.0.2:7946", "10.0.0.3:7946"]
+key_file = "good.key"
+"#;
+
+#[test]
+fn sync_section_validates_with_defaults() {
+    let dir = sync_dir();
+    let file = dir.path().join("gw.toml");
+    assert_eq!(parse(&file, GOOD).unwrap().sync, None);
+    let c = parse(&file, &format!("{GOOD}{SYNC}")).unwrap();
+    let s = c.sync.unwrap();
+    assert_eq!(s.listen, "10.0.0.1:7946".parse().unwrap());
+    assert_eq!(
+        s.peers,
+        [
+            "10.0.0.2:7946".parse().unwrap(),
+            "10.0.0.3:7946".parse().unwrap()
+        ]
+    );
+    assert_eq!(s.key_file, dir.path().join("good.key"));
+    assert_eq!(s.previous_key_file, None);
+    assert_eq!(s.batch_interval, std::time::Duration::from_millis(100));
+    assert_eq!(s.max_bytes_per_sec_per_peer, 1_000_000);
+    assert_eq!(s.max_queued, 100_000);
+    assert_eq!(s.max_held, 262_144);
+    assert_eq!(s.fetch_timeout, std::time::Duration::from_millis(2000));
+    let all = format!(
+        "{GOOD}{SYNC}previous_key_file = \"old.key\"\nbatch_ms = 50\n\
+         max_bytes_per_sec_per_peer = 20000\nmax_queued = 10\nmax_held = 20\n\
+         fetch_timeout_ms = 500\n"
+    );
+    let s = parse(&file, &all).unwrap().sync.unwrap();
+    assert_eq!(s.previous_key_file, Some(dir.path().join("old.key")));
+    assert_eq!(s.batch_interval, std::time::Duration::from_millis(50));
+    assert_eq!(
+        (s.max_bytes_per_sec_per_peer, s.max_queued, s.max_held),
+        (20_000, 10, 20)
+    );
+    assert_eq!(s.fetch_timeout, std::time::Duration::from_millis(500));
+    let v6 = SYNC.replace("10.0.0.1:7946", "[2001:db8::1]:7946").replace(
+        "\"10.0.0.2:7946\", \"10.0.0.3:7946\"",
+        "\"[2001:db8::2]:7946\"",
+    );
+    assert!(parse(&file, &format!("{GOOD}{v6}")).is_ok());
+}
+
+#[rustfmt::skip]
+const SYNC_CASES: &[(&str, &str, &str, &str)] = &[
+    // (name, edit from, edit to, expected error substring)
+    ("listen not an address", "listen = \"10.0.0.1:7946\"", "listen = \"gw1:7946\"", "sync.listen: \"gw1:7946\" is not an address and port"),
+    ("listen without a port", "listen = \"10.0.0.1:7946\"", "listen = \"10.0.0.1:0\"", "sync.listen: give a port"),
+    ("no peers", "peers = [\"10.0.0.2:7946\", \"10.0.0.3:7946\"]", "peers = []", "sync.peers: give at least one peer"),
+    ("peer not an address", "\"10.0.0.3:7946\"", "\"gw3\"", "sync.peers[1]: \"gw3\" is not an address and port"),
+    ("peer twice", "\"10.0.0.3:7946\"", "\"10.0.0.2:7946\"", "sync.peers[1]: 10.0.0.2:7946 is listed twice"),
+    ("peer is me", "\"10.0.0.3:7946\"", "\"10.0.0.1:7946\"", "sync.peers[1]: 10.0.0.1:7946 is this gateway's own sync.listen"),
+    ("peer of another family", "\"10.0.0.3:7946\"", "\"[2001:db8::3]:7946\"", "sync.peers[1]: [2001:db8::3]:7946 must be of sync.listen's address family"),
+    ("peer without a port", "\"10.0.0.3:7946\"", "\"10.0.0.3:0\"", "sync.peers[1]: 10.0.0.3:0 is not an address to send to"),
+    ("peer unspecified", "\"10.0.0.3:7946\"", "\"0.0.0.0:7946\"", "sync.peers[1]: 0.0.0.0:7946 is not an address to send to"),
+    ("key file missing", "key_file = \"good.key\"", "key_file = \"none.key\"", "sync.key_file: cannot read "),
+    ("key too short", "key_file = \"good.key\"", "key_file = \"short.key\"", "short.key is 8 bytes; a key is at least 32 random bytes"),
+    ("key too long", "key_file = \"good.key\"", "key_file = \"big.key\"", "big.key is 5000 bytes; a key is at most 4096"),
+    ("key file empty path", "key_file = \"good.key\"", "key_file = \"\"", "sync.key_file: give a path"),
+    ("previous key too short", "key_file = \"good.key\"", "key_file = \"good.key\"\nprevious_key_file = \"short.key\"", "sync.previous_key_file: "),
+    ("previous key is the key", "key_file = \"good.key\"", "key_file = \"good.key\"\nprevious_key_file = \"good.key\"", "sync.previous_key_file: must differ from key_file"),
+    ("batch too short", "key_file = \"good.key\"", "key_file = \"good.key\"\nbatch_ms = 5", "sync.batch_ms: must be between 10 and 10000"),
+    ("rate below a message", "key_file = \"good.key\"", "key_file = \"good.key\"\nmax_bytes_per_sec_per_peer = 1000", "sync.max_bytes_per_sec_per_peer: must be between 1400 and 1000000000"),
+    ("queue zero", "key_file = \"good.key\"", "key_file = \"good.key\"\nmax_queued = 0", "sync.max_queued: must be between 1 and 4194304"),
+    ("held too many", "key_file = \"good.key\"", "key_file = \"good.key\"\nmax_held = 5000000", "sync.max_held: must be between 1 and 4194304"),
+    ("fetch timeout too long", "key_file = \"good.key\"", "key_file = \"good.key\"\nfetch_timeout_ms = 60001", "sync.fetch_timeout_ms: must be between 100 and 60000"),
+    ("without a key file", "key_file = \"good.key\"", "", "missing field `key_file`"),
+    ("unknown key", "key_file = \"good.key\"", "key_file = \"good.key\"\nmulticast = true", "unknown field `multicast`"),
+];
+
+#[test]
+fn broken_sync_sections_name_the_key() {
+    let dir = sync_dir();
+    let file = dir.path().join("gw.toml");
+    let mut failures = Vec::new();
+    for (name, from, to, want) in SYNC_CASES {
+        assert!(
+            SYNC.contains(from),
+            "case {name}: edit anchor {from:?} not in SYNC"
+        );
+        let text = format!("{GOOD}{}", SYNC.replacen(from, to, 1));
+        match parse(&file, &text) {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(e) => {
+                let s = e.to_string();
+                if !s.contains(want) || !s.contains("gw.toml:") {
+                    failures.push(format!("{name}: got {s:?}, want {want:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

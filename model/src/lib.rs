@@ -33,6 +33,8 @@ pub struct Config {
     pub routing: Option<Routing>,
     /// Rate limits that protect the gateway and the backends.
     pub protection: Protection,
+    /// Flow-exception sync with peer gateways, if enabled.
+    pub sync: Option<ExceptionSync>,
 }
 
 /// A rate: events per second, and how many may come at once (the burst).
@@ -124,6 +126,41 @@ pub struct Routing {
     pub vips6_file: Option<std::path::PathBuf>,
     /// Forwarding time after the withdrawal on shutdown.
     pub withdraw_delay: Duration,
+}
+
+/// The fewest bytes a sync key file may hold (256 bits).
+pub const SYNC_KEY_MIN_BYTES: usize = 32;
+/// The most bytes a sync key file may hold (a larger file is the wrong file).
+pub const SYNC_KEY_MAX_BYTES: usize = 4096;
+
+/// Flow-exception sync between gateways (`[sync]`): after a backend change,
+/// the flows whose backend differs from what the current table picks are
+/// told to the peers, so a peer that receives such a flow (ECMP moved it)
+/// sends it to the same backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionSync {
+    /// Where this gateway listens: UDP for the stream of entries, TCP on the
+    /// same port for fetches.
+    pub listen: SocketAddr,
+    /// The peer gateways' sync addresses (same family as `listen`).
+    pub peers: Vec<SocketAddr>,
+    /// The file holding the shared key (its bytes, exactly; between
+    /// [`SYNC_KEY_MIN_BYTES`] and [`SYNC_KEY_MAX_BYTES`]). Messages are sent
+    /// with it.
+    pub key_file: std::path::PathBuf,
+    /// The key before the last rotation, still accepted on receipt.
+    pub previous_key_file: Option<std::path::PathBuf>,
+    /// How often queued entries are sent.
+    pub batch_interval: Duration,
+    /// Bytes per second sent to each peer (UDP payload).
+    pub max_bytes_per_sec_per_peer: u32,
+    /// Entries waiting to be sent; more are dropped and counted.
+    pub max_queued: u32,
+    /// Entries learned from peers that are kept; more are refused and
+    /// counted (live entries are never evicted).
+    pub max_held: u32,
+    /// How long a starting gateway waits for its peers' answers to a fetch.
+    pub fetch_timeout: Duration,
 }
 
 impl Config {

@@ -295,6 +295,7 @@ fn skeleton_config() -> model::Config {
         admin: None,
         routing: None,
         protection: model::Protection::default(),
+        sync: None,
     }
 }
 

@@ -8,9 +8,14 @@ mod fields;
 mod health;
 mod protection;
 mod routing;
+mod sync;
 
 pub use acl::{parse_cidr, MAX_ACL_RULES};
 pub use admin::{default_token_file, DEFAULT_ADMIN_CONNECTIONS, MAX_ADMIN_CONNECTIONS};
+pub use sync::{
+    DEFAULT_SYNC_BATCH_MS, DEFAULT_SYNC_BYTES_PER_SEC, DEFAULT_SYNC_FETCH_TIMEOUT_MS,
+    DEFAULT_SYNC_MAX_HELD, DEFAULT_SYNC_MAX_QUEUED,
+};
 
 use std::path::Path;
 
@@ -64,6 +69,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .as_ref()
         .map(|r| routing::routing(&mut c, r.get_ref(), r.span()));
     let protection = protection::protection(&mut c, raw.protection.as_ref());
+    let sync = raw.sync.as_ref().map(|s| sync::sync(&mut c, s.get_ref()));
     c.finish()?;
     Ok(Config {
         gateway,
@@ -75,6 +81,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         admin,
         routing,
         protection,
+        sync,
     })
 }
 
