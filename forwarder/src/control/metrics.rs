@@ -11,10 +11,31 @@ use std::ops::Range;
 
 use super::status::{BackendStatus, PortStatus, Status, WorkerStatus};
 
+/// A metric family's Prometheus type.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub enum Kind {
+    /// A value that goes up and down.
     Gauge,
+    /// A count that only grows (from the forwarder's start); its name ends
+    /// in `_total`.
     Counter,
+}
+
+impl Kind {
+    /// The type as a `# TYPE` line writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+}
+
+/// Every metric family dnlb exports, as (kind, name, help text): the table
+/// [`render`] writes from, for tools that check queries against it (the
+/// Grafana dashboard's test, `forwarder/tests/grafana_dashboard.rs`).
+pub fn families() -> impl Iterator<Item = (Kind, &'static str, &'static str)> {
+    FAMILIES.iter().copied()
 }
 
 /// Every metric dnlb exports: kind, name and help text. A family is written
@@ -126,10 +147,7 @@ impl Text {
                 .iter()
                 .find(|(_, n, _)| *n == name)
                 .map_or((Kind::Gauge, ""), |(k, _, h)| (*k, *h));
-            let kind = match kind {
-                Kind::Gauge => "gauge",
-                Kind::Counter => "counter",
-            };
+            let kind = kind.name();
             let out = &mut self.out;
             out.push_str("# HELP ");
             out.push_str(name);
@@ -529,12 +547,8 @@ mod tests {
         }
         // Every family in the table is written, once, with HELP and TYPE;
         // every sample belongs to a family of the table.
-        for (kind, name, help) in FAMILIES {
-            let kind = if *kind == Kind::Gauge {
-                "gauge"
-            } else {
-                "counter"
-            };
+        for (kind, name, help) in families() {
+            let kind = kind.name();
             let head = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
             assert_eq!(text.matches(&head).count(), 1, "{name}");
         }
@@ -543,6 +557,14 @@ mod tests {
             assert!(FAMILIES.iter().any(|(_, n, _)| *n == name), "{line}");
         }
         promtool_check(&text);
+    }
+
+    #[test]
+    fn counters_and_only_counters_end_in_total() {
+        for (kind, name, _) in families() {
+            assert_eq!(kind == Kind::Counter, name.ends_with("_total"), "{name}");
+            assert!(name.starts_with("dnlb_"), "{name}");
+        }
     }
 
     #[test]
