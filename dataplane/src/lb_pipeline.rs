@@ -14,6 +14,7 @@ use crate::io::{PortIndex, BURST};
 use crate::pipeline::{BurstVerdict, Pipeline, Verdict};
 use crate::snapshot::Reader;
 use crate::stats::LbStatsPublisher;
+use crate::sync::{SyncLink, WorkerSync};
 
 /// Per-port routing the pipeline needs.
 #[derive(Debug, Clone)]
@@ -38,6 +39,10 @@ pub struct LbPipeline<C: Clock> {
     polls: u32,
     /// The fingerprints of the burst's first pass (when it runs).
     hints: [Option<u64>; BURST],
+    /// Flow-exception sync, when enabled.
+    sync: Option<WorkerSync>,
+    /// A snapshot was adopted since sync last looked.
+    adopted: bool,
 }
 
 /// The flow table is swept every this many poll iterations (a power of
@@ -61,7 +66,16 @@ impl<C: Clock> LbPipeline<C> {
             stats: None,
             polls: 0,
             hints: [None; BURST],
+            sync: None,
+            adopted: false,
         }
+    }
+
+    /// Takes part in flow-exception sync through `link` (the processor must
+    /// have been made [`Processor::with_sync`]).
+    pub fn with_sync(mut self, link: SyncLink) -> Self {
+        self.sync = Some(WorkerSync::new(link));
+        self
     }
 
     /// Publishes counters and flow-table occupancy through `stats` when the
@@ -99,6 +113,17 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             let now = self.clock.now_ms();
             self.processor.flows().sweep(now, SWEEP_BUCKETS);
         }
+        if let Some(sync) = &mut self.sync {
+            // Snapshots are adopted between bursts; an idle worker takes
+            // them here, so its walk starts too.
+            if self.snapshot.refresh() {
+                self.processor.adopt(self.snapshot.get());
+                self.adopted = true;
+            }
+            let now = self.clock.now_ms();
+            let adopted = std::mem::take(&mut self.adopted);
+            sync.poll(&mut self.processor, self.snapshot.get(), now, adopted);
+        }
         if let Some(stats) = &mut self.stats {
             let p = &mut self.processor;
             let (flows, capacity) = (p.flows().len(), p.flows().capacity());
@@ -132,6 +157,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // (one atomic load when there is none).
         if self.snapshot.refresh() {
             self.processor.adopt(self.snapshot.get());
+            self.adopted = true;
         }
         let now = self.clock.now_ms();
         let mac = self.ports.macs[port.get()];

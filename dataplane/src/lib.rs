@@ -42,6 +42,7 @@ pub mod lb_pipeline;
 pub mod pipeline;
 pub mod snapshot;
 pub mod stats;
+pub mod sync;
 #[cfg(any(test, feature = "testing"))]
 #[allow(
     clippy::disallowed_types,

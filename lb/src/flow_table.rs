@@ -71,7 +71,8 @@
 use crate::hugepage::HugeArray;
 use core::fmt;
 
-const WAYS: usize = 4;
+/// Entries per bucket.
+pub const WAYS: usize = 4;
 
 /// Slots the displacement search of [`FlowTable::insert`] may visit: the 8 of
 /// the two candidate buckets and the 32 of their entries' other buckets, so a

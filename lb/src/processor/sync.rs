@@ -16,7 +16,7 @@
 //! keep each flow's scheduler hash ([`FlowTable::with_aux`]), since a
 //! fingerprint cannot be turned back into anything a peer understands.
 
-use crate::flow_table::{Aux, FlowTable, TableFull, Walked};
+use crate::flow_table::{Aux, FlowTable, TableFull, Walked, WAYS};
 use crate::ids::BackendId;
 use crate::snapshot::Snapshot;
 
@@ -122,11 +122,12 @@ pub fn learned_key(listener_slot: u16, hash: u64) -> u64 {
 
 impl SyncState {
     /// State for up to `learned_flows` learned entries and `pending`
-    /// exceptions awaiting the worker (all memory allocated here).
+    /// exceptions awaiting the worker (at least 4; all memory allocated
+    /// here).
     pub fn new(learned_flows: usize, pending: usize) -> Self {
         SyncState {
             learned: FlowTable::new(learned_flows),
-            pending: Vec::with_capacity(pending.max(1)),
+            pending: Vec::with_capacity(pending.max(WAYS)),
             walk_at: 0,
             walk_left: 0,
             counters: SyncCounters::default(),
@@ -225,6 +226,12 @@ impl SyncState {
         self.pending.drain(..)
     }
 
+    /// Takes the first `n` exceptions found (all if fewer); the rest stay.
+    pub fn drain_first(&mut self, n: usize) -> std::vec::Drain<'_, Exception> {
+        let n = n.min(self.pending.len());
+        self.pending.drain(..n)
+    }
+
     /// How many exceptions are waiting to be taken.
     pub fn pending(&self) -> usize {
         self.pending.len()
@@ -246,8 +253,9 @@ impl SyncState {
     /// Continues the walk over at most `max_buckets` buckets of `flows`,
     /// sharing every live flow whose backend is not what its listener's
     /// target table ([`crate::snapshot::ListenerState::target_table`])
-    /// picks. Stops early, to resume at the same bucket, when the pending
-    /// list is full. Returns whether the walk is finished.
+    /// picks. Stops early, to resume at the next bucket, when the pending
+    /// list has no room for a whole bucket's entries. Returns whether the
+    /// walk is finished.
     pub fn walk(
         &mut self,
         flows: &FlowTable,
@@ -259,30 +267,24 @@ impl SyncState {
             return true;
         }
         let n = max_buckets.min(self.walk_left);
-        let room = self.pending.capacity() - self.pending.len();
-        let (mut found, mut stopped) = (0usize, false);
+        // Whole buckets only, each while the pending list has room for all
+        // of its entries: a walk that stopped within a bucket would find
+        // its first exceptions again on resuming, and never pass it while
+        // the list drains slowly.
+        let mut visited = 0;
+        let mut found = 0;
         let pending = &mut self.pending;
-        let next = flows.walk(self.walk_at, n, now, |e: Walked| {
-            let Some(x) = exception(snap, e, now) else {
-                return true;
-            };
-            if found == room {
-                stopped = true;
-                return false;
-            }
-            pending.push(x);
-            found += 1;
-            true
-        });
-        self.counters.exceptions += found as u64;
-        // Stopped early: the walk resumes at the bucket it stopped in (whose
-        // exceptions already taken are shared again, harmlessly).
-        let visited = if stopped {
-            next.wrapping_sub(self.walk_at) & (flows.buckets() - 1)
-        } else {
-            n
-        };
-        self.walk_at = next;
+        while visited < n && pending.capacity() - pending.len() >= WAYS {
+            self.walk_at = flows.walk(self.walk_at, 1, now, |e: Walked| {
+                if let Some(x) = exception(snap, e, now) {
+                    pending.push(x);
+                    found += 1;
+                }
+                true
+            });
+            visited += 1;
+        }
+        self.counters.exceptions += found;
         self.walk_left -= visited;
         if self.walk_left == 0 {
             self.counters.walks += 1;
