@@ -35,7 +35,9 @@ pub struct SyncLink {
 }
 
 impl SyncLink {
-    /// Queues for `found` exceptions and `learn` ops.
+    /// Queues for `found` exceptions and `learn` ops (made on the control
+    /// thread).
+    #[allow(clippy::disallowed_methods, reason = "control thread")]
     pub fn new(found: usize, learn: usize) -> Self {
         SyncLink {
             found: Arc::new(ArrayQueue::new(found.max(1))),
