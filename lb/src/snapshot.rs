@@ -417,17 +417,7 @@ impl Snapshot {
                 sync_key: listener_sync_key(&l.name),
             });
         }
-        let mut by_slot = vec![
-            0u16;
-            listeners
-                .iter()
-                .map(|l| l.slot as usize + 1)
-                .max()
-                .unwrap_or(0)
-        ];
-        for (i, l) in listeners.iter().enumerate() {
-            by_slot[l.slot as usize] = i as u16 + 1;
-        }
+        let by_slot = slot_index(&listeners);
         let present: Vec<BackendId> = backends.iter().flatten().map(|b| b.id).collect();
         registry.sweep(
             &present,
@@ -501,6 +491,22 @@ impl Snapshot {
     pub fn is_staging(&self) -> bool {
         self.listeners.iter().any(|l| l.next_table.is_some())
     }
+}
+
+/// Listener index + 1 by counter slot (0: none).
+fn slot_index(listeners: &[ListenerState]) -> Vec<u16> {
+    let mut by_slot = vec![
+        0u16;
+        listeners
+            .iter()
+            .map(|l| l.slot as usize + 1)
+            .max()
+            .unwrap_or(0)
+    ];
+    for (i, l) in listeners.iter().enumerate() {
+        by_slot[l.slot as usize] = i as u16 + 1;
+    }
+    by_slot
 }
 
 /// Seed of [`listener_sync_key`].

@@ -15,10 +15,12 @@ mod parse;
 mod peek;
 mod policy;
 mod sync;
+mod value;
 
 use dnlb_model::{EchoPolicy, TooBigPolicy};
 use dnlb_wire::buf::PacketBuf;
 use dnlb_wire::ethernet::ETHERTYPE_IPV4;
+use dnlb_wire::ip::IPPROTO_TCP;
 use dnlb_wire::tcp::TcpFlags;
 
 pub use counters::{HostCount, LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
@@ -123,6 +125,38 @@ fn within_limits<F: Family>(
         }
     }
     Ok(())
+}
+
+/// Counts what [`policy::pick`] did for sync, and queues the flow if it must
+/// be shared.
+#[inline(always)]
+fn note_sync(
+    s: &mut SyncState,
+    p: &policy::Picked,
+    l: &ListenerState,
+    k: FlowKey,
+    snap: &Snapshot,
+) {
+    if p.learned {
+        s.counters.learned_used += 1;
+    }
+    if p.pinned {
+        s.counters.pinned += 1;
+    }
+    if let (true, Ok(backend)) = (p.share, p.backend) {
+        let remaining_ms = if k.proto == IPPROTO_TCP {
+            snap.params.tcp_timeout_ms
+        } else {
+            snap.params.udp_timeout_ms
+        };
+        s.share(Exception {
+            listener_slot: l.slot,
+            hash: k.hash,
+            backend,
+            remaining_ms,
+            closing: false,
+        });
+    }
 }
 
 impl Processor {
@@ -446,7 +480,7 @@ impl Processor {
         );
         if SYNC {
             if let Some(s) = self.sync.as_deref_mut() {
-                s.note(&picked, l, key, cx.snap);
+                note_sync(s, &picked, l, key, cx.snap);
             }
         }
         let c = &mut self.counters;

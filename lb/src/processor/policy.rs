@@ -9,23 +9,12 @@ use dnlb_wire::tcp::TcpFlags;
 
 use super::parse::{Family, Tuple};
 use super::sync::SyncState;
+use super::value::{BACKEND_BITS, CLOSING, PINNED, PIN_TIMEOUT_MS};
 use crate::flow_table::{Aux, FlowTable};
 use crate::ids::BackendId;
 use crate::snapshot::{ListenerState, Snapshot};
 use crate::verdict::DropReason;
 use crate::vip::FragmentTarget;
-
-/// Flow-table value bit: the client closed the TCP connection (FIN or RST);
-/// the entry lives only the closing timeout past its last packet.
-pub(super) const CLOSING: u32 = 1 << 31;
-/// Flow-table value bit: a SYN stored only because a staged table would
-/// move its flow (flow-exception sync); its first ACK makes it a flow like
-/// any other, shared with peers, and until then it lives [`PIN_TIMEOUT_MS`].
-pub(super) const PINNED: u32 = 1 << 30;
-/// The backend id in a flow-table value.
-pub(super) const BACKEND_BITS: u32 = !(CLOSING | PINNED);
-/// How long a pinned SYN waits for its handshake's first ACK.
-pub(super) const PIN_TIMEOUT_MS: u32 = 10_000;
 
 /// The scheduler's hash of a flow (5-tuple, or the client address).
 #[inline(always)]
@@ -134,27 +123,15 @@ pub(super) fn pick<const SYNC: bool>(
         let id = BackendId(v & BACKEND_BITS);
         match snap.backend(id) {
             Some(b) if b.usable && b.group == l.group => {
-                let was_closing = v & CLOSING != 0;
-                let mut share = false;
-                if fin_rst || (was_closing && !syn) {
-                    // Replaces the entry in place (it is there).
-                    let _ = flows.insert(k.fp, id.0 | CLOSING, now, closing_timeout);
-                } else if SYNC && v & PINNED != 0 {
-                    // A pinned SYN: retransmitted (it stays pinned, not
-                    // refreshed for long), or its handshake's first ACK
-                    // (now a flow like any other, and shared).
-                    let (value, t) = if syn {
-                        (v, PIN_TIMEOUT_MS)
-                    } else {
-                        (id.0, timeout)
-                    };
-                    let _ = flows.insert(k.fp, value, now, t);
-                    share = !syn;
-                } else if was_closing {
-                    let _ = flows.insert(k.fp, id.0, now, timeout);
-                }
                 let mut p = Picked::just(Ok(id), false);
-                p.share = share;
+                p.share = on_hit::<SYNC>(
+                    flows,
+                    k.fp,
+                    v,
+                    (syn, fin_rst),
+                    (timeout, closing_timeout),
+                    now,
+                );
                 return p;
             }
             _ => rescheduled = true,
@@ -162,23 +139,12 @@ pub(super) fn pick<const SYNC: bool>(
     }
     // A flow this worker does not track, moved here by ECMP from a gateway
     // that shared it: its backend, if still usable here.
-    let mut learned = None;
-    if let (true, Some(s), false) = (SYNC, sync, syn || rescheduled) {
-        if let Some(v) = s.recall(l.slot, k.hash, now) {
-            let id = BackendId(v & BACKEND_BITS);
-            learned = Some(
-                snap.backend(id)
-                    .is_some_and(|b| b.usable && b.group == l.group)
-                    .then_some((id, v & CLOSING != 0)),
-            );
-        }
-    }
-    if let Some(Some((id, closing))) = learned {
-        let (value, t) = if closing || fin_rst {
-            (id.0 | CLOSING, closing_timeout)
-        } else {
-            (id.0, timeout)
-        };
+    let learned = match (SYNC, sync) {
+        (true, Some(s)) if !syn && !rescheduled => learned(s, snap, l, k.hash, now),
+        _ => None,
+    };
+    if let Some((id, closing)) = learned {
+        let (value, t) = entry(id, closing || fin_rst, (timeout, closing_timeout));
         let mut p = Picked::just(Ok(id), false);
         p.learned = true;
         if !tcp || flags.contains(TcpFlags::ACK) || fin_rst {
@@ -227,11 +193,7 @@ pub(super) fn pick<const SYNC: bool>(
         }
         return p;
     }
-    let (value, t) = if fin_rst {
-        (id.0 | CLOSING, closing_timeout)
-    } else {
-        (id.0, timeout)
-    };
+    let (value, t) = entry(id, fin_rst, (timeout, closing_timeout));
     let mut p = Picked::just(Ok(id), rescheduled);
     let r = if SYNC {
         flows.insert_with(k.fp, value, now, t, aux)
@@ -241,6 +203,68 @@ pub(super) fn pick<const SYNC: bool>(
     p.inserted = Some(r.is_ok());
     p.share = moved;
     p
+}
+
+/// A new entry's value and timeout for backend `id`: closing (the client's
+/// FIN or RST) or not.
+#[inline(always)]
+fn entry(id: BackendId, closing: bool, (timeout, closing_timeout): (u32, u32)) -> (u32, u32) {
+    if closing {
+        (id.0 | CLOSING, closing_timeout)
+    } else {
+        (id.0, timeout)
+    }
+}
+
+/// What a packet of a tracked flow (value `v`, backend usable) does to its
+/// entry: the client's FIN or RST makes it closing; a packet after a
+/// closing one (not a SYN) keeps it closing, a new SYN on the tuple opens it
+/// again; with sync, a pinned SYN retransmitted stays pinned (not refreshed
+/// for long) and its handshake's first ACK makes it a flow like any other.
+/// Returns whether the flow must be shared now (that first ACK).
+#[inline(always)]
+fn on_hit<const SYNC: bool>(
+    flows: &mut FlowTable,
+    fp: u64,
+    v: u32,
+    (syn, fin_rst): (bool, bool),
+    (timeout, closing_timeout): (u32, u32),
+    now: u32,
+) -> bool {
+    let id = v & BACKEND_BITS;
+    let was_closing = v & CLOSING != 0;
+    if fin_rst || (was_closing && !syn) {
+        // Replaces the entry in place (it is there).
+        let _ = flows.insert(fp, id | CLOSING, now, closing_timeout);
+    } else if SYNC && v & PINNED != 0 {
+        let (value, t) = if syn {
+            (v, PIN_TIMEOUT_MS)
+        } else {
+            (id, timeout)
+        };
+        let _ = flows.insert(fp, value, now, t);
+        return !syn;
+    } else if was_closing {
+        let _ = flows.insert(fp, id, now, timeout);
+    }
+    false
+}
+
+/// The backend a peer shared for listener `l`'s flow with scheduler hash
+/// `hash` (and whether it was closing), if it is usable here.
+#[inline(always)]
+fn learned(
+    s: &SyncState,
+    snap: &Snapshot,
+    l: &ListenerState,
+    hash: u64,
+    now: u32,
+) -> Option<(BackendId, bool)> {
+    let v = s.recall(l.slot, hash, now)?;
+    let id = BackendId(v & BACKEND_BITS);
+    snap.backend(id)
+        .is_some_and(|b| b.usable && b.group == l.group)
+        .then_some((id, v & CLOSING != 0))
 }
 
 /// For ICMP errors: the flow's backend if this worker tracks the flow, else

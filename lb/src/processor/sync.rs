@@ -20,9 +20,7 @@ use crate::flow_table::{Aux, FlowTable, TableFull, Walked, WAYS};
 use crate::ids::BackendId;
 use crate::snapshot::Snapshot;
 
-use super::policy::{FlowKey, Picked, BACKEND_BITS, CLOSING, PINNED};
-use crate::snapshot::ListenerState;
-use dnlb_wire::ip::IPPROTO_TCP;
+use super::value::{BACKEND_BITS, CLOSING, PINNED};
 
 /// A flow to tell peers about, as the worker knows it (the control plane
 /// turns slot and backend id into names peers share).
@@ -181,32 +179,6 @@ impl SyncState {
     /// Frees expired learned entries in the next `max_buckets` buckets.
     pub fn sweep(&mut self, now: u32, max_buckets: usize) -> usize {
         self.learned.sweep(now, max_buckets)
-    }
-
-    /// Counts what [`super::policy::pick`] did for sync, and queues the flow
-    /// if it must be shared.
-    #[inline(always)]
-    pub(super) fn note(&mut self, p: &Picked, l: &ListenerState, k: FlowKey, snap: &Snapshot) {
-        if p.learned {
-            self.counters.learned_used += 1;
-        }
-        if p.pinned {
-            self.counters.pinned += 1;
-        }
-        if let (true, Ok(backend)) = (p.share, p.backend) {
-            let remaining_ms = if k.proto == IPPROTO_TCP {
-                snap.params.tcp_timeout_ms
-            } else {
-                snap.params.udp_timeout_ms
-            };
-            self.share(Exception {
-                listener_slot: l.slot,
-                hash: k.hash,
-                backend,
-                remaining_ms,
-                closing: false,
-            });
-        }
     }
 
     /// Queues an exception; counts it as dropped when the list is full.
