@@ -102,6 +102,20 @@ fn walk_all(p: &mut Processor, snap: &Snapshot, now: u32) -> Vec<Exception> {
     panic!("the walk never finished");
 }
 
+/// Two versions of a gateway's config: 4 backends, then a fifth added
+/// (ids from one registry, as on one gateway).
+fn versions() -> (BackendRegistry, Snapshot, Snapshot) {
+    let mut reg = BackendRegistry::default();
+    let old = snapshot(&mut reg, 4, &[]);
+    let new = snapshot(&mut reg, 5, &[]);
+    (reg, old, new)
+}
+
+/// Establishes every flow on `p` (an ACK each); where each went.
+fn establish(p: &mut Processor, snap: &Snapshot) -> Vec<BackendId> {
+    (0..FLOWS).map(|i| send(p, snap, &tcp(i, "A"), 0)).collect()
+}
+
 /// What the peer gateway is told.
 fn learn_ops(found: &[Exception]) -> Vec<LearnOp> {
     found
@@ -118,14 +132,10 @@ fn learn_ops(found: &[Exception]) -> Vec<LearnOp> {
 
 #[test]
 fn a_backend_added_moves_flows_that_a_peer_that_learned_them_keeps() {
-    let mut reg = BackendRegistry::default();
-    let old = snapshot(&mut reg, 4, &[]);
-    let new = snapshot(&mut reg, 5, &[]);
+    let (_, old, new) = versions();
     // Gateway A carries the flows (established under the old table).
     let mut a = gateway(&old, 1);
-    let began: Vec<BackendId> = (0..FLOWS)
-        .map(|i| send(&mut a, &old, &tcp(i, "A"), 0))
-        .collect();
+    let began = establish(&mut a, &old);
     // The new version staged: A finds the flows it would move.
     let staged = old.staging(&new);
     assert!(staged.is_staging() && !old.is_staging());
@@ -180,13 +190,9 @@ fn a_backend_added_moves_flows_that_a_peer_that_learned_them_keeps() {
 
 #[test]
 fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
-    let mut reg = BackendRegistry::default();
-    let old = snapshot(&mut reg, 4, &[]);
-    let new = snapshot(&mut reg, 5, &[]);
+    let (reg, old, new) = versions();
     let mut a = gateway(&old, 1);
-    let began: Vec<BackendId> = (0..FLOWS)
-        .map(|i| send(&mut a, &old, &tcp(i, "A"), 0))
-        .collect();
+    let began = establish(&mut a, &old);
     let found = walk_all(&mut a, &old.staging(&new), 10);
     let table_pick = |i: u32| send(&mut gateway(&new, 9), &new, &tcp(i, "A"), 0);
     let moved: Vec<u32> = (0..FLOWS)
@@ -252,9 +258,7 @@ fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
 
 #[test]
 fn syns_during_staging_are_pinned_and_shared_at_their_first_ack() {
-    let mut reg = BackendRegistry::default();
-    let old = snapshot(&mut reg, 4, &[]);
-    let new = snapshot(&mut reg, 5, &[]);
+    let (_, old, new) = versions();
     let staged = old.staging(&new);
     let mut a = gateway(&old, 1);
     a.adopt(&staged);
@@ -303,9 +307,7 @@ fn syns_during_staging_are_pinned_and_shared_at_their_first_ack() {
 
 #[test]
 fn new_udp_flows_a_staged_table_moves_are_shared_when_they_start() {
-    let mut reg = BackendRegistry::default();
-    let old = snapshot(&mut reg, 4, &[]);
-    let new = snapshot(&mut reg, 5, &[]);
+    let (_, old, new) = versions();
     let staged = old.staging(&new);
     let mut a = gateway(&old, 1);
     let mut by_new = gateway(&new, 2);
@@ -321,9 +323,7 @@ fn new_udp_flows_a_staged_table_moves_are_shared_when_they_start() {
 
 #[test]
 fn a_full_pending_list_pauses_the_walk_without_losing_exceptions() {
-    let mut reg = BackendRegistry::default();
-    let old = snapshot(&mut reg, 4, &[]);
-    let new = snapshot(&mut reg, 5, &[]);
+    let (_, old, new) = versions();
     let mut roomy = gateway(&old, 1);
     let mut tight = Processor::new(1 << 14, 1).with_sync(16, 7);
     tight.adopt(&old);
@@ -361,9 +361,7 @@ fn a_full_pending_list_pauses_the_walk_without_losing_exceptions() {
 
 #[test]
 fn without_sync_nothing_is_pinned_or_learned() {
-    let mut reg = BackendRegistry::default();
-    let old = snapshot(&mut reg, 4, &[]);
-    let new = snapshot(&mut reg, 5, &[]);
+    let (_, old, new) = versions();
     let staged = old.staging(&new);
     let mut p = Processor::new(1 << 14, 1);
     p.adopt(&staged);
