@@ -487,6 +487,17 @@ impl Snapshot {
         s
     }
 
+    /// Whether using `next` instead of this would send some flow elsewhere:
+    /// a listener (by counter slot) of both has a different table in
+    /// `next`. (Tables whose input did not change are shared, so this is a
+    /// pointer comparison.)
+    pub fn moves_flows(&self, next: &Snapshot) -> bool {
+        next.listeners.iter().any(|n| {
+            self.listener_at_slot(n.slot)
+                .is_some_and(|l| !Arc::ptr_eq(&l.table, &n.table))
+        })
+    }
+
     /// Whether a version is staged (some listener carries a next table).
     pub fn is_staging(&self) -> bool {
         self.listeners.iter().any(|l| l.next_table.is_some())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use dnlb_config::{Config, Dataplane, Device, IdlePolicy, PortSpec};
 use dnlb_dataplane::dpdk::DpdkIo;
 use dnlb_dataplane::snapshot::Publisher;
+use dnlb_dataplane::sync::SyncLink;
 use dnlb_dataplane::{
     ForwardPipeline, LbPipeline, LbStatsBoard, Pipeline, PortIndex, PortPlan, PublishedCounters,
     TscClock, Worker,
@@ -19,6 +20,11 @@ use dpdk_bindings::{
 };
 
 use super::error::RunError;
+
+/// Exceptions a worker keeps between polls (its walk pauses when full).
+const SYNC_PENDING: usize = 4096;
+/// Exceptions waiting in a worker's queue for the control thread.
+const SYNC_FOUND_QUEUE: usize = 1 << 16;
 
 /// A running data plane: workers launched on their lcores, and what they
 /// run on. Fields drop in order: ports (stopped and closed), then the pool,
@@ -36,6 +42,8 @@ pub struct DataPlane {
     pub publisher: Option<Publisher>,
     /// Backend ids of the first snapshot.
     pub registry: BackendRegistry,
+    /// Each worker's flow-exception sync queues (empty without `[sync]`).
+    pub sync_links: Vec<SyncLink>,
     /// The ports, in config order.
     pub ports: Vec<Port>,
     _pool: Arc<Mempool>,
@@ -79,6 +87,7 @@ impl DataPlane {
             board: LbStatsBoard::new(dp.worker_lcores.len()),
             publisher,
             registry,
+            sync_links: Vec::new(),
             ports,
             _pool: pool,
             eal,
@@ -124,16 +133,24 @@ impl DataPlane {
                     self.launch(lcore, io, pl, dp.idle, counters)
                 }
                 Some(publisher) => {
-                    let processor =
+                    let mut processor =
                         Processor::new(cfg.flows.capacity_per_worker as usize, random_seed())
                             .for_worker(w);
-                    let pl = LbPipeline::new(
+                    if let Some(sync) = &cfg.sync {
+                        processor = processor.with_sync(sync.max_held as usize, SYNC_PENDING);
+                    }
+                    let mut pl = LbPipeline::new(
                         processor,
                         publisher.reader(),
                         plan.clone(),
                         TscClock::new(self.eal.tsc_hz()),
                     )
                     .with_stats(self.board.publisher(w));
+                    if let Some(sync) = &cfg.sync {
+                        let link = SyncLink::new(SYNC_FOUND_QUEUE, sync.max_held as usize);
+                        self.sync_links.push(link.clone());
+                        pl = pl.with_sync(link);
+                    }
                     self.launch(lcore, io, pl, dp.idle, counters)
                 }
             };

@@ -27,6 +27,7 @@ pub mod routes;
 pub mod run;
 pub mod runtime;
 pub mod status;
+pub mod sync;
 
 pub use events::{Event, Events};
 pub use run::{run, RunError, RunOptions, RunReport};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use dnlb_config::runtime::RuntimeChanges;
 use dnlb_config::{Config, Token};
 use dnlb_dataplane::snapshot::Publisher;
+use dnlb_dataplane::sync::SyncLink;
 use dnlb_dataplane::{Counters, DropReason, LbStats, LbStatsBoard, PublishedCounters};
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::maglev::Identity;
@@ -24,6 +25,7 @@ use super::events::{Event, Events, Republish};
 use super::health::{BackendKey, HealthChecker, HealthState};
 use super::routes::{self, Announcer, Withdrawal};
 use super::status::{PortStatus, RoutesStatus};
+use super::sync::{BridgeCounters, SyncBridge};
 
 /// How long a status request waits for workers to publish fresh counters.
 const FRESH_TIMEOUT: Duration = Duration::from_millis(250);
@@ -70,6 +72,8 @@ pub struct DataPlaneParts {
     pub board: Arc<LbStatsBoard>,
     /// Time-stamp counter ticks a second (workers count busy time in them).
     pub tsc_hz: u64,
+    /// Each worker's flow-exception sync queues (empty without `[sync]`).
+    pub sync_links: Vec<SyncLink>,
 }
 
 /// The control thread's state.
@@ -91,7 +95,29 @@ pub struct ControlPlane {
     baselines: Baselines,
     deadlines: Deadlines,
     events: Events,
+    /// Flow-exception sync, when configured.
+    sync: Option<SyncBridge>,
+    /// A new version waiting to be used while its flows are shared
+    /// (only with sync; see [`ControlPlane::publish`]).
+    staged: Option<Staged>,
 }
+
+/// A snapshot staged: workers share the flows its tables move, then use it.
+#[derive(Debug)]
+struct Staged {
+    snap: Arc<Snapshot>,
+    /// When it is used.
+    due: Instant,
+    /// When the first version still waiting was staged (a stream of changes
+    /// cannot postpone the switch for ever).
+    since: Instant,
+}
+
+/// How long a version is staged before use: longer than a handshake's round
+/// trip, the config skew between gateways and a sync batch.
+const STAGE: Duration = Duration::from_secs(1);
+/// The longest a stream of new versions postpones the switch.
+const STAGE_MAX: Duration = Duration::from_secs(3);
 
 /// Drain deadlines on the monotonic clock, each converted from its
 /// wall-clock time once, when first seen: a step of the wall clock after
@@ -178,6 +204,7 @@ impl ControlPlane {
             workers,
             board,
             tsc_hz,
+            sync_links,
         } = dp;
         let mut stale = Vec::new();
         let source = match config_path {
@@ -207,7 +234,7 @@ impl ControlPlane {
         }
         let checker = publisher
             .as_ref()
-            .map(|_| HealthChecker::start(&cfg, ctl, &events));
+            .map(|_| HealthChecker::start(&cfg, ctl.clone(), &events));
         let announcer = cfg
             .routing
             .clone()
@@ -229,8 +256,25 @@ impl ControlPlane {
             baselines: Baselines::default(),
             deadlines: Deadlines::default(),
             events,
+            sync: None,
+            staged: None,
         };
         plane.deadlines.update(&plane.cfg);
+        if let (Some(sync), Some(snap)) = (plane.cfg.sync.clone(), plane.snapshot()) {
+            // Before the VIPs are announced: what the peers hold (this
+            // gateway's own flows of a previous run among them).
+            let mut bridge = SyncBridge::start(&sync, &plane.cfg.gateway.name, sync_links, &ctl)
+                .map_err(ChangeError::Invalid)?;
+            let report = bridge.fetch(&ctl, &snap, plane.generation());
+            let answered = report.peers.iter().filter(|p| p.result.is_ok()).count();
+            tracing::info!(
+                peers = report.peers.len(),
+                answered,
+                entries = report.entries.len(),
+                "sync: fetched what the peers hold"
+            );
+            plane.sync = Some(bridge);
+        }
         plane.announce();
         Ok(plane)
     }
@@ -322,7 +366,7 @@ impl ControlPlane {
         let previous = publisher.current();
         self.deadlines.update(cfg);
         let deadlines = &self.deadlines;
-        let (snap, rebuilt) = Snapshot::build_with_health(
+        let (mut snap, rebuilt) = Snapshot::build_with_health(
             cfg,
             publisher.generation() + 1,
             &mut candidate,
@@ -343,10 +387,57 @@ impl ControlPlane {
             self.baselines.record(&reused, &lb.counters);
         }
         self.registry = candidate;
+        let current = publisher.current();
+        if self.sync.is_some() && current.moves_flows(&snap) {
+            // Staged first: workers share the flows the new tables move
+            // before any gateway uses them, and pin the handshakes they
+            // would break; the version itself follows (see `tick`).
+            let g = publisher.publish(Arc::new(current.staging(&snap)));
+            snap.generation = g + 1;
+            let now = Instant::now();
+            let since = self.staged.as_ref().map_or(now, |s| s.since);
+            self.staged = Some(Staged {
+                snap: Arc::new(snap),
+                due: (now + STAGE).min(since + STAGE_MAX),
+                since,
+            });
+            return Ok(Published {
+                generation: g + 1,
+                tables_rebuilt: rebuilt,
+            });
+        }
+        // A version that moves no flow replaces a staged one at once.
+        self.staged = None;
         Ok(Published {
             generation: publisher.publish(Arc::new(snap)),
             tables_rebuilt: rebuilt,
         })
+    }
+
+    /// Sync's periodic work: a staged version whose time came is used; what
+    /// workers found goes to peers and what peers said to workers.
+    fn tick_sync(&mut self) {
+        if self
+            .staged
+            .as_ref()
+            .is_some_and(|s| Instant::now() >= s.due)
+        {
+            if let (Some(s), Some(publisher)) = (self.staged.take(), &self.publisher) {
+                let g = publisher.publish(s.snap);
+                tracing::info!(generation = g, "staged version now in use");
+            }
+        }
+        let generation = self.generation();
+        if let (Some(bridge), Some(snap)) =
+            (&mut self.sync, self.publisher.as_ref().map(|p| p.current()))
+        {
+            bridge.tick(&snap, generation);
+        }
+    }
+
+    /// Flow-exception sync's counters (endpoint and bridge), if configured.
+    pub fn sync_stats(&self) -> Option<(dnlb_sync::SyncStats, BridgeCounters)> {
+        self.sync.as_ref().map(SyncBridge::stats)
     }
 
     /// Counters as reported: those of reused backend ids counted from the
@@ -497,8 +588,10 @@ impl ControlPlane {
     }
 
     /// Periodic work: a health change or a drain deadline that passed
-    /// publishes a new snapshot. (BIRD retries are the BIRD worker's own.)
+    /// publishes a new snapshot; sync's work. (BIRD retries are the BIRD
+    /// worker's own.)
     pub fn tick(&mut self) {
+        self.tick_sync();
         let health_changed = self.checker.as_ref().is_some_and(|c| c.take_changed());
         let deadline_passed = self
             .snapshot()
