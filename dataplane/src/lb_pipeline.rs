@@ -126,6 +126,9 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         }
         if let Some(stats) = &mut self.stats {
             let p = &mut self.processor;
+            if self.sync.is_some() && stats.requested() {
+                p.copy_sync_counters();
+            }
             let (flows, capacity) = (p.flows().len(), p.flows().capacity());
             stats.poll(&p.counters, flows, capacity);
         }
@@ -134,6 +137,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
     fn on_stop(&mut self) {
         if let Some(stats) = &mut self.stats {
             let p = &mut self.processor;
+            p.copy_sync_counters();
             let (flows, capacity) = (p.flows().len(), p.flows().capacity());
             stats.publish_now(&p.counters, flows, capacity);
         }

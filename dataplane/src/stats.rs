@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dnlb_lb::policing::HostClass;
-use dnlb_lb::processor::{HostCount, LbCounters, Traffic};
+use dnlb_lb::processor::{HostCount, LbCounters, SyncCounters, Traffic};
 use dnlb_lb::verdict::DropReason;
 
 /// A worker's load-balancing state as last published.
@@ -48,11 +48,13 @@ impl LbStats {
 }
 
 /// Words before the tables: six flow counters, flows, capacity, the number
-/// of listener and backend rows, and passed/dropped per exception-path
-/// class.
-const HEADER: usize = HOST_AT + 2 * HostClass::COUNT;
+/// of listener and backend rows, passed/dropped per exception-path class,
+/// and the sync counters.
+const HEADER: usize = SYNC_AT + SyncCounters::WORDS;
 /// Where the exception-path words start.
 const HOST_AT: usize = 10;
+/// Where the sync counters start.
+const SYNC_AT: usize = HOST_AT + 2 * HostClass::COUNT;
 /// Words per listener or backend row: packets, bytes, drops by reason.
 const ROW: usize = 2 + DropReason::COUNT;
 /// Room a new slot has, in rows.
@@ -259,6 +261,7 @@ fn decode(w: &[AtomicU64]) -> LbStats {
                 passed: get(HOST_AT + 2 * i),
                 dropped: get(HOST_AT + 2 * i + 1),
             }),
+            sync: SyncCounters::from_words(std::array::from_fn(|i| get(SYNC_AT + i))),
         },
         flows: get(6) as usize,
         flow_capacity: get(7) as usize,
@@ -283,6 +286,13 @@ impl LbStatsPublisher {
         if r != self.last {
             self.publish(r, counters, flows, capacity);
         }
+    }
+
+    /// Whether the control thread asked for counters this worker has not
+    /// published yet (one relaxed load).
+    #[inline]
+    pub fn requested(&self) -> bool {
+        self.board.request.load(Ordering::Relaxed) != self.last
     }
 
     /// Touches the slot once, so the lock-free structures' one-time
@@ -332,6 +342,9 @@ impl LbStatsPublisher {
             put(HOST_AT + 2 * i, h.passed);
             put(HOST_AT + 2 * i + 1, h.dropped);
         }
+        for (i, v) in c.sync.words().into_iter().enumerate() {
+            put(SYNC_AT + i, v);
+        }
         let rows_in = c
             .listeners
             .iter()
@@ -364,6 +377,7 @@ mod tests {
             backend_drops: vec![[0; DropReason::COUNT]; backends],
             new_flows: k,
             echo_replies: 2 * k,
+            sync: SyncCounters::from_words(std::array::from_fn(|i| k * 10 + i as u64)),
             ..LbCounters::default()
         };
         for (i, t) in c

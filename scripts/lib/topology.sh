@@ -31,6 +31,10 @@
 #   TOPO_HEALTH_PORT backends' HTTP health port, probed by dnlb (8080)
 #   TOPO_HEALTH     dnlb's health check: "INTERVAL_MS TIMEOUT_MS HEALTHY UNHEALTHY"
 #                   (thresholds in probes)                   ("300 250 2 3")
+#   TOPO_SYNC       1: flow-exception sync between the gateways ([sync] on
+#                   TOPO_SYNC_PORT, 4790; one key file for all)
+#   TOPO_CONFIG_BACKENDS how many of the backends (the first N) the gateways'
+#                   config lists (default all; the others can be registered)
 #   TOPO_DNLB_ROUTES 1: dnlb announces its VIPs through BIRD ([routing]);
 #                   0: the caller does (topo_gw_announce)      (1)
 #   DNLB_BIN        the dnlb binary                          (target/release/dnlb)
@@ -78,6 +82,9 @@ TOPO_ECHO_PORT=${TOPO_ECHO_PORT:-7000}
 TOPO_HEALTH_PORT=${TOPO_HEALTH_PORT:-8080}
 TOPO_HEALTH=${TOPO_HEALTH:-300 250 2 3}
 TOPO_DNLB_ROUTES=${TOPO_DNLB_ROUTES:-1}
+TOPO_SYNC=${TOPO_SYNC:-0}
+TOPO_SYNC_PORT=${TOPO_SYNC_PORT:-4790}
+TOPO_CONFIG_BACKENDS=${TOPO_CONFIG_BACKENDS:-}
 DNLB_BIN=${DNLB_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/dnlb}
 TOPO_STATE=/run/$TOPO
 TOPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -521,6 +528,15 @@ vips6_file = "$(topo_gw_vips6_file "$i")"
 withdraw_delay_ms = 500
 EOF
         fi
+        if [ "$TOPO_SYNC" = 1 ]; then
+            local peers="" g
+            for g in $(seq "$TOPO_GATEWAYS"); do
+                [ "$g" = "$i" ] || peers+="${peers:+, }\"$(topo_gw_addr "$g"):$TOPO_SYNC_PORT\""
+            done
+            [ -s "$TOPO_STATE/sync.key" ] || head -c 32 /dev/urandom > "$TOPO_STATE/sync.key"
+            printf '\n# Flow-exception sync with the other gateways.\n[sync]\nlisten = "%s:%s"\npeers = [%s]\nkey_file = "%s"\nfetch_timeout_ms = 1000\n' \
+                "$(topo_gw_addr "$i")" "$TOPO_SYNC_PORT" "$peers" "$TOPO_STATE/sync.key"
+        fi
         for p in $TOPO_TCP_PORTS; do
             printf '\n[[listener]]\nname = "tcp-%s"\nvips = [%s]\nprotocol = "tcp"\nport = %s\ntarget_group = "web"\n' "$p" "$vips_toml" "$p"
         done
@@ -533,7 +549,7 @@ EOF
         read -ra hc <<< "$TOPO_HEALTH"
         printf '\n[target_group.health_check]\ntype = "http"\nport = %s\npath = "/health"\ninterval_ms = %s\ntimeout_ms = %s\nhealthy_threshold = %s\nunhealthy_threshold = %s\n' \
             "$TOPO_HEALTH_PORT" "${hc[@]}"
-        for j in $(seq "$(topo_backend_count)"); do
+        for j in $(seq "${TOPO_CONFIG_BACKENDS:-$(topo_backend_count)}"); do
             printf '\n[[target_group.backend]]\naddress = "%s"\nzone = "%s"\ntunnel = "vxlan"\nvni = %s\ninner_mac = "%s"\n' \
                 "$(topo_backend_addr "$j")" "$(topo_backend_zone "$j")" "$TOPO_VNI" "$(topo_backend_vxmac "$j")"
         done

@@ -435,6 +435,11 @@ impl ControlPlane {
         }
     }
 
+    /// Whether a new version is staged (sync).
+    pub fn is_staging(&self) -> bool {
+        self.staged.is_some()
+    }
+
     /// Flow-exception sync's counters (endpoint and bridge), if configured.
     pub fn sync_stats(&self) -> Option<(dnlb_sync::SyncStats, BridgeCounters)> {
         self.sync.as_ref().map(SyncBridge::stats)

@@ -17,7 +17,8 @@ use super::changes::touches;
 use super::plane::ControlPlane;
 use super::status::{
     all_drops, AclRuleStatus, AclStatus, BackendStatus, FlowStatus, HostClassStatus, LimitsStatus,
-    ListenerStatus, PortStatus, Report, Status, TrafficReport, WorkerReport, WorkerStatus,
+    ListenerStatus, PortStatus, Report, Status, SyncStatus, TrafficReport, WorkerReport,
+    WorkerStatus,
 };
 
 /// Everything the admin API reports, with counters fresh from workers.
@@ -66,7 +67,52 @@ pub fn status(plane: &ControlPlane) -> Status {
         stale_changes: plane.stale_changes().to_vec(),
         runtime_file: runtime.map(|(p, _)| p.display().to_string()),
         routes: plane.routes_status(),
+        sync: sync_status(plane, &lb),
     }
+}
+
+fn sync_status(plane: &ControlPlane, lb: &LbStats) -> Option<SyncStatus> {
+    let (e, b) = plane.sync_stats()?;
+    let w = &lb.counters.sync;
+    let r = &e.rejected;
+    let rejected = [
+        ("oversized", r.oversized),
+        ("malformed", r.malformed),
+        ("forged", r.forged),
+        ("stale_epoch", r.stale_epoch),
+        ("replayed", r.replayed),
+        ("own", r.own),
+        ("unexpected", r.unexpected),
+        ("too_many_senders", r.too_many_senders),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Some(SyncStatus {
+        staged: plane.is_staging(),
+        exceptions_found: w.exceptions,
+        exceptions_dropped: w.exceptions_dropped,
+        walks: w.walks,
+        pinned: w.pinned,
+        learned: w.learned,
+        learned_full: w.learned_full,
+        learned_used: w.learned_used,
+        learned_entries: w.learned_entries,
+        shared: b.shared,
+        from_peers: b.learned + b.withdrawn,
+        unknown: b.unknown,
+        dropped: b.inbox_dropped + b.worker_queue_full,
+        sent_messages: e.sent_messages,
+        sent_bytes: e.sent_bytes,
+        received_messages: e.received_messages,
+        rejected,
+        queued: e.queued,
+        queue_drops: e.queue_drops,
+        held: e.held,
+        fetch_peers_complete: e.fetch_peers_complete,
+        fetch_peers_failed: e.fetch_peers_failed,
+        fetches_served: e.fetches_served,
+    })
 }
 
 fn flow_status(lb: &LbStats) -> FlowStatus {

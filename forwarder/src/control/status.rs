@@ -51,6 +51,60 @@ pub struct Status {
     /// Route announcements through BIRD (`None`: no `[routing]` section).
     #[serde(default)]
     pub routes: Option<RoutesStatus>,
+    /// Flow-exception sync (`None`: no `[sync]` section).
+    #[serde(default)]
+    pub sync: Option<SyncStatus>,
+}
+
+/// Flow-exception sync: what the workers, the bridge and the endpoint did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// A new version is staged (its flows being shared before it is used).
+    pub staged: bool,
+    /// Exceptions workers found (walks and new flows).
+    pub exceptions_found: u64,
+    /// Exceptions workers could not keep (pending list full; found again later).
+    pub exceptions_dropped: u64,
+    /// Whole flow-table walks finished.
+    pub walks: u64,
+    /// SYNs pinned while a version was staged.
+    pub pinned: u64,
+    /// Entries from peers stored by workers (each worker counts).
+    pub learned: u64,
+    /// Entries from peers refused by a full learned table.
+    pub learned_full: u64,
+    /// Packets of flows moved here that a learned entry kept on their backend.
+    pub learned_used: u64,
+    /// Learned entries held by workers now (summed over workers).
+    pub learned_entries: u64,
+    /// Exceptions queued for the peers.
+    pub shared: u64,
+    /// Entries from peers handed to workers.
+    pub from_peers: u64,
+    /// Entries from peers naming what this gateway does not have.
+    pub unknown: u64,
+    /// Entries dropped between the endpoint and the workers (queues full).
+    pub dropped: u64,
+    /// Messages sent (a copy to each peer counts).
+    pub sent_messages: u64,
+    /// Bytes sent.
+    pub sent_bytes: u64,
+    /// Messages received and accepted.
+    pub received_messages: u64,
+    /// Messages rejected, by reason (forged, replayed, ...).
+    pub rejected: BTreeMap<String, u64>,
+    /// Entries waiting to be sent, and dropped from a full queue.
+    pub queued: u64,
+    /// Entries dropped from the full send queue.
+    pub queue_drops: u64,
+    /// Entries held for fetches.
+    pub held: u64,
+    /// Peers that answered this gateway's fetches in full, and did not.
+    pub fetch_peers_complete: u64,
+    /// See `fetch_peers_complete`.
+    pub fetch_peers_failed: u64,
+    /// Fetches this gateway answered.
+    pub fetches_served: u64,
 }
 
 /// BIRD's state, as dnlb's BIRD worker last saw it.

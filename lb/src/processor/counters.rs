@@ -1,6 +1,7 @@
 //! A worker's load-balancing counters: plain integers owned by the worker,
 //! sized on the slow path, counted without allocation on the packet path.
 
+use super::sync::SyncCounters;
 use crate::ids::BackendId;
 use crate::policing::HostClass;
 use crate::snapshot::Snapshot;
@@ -52,6 +53,9 @@ pub struct LbCounters {
     /// The exception path by [`crate::policing::HostClass`]: frames passed
     /// to the host and dropped by its policer.
     pub host: [HostCount; HostClass::COUNT],
+    /// Flow-exception sync (a copy of the sync state's, made when counters
+    /// are published; zero without sync).
+    pub sync: SyncCounters,
 }
 
 /// Frames of one exception-path class.
@@ -162,5 +166,6 @@ impl LbCounters {
             a.passed += b.passed;
             a.dropped += b.dropped;
         }
+        self.sync.add(&o.sync);
     }
 }

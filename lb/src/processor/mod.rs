@@ -189,6 +189,14 @@ impl Processor {
         self.sync.as_deref_mut()
     }
 
+    /// Copies the sync state's counters into [`Processor::counters`] (for
+    /// publication; nothing without sync).
+    pub fn copy_sync_counters(&mut self) {
+        if let Some(s) = self.sync.as_deref() {
+            self.counters.sync = s.counters();
+        }
+    }
+
     /// Starts a walk of the flow table for exceptions (sync enabled; else
     /// nothing): see [`SyncState::restart_walk`].
     pub fn restart_sync_walk(&mut self) {

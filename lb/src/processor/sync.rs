@@ -83,6 +83,53 @@ pub struct SyncCounters {
     pub learned_used: u64,
     /// SYNs stored because a staged table would move them.
     pub pinned: u64,
+    /// Learned entries held now (live or not yet swept).
+    pub learned_entries: u64,
+}
+
+impl SyncCounters {
+    /// How many counters there are ([`SyncCounters::words`]).
+    pub const WORDS: usize = 8;
+
+    /// The counters in a fixed order (for publication as plain words).
+    pub fn words(&self) -> [u64; Self::WORDS] {
+        [
+            self.exceptions,
+            self.exceptions_dropped,
+            self.walks,
+            self.learned,
+            self.learned_full,
+            self.learned_used,
+            self.pinned,
+            self.learned_entries,
+        ]
+    }
+
+    /// The counters from [`SyncCounters::words`]' order.
+    pub fn from_words(w: [u64; Self::WORDS]) -> Self {
+        SyncCounters {
+            exceptions: w[0],
+            exceptions_dropped: w[1],
+            walks: w[2],
+            learned: w[3],
+            learned_full: w[4],
+            learned_used: w[5],
+            pinned: w[6],
+            learned_entries: w[7],
+        }
+    }
+
+    /// Adds another worker's.
+    pub fn add(&mut self, o: &SyncCounters) {
+        self.exceptions += o.exceptions;
+        self.exceptions_dropped += o.exceptions_dropped;
+        self.walks += o.walks;
+        self.learned += o.learned;
+        self.learned_full += o.learned_full;
+        self.learned_used += o.learned_used;
+        self.pinned += o.pinned;
+        self.learned_entries += o.learned_entries;
+    }
 }
 
 /// A worker's sync state: the learned entries, the pending exceptions and
@@ -135,6 +182,14 @@ impl SyncState {
     /// The learned entries (occupancy, for status).
     pub fn learned(&self) -> &FlowTable {
         &self.learned
+    }
+
+    /// The counters, with the learned table's occupancy.
+    pub fn counters(&self) -> SyncCounters {
+        SyncCounters {
+            learned_entries: self.learned.len() as u64,
+            ..self.counters
+        }
     }
 
     /// The learned backend of listener `slot`'s flow with scheduler hash
