@@ -15,6 +15,12 @@
 #   Without sync some connections break (the others pick the new table's
 #   backend; the test proves nothing if none do); with sync none do (the
 #   others learned the exceptions beforehand).
+#   Then, with sync, a rolling restart of every gateway (SIGTERM: withdraw,
+#   keep forwarding while the router moves away, stop; start: fetch from the
+#   peers, announce) after the backend was added, with hostile datagrams at
+#   the sync ports (random, tagged with a wrong key, under an unknown key):
+#   no long-lived connection breaks, no HTTP request fails, and every hostile
+#   datagram is counted and ignored.
 #
 #   scripts/e2e-sync.sh            DNLB_BIN=path/to/dnlb (default: build release)
 #   scripts/e2e-sync.sh --keep     leave the topology up; `down` removes it
@@ -66,15 +72,7 @@ phase() {
         --duration 25 --interval 0.5 --timeout 20 --ready-file "$TOPO_STATE/conns.ready" > "$TOPO_STATE/conns.out" 2>&1 &
     client=$!
     check "$name: $CONNS connections established" wait_for 40 test -s "$TOPO_STATE/conns.ready"
-    for i in 1 2 3; do
-        topo_gw_api "$i" POST /v1/target_groups/web/backends \
-            "{\"address\": \"$B4\", \"zone\": \"a\", \"tunnel\": \"vxlan\", \"vni\": $TOPO_VNI, \"inner_mac\": \"$(topo_backend_vxmac 4)\"}" > /dev/null
-    done
-    for i in 1 2 3; do
-        check "$name: gw$i has b4 in its tables (healthy)" wait_for 15 b4_in_use "$i"
-    done
-    # The staged version's second, a sync batch, and margin.
-    sleep 3
+    added_b4 "$name"
     for i in 1 2 3; do
         n=$(flows_of "$i")
         echo "  gw$i tracks $n flows"
@@ -99,6 +97,72 @@ phase() {
     topo_down
 }
 
+# added_b4 NAME: register b4 on every gateway and wait until it is in every
+# table and the staged version has been used.
+added_b4() {
+    local i
+    for i in 1 2 3; do
+        topo_gw_api "$i" POST /v1/target_groups/web/backends \
+            "{\"address\": \"$B4\", \"zone\": \"a\", \"tunnel\": \"vxlan\", \"vni\": $TOPO_VNI, \"inner_mac\": \"$(topo_backend_vxmac 4)\"}" > /dev/null
+    done
+    for i in 1 2 3; do
+        check "$1: gw$i has b4 in its tables (healthy)" wait_for 15 b4_in_use "$i"
+    done
+    # The staged version's second, a sync batch, and margin.
+    sleep 3
+}
+
+# rolling NAME: a rolling restart of the three gateways, with sync, while
+# connections and requests run.
+rolling() {
+    local name=$1 i client http summary rejected fails
+    export TOPO_SYNC=1
+    section "$name: topology $TOPO, 3 gateways with sync"
+    topo_up
+    for i in 1 2 3; do topo_gw_start "$i" af_packet; done
+    check "$name: BGP sessions Established" topo_wait_bgp 30
+    check "$name: $VIP announced by the three gateways" topo_wait_nexthops "$VIP" 3 20
+    rm -f "$TOPO_STATE/conns.ready" "$TOPO_STATE/http.stop"
+    topo_exec client "$TOPO_PY" "$TOPO_FILES/conn_client.py" "$VIP" "$TOPO_ECHO_PORT" --count "$CONNS" \
+        --duration 75 --interval 0.5 --timeout 20 --ready-file "$TOPO_STATE/conns.ready" > "$TOPO_STATE/conns.out" 2>&1 &
+    client=$!
+    check "$name: $CONNS connections established" wait_for 40 test -s "$TOPO_STATE/conns.ready"
+    added_b4 "$name"
+    # Requests, each a new connection, until told to stop.
+    ( while [ ! -e "$TOPO_STATE/http.stop" ]; do topo_http 5 "$VIP" 80; sleep 0.2; done ) > "$TOPO_STATE/http.out" 2>&1 &
+    http=$!
+    for i in 1 2 3; do
+        topo_exec client "$TOPO_PY" "$TOPO_FILES/sync_forge.py" "$(topo_gw_addr "$i")" "$TOPO_SYNC_PORT" \
+            "$TOPO_STATE/sync.key" --count 20 > /dev/null
+    done
+    for i in 1 2 3; do
+        rejected=$(topo_gw_api "$i" GET /v1/status | json "d['sync']['rejected']['forged'] + d['sync']['rejected']['malformed']")
+        check "$name: gw$i counted the 60 hostile datagrams and ignored them ($rejected)" [ "$rejected" -ge 60 ]
+    done
+    for i in 1 2 3; do
+        echo "  restarting gw$i at $(date +%T.%N | cut -c1-12)"
+        topo_gw_stop "$i"
+        check "$name: gw$i withdrew the VIP before it stopped (2 next hops)" topo_wait_nexthops "$VIP" 2 10
+        topo_gw_start "$i" af_packet
+        check "$name: gw$i is back: 3 next hops" topo_wait_nexthops "$VIP" 3 30
+        topo_gw_api "$i" GET /v1/status | json "(d['sync']['fetch_peers_complete'], d['sync']['learned_entries'])" \
+            | sed "s/^/  gw$i (fetch peers complete, learned entries): /"
+        sleep 3
+    done
+    touch "$TOPO_STATE/http.stop"
+    wait "$http" || true
+    wait "$client" || true
+    summary=$(grep '^conns=' "$TOPO_STATE/conns.out" || echo "no summary: $(tail -3 "$TOPO_STATE/conns.out")")
+    echo "  $summary"
+    grep '^failed' "$TOPO_STATE/conns.out" | head -5 | sed 's/^/  /' || true
+    check "$name: no long-lived connection broke: $summary" grep -q "^conns=$CONNS failed=0 " "$TOPO_STATE/conns.out"
+    fails=$(grep -vc '^backend=' "$TOPO_STATE/http.out" || true)
+    grep -v '^backend=' "$TOPO_STATE/http.out" | head -5 | sed 's/^/  /' || true
+    check "$name: no request failed ($(grep -c '^backend=' "$TOPO_STATE/http.out" || true) answered, $fails failed)" [ "$fails" -eq 0 ]
+    for i in 1 2 3; do topo_gw_stop "$i"; done
+    topo_down
+}
+
 phase "without sync" 0
 NOSYNC=${BROKEN:-}
 check "without sync, connections broke (${NOSYNC:-?} of $CONNS; the test proves nothing if none do)" \
@@ -106,4 +170,5 @@ check "without sync, connections broke (${NOSYNC:-?} of $CONNS; the test proves 
 phase "with sync" 1
 check "with sync, no connection broke (${BROKEN:-?} of $CONNS; without sync: ${NOSYNC:-?})" \
     [ "${BROKEN:-x}" = 0 ]
+rolling "rolling restart"
 e2e_finish
