@@ -144,6 +144,8 @@ rolling() {
         topo_gw_stop "$i"
         check "$name: gw$i withdrew the VIP before it stopped (2 next hops)" topo_wait_nexthops "$VIP" 2 10
         topo_gw_start "$i" af_packet
+        check "$name: gw$i serves again (dnlb status --wait-serving)" \
+            topo_exec "gw$i" "$DNLB_BIN" status --config "$TOPO_STATE/gw$i/dnlb.toml" --wait-serving 30 > /dev/null
         check "$name: gw$i is back: 3 next hops" topo_wait_nexthops "$VIP" 3 30
         topo_gw_api "$i" GET /v1/status | json "(d['sync']['fetch_peers_complete'], d['sync']['learned_entries'])" \
             | sed "s/^/  gw$i (fetch peers complete, learned entries): /"

@@ -460,9 +460,10 @@ impl ControlPlane {
             || next.gateway != self.cfg.gateway
             || listen(next) != listen(&self.cfg)
             || next.routing != self.cfg.routing
+            || next.sync != self.cfg.sync
         {
             return Err(ChangeError::Invalid(
-                "the [gateway], [dataplane], [routing] sections and admin.listen cannot change at run time; restart dnlb"
+                "the [gateway], [dataplane], [routing], [sync] sections and admin.listen cannot change at run time; restart dnlb"
                     .into(),
             ));
         }

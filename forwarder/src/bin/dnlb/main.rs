@@ -116,6 +116,11 @@ enum Command {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+        /// First wait up to SECONDS until the gateway serves: BIRD confirmed
+        /// every VIP, no new version staged (exit 1 if it does not). Run it
+        /// after restarting a gateway, before restarting the next.
+        #[arg(long, value_name = "SECONDS")]
+        wait_serving: Option<u64>,
     },
 }
 
@@ -134,7 +139,14 @@ fn main() -> ExitCode {
             config,
             token_file,
             json,
-        } => match status::run(api, config, token_file, json) {
+            wait_serving,
+        } => match status::run(
+            api,
+            config,
+            token_file,
+            json,
+            wait_serving.map(std::time::Duration::from_secs),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 errln!("dnlb status: {e}");

@@ -4,14 +4,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dnlb_forwarder::control::status::{RoutesStatus, Status};
+use dnlb_forwarder::control::status::{RoutesStatus, Status, SyncStatus};
 
-/// `dnlb status`: asks a gateway's admin API and prints what it says.
+/// `dnlb status`: asks a gateway's admin API and prints what it says; with
+/// `wait_serving`, first waits (up to that long) until the gateway serves
+/// (see [`not_serving`]).
 pub fn run(
     api: Option<String>,
     config: Option<PathBuf>,
     token_file: Option<PathBuf>,
     json: bool,
+    wait_serving: Option<Duration>,
 ) -> Result<(), String> {
     let cfg = match &config {
         Some(c) => Some(dnlb_config::load(c).map_err(|e| e.to_string())?),
@@ -38,23 +41,26 @@ pub fn run(
         ),
         None => admin.and_then(|a| a.token).map(|t| t.0),
     };
-    let mut req = ureq::get(&format!("{}/v1/status", url.trim_end_matches('/')))
-        .timeout(Duration::from_secs(10));
-    if let Some(t) = &token {
-        req = req.set("Authorization", &format!("Bearer {t}"));
-    }
-    let body = match req.call() {
-        Ok(r) => r.into_string().map_err(|e| e.to_string())?,
-        Err(ureq::Error::Status(code, r)) => {
-            return Err(format!(
-                "{url}: HTTP {code}: {}",
-                r.into_string().unwrap_or_default().trim()
-            ))
-        }
-        Err(e) => {
-            return Err(format!(
-                "{url}: {e} (is dnlb running with an [admin] section?)"
-            ))
+    let body = match wait_serving {
+        None => get_status(&url, token.as_deref())?,
+        Some(limit) => {
+            let deadline = std::time::Instant::now() + limit;
+            loop {
+                let why = match get_status(&url, token.as_deref()) {
+                    Ok(body) => match serde_json::from_str::<Status>(&body) {
+                        Ok(s) => match not_serving(&s) {
+                            None => break body,
+                            Some(why) => why,
+                        },
+                        Err(e) => format!("unexpected answer: {e}"),
+                    },
+                    Err(e) => e,
+                };
+                if std::time::Instant::now() >= deadline {
+                    return Err(format!("not serving after {limit:?}: {why}"));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     };
     if json {
@@ -65,6 +71,64 @@ pub fn run(
         serde_json::from_str(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
     out!("{}", render_table(&s));
     Ok(())
+}
+
+/// `GET /v1/status`'s body.
+fn get_status(url: &str, token: Option<&str>) -> Result<String, String> {
+    let mut req = ureq::get(&format!("{}/v1/status", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => r.into_string().map_err(|e| e.to_string()),
+        Err(ureq::Error::Status(code, r)) => Err(format!(
+            "{url}: HTTP {code}: {}",
+            r.into_string().unwrap_or_default().trim()
+        )),
+        Err(e) => Err(format!(
+            "{url}: {e} (is dnlb running with an [admin] section?)"
+        )),
+    }
+}
+
+/// Why a gateway does not serve yet (`None`: it does): BIRD has not
+/// confirmed every VIP dnlb wants announced, or a new version is still
+/// staged (flow-exception sync). What a rolling restart waits for before
+/// the next gateway goes (docs/operations.md).
+pub fn not_serving(s: &Status) -> Option<String> {
+    if let Some(r) = &s.routes {
+        if !r.up || r.pending || r.announced.as_deref() != Some(&r.wanted[..]) {
+            return Some(format!(
+                "BIRD has not confirmed the VIPs ({})",
+                routes_line(r).trim_end()
+            ));
+        }
+    }
+    if s.sync.as_ref().is_some_and(|y| y.staged) {
+        return Some("a new version is staged".into());
+    }
+    None
+}
+
+/// Flow-exception sync in a line.
+fn sync_line(y: &SyncStatus) -> String {
+    let rejected: u64 = y.rejected.values().sum();
+    format!(
+        "sync: {}exceptions found {} shared {}; learned {} (held {}, used {}); pinned {}; sent {} msgs, received {}, rejected {}; queue drops {}, held {}\n",
+        if y.staged { "STAGED; " } else { "" },
+        y.exceptions_found,
+        y.shared,
+        y.learned,
+        y.learned_entries,
+        y.learned_used,
+        y.pinned,
+        y.sent_messages,
+        y.received_messages,
+        rejected,
+        y.queue_drops,
+        y.held
+    )
 }
 
 /// Lays out rows as left-aligned columns.
@@ -208,6 +272,9 @@ pub fn render_table(s: &Status) -> String {
     if let Some(r) = &s.routes {
         out.push_str(&routes_line(r));
     }
+    if let Some(y) = &s.sync {
+        out.push_str(&sync_line(y));
+    }
     if !s.counters_fresh {
         out.push_str("(some workers did not answer in time: counters may be a little old)\n");
     }
@@ -301,6 +368,36 @@ fn changes_lines(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_serves_once_bird_confirmed_its_vips_and_nothing_is_staged() {
+        let mut s = Status::default();
+        assert_eq!(not_serving(&s), None, "no [routing], no [sync]");
+        s.routes = Some(RoutesStatus {
+            up: true,
+            announced: None,
+            wanted: vec!["192.0.2.10".into()],
+            ..Default::default()
+        });
+        assert!(not_serving(&s).unwrap().contains("BIRD has not confirmed"));
+        let r = s.routes.as_mut().unwrap();
+        r.announced = Some(vec!["192.0.2.10".into()]);
+        assert_eq!(not_serving(&s), None);
+        s.routes.as_mut().unwrap().pending = true;
+        assert!(not_serving(&s).is_some(), "a change waits for BIRD");
+        s.routes.as_mut().unwrap().pending = false;
+        s.routes.as_mut().unwrap().up = false;
+        assert!(not_serving(&s).is_some(), "BIRD down");
+        s.routes.as_mut().unwrap().up = true;
+        s.sync = Some(SyncStatus {
+            staged: true,
+            ..Default::default()
+        });
+        assert_eq!(not_serving(&s).as_deref(), Some("a new version is staged"));
+        s.sync.as_mut().unwrap().staged = false;
+        assert_eq!(not_serving(&s), None);
+        assert!(render_table(&s).contains("sync: exceptions found 0"));
+    }
 
     #[test]
     fn routes_line_says_whether_bird_is_up_and_what_waits() {
