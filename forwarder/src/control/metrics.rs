@@ -88,6 +88,19 @@ const FAMILIES: &[(Kind, &str, &str)] = &[
     (Kind::Gauge, "dnlb_bird_announced_vips", "VIPs BIRD last confirmed it announces."),
     (Kind::Gauge, "dnlb_bird_wanted_vips", "VIPs dnlb wants BIRD to announce."),
     (Kind::Gauge, "dnlb_bird_change_pending", "Whether a change waits for BIRD to take it (1)."),
+    (Kind::Gauge, "dnlb_sync_staged", "Whether a new version is staged (1): its flows are being shared before it is used."),
+    (Kind::Counter, "dnlb_sync_exceptions_found_total", "Flows workers found whose backend is not what the (staged or current) table picks."),
+    (Kind::Counter, "dnlb_sync_exceptions_shared_total", "Exceptions queued for the peer gateways."),
+    (Kind::Counter, "dnlb_sync_pinned_total", "SYNs stored while a version was staged, because the staged table would move them."),
+    (Kind::Counter, "dnlb_sync_learned_total", "Entries from peers stored in workers' learned tables (each worker counts)."),
+    (Kind::Counter, "dnlb_sync_learned_used_total", "Packets of flows this gateway did not track that a learned entry kept on their backend."),
+    (Kind::Gauge, "dnlb_sync_learned_entries", "Learned entries held by workers, summed."),
+    (Kind::Gauge, "dnlb_sync_held_entries", "Entries from peers the sync endpoint holds (to answer fetches)."),
+    (Kind::Counter, "dnlb_sync_messages_total", "Sync messages, by direction (sent: a copy to each peer counts; received: accepted)."),
+    (Kind::Counter, "dnlb_sync_sent_bytes_total", "Bytes of sync messages sent (UDP payload)."),
+    (Kind::Counter, "dnlb_sync_rejected_total", "Sync messages rejected and ignored, by reason (forged, replayed, malformed, ...)."),
+    (Kind::Counter, "dnlb_sync_dropped_total", "Sync entries dropped, by where (worker_pending: found again by a later walk; send_queue; to_workers)."),
+    (Kind::Counter, "dnlb_sync_fetch_peers_total", "Peers asked at start for what they hold, by result (complete, failed)."),
 ];
 
 /// A family and how to read its value from one entity (worker, port,
@@ -240,6 +253,7 @@ pub fn render(s: &Status) -> String {
     listeners(&mut t, s);
     backends(&mut t, s);
     bird(&mut t, s);
+    sync(&mut t, s);
     t.out
 }
 
@@ -434,12 +448,45 @@ fn bird(t: &mut Text, s: &Status) {
     t.family("dnlb_bird_change_pending").sample(&[], r.pending);
 }
 
+/// Flow-exception sync (with a `[sync]` section only).
+fn sync(t: &mut Text, s: &Status) {
+    let Some(y) = &s.sync else { return };
+    t.family("dnlb_sync_staged").sample(&[], y.staged);
+    t.family("dnlb_sync_exceptions_found_total")
+        .sample(&[], y.exceptions_found);
+    t.family("dnlb_sync_exceptions_shared_total")
+        .sample(&[], y.shared);
+    t.family("dnlb_sync_pinned_total").sample(&[], y.pinned);
+    t.family("dnlb_sync_learned_total").sample(&[], y.learned);
+    t.family("dnlb_sync_learned_used_total")
+        .sample(&[], y.learned_used);
+    t.family("dnlb_sync_learned_entries")
+        .sample(&[], y.learned_entries);
+    t.family("dnlb_sync_held_entries").sample(&[], y.held);
+    t.family("dnlb_sync_messages_total")
+        .sample(&["direction=\"sent\""], y.sent_messages)
+        .sample(&["direction=\"received\""], y.received_messages);
+    t.family("dnlb_sync_sent_bytes_total")
+        .sample(&[], y.sent_bytes);
+    let f = t.family("dnlb_sync_rejected_total");
+    for (reason, n) in &y.rejected {
+        f.sample(&[&label("reason", reason)], *n);
+    }
+    t.family("dnlb_sync_dropped_total")
+        .sample(&["where=\"worker_pending\""], y.exceptions_dropped)
+        .sample(&["where=\"send_queue\""], y.queue_drops)
+        .sample(&["where=\"to_workers\""], y.dropped);
+    t.family("dnlb_sync_fetch_peers_total")
+        .sample(&["result=\"complete\""], y.fetch_peers_complete)
+        .sample(&["result=\"failed\""], y.fetch_peers_failed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::status::{
         AclRuleStatus, AclStatus, FlowStatus, HostClassStatus, LimitsStatus, ListenerStatus,
-        RoutesStatus,
+        RoutesStatus, SyncStatus,
     };
     use std::collections::BTreeMap;
 
@@ -512,6 +559,16 @@ mod tests {
                 pending: true,
                 ..Default::default()
             }),
+            sync: Some(SyncStatus {
+                staged: true,
+                exceptions_found: 30,
+                shared: 29,
+                learned: 12,
+                learned_used: 5,
+                rejected: [("forged".to_string(), 2)].into_iter().collect(),
+                sent_messages: 4,
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -542,6 +599,12 @@ mod tests {
             "dnlb_acl_rule_packets_total{listener=\"web\",rule=\"198.18.0.0/16\",action=\"allow\"} 8\n",
             "dnlb_listener_new_flow_limit{listener=\"web\",scope=\"source\"} 100\n",
             "dnlb_host_packets_total{class=\"routing\",result=\"dropped\"} 1\n",
+            "dnlb_sync_staged 1\n",
+            "dnlb_sync_exceptions_found_total 30\n",
+            "dnlb_sync_learned_used_total 5\n",
+            "dnlb_sync_messages_total{direction=\"sent\"} 4\n",
+            "dnlb_sync_rejected_total{reason=\"forged\"} 2\n",
+            "dnlb_sync_dropped_total{where=\"send_queue\"} 0\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
@@ -572,6 +635,7 @@ mod tests {
         let text = render(&Status::default());
         assert!(!text.contains("dnlb_backend_"), "{text}");
         assert!(!text.contains("dnlb_bird_"), "{text}");
+        assert!(!text.contains("dnlb_sync_"), "{text}");
         assert!(text.contains("dnlb_flow_table_entries 0\n"), "{text}");
     }
 

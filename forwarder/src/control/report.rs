@@ -71,11 +71,9 @@ pub fn status(plane: &ControlPlane) -> Status {
     }
 }
 
-fn sync_status(plane: &ControlPlane, lb: &LbStats) -> Option<SyncStatus> {
-    let (e, b) = plane.sync_stats()?;
-    let w = &lb.counters.sync;
-    let r = &e.rejected;
-    let rejected = [
+/// Sync messages rejected, by reason (every reason, zeros included).
+pub fn rejections(r: &dnlb_sync::Rejections) -> BTreeMap<String, u64> {
+    [
         ("oversized", r.oversized),
         ("malformed", r.malformed),
         ("forged", r.forged),
@@ -87,7 +85,12 @@ fn sync_status(plane: &ControlPlane, lb: &LbStats) -> Option<SyncStatus> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect()
+}
+
+fn sync_status(plane: &ControlPlane, lb: &LbStats) -> Option<SyncStatus> {
+    let (e, b) = plane.sync_stats()?;
+    let w = &lb.counters.sync;
     Some(SyncStatus {
         staged: plane.is_staging(),
         exceptions_found: w.exceptions,
@@ -105,7 +108,7 @@ fn sync_status(plane: &ControlPlane, lb: &LbStats) -> Option<SyncStatus> {
         sent_messages: e.sent_messages,
         sent_bytes: e.sent_bytes,
         received_messages: e.received_messages,
-        rejected,
+        rejected: rejections(&e.rejected),
         queued: e.queued,
         queue_drops: e.queue_drops,
         held: e.held,

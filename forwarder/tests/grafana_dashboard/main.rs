@@ -17,9 +17,10 @@ use std::path::Path;
 
 use dnlb_dataplane::DropReason;
 use dnlb_forwarder::control::metrics::{self, Kind};
+use dnlb_forwarder::control::report;
 use dnlb_forwarder::control::status::{
     AclRuleStatus, AclStatus, BackendStatus, FlowStatus, HostClassStatus, LimitsStatus,
-    ListenerStatus, PortStatus, RoutesStatus, Status, WorkerStatus,
+    ListenerStatus, PortStatus, RoutesStatus, Status, SyncStatus, WorkerStatus,
 };
 use dnlb_lb::policing::HostClass;
 use promql::{Metric, Type};
@@ -106,6 +107,11 @@ fn fixture() -> Status {
         runtime_changes: vec!["weight".into()],
         routes: Some(RoutesStatus {
             wanted: vec!["192.0.2.10".into()],
+            ..Default::default()
+        }),
+        // Every rejection reason the status reports.
+        sync: Some(SyncStatus {
+            rejected: report::rejections(&dnlb_sync::Rejections::default()),
             ..Default::default()
         }),
         ..Default::default()
