@@ -143,6 +143,12 @@ pub struct ListenerState {
     /// The table a pending version will use, while it is staged (see
     /// [`Snapshot::staging`]); `None` when none is.
     pub next_table: Option<Arc<MaglevTable>>,
+    /// Under `zone_affinity = "prefer_own"`: the other tables gateways of
+    /// the fleet use for this listener (those of the group's other zones,
+    /// and of gateways in a zone without backends), of the staged version
+    /// while one is staged. A flow is an exception if any of them (or
+    /// [`ListenerState::target_table`]) sends it elsewhere.
+    pub peer_tables: Vec<Arc<MaglevTable>>,
     /// Names the listener to peer gateways (flow-exception sync): a hash of
     /// its name, the same on every gateway with the same config.
     pub sync_key: u64,
@@ -154,6 +160,17 @@ impl ListenerState {
     #[inline]
     pub fn target_table(&self) -> &MaglevTable {
         self.next_table.as_deref().unwrap_or(&self.table)
+    }
+
+    /// Whether a flow with scheduler hash `hash` on `backend` needs sharing:
+    /// the target table or a peer table sends it elsewhere.
+    #[inline]
+    pub fn is_exception(&self, hash: u64, backend: BackendId) -> bool {
+        self.target_table().lookup(hash) != Some(backend)
+            || self
+                .peer_tables
+                .iter()
+                .any(|t| t.lookup(hash) != Some(backend))
     }
 }
 
@@ -358,6 +375,7 @@ impl Snapshot {
         };
         // Backends of every group, with stable ids.
         let mut group_members: Vec<Vec<(BackendId, Identity, u8)>> = Vec::new();
+        let mut group_peers: Vec<Vec<Vec<(BackendId, Identity, u8)>>> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         for (gi, g) in cfg.target_groups.iter().enumerate() {
             let plan = plan_group(cfg, g, healthy, at, &mut next_deadline);
@@ -393,12 +411,15 @@ impl Snapshot {
                 backends[id.0 as usize] = Some(state);
                 members.push((id, identity, new_flows));
             }
+            group_peers.push(peer_zone_members(cfg, g, &members, healthy, at));
             group_members.push(members);
         }
         let mut listeners = Vec::with_capacity(cfg.listeners.len());
         for (li, l) in cfg.listeners.iter().enumerate() {
             let maglev_input = maglev_input(&group_members[l.target_group], l.table_size);
             let table = table_for(&mut tables, &mut built, &maglev_input, &l.name)?;
+            let peers = &group_peers[l.target_group];
+            let peer_tables = peer_tables(&mut tables, &mut built, peers, &table, l)?;
             listeners.push(ListenerState {
                 id: ListenerId(li as u16),
                 slot: registry.listener_slot(&l.name),
@@ -414,6 +435,7 @@ impl Snapshot {
                 acl_input: l.acl.clone(),
                 limits: crate::policing::ListenerLimits::of(&l.limits, cfg),
                 next_table: None,
+                peer_tables,
                 sync_key: listener_sync_key(&l.name),
             });
         }
@@ -482,7 +504,9 @@ impl Snapshot {
     pub fn staging(&self, next: &Snapshot) -> Snapshot {
         let mut s = self.clone();
         for l in &mut s.listeners {
-            l.next_table = next.listener_at_slot(l.slot).map(|n| n.table.clone());
+            let n = next.listener_at_slot(l.slot);
+            l.next_table = n.map(|n| n.table.clone());
+            l.peer_tables = n.map(|n| n.peer_tables.clone()).unwrap_or_default();
         }
         s
     }
@@ -641,15 +665,81 @@ pub fn plan_group(
         };
         plan.push((bi, usable, new_flows));
     }
-    if let (ZoneAffinity::PreferOwn, Some(own)) = (g.zone_affinity, &cfg.gateway.zone) {
-        let in_own = |bi: usize| g.backends[bi].zone.as_ref() == Some(own);
-        if plan.iter().any(|&(bi, _, w)| w > 0 && in_own(bi)) {
-            for p in plan.iter_mut().filter(|p| !in_own(p.0)) {
-                p.2 = 0;
-            }
+    prefer_zone(&mut plan, g, cfg.gateway.zone.as_deref());
+    plan
+}
+
+/// Under `prefer_own`, a gateway in `zone` gives new flows only to that
+/// zone's backends while one of them takes new flows.
+fn prefer_zone(plan: &mut [(usize, bool, u8)], g: &dnlb_model::TargetGroup, zone: Option<&str>) {
+    let (ZoneAffinity::PreferOwn, Some(own)) = (g.zone_affinity, zone) else {
+        return;
+    };
+    let in_own = |bi: usize| g.backends[bi].zone.as_deref() == Some(own);
+    if plan.iter().any(|&(bi, _, w)| w > 0 && in_own(bi)) {
+        for p in plan.iter_mut().filter(|p| !in_own(p.0)) {
+            p.2 = 0;
         }
     }
-    plan
+}
+
+/// Under `prefer_own`, what the gateways of the group's other zones (and
+/// gateways in a zone without backends) give new flows to: the members
+/// (`members[i]` is backend `i`'s id, identity and weight here) with each
+/// other zone's preference applied to the weights before any preference.
+/// Empty when the group does not prefer its own zone or this gateway has
+/// no zone: then every gateway uses the same table.
+fn peer_zone_members(
+    cfg: &Config,
+    g: &dnlb_model::TargetGroup,
+    members: &[(BackendId, Identity, u8)],
+    healthy: &dyn Fn(&str, &Identity) -> bool,
+    at: &BuildTime<'_>,
+) -> Vec<Vec<(BackendId, Identity, u8)>> {
+    let own = match (g.zone_affinity, cfg.gateway.zone.as_deref()) {
+        (ZoneAffinity::PreferOwn, Some(own)) => own,
+        _ => return Vec::new(),
+    };
+    let mut zoneless = cfg.clone();
+    zoneless.gateway.zone = None;
+    let base = plan_group(&zoneless, g, healthy, at, &mut None);
+    let mut zones: Vec<Option<&str>> = g
+        .backends
+        .iter()
+        .map(|b| b.zone.as_deref())
+        .filter(|z| *z != Some(own))
+        .chain([None])
+        .collect();
+    zones.sort_unstable();
+    zones.dedup();
+    zones
+        .into_iter()
+        .map(|z| {
+            let mut plan = base.clone();
+            prefer_zone(&mut plan, g, z);
+            plan.iter()
+                .map(|&(bi, _, w)| (members[bi].0, members[bi].1, w))
+                .collect()
+        })
+        .collect()
+}
+
+/// The distinct tables of `peers` (member lists) other than `own`.
+fn peer_tables(
+    tables: &mut HashMap<MaglevInput, Arc<MaglevTable>>,
+    built: &mut usize,
+    peers: &[Vec<(BackendId, Identity, u8)>],
+    own: &Arc<MaglevTable>,
+    l: &dnlb_model::Listener,
+) -> Result<Vec<Arc<MaglevTable>>, SnapshotError> {
+    let mut out: Vec<Arc<MaglevTable>> = Vec::new();
+    for m in peers {
+        let t = table_for(tables, built, &maglev_input(m, l.table_size), &l.name)?;
+        if !Arc::ptr_eq(&t, own) && !out.iter().any(|o| Arc::ptr_eq(o, &t)) {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

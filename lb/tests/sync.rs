@@ -372,3 +372,68 @@ fn without_sync_nothing_is_pinned_or_learned() {
     assert!(p.sync().is_none());
     assert!(p.sync_walk(&staged, 0, 100));
 }
+
+/// Two gateways of a fleet under `zone_affinity = "prefer_own"`, in zones
+/// a and b; backends .1 and .2 in zone a, .3 and .4 in zone b.
+fn zoned(gateway_zone: &str) -> Snapshot {
+    let mut text = format!(
+        "[gateway]\nname = \"z\"\nzone = \"{gateway_zone}\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
+         [[target_group]]\nname = \"g\"\nzone_affinity = \"prefer_own\"\n"
+    );
+    for (i, z) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
+        text += &format!("[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\nzone = \"{z}\"\n");
+    }
+    let cfg = dnlb_config::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    Snapshot::build(&cfg, 1, &mut BackendRegistry::default()).unwrap()
+}
+
+#[test]
+fn under_own_zone_preference_every_flow_is_shared_and_the_other_zone_keeps_it() {
+    let (in_a, in_b) = (zoned("a"), zoned("b"));
+    assert_eq!(
+        in_a.listeners[0].peer_tables.len(),
+        2,
+        "zone b's table, and the zone-less one"
+    );
+    // Gateway A (zone a) sends new flows to zone a's backends only, and
+    // shares each as it starts: zone b's gateways (and zone-less ones)
+    // would pick otherwise.
+    let mut a = gateway(&in_a, 1);
+    let began = establish(&mut a, &in_a);
+    let zone_a = |id: BackendId| matches!(in_a.backend(id).unwrap().zone.as_deref(), Some("a"));
+    assert!(began.iter().all(|&b| zone_a(b)));
+    let shared: Vec<Exception> = a.sync().unwrap().drain().collect();
+    assert_eq!(
+        shared.len(),
+        FLOWS as usize,
+        "every flow is an exception to zone b"
+    );
+    // The walk finds them too.
+    assert_eq!(walk_all(&mut a, &in_a, 1).len(), FLOWS as usize);
+    // Zone a lost its gateway: zone b's gateway keeps every flow on its
+    // zone-a backend with what it learned, and without it would move all.
+    let mut b = gateway(&in_b, 2);
+    for op in learn_ops(&shared) {
+        b.sync().unwrap().learn(op, 0);
+    }
+    let mut plain = gateway(&in_b, 3);
+    for i in 0..FLOWS {
+        assert_eq!(send(&mut b, &in_b, &tcp(i, "A"), 1), began[i as usize]);
+        assert!(!zone_a(send(&mut plain, &in_b, &tcp(i, "A"), 1)));
+    }
+    // A SYN is not pinned for another zone's sake (SYNs take no entry).
+    let mut c = gateway(&in_a, 4);
+    for i in 0..FLOWS {
+        send(&mut c, &in_a, &tcp(i, "S"), 0);
+    }
+    assert_eq!(c.flows().len(), 0);
+    assert_eq!(c.sync().unwrap().counters.pinned, 0);
+    // Without a zone preference, no peer tables: nothing to share.
+    assert!(
+        snapshot(&mut BackendRegistry::default(), 4, &[]).listeners[0]
+            .peer_tables
+            .is_empty()
+    );
+}

@@ -161,11 +161,15 @@ pub(super) fn pick<const SYNC: bool>(
         return Picked::just(Err(DropReason::NoBackend), rescheduled);
     };
     debug_assert!(id.0 & !BACKEND_BITS == 0, "backend ids stay below 2^30");
-    // While a version is staged: whether it would move this flow.
-    let moved = SYNC
+    // While a version is staged: whether it would move this flow (a SYN
+    // is then pinned). Whether some table in the fleet sends it elsewhere:
+    // that one, or another zone's under `prefer_own` (shared at once).
+    let staged_moves = SYNC
         && l.next_table
             .as_ref()
             .is_some_and(|n| n.lookup(k.hash) != Some(id));
+    let moved =
+        SYNC && (staged_moves || l.peer_tables.iter().any(|t| t.lookup(k.hash) != Some(id)));
     // Only a TCP segment that acknowledges something (ACK, no SYN, no RST)
     // can belong to an established connection, so only it takes an entry.
     // A bare SYN opens nothing yet (every gateway answers it alike from the
@@ -181,7 +185,7 @@ pub(super) fn pick<const SYNC: bool>(
             && !flags.contains(TcpFlags::RST));
     if !stateful {
         let mut p = Picked::just(Ok(id), rescheduled);
-        if syn && moved {
+        if syn && staged_moves {
             // Pinned, so the handshake's next packets (here or, once
             // shared, anywhere) keep this backend after the switch.
             p.inserted = Some(
