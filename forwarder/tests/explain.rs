@@ -320,6 +320,7 @@ fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("dnlb explain says:\n{text}");
     assert!(
         out.status.success(),
         "{text} {}",
