@@ -8,6 +8,7 @@ use dnlb_lb::processor::Processor;
 use dnlb_lb::verdict::{Action, DropReason};
 
 use crate::clock::Clock;
+use crate::explain::ExplainResponder;
 use dnlb_wire::buf::PacketBuf;
 
 use crate::io::{PortIndex, BURST};
@@ -43,6 +44,8 @@ pub struct LbPipeline<C: Clock> {
     sync: Option<WorkerSync>,
     /// A snapshot was adopted since sync last looked.
     adopted: bool,
+    /// Answers `dnlb explain` when the control thread asks.
+    explain: Option<ExplainResponder>,
 }
 
 /// The flow table is swept every this many poll iterations (a power of
@@ -68,7 +71,15 @@ impl<C: Clock> LbPipeline<C> {
             hints: [None; BURST],
             sync: None,
             adopted: false,
+            explain: None,
         }
+    }
+
+    /// Answers the control thread's `dnlb explain` questions through
+    /// `explain` (checked once per loop iteration).
+    pub fn with_explain(mut self, explain: ExplainResponder) -> Self {
+        self.explain = Some(explain);
+        self
     }
 
     /// Takes part in flow-exception sync through `link` (the processor must
@@ -123,6 +134,18 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             let now = self.clock.now_ms();
             let adopted = std::mem::take(&mut self.adopted);
             sync.poll(&mut self.processor, self.snapshot.get(), now, adopted);
+        }
+        if let Some(ex) = &mut self.explain {
+            if ex.requested() {
+                // Answered against the snapshot the next packet would see
+                // (an idle worker takes a new one here: a quiescent point).
+                if self.snapshot.refresh() {
+                    self.processor.adopt(self.snapshot.get());
+                    self.adopted = true;
+                }
+                let now = self.clock.now_ms();
+                ex.answer(&self.processor, self.snapshot.get(), now);
+            }
         }
         if let Some(stats) = &mut self.stats {
             let p = &mut self.processor;

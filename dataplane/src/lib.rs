@@ -37,6 +37,7 @@
 pub mod clock;
 pub mod counters;
 pub mod dpdk;
+pub mod explain;
 pub mod io;
 pub mod lb_pipeline;
 pub mod pipeline;
@@ -55,6 +56,7 @@ pub mod worker;
 
 pub use clock::{Clock, MonotonicClock, TscClock};
 pub use counters::{Counters, DropReason, PublishedCounters};
+pub use explain::{ExplainBoard, ExplainResponder};
 pub use io::{Burst, PacketIo, PortIndex, BURST};
 pub use lb_pipeline::{LbPipeline, PortPlan};
 pub use pipeline::{BurstVerdict, ForwardPipeline, Pipeline, Verdict};

@@ -353,6 +353,21 @@ impl FlowTable {
         })
     }
 
+    /// [`peek`](Self::peek) with the entry's remaining lifetime at `now`
+    /// (milliseconds until it expires without another packet): what a
+    /// diagnostic shows. Changes nothing.
+    pub fn peek_remaining(&self, fp: u64, now: u32) -> Option<(u32, u32)> {
+        let fp = norm(fp);
+        let (b1, b2) = self.candidates(fp);
+        [b1, b2].into_iter().find_map(|b| {
+            self.buckets[b]
+                .e
+                .iter()
+                .find(|e| e.fp == fp)
+                .and_then(|e| live(e.expiry, now).then(|| (e.value, e.expiry.wrapping_sub(now))))
+        })
+    }
+
     /// Prefetches both candidate buckets of every fingerprint in `fps`, so
     /// the cache misses of a burst overlap instead of being paid one after
     /// another by the lookups that follow.
@@ -833,6 +848,9 @@ mod tests {
         assert_eq!(t.len(), 1, "peek reclaims nothing");
         assert_eq!(t.lookup(42, 9, 10), Some(7));
         assert_eq!(t.peek(42, 18), Some(7));
+        assert_eq!(t.peek_remaining(42, 18), Some((7, 1)));
+        assert_eq!(t.peek_remaining(42, 19), None);
+        assert_eq!(t.peek_remaining(43, 18), None);
     }
 
     #[test]

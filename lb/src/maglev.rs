@@ -297,6 +297,12 @@ impl MaglevTable {
         self.entries.get(reduce(hash, self.size) as usize).copied()
     }
 
+    /// The slot [`MaglevTable::lookup`] reads for `hash` (the same on every
+    /// gateway with the same table size), for diagnostics.
+    pub fn slot(&self, hash: u64) -> u32 {
+        reduce(hash, self.size)
+    }
+
     /// The number of slots `M` the table was built with.
     pub fn size(&self) -> u32 {
         self.size

@@ -205,6 +205,33 @@ pub struct BackendState {
     pub sync_key: u64,
 }
 
+/// Which backends of a target group take new flows, by zone (what
+/// `zone_affinity` made of the group at build time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneRule {
+    /// Every zone alike (`zone_affinity = "any"`, or the gateway has no
+    /// zone).
+    Any,
+    /// Only the gateway's own zone (`prefer_own`, and a backend there takes
+    /// new flows): the table holds no other zone's backends.
+    OwnZone,
+    /// `prefer_own`, but no backend of the gateway's zone takes new flows:
+    /// every zone's backends do.
+    FellBack,
+}
+
+/// A target group as diagnostics see it (workers never read this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// Name from the config.
+    pub name: String,
+    /// What zone affinity made of it.
+    pub zone_rule: ZoneRule,
+    /// Every backend failed its health checks and the group fails open: all
+    /// are treated as healthy.
+    pub fail_open: bool,
+}
+
 /// Gateway-wide parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct GatewayParams {
@@ -262,6 +289,8 @@ pub struct Snapshot {
     /// The routing peers' addresses as VIP-table keys, sorted (empty: not
     /// configured).
     pub routing_peers: Vec<u128>,
+    /// Target groups by index (for `dnlb explain`).
+    pub groups: Vec<GroupState>,
     /// Gateway parameters.
     pub params: GatewayParams,
     /// Listener index + 1 by counter slot (0: no listener has that slot).
@@ -377,8 +406,10 @@ impl Snapshot {
         let mut group_members: Vec<Vec<(BackendId, Identity, u8)>> = Vec::new();
         let mut group_peers: Vec<Vec<Vec<(BackendId, Identity, u8)>>> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
+        let mut groups = Vec::with_capacity(cfg.target_groups.len());
         for (gi, g) in cfg.target_groups.iter().enumerate() {
             let plan = plan_group(cfg, g, healthy, at, &mut next_deadline);
+            groups.push(group_state(cfg, g, &plan, healthy));
             let mut members = Vec::new();
             for (bi, usable, new_flows) in plan {
                 let b = &g.backends[bi];
@@ -456,6 +487,7 @@ impl Snapshot {
                 vips: VipTable::build(&cfg.listeners),
                 backend_keys,
                 routing_peers: sorted_keys(cfg.protection.host.routing_peers.iter().copied()),
+                groups,
                 params: GatewayParams {
                     mtu: cfg.encap.mtu,
                     too_big: cfg.encap.too_big,
@@ -740,6 +772,40 @@ fn peer_tables(
         }
     }
     Ok(out)
+}
+
+/// What zone affinity and the all-down policy made of group `g`, given its
+/// [`plan_group`].
+fn group_state(
+    cfg: &Config,
+    g: &dnlb_model::TargetGroup,
+    plan: &[(usize, bool, u8)],
+    healthy: &dyn Fn(&str, &Identity) -> bool,
+) -> GroupState {
+    let zone_rule = match (g.zone_affinity, &cfg.gateway.zone) {
+        (ZoneAffinity::PreferOwn, Some(own)) => {
+            let own_takes = plan
+                .iter()
+                .any(|&(bi, _, w)| w > 0 && g.backends[bi].zone.as_ref() == Some(own));
+            if own_takes {
+                ZoneRule::OwnZone
+            } else {
+                ZoneRule::FellBack
+            }
+        }
+        _ => ZoneRule::Any,
+    };
+    let none_healthy = !g
+        .backends
+        .iter()
+        .any(|b| healthy(&g.name, &backend_identity(b)));
+    GroupState {
+        name: g.name.clone(),
+        zone_rule,
+        fail_open: !g.backends.is_empty()
+            && none_healthy
+            && g.all_down == dnlb_model::AllDownPolicy::FailOpen,
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use dnlb_dataplane::dpdk::DpdkIo;
 use dnlb_dataplane::snapshot::Publisher;
 use dnlb_dataplane::sync::SyncLink;
 use dnlb_dataplane::{
-    ForwardPipeline, LbPipeline, LbStatsBoard, Pipeline, PortIndex, PortPlan, PublishedCounters,
-    TscClock, Worker,
+    ExplainBoard, ForwardPipeline, LbPipeline, LbStatsBoard, Pipeline, PortIndex, PortPlan,
+    PublishedCounters, TscClock, Worker,
 };
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
@@ -38,6 +38,8 @@ pub struct DataPlane {
     pub published: Vec<(u32, Arc<PublishedCounters>)>,
     /// Where workers publish load-balancing counters when asked.
     pub board: Arc<LbStatsBoard>,
+    /// Where workers answer `dnlb explain`.
+    pub explain: Arc<ExplainBoard>,
     /// Snapshot publication (`None`: no listeners, frames are forwarded).
     pub publisher: Option<Publisher>,
     /// Backend ids of the first snapshot.
@@ -85,6 +87,7 @@ impl DataPlane {
             stop: Arc::new(AtomicBool::new(false)),
             published: Vec::new(),
             board: LbStatsBoard::new(dp.worker_lcores.len()),
+            explain: ExplainBoard::new(dp.worker_lcores.len()),
             publisher,
             registry,
             sync_links: Vec::new(),
@@ -145,7 +148,8 @@ impl DataPlane {
                         plan.clone(),
                         TscClock::new(self.eal.tsc_hz()),
                     )
-                    .with_stats(self.board.publisher(w));
+                    .with_stats(self.board.publisher(w))
+                    .with_explain(self.explain.responder(w));
                     if let Some(sync) = &cfg.sync {
                         let link = SyncLink::new(SYNC_FOUND_QUEUE, sync.max_held as usize);
                         self.sync_links.push(link.clone());

@@ -13,12 +13,14 @@
 //!   builds the [`status`] it serves and the final report; [`metrics`]
 //!   renders the status for Prometheus.
 //! - [`events`]: what the control plane tells the outside world.
+//! - [`explain`]: `dnlb explain`, where a flow goes and why.
 
 pub mod admin;
 pub mod bringup;
 pub mod changes;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod health;
 pub mod metrics;
 pub mod plane;

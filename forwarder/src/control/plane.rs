@@ -13,7 +13,9 @@ use dnlb_config::runtime::RuntimeChanges;
 use dnlb_config::{Config, Token};
 use dnlb_dataplane::snapshot::Publisher;
 use dnlb_dataplane::sync::SyncLink;
-use dnlb_dataplane::{Counters, DropReason, LbStats, LbStatsBoard, PublishedCounters};
+use dnlb_dataplane::{
+    Counters, DropReason, ExplainBoard, LbStats, LbStatsBoard, PublishedCounters,
+};
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::maglev::Identity;
 use dnlb_lb::processor::{LbCounters, Traffic};
@@ -70,6 +72,8 @@ pub struct DataPlaneParts {
     pub workers: Vec<(u32, Arc<PublishedCounters>)>,
     /// Where workers publish load-balancing counters on request.
     pub board: Arc<LbStatsBoard>,
+    /// Where workers answer `dnlb explain`.
+    pub explain: Arc<ExplainBoard>,
     /// Time-stamp counter ticks a second (workers count busy time in them).
     pub tsc_hz: u64,
     /// Each worker's flow-exception sync queues (empty without `[sync]`).
@@ -88,6 +92,10 @@ pub struct ControlPlane {
     reloads: ReloadCounters,
     workers: Vec<(u32, Arc<PublishedCounters>)>,
     board: Arc<LbStatsBoard>,
+    explain: Arc<ExplainBoard>,
+    /// The snapshot workers ran before the current one (`dnlb explain`'s
+    /// previous table; a staged version does not count as one).
+    previous: Option<Arc<Snapshot>>,
     tsc_hz: u64,
     started: Instant,
     announcer: Option<Announcer>,
@@ -203,6 +211,7 @@ impl ControlPlane {
             publisher,
             workers,
             board,
+            explain,
             tsc_hz,
             sync_links,
         } = dp;
@@ -249,6 +258,8 @@ impl ControlPlane {
             reloads: ReloadCounters::default(),
             workers,
             board,
+            explain,
+            previous: None,
             tsc_hz,
             started: Instant::now(),
             announcer,
@@ -392,6 +403,8 @@ impl ControlPlane {
             // Staged first: workers share the flows the new tables move
             // before any gateway uses them, and pin the handshakes they
             // would break; the version itself follows (see `tick`).
+            // (The staging snapshot has the current tables: not a
+            // previous version of its own.)
             let g = publisher.publish(Arc::new(current.staging(&snap)));
             snap.generation = g + 1;
             let now = Instant::now();
@@ -408,6 +421,7 @@ impl ControlPlane {
         }
         // A version that moves no flow replaces a staged one at once.
         self.staged = None;
+        self.previous = Some(current);
         Ok(Published {
             generation: publisher.publish(Arc::new(snap)),
             tables_rebuilt: rebuilt,
@@ -423,6 +437,7 @@ impl ControlPlane {
             .is_some_and(|s| Instant::now() >= s.due)
         {
             if let (Some(s), Some(publisher)) = (self.staged.take(), &self.publisher) {
+                self.previous = Some(publisher.current());
                 let g = publisher.publish(s.snap);
                 tracing::info!(generation = g, "staged version now in use");
             }
@@ -438,6 +453,25 @@ impl ControlPlane {
     /// Whether a new version is staged (sync).
     pub fn is_staging(&self) -> bool {
         self.staged.is_some()
+    }
+
+    /// The version staged (sync), and how long until it is used.
+    pub fn staged(&self) -> Option<(Arc<Snapshot>, Duration)> {
+        let s = self.staged.as_ref()?;
+        Some((
+            s.snap.clone(),
+            s.due.saturating_duration_since(Instant::now()),
+        ))
+    }
+
+    /// The snapshot workers ran before the current one, if any.
+    pub fn previous_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.previous.clone()
+    }
+
+    /// Where workers answer `dnlb explain`.
+    pub fn explain_board(&self) -> &ExplainBoard {
+        &self.explain
     }
 
     /// Flow-exception sync's counters (endpoint and bridge), if configured.

@@ -108,6 +108,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             publisher: dp.publisher.take(),
             workers: dp.published.clone(),
             board: dp.board.clone(),
+            explain: dp.explain.clone(),
             tsc_hz: dp.tsc_hz(),
             sync_links: std::mem::take(&mut dp.sync_links),
         },

@@ -10,6 +10,7 @@
 //! answer, drop).
 
 mod counters;
+mod explain;
 mod host;
 mod parse;
 mod peek;
@@ -24,6 +25,10 @@ use dnlb_wire::ip::IPPROTO_TCP;
 use dnlb_wire::tcp::TcpFlags;
 
 pub use counters::{HostCount, LbCounters, Traffic, RESERVED_BACKENDS, RESERVED_LISTENERS};
+pub use explain::{
+    explain_table, verdict, FlowQuery, Match, Reason, TableAnswer, TablePick, Tracked, Verdict,
+    WorkerAnswer,
+};
 use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 pub use sync::{learned_key, Exception, LearnOp, SyncCounters, SyncState};

@@ -202,6 +202,12 @@ impl SyncState {
         self.learned.peek(learned_key(slot, hash), now)
     }
 
+    /// [`SyncState::recall`] with the entry's remaining lifetime (for
+    /// `dnlb explain`).
+    pub(super) fn recall_remaining(&self, slot: u16, hash: u64, now: u32) -> Option<(u32, u32)> {
+        self.learned.peek_remaining(learned_key(slot, hash), now)
+    }
+
     /// Applies what a peer said.
     pub fn learn(&mut self, op: LearnOp, now: u32) {
         match op {

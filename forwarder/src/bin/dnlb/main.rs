@@ -35,6 +35,7 @@ macro_rules! errln {
     }};
 }
 
+mod explain;
 mod plan;
 mod status;
 
@@ -122,6 +123,10 @@ enum Command {
         #[arg(long, value_name = "SECONDS")]
         wait_serving: Option<u64>,
     },
+    /// Where a running gateway sends a flow and why (from its admin API):
+    /// the listener, the backend, the current and previous tables' answers,
+    /// each worker's flow-table entry. IPv6 as [ADDR]:PORT.
+    Explain(explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -150,6 +155,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 errln!("dnlb status: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Explain(args) => match explain::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                errln!("dnlb explain: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -16,37 +16,13 @@ pub fn run(
     json: bool,
     wait_serving: Option<Duration>,
 ) -> Result<(), String> {
-    let cfg = match &config {
-        Some(c) => Some(dnlb_config::load(c).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let admin = cfg.as_ref().and_then(|c| c.admin.clone());
-    let url = api
-        .or_else(|| {
-            admin.as_ref().map(|a| {
-                let mut l = a.listen;
-                if l.ip().is_unspecified() {
-                    l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{l}")
-            })
-        })
-        .unwrap_or_else(|| "http://127.0.0.1:9100".into());
-    let token = match token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(&f)
-                .map_err(|e| format!("{}: {e}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => admin.and_then(|a| a.token).map(|t| t.0),
-    };
+    let (url, token) = endpoint(api, config, token_file)?;
     let body = match wait_serving {
-        None => get_status(&url, token.as_deref())?,
+        None => get(&url, "/v1/status", token.as_deref())?,
         Some(limit) => {
             let deadline = std::time::Instant::now() + limit;
             loop {
-                let why = match get_status(&url, token.as_deref()) {
+                let why = match get(&url, "/v1/status", token.as_deref()) {
                     Ok(body) => match serde_json::from_str::<Status>(&body) {
                         Ok(s) => match not_serving(&s) {
                             None => break body,
@@ -73,9 +49,45 @@ pub fn run(
     Ok(())
 }
 
-/// `GET /v1/status`'s body.
-fn get_status(url: &str, token: Option<&str>) -> Result<String, String> {
-    let mut req = ureq::get(&format!("{}/v1/status", url.trim_end_matches('/')))
+/// The admin API's URL and bearer token: `api`, else `config`'s [admin]
+/// section (loopback for an unspecified address), else
+/// http://127.0.0.1:9100; the token from `token_file`, else the config's.
+pub fn endpoint(
+    api: Option<String>,
+    config: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+) -> Result<(String, Option<String>), String> {
+    let cfg = match &config {
+        Some(c) => Some(dnlb_config::load(c).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let admin = cfg.as_ref().and_then(|c| c.admin.clone());
+    let url = api
+        .or_else(|| {
+            admin.as_ref().map(|a| {
+                let mut l = a.listen;
+                if l.ip().is_unspecified() {
+                    l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{l}")
+            })
+        })
+        .unwrap_or_else(|| "http://127.0.0.1:9100".into());
+    let token = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .map_err(|e| format!("{}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => admin.and_then(|a| a.token).map(|t| t.0),
+    };
+    Ok((url, token))
+}
+
+/// `GET url + path_and_query`'s body.
+pub fn get(url: &str, path_and_query: &str, token: Option<&str>) -> Result<String, String> {
+    let mut req = ureq::get(&format!("{}{path_and_query}", url.trim_end_matches('/')))
         .timeout(Duration::from_secs(10));
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));

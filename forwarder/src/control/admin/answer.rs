@@ -51,6 +51,10 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
                 &json!({ "file": s.runtime_file, "changes": s.runtime_changes, "stale": s.stale_changes }),
             )
         }
+        ApiCall::Explain(q) => match crate::control::explain::explain(plane, &q) {
+            Some(e) => ApiReply::json(200, &e),
+            None => ApiReply::error(409, "this gateway has no listeners: it only forwards"),
+        },
         ApiCall::Metrics => ApiReply {
             status: 200,
             body: crate::control::metrics::render(&report::status(plane)),

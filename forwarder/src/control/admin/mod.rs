@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | GET | `/v1/status` | everything below, with counters |
 //! | GET | `/v1/listeners`, `/v1/backends`, `/v1/runtime` | parts of it |
+//! | GET | `/v1/explain?src=IP&sport=N&dst=IP&dport=N&proto=tcp\|udp` | where a flow goes and why (`control::explain`) |
 //! | POST | `/v1/reload` | reload the config file |
 //! | POST | `/v1/target_groups/G/backends` | register a backend (JSON: keys of `[[target_group.backend]]`) |
 //! | DELETE | `/v1/target_groups/G/backends/ADDR[?port=P]` | deregister |

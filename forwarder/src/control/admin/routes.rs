@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use dnlb_config::runtime::{BackendRef, ListenerSection};
 use dnlb_lb::maglev::MAX_WEIGHT;
+use dnlb_lb::processor::FlowQuery;
 use serde_json::{json, Value};
 
 use super::reply::ApiReply;
@@ -21,6 +22,8 @@ pub enum ApiCall {
     Backends,
     /// `GET /v1/runtime`.
     Runtime,
+    /// `GET /v1/explain?src=IP&sport=N&dst=IP&dport=N&proto=tcp|udp`.
+    Explain(FlowQuery),
     /// `GET /metrics`.
     Metrics,
     /// `POST /v1/reload`.
@@ -65,6 +68,85 @@ fn backend_ref(group: &str, address: &str, query: &str) -> Result<BackendRef, Ap
     })
 }
 
+/// `%XX` escapes decoded (what a client may make of `:` in an IPv6
+/// address); anything malformed is left as it is.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET /v1/explain`'s query: `src`, `sport`, `dst`, `dport` and `proto`
+/// (`tcp` or `udp`; default `tcp`).
+fn flow_query(query: &str) -> Result<FlowQuery, ApiReply> {
+    let (mut src, mut sport, mut dst, mut dport, mut proto) = (None, None, None, None, 6);
+    let bad = |k: &str, v: &str, what: &str| ApiReply::error(400, format!("{k}={v:?}: {what}"));
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = unescape(v);
+        let addr = || {
+            v.parse::<std::net::IpAddr>()
+                .map_err(|_| bad(k, &v, "not an IP address"))
+        };
+        let port = || v.parse::<u16>().map_err(|_| bad(k, &v, "not a port"));
+        match k {
+            "src" => src = Some(addr()?),
+            "dst" => dst = Some(addr()?),
+            "sport" => sport = Some(port()?),
+            "dport" => dport = Some(port()?),
+            "proto" => {
+                proto = match v.to_ascii_lowercase().as_str() {
+                    "tcp" => 6,
+                    "udp" => 17,
+                    _ => return Err(bad(k, &v, "give tcp or udp")),
+                }
+            }
+            _ => {
+                return Err(ApiReply::error(
+                    400,
+                    format!("unknown query parameter {k:?}"),
+                ))
+            }
+        }
+    }
+    let missing =
+        |k: &str| ApiReply::error(400, format!("give {k} (src, sport, dst, dport, proto)"));
+    let (src, dst) = (
+        src.ok_or_else(|| missing("src"))?,
+        dst.ok_or_else(|| missing("dst"))?,
+    );
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(ApiReply::error(
+            400,
+            "src and dst must be of the same IP family",
+        ));
+    }
+    Ok(FlowQuery {
+        src,
+        sport: sport.ok_or_else(|| missing("sport"))?,
+        dst,
+        dport: dport.ok_or_else(|| missing("dport"))?,
+        proto,
+    })
+}
+
 /// Whether some method is served on this path.
 fn known_path(segs: &[&str]) -> bool {
     matches!(
@@ -72,7 +154,7 @@ fn known_path(segs: &[&str]) -> bool {
         ["metrics"]
             | [
                 "v1",
-                "status" | "listeners" | "backends" | "runtime" | "reload"
+                "status" | "listeners" | "backends" | "runtime" | "reload" | "explain"
             ]
             | ["v1", "target_groups", _, "backends"]
             | ["v1", "target_groups", _, "backends", _]
@@ -116,6 +198,7 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
         ("GET", ["v1", "listeners"]) => ApiCall::Listeners,
         ("GET", ["v1", "backends"]) => ApiCall::Backends,
         ("GET", ["v1", "runtime"]) => ApiCall::Runtime,
+        ("GET", ["v1", "explain"]) => ApiCall::Explain(flow_query(query)?),
         ("POST", ["v1", "reload"]) => ApiCall::Reload,
         ("POST", ["v1", "target_groups", g, "backends"]) => {
             let v = body_json(body)?;
@@ -265,6 +348,40 @@ mod tests {
             route("POST", "/v1/target_groups/web/backends", "{\"address\": \"10.0.0.9\", \"tunnel\": \"ipip\", \"weight\": 3}"),
             Ok(ApiCall::Change(Change::Register { ref backend, .. })) if backend["weight"].as_integer() == Some(3)
         ));
+        assert_eq!(
+            route(
+                "GET",
+                "/v1/explain?src=2001:db8::7&sport=5555&dst=2001%3Adb8%3A%3A1&dport=80&proto=udp",
+                ""
+            ),
+            Ok(ApiCall::Explain(FlowQuery {
+                src: "2001:db8::7".parse().unwrap(),
+                sport: 5555,
+                dst: "2001:db8::1".parse().unwrap(),
+                dport: 80,
+                proto: 17
+            }))
+        );
+        assert!(matches!(
+            route(
+                "GET",
+                "/v1/explain?src=198.51.100.7&sport=1&dst=192.0.2.1&dport=80",
+                ""
+            ),
+            Ok(ApiCall::Explain(FlowQuery { proto: 6, .. }))
+        ));
+        for bad in [
+            "src=198.51.100.7&sport=1&dst=192.0.2.1",
+            "src=198.51.100.7&sport=1&dst=2001:db8::1&dport=80",
+            "src=nope&sport=1&dst=192.0.2.1&dport=80",
+            "src=198.51.100.7&sport=70000&dst=192.0.2.1&dport=80",
+            "src=198.51.100.7&sport=1&dst=192.0.2.1&dport=80&proto=sctp",
+            "src=198.51.100.7&sport=1&dst=192.0.2.1&dport=80&x=1",
+        ] {
+            let r = route("GET", &format!("/v1/explain?{bad}"), "");
+            assert_eq!(r.unwrap_err().status, 400, "{bad}");
+        }
+        assert_eq!(route("POST", "/v1/explain", "").unwrap_err().status, 405);
         assert_eq!(route("GET", "/v1/nope", "").unwrap_err().status, 404);
         assert_eq!(route("DELETE", "/v1/status", "").unwrap_err().status, 405);
         assert_eq!(route("GET", "/v1/reload", "").unwrap_err().status, 405);
