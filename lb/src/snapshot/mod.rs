@@ -15,6 +15,10 @@ use crate::ids::{BackendId, ListenerId};
 use crate::maglev::{backend_identity, Identity, MaglevBackend, MaglevError, MaglevTable};
 use crate::vip::VipTable;
 
+mod sync;
+pub use sync::{backend_sync_key, listener_sync_key};
+use sync::{peer_tables, peer_zone_members};
+
 /// Stable backend ids across snapshots: a backend (target group + identity)
 /// keeps its id while it is in the config, so flow-table entries that name
 /// it stay meaningful across reloads. An id whose backend has been out of
@@ -251,6 +255,22 @@ pub struct GatewayParams {
     pub tcp_closing_timeout_ms: u32,
 }
 
+impl GatewayParams {
+    /// This worker's parameters from `cfg`.
+    fn of(cfg: &Config) -> Self {
+        let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
+        GatewayParams {
+            mtu: cfg.encap.mtu,
+            too_big: cfg.encap.too_big,
+            limits: crate::policing::GatewayLimits::of(cfg),
+            icmp_echo: cfg.encap.icmp_echo,
+            tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
+            udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
+            tcp_closing_timeout_ms: ms(cfg.flows.tcp_closing_timeout),
+        }
+    }
+}
+
 /// Why a snapshot could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
@@ -478,7 +498,6 @@ impl Snapshot {
             cfg.flows.tcp_idle_timeout.max(cfg.flows.udp_idle_timeout),
         );
         let backend_keys = sorted_keys(backends.iter().flatten().map(|b| b.address));
-        let ms = |d: std::time::Duration| d.as_millis().min(u32::MAX as u128 / 2) as u32;
         Ok((
             Snapshot {
                 generation,
@@ -488,15 +507,7 @@ impl Snapshot {
                 backend_keys,
                 routing_peers: sorted_keys(cfg.protection.host.routing_peers.iter().copied()),
                 groups,
-                params: GatewayParams {
-                    mtu: cfg.encap.mtu,
-                    too_big: cfg.encap.too_big,
-                    limits: crate::policing::GatewayLimits::of(cfg),
-                    icmp_echo: cfg.encap.icmp_echo,
-                    tcp_timeout_ms: ms(cfg.flows.tcp_idle_timeout),
-                    udp_timeout_ms: ms(cfg.flows.udp_idle_timeout),
-                    tcp_closing_timeout_ms: ms(cfg.flows.tcp_closing_timeout),
-                },
+                params: GatewayParams::of(cfg),
                 by_slot,
                 next_deadline,
             },
@@ -527,37 +538,6 @@ impl Snapshot {
             _ => None,
         }
     }
-
-    /// This snapshot with `next` staged: each listener also carries the
-    /// table its namesake (same counter slot) has in `next`, so that workers
-    /// can find and share the flows `next` would move before anyone uses it
-    /// (flow-exception sync). Workers keep scheduling with the current
-    /// tables. A listener absent from `next` stages nothing.
-    pub fn staging(&self, next: &Snapshot) -> Snapshot {
-        let mut s = self.clone();
-        for l in &mut s.listeners {
-            let n = next.listener_at_slot(l.slot);
-            l.next_table = n.map(|n| n.table.clone());
-            l.peer_tables = n.map(|n| n.peer_tables.clone()).unwrap_or_default();
-        }
-        s
-    }
-
-    /// Whether using `next` instead of this would send some flow elsewhere:
-    /// a listener (by counter slot) of both has a different table in
-    /// `next`. (Tables whose input did not change are shared, so this is a
-    /// pointer comparison.)
-    pub fn moves_flows(&self, next: &Snapshot) -> bool {
-        next.listeners.iter().any(|n| {
-            self.listener_at_slot(n.slot)
-                .is_some_and(|l| !Arc::ptr_eq(&l.table, &n.table))
-        })
-    }
-
-    /// Whether a version is staged (some listener carries a next table).
-    pub fn is_staging(&self) -> bool {
-        self.listeners.iter().any(|l| l.next_table.is_some())
-    }
 }
 
 /// Listener index + 1 by counter slot (0: none).
@@ -574,26 +554,6 @@ fn slot_index(listeners: &[ListenerState]) -> Vec<u16> {
         by_slot[l.slot as usize] = i as u16 + 1;
     }
     by_slot
-}
-
-/// Seed of [`listener_sync_key`].
-const LISTENER_KEY_SEED: u64 = 0x6c69_7374_656e_6572;
-/// Seed of [`backend_sync_key`].
-const BACKEND_KEY_SEED: u64 = 0x6261_636b_656e_6473;
-
-/// How gateways name a listener to each other: xxh64 of its name.
-pub fn listener_sync_key(name: &str) -> u64 {
-    xxhash_rust::xxh64::xxh64(name.as_bytes(), LISTENER_KEY_SEED)
-}
-
-/// How gateways name a backend to each other: xxh64 of its target group's
-/// name and its identity.
-pub fn backend_sync_key(group: &str, identity: &Identity) -> u64 {
-    let mut bytes = Vec::with_capacity(group.len() + 1 + identity.len());
-    bytes.extend_from_slice(group.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(identity);
-    xxhash_rust::xxh64::xxh64(&bytes, BACKEND_KEY_SEED)
 }
 
 /// A listener's Maglev input: its group's members (id, identity, weight
@@ -713,65 +673,6 @@ fn prefer_zone(plan: &mut [(usize, bool, u8)], g: &dnlb_model::TargetGroup, zone
             p.2 = 0;
         }
     }
-}
-
-/// Under `prefer_own`, what the gateways of the group's other zones (and
-/// gateways in a zone without backends) give new flows to: the members
-/// (`members[i]` is backend `i`'s id, identity and weight here) with each
-/// other zone's preference applied to the weights before any preference.
-/// Empty when the group does not prefer its own zone or this gateway has
-/// no zone: then every gateway uses the same table.
-fn peer_zone_members(
-    cfg: &Config,
-    g: &dnlb_model::TargetGroup,
-    members: &[(BackendId, Identity, u8)],
-    healthy: &dyn Fn(&str, &Identity) -> bool,
-    at: &BuildTime<'_>,
-) -> Vec<Vec<(BackendId, Identity, u8)>> {
-    let own = match (g.zone_affinity, cfg.gateway.zone.as_deref()) {
-        (ZoneAffinity::PreferOwn, Some(own)) => own,
-        _ => return Vec::new(),
-    };
-    let mut zoneless = cfg.clone();
-    zoneless.gateway.zone = None;
-    let base = plan_group(&zoneless, g, healthy, at, &mut None);
-    let mut zones: Vec<Option<&str>> = g
-        .backends
-        .iter()
-        .map(|b| b.zone.as_deref())
-        .filter(|z| *z != Some(own))
-        .chain([None])
-        .collect();
-    zones.sort_unstable();
-    zones.dedup();
-    zones
-        .into_iter()
-        .map(|z| {
-            let mut plan = base.clone();
-            prefer_zone(&mut plan, g, z);
-            plan.iter()
-                .map(|&(bi, _, w)| (members[bi].0, members[bi].1, w))
-                .collect()
-        })
-        .collect()
-}
-
-/// The distinct tables of `peers` (member lists) other than `own`.
-fn peer_tables(
-    tables: &mut HashMap<MaglevInput, Arc<MaglevTable>>,
-    built: &mut usize,
-    peers: &[Vec<(BackendId, Identity, u8)>],
-    own: &Arc<MaglevTable>,
-    l: &dnlb_model::Listener,
-) -> Result<Vec<Arc<MaglevTable>>, SnapshotError> {
-    let mut out: Vec<Arc<MaglevTable>> = Vec::new();
-    for m in peers {
-        let t = table_for(tables, built, &maglev_input(m, l.table_size), &l.name)?;
-        if !Arc::ptr_eq(&t, own) && !out.iter().any(|o| Arc::ptr_eq(o, &t)) {
-            out.push(t);
-        }
-    }
-    Ok(out)
 }
 
 /// What zone affinity and the all-down policy made of group `g`, given its
