@@ -13,14 +13,18 @@
 //!   builds the [`status`] it serves and the final report; [`metrics`]
 //!   renders the status for Prometheus.
 //! - [`events`]: what the control plane tells the outside world.
+//! - [`plan`]: a config's plan in words (`dnlb check`) and a line diff of
+//!   two plans; [`check`]: the admin API's dry run of a new config.
 
 pub mod admin;
 pub mod bringup;
 pub mod changes;
+pub mod check;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod plan;
 pub mod plane;
 pub mod report;
 pub mod routes;

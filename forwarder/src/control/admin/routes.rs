@@ -27,6 +27,8 @@ pub enum ApiCall {
     Reload,
     /// A run-time change.
     Change(Change),
+    /// `POST /v1/config/check`: the dry run of a new config file's text.
+    CheckConfig(String),
 }
 
 fn body_json(body: &str) -> Result<Value, ApiReply> {
@@ -78,6 +80,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["v1", "target_groups", _, "backends", _]
             | ["v1", "target_groups", _, "backends", _, "weight" | "drain"]
             | ["v1", "listeners", _, "elastic_ip" | "acl" | "limits"]
+            | ["v1", "config", "check"]
     )
 }
 
@@ -117,6 +120,15 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
         ("GET", ["v1", "backends"]) => ApiCall::Backends,
         ("GET", ["v1", "runtime"]) => ApiCall::Runtime,
         ("POST", ["v1", "reload"]) => ApiCall::Reload,
+        ("POST", ["v1", "config", "check"]) => match body_json(body)?.get("toml") {
+            Some(Value::String(t)) => ApiCall::CheckConfig(t.clone()),
+            _ => {
+                return Err(ApiReply::error(
+                    422,
+                    "give {\"toml\": \"the config file's text\"}",
+                ))
+            }
+        },
         ("POST", ["v1", "target_groups", g, "backends"]) => {
             let v = body_json(body)?;
             if !v.is_object() {
@@ -265,6 +277,18 @@ mod tests {
             route("POST", "/v1/target_groups/web/backends", "{\"address\": \"10.0.0.9\", \"tunnel\": \"ipip\", \"weight\": 3}"),
             Ok(ApiCall::Change(Change::Register { ref backend, .. })) if backend["weight"].as_integer() == Some(3)
         ));
+        assert_eq!(
+            route("POST", "/v1/config/check", "{\"toml\": \"[gateway]\"}"),
+            Ok(ApiCall::CheckConfig("[gateway]".into()))
+        );
+        assert_eq!(
+            route("POST", "/v1/config/check", "{}").unwrap_err().status,
+            422
+        );
+        assert_eq!(
+            route("GET", "/v1/config/check", "").unwrap_err().status,
+            405
+        );
         assert_eq!(route("GET", "/v1/nope", "").unwrap_err().status, 404);
         assert_eq!(route("DELETE", "/v1/status", "").unwrap_err().status, 405);
         assert_eq!(route("GET", "/v1/reload", "").unwrap_err().status, 405);
