@@ -247,7 +247,12 @@ fn console_shows_the_gateway_moves_with_traffic_and_drains_a_backend() {
         (one + two > 0.0).then_some(())
     });
     eprintln!("listener web: {rate:.0} packets/s, {:.0} bytes/s", bytes.0);
+    b.eval(
+        "document.getElementById('traffic-h').scrollIntoView()",
+        json!([]),
+    );
     b.screenshot(&shots.join("2-traffic.png"));
+    b.eval("window.scrollTo(0, 0)", json!([]));
 
     // Read-only without the token: buttons disabled, and the server
     // refuses a write the page sends anyway.
@@ -363,6 +368,10 @@ fn console_shows_the_gateway_moves_with_traffic_and_drains_a_backend() {
     assert!(
         out.contains("127.0.0.2 port 0 vm weight 100 zone b tunnel gue port 6080 draining until"),
         "{out}"
+    );
+    b.eval(
+        "document.getElementById('check-out').scrollIntoView()",
+        json!([]),
     );
     b.screenshot(&shots.join("5-dry-run.png"));
     b.type_into("#check-text", &text.replace("\"ipip\"", "\"nope\""));
