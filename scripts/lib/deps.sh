@@ -11,11 +11,13 @@
 #  - bird2, libbpf-dev: route announcements and the XDP program in the
 #    multi-gateway topology
 #  - hping3: SYN and UDP floods in the namespace flood test (e2e-flood.sh)
+#  - chromium, chromium-driver: the web console's tests drive headless
+#    Chromium over WebDriver (forwarder/tests/console/)
 DNLB_APT_PACKAGES=(
     build-essential pkg-config clang libclang-dev
     libdpdk-dev dpdk dpdk-dev
     iproute2 procps iputils-ping ethtool curl python3 ca-certificates
-    prometheus bird2 libbpf-dev faketime hping3
+    prometheus bird2 libbpf-dev faketime hping3 chromium chromium-driver
 )
 
 dnlb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -14,15 +14,19 @@
 //!   renders the status for Prometheus.
 //! - [`events`]: what the control plane tells the outside world.
 //! - [`explain`]: `dnlb explain`, where a flow goes and why.
+//! - [`plan`]: a config's plan in words (`dnlb check`) and a line diff of
+//!   two plans; [`check`]: the admin API's dry run of a new config.
 
 pub mod admin;
 pub mod bringup;
 pub mod changes;
+pub mod check;
 pub mod error;
 pub mod events;
 pub mod explain;
 pub mod health;
 pub mod metrics;
+pub mod plan;
 pub mod plane;
 pub mod report;
 pub mod routes;

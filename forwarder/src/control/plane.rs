@@ -486,7 +486,7 @@ impl ControlPlane {
     }
 
     /// Checks that `next` can replace the running config at run time.
-    fn replaceable(&self, next: &Config) -> Result<(), ChangeError> {
+    pub(crate) fn replaceable(&self, next: &Config) -> Result<(), ChangeError> {
         // The admin token may change (it is re-read on reload); where the
         // API listens may not.
         let listen = |c: &Config| c.admin.as_ref().map(|a| a.listen);

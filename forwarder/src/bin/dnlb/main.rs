@@ -36,7 +36,6 @@ macro_rules! errln {
 }
 
 mod explain;
-mod plan;
 mod status;
 
 /// dnlb: a distributed layer-4 load balancer on DPDK.
@@ -167,7 +166,9 @@ fn main() -> ExitCode {
         },
         Command::Check { config } => match dnlb_config::runtime::load(&config) {
             Ok(loaded) => {
-                plan::print(&loaded.config);
+                for line in control::plan::lines(&loaded.config) {
+                    outln!("{line}");
+                }
                 if !loaded.changes.is_empty() || !loaded.stale.is_empty() {
                     outln!(
                         "run-time changes from {} (made through the admin API, included above):",

@@ -67,5 +67,9 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
             Err(e) => ApiReply::error(422, e.to_string()),
         },
         ApiCall::Change(change) => published(plane.change(&change)),
+        ApiCall::CheckConfig(text) => match crate::control::check::check(plane, &text) {
+            Ok(report) => ApiReply::json(200, &report),
+            Err(e) => e.into(),
+        },
     }
 }

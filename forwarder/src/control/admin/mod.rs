@@ -14,6 +14,7 @@
 //! | GET | `/v1/listeners`, `/v1/backends`, `/v1/runtime` | parts of it |
 //! | GET | `/v1/explain?src=IP&sport=N&dst=IP&dport=N&proto=tcp\|udp` | where a flow goes and why (`control::explain`) |
 //! | POST | `/v1/reload` | reload the config file |
+//! | POST | `/v1/config/check` | dry run: `{"toml": TEXT}` validated and its plan diffed against the running one |
 //! | POST | `/v1/target_groups/G/backends` | register a backend (JSON: keys of `[[target_group.backend]]`) |
 //! | DELETE | `/v1/target_groups/G/backends/ADDR[?port=P]` | deregister |
 //! | PUT | `/v1/target_groups/G/backends/ADDR/weight` | `{"weight": N}` |
@@ -22,9 +23,11 @@
 //! | PUT | `/v1/listeners/L/elastic_ip` | `{"address": "A"}`: attach |
 //! | DELETE | `/v1/listeners/L/elastic_ip` | detach |
 //! | GET | `/metrics` | Prometheus text format |
+//! | GET | `/`, `/console/` | the web console ([`console`]: embedded page, script and style) |
 
 pub mod access;
 pub mod answer;
+pub mod console;
 pub mod reply;
 pub mod routes;
 pub mod server;

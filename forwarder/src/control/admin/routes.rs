@@ -30,6 +30,8 @@ pub enum ApiCall {
     Reload,
     /// A run-time change.
     Change(Change),
+    /// `POST /v1/config/check`: the dry run of a new config file's text.
+    CheckConfig(String),
 }
 
 fn body_json(body: &str) -> Result<Value, ApiReply> {
@@ -160,6 +162,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["v1", "target_groups", _, "backends", _]
             | ["v1", "target_groups", _, "backends", _, "weight" | "drain"]
             | ["v1", "listeners", _, "elastic_ip" | "acl" | "limits"]
+            | ["v1", "config", "check"]
     )
 }
 
@@ -200,6 +203,15 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
         ("GET", ["v1", "runtime"]) => ApiCall::Runtime,
         ("GET", ["v1", "explain"]) => ApiCall::Explain(flow_query(query)?),
         ("POST", ["v1", "reload"]) => ApiCall::Reload,
+        ("POST", ["v1", "config", "check"]) => match body_json(body)?.get("toml") {
+            Some(Value::String(t)) => ApiCall::CheckConfig(t.clone()),
+            _ => {
+                return Err(ApiReply::error(
+                    422,
+                    "give {\"toml\": \"the config file's text\"}",
+                ))
+            }
+        },
         ("POST", ["v1", "target_groups", g, "backends"]) => {
             let v = body_json(body)?;
             if !v.is_object() {
@@ -382,6 +394,18 @@ mod tests {
             assert_eq!(r.unwrap_err().status, 400, "{bad}");
         }
         assert_eq!(route("POST", "/v1/explain", "").unwrap_err().status, 405);
+        assert_eq!(
+            route("POST", "/v1/config/check", "{\"toml\": \"[gateway]\"}"),
+            Ok(ApiCall::CheckConfig("[gateway]".into()))
+        );
+        assert_eq!(
+            route("POST", "/v1/config/check", "{}").unwrap_err().status,
+            422
+        );
+        assert_eq!(
+            route("GET", "/v1/config/check", "").unwrap_err().status,
+            405
+        );
         assert_eq!(route("GET", "/v1/nope", "").unwrap_err().status, 404);
         assert_eq!(route("DELETE", "/v1/status", "").unwrap_err().status, 405);
         assert_eq!(route("GET", "/v1/reload", "").unwrap_err().status, 405);

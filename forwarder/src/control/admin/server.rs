@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::access::{self, Peer};
+use super::console;
 use super::reply::ApiReply;
 use super::routes::{self, ApiCall};
 
@@ -353,9 +354,14 @@ async fn serve<I>(
     io.set_read_timeout(Some(IDLE_TIMEOUT));
     io.set_write_timeout(Some(IDLE_TIMEOUT));
     let io = TokioIo::new(Box::pin(io));
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(response(answer(req, peer, &shared).await)) }
+        async move {
+            if let Some(page) = console::serve(req.method(), req.uri().path()) {
+                return Ok::<_, Infallible>(page);
+            }
+            Ok(response(answer(req, peer, &shared).await))
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -1,39 +1,59 @@
-//! `dnlb check`: the effective plan of a validated configuration, in words.
+//! The effective plan of a validated configuration, in words: what `dnlb
+//! check` prints and what the admin API's dry run (`POST
+//! /v1/config/check`) compares, line by line, with the running config's.
 
 use dnlb_config::{Config, Dataplane, Device, IdlePolicy, ZoneAffinity};
-use dnlb_forwarder::control::bringup::non_vip_routes;
 
-/// Prints what `cfg` makes a gateway do.
-pub fn print(cfg: &Config) {
+use crate::control::bringup::non_vip_routes;
+
+/// Adds one formatted line to the plan.
+macro_rules! outln {
+    ($out:expr, $($t:tt)*) => {
+        $out.push(format!($($t)*))
+    };
+}
+
+/// What `cfg` makes a gateway do, one line each.
+pub fn lines(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    plan(&mut out, cfg);
+    out
+}
+
+fn plan(out: &mut Vec<String>, cfg: &Config) {
     outln!(
+        out,
         "gateway {} (zone {})",
         cfg.gateway.name,
         cfg.gateway.zone.as_deref().unwrap_or("-")
     );
-    print_dataplane(&cfg.dataplane);
-    print_control(cfg);
+    print_dataplane(out, &cfg.dataplane);
+    print_control(out, cfg);
     if cfg.listeners.is_empty() {
-        outln!("no listeners: frames are only forwarded between ports");
+        outln!(out, "no listeners: frames are only forwarded between ports");
         return;
     }
-    print_balancing(cfg);
+    print_balancing(out, cfg);
 }
 
-fn print_dataplane(dp: &Dataplane) {
-    outln!("EAL arguments: {}", dp.full_eal_args().join(" "));
+fn print_dataplane(out: &mut Vec<String>, dp: &Dataplane) {
+    outln!(out, "EAL arguments: {}", dp.full_eal_args().join(" "));
     outln!(
+        out,
         "main lcore {}, workers on lcores {:?}",
         dp.main_lcore,
         dp.worker_lcores
     );
     match dp.idle {
-        IdlePolicy::BusyPoll => outln!("idle workers busy-poll"),
+        IdlePolicy::BusyPoll => outln!(out, "idle workers busy-poll"),
         IdlePolicy::Sleep { polls, sleep } => outln!(
+            out,
             "idle workers sleep {} us after {polls} empty polls",
             sleep.as_micros()
         ),
     }
     outln!(
+        out,
         "mbuf pool {} mbufs; {} RX / {} TX descriptors per queue",
         dp.pool_mbufs,
         dp.rx_descriptors,
@@ -61,6 +81,7 @@ fn print_dataplane(dp: &Dataplane) {
             ""
         };
         outln!(
+            out,
             "port {i} {}{host}: {kind}, {} RX/TX queue pairs{rss}; {non_vip}",
             p.name,
             dp.worker_lcores.len(),
@@ -68,9 +89,10 @@ fn print_dataplane(dp: &Dataplane) {
     }
 }
 
-fn print_control(cfg: &Config) {
+fn print_control(out: &mut Vec<String>, cfg: &Config) {
     match &cfg.admin {
         Some(a) => outln!(
+            out,
             "admin API on http://{}{}",
             a.listen,
             if a.token.is_some() {
@@ -79,24 +101,26 @@ fn print_control(cfg: &Config) {
                 ""
             }
         ),
-        None => outln!("no admin API (add an [admin] section)"),
+        None => outln!(out, "no admin API (add an [admin] section)"),
     }
     match &cfg.routing {
         Some(r) => outln!(
+            out,
             "routes: VIPs announced through BIRD at {} (IPv4 in {}, IPv6 in {}); withdrawn {} ms before shutdown",
             r.bird_socket.display(),
             r.vips4_file.as_ref().map_or("-".into(), |f| f.display().to_string()),
             r.vips6_file.as_ref().map_or("-".into(), |f| f.display().to_string()),
             r.withdraw_delay.as_millis()
         ),
-        None => outln!("routes: not announced (no [routing] section)"),
+        None => outln!(out, "routes: not announced (no [routing] section)"),
     }
 }
 
-fn print_balancing(cfg: &Config) {
+fn print_balancing(out: &mut Vec<String>, cfg: &Config) {
     let e = &cfg.encap;
     let m = e.next_hop_mac;
     outln!(
+        out,
         "encapsulation: from {} / {} toward next hop {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, MTU {}, too big: {}, echo: {}",
         e.source_v4.map_or("-".to_string(), |a| a.to_string()),
         e.source_v6.map_or("-".to_string(), |a| a.to_string()),
@@ -107,6 +131,7 @@ fn print_balancing(cfg: &Config) {
     );
     let f = &cfg.flows;
     outln!(
+        out,
         "flows: {} per worker, idle timeouts TCP {} s UDP {} s, TCP closing {} s",
         f.capacity_per_worker,
         f.tcp_idle_timeout.as_secs(),
@@ -116,6 +141,7 @@ fn print_balancing(cfg: &Config) {
     for l in &cfg.listeners {
         let addrs: Vec<String> = l.addresses().map(|a| a.to_string()).collect();
         outln!(
+            out,
             "listener {}: {} {} port {} -> target group {} ({}, table {}, fragments {})",
             l.name,
             addrs.join(", "),
@@ -128,9 +154,15 @@ fn print_balancing(cfg: &Config) {
         );
     }
     for g in &cfg.target_groups {
-        outln!("target group {}: {} backend(s)", g.name, g.backends.len());
+        outln!(
+            out,
+            "target group {}: {} backend(s)",
+            g.name,
+            g.backends.len()
+        );
         if g.zone_affinity == ZoneAffinity::PreferOwn {
             outln!(
+                out,
                 "  new flows prefer zone {} while it has a usable backend",
                 cfg.gateway.zone.as_deref().unwrap_or("-")
             );
@@ -140,6 +172,7 @@ fn print_balancing(cfg: &Config) {
                 format!(" draining until {}", dnlb_config::time::from_system_time(t))
             });
             outln!(
+                out,
                 "  {} port {} {} weight {} zone {} tunnel {}{drain}",
                 b.address,
                 b.port,
@@ -149,5 +182,58 @@ fn print_balancing(cfg: &Config) {
                 b.tunnel
             );
         }
+    }
+}
+
+/// The lines of `new` against those of `old`, each marked `"  "` (in
+/// both), `"- "` (only in `old`) or `"+ "` (only in `new`), in order: a
+/// longest-common-subsequence diff (plans are a few hundred lines).
+pub fn diff(old: &[String], new: &[String]) -> Vec<String> {
+    let (n, m) = (old.len(), new.len());
+    // common[i][j]: the longest common subsequence of old[i..] and new[j..].
+    let mut common = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if old[i] == new[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(n.max(m)));
+    while i < n || j < m {
+        if i < n && j < m && old[i] == new[j] {
+            out.push(format!("  {}", old[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if i < n && (j == m || common[i + 1][j] >= common[i][j + 1]) {
+            out.push(format!("- {}", old[i]));
+            i += 1;
+        } else {
+            out.push(format!("+ {}", new[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn diff_marks_what_changed() {
+        assert_eq!(
+            diff(&v(&["a", "b", "c", "d"]), &v(&["a", "c", "x", "d", "e"])),
+            v(&["  a", "- b", "  c", "+ x", "  d", "+ e"])
+        );
+        assert_eq!(diff(&v(&["a"]), &v(&["a"])), v(&["  a"]));
+        assert_eq!(diff(&v(&["a"]), &v(&["b"])), v(&["- a", "+ b"]));
+        assert_eq!(diff(&[], &v(&["a"])), v(&["+ a"]));
+        assert_eq!(diff(&v(&["a"]), &[]), v(&["- a"]));
     }
 }
