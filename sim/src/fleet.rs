@@ -77,6 +77,11 @@ pub struct Fleet {
     /// Views by version, one per zone (or one for all without zone
     /// preference).
     views: BTreeMap<u32, Vec<Rc<View>>>,
+    /// Whether versions also build their zone-loss views.
+    loss_tables: bool,
+    /// Views by version of the fleet after losing a zone: (the zone lost,
+    /// the view of a surviving gateway's zone, or of every zone alike).
+    loss: BTreeMap<u32, Vec<(u32, View)>>,
     identities: HashMap<Identity, u32>,
     base: Instant,
     /// Tables built so far.
@@ -109,6 +114,8 @@ impl Fleet {
             },
             version: 0,
             views: BTreeMap::new(),
+            loss_tables: false,
+            loss: BTreeMap::new(),
             identities: HashMap::new(),
             base: Instant::now(),
             builds: 0,
@@ -122,6 +129,36 @@ impl Fleet {
     /// Number of zones.
     pub fn zones(&self) -> u32 {
         self.zones.len() as u32
+    }
+
+    /// From now on, every version also builds, for each zone, the tables
+    /// it would have without that zone's backends ([`Fleet::loss_moves`]).
+    pub fn build_loss_tables(&mut self) {
+        self.loss_tables = true;
+    }
+
+    /// The zone of backend `b`.
+    #[inline]
+    pub fn zone_of(&self, b: u32) -> u32 {
+        self.backends[b as usize].zone
+    }
+
+    /// Whether some table of `version` does not pick backend `b` for `hash`
+    /// (the flow is an exception there).
+    pub fn moves(&self, version: u32, hash: u64, b: u32) -> bool {
+        self.views[&version].iter().any(|v| v.pick(hash) != Some(b))
+    }
+
+    /// Whether, if some zone other than backend `b`'s were lost, the
+    /// surviving gateways' table of `version` without that zone's backends
+    /// would not pick `b` for `hash` (the flow would become an exception).
+    /// False unless [`Fleet::build_loss_tables`] was called.
+    pub fn loss_moves(&self, version: u32, hash: u64, b: u32) -> bool {
+        let zone = self.zone_of(b);
+        self.loss.get(&version).is_some_and(|l| {
+            l.iter()
+                .any(|(lost, v)| *lost != zone && v.pick(hash) != Some(b))
+        })
     }
 
     /// Whether views differ by the gateway's zone.
@@ -192,6 +229,10 @@ impl Fleet {
             .map(|z| Rc::new(self.build_view(z, now_ms)))
             .collect();
         self.views.insert(self.version, views);
+        if self.loss_tables {
+            let loss = self.build_loss_views(now_ms);
+            self.loss.insert(self.version, loss);
+        }
         self.prune();
         self.version
     }
@@ -216,6 +257,32 @@ impl Fleet {
             .find(|(_, views)| views.iter().any(|x| Rc::strong_count(x) > 1))
             .map_or(self.version, |(&v, _)| v);
         self.views.retain(|&v, _| v >= oldest);
+        self.loss.retain(|&v, _| v >= oldest);
+    }
+
+    /// For each zone `z`, the views of the current backends with `z`'s
+    /// marked failed (as a zone loss's health version would have them):
+    /// one per surviving zone with zone preference, else one.
+    fn build_loss_views(&mut self, now_ms: u32) -> Vec<(u32, View)> {
+        let mut out = Vec::new();
+        for lost in 0..self.zones() {
+            let saved: Vec<bool> = self.backends.iter().map(|b| b.healthy).collect();
+            for b in self.backends.iter_mut().filter(|b| b.zone == lost) {
+                b.healthy = false;
+            }
+            let survivors: Vec<Option<u32>> = if self.per_zone() {
+                (0..self.zones()).filter(|&z| z != lost).map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for z in survivors {
+                out.push((lost, self.build_view(z, now_ms)));
+            }
+            for (b, h) in self.backends.iter_mut().zip(saved) {
+                b.healthy = h;
+            }
+        }
+        out
     }
 
     /// The view a gateway in `zone` (None: every zone alike) builds now.
@@ -333,5 +400,37 @@ mod tests {
         drop(t);
         f.publish(1002);
         assert_eq!(f.views.len(), 1);
+    }
+
+    #[test]
+    fn a_zone_loss_table_is_the_table_after_the_loss() {
+        let mut f = Fleet::new(60, 3, 1009, false, |i| 50 + (i % 51) as u8);
+        f.build_loss_tables();
+        let v1 = f.publish(0);
+        assert_eq!(f.loss[&v1].len(), 3);
+        // A gateway still uses v1 (so it is kept).
+        let now = f.view(v1, 0);
+        // Zone 1 fails: the health version's table is the one v1 built for
+        // losing zone 1.
+        for b in f.backends.iter_mut().filter(|b| b.zone == 1) {
+            b.healthy = false;
+            b.alive = false;
+        }
+        let v2 = f.publish(10);
+        let after = f.view(v2, 0);
+        let (_, predicted) = f.loss[&v1].iter().find(|(z, _)| *z == 1).expect("built");
+        assert_eq!(predicted.table.entries(), after.table.entries());
+        // The loss moves some flows of surviving backends (Maglev is not
+        // perfectly minimal), and `loss_moves` names them.
+        let mut moved = 0;
+        for h in (0..20_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)) {
+            let b = now.pick(h).expect("backends");
+            let moves = f.zone_of(b) != 1 && after.pick(h) != Some(b);
+            if moves {
+                moved += 1;
+                assert!(f.loss_moves(v1, h, b));
+            }
+        }
+        assert!(moved > 0);
     }
 }

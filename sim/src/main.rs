@@ -59,6 +59,12 @@ struct Args {
     /// Append JSON lines (one per run) to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Simulate nothing: print the tables and draw the plots of the runs in
+    /// this JSON-lines file (as --json writes them; a later line for the
+    /// same scenario and strategy replaces an earlier one), in scenario
+    /// order and strategy order; with --json, write those runs there.
+    #[arg(long)]
+    from_json: Option<PathBuf>,
     /// Write SVG plots into this folder.
     #[arg(long)]
     plots: Option<PathBuf>,
@@ -112,6 +118,23 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(path) = &a.from_json {
+        let groups = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|t| report::from_json_lines(&t));
+        let done = groups.and_then(|g| {
+            let mut out = Output::open(&a)?;
+            g.into_iter().try_for_each(|runs| out.scenario(runs))?;
+            out.summary()
+        });
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dnlb-sim: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let strategies: Result<Vec<Strategy>, String> = if a.strategy.is_empty() {
         Ok(Strategy::ALL.to_vec())
     } else {
@@ -137,20 +160,7 @@ fn main() -> ExitCode {
 }
 
 fn run(a: &Args, scs: &[Scenario], strategies: &[Strategy]) -> Result<(), String> {
-    let mut json = match &a.json {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?,
-        ),
-        None => None,
-    };
-    if let Some(dir) = &a.plots {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let mut all: Vec<Vec<RunResult>> = Vec::new();
+    let mut out = Output::open(a)?;
     for sc in scs {
         let mut runs = Vec::new();
         for &s in strategies {
@@ -159,21 +169,64 @@ fn run(a: &Args, scs: &[Scenario], strategies: &[Strategy]) -> Result<(), String
                 "{} / {}: {} broken of {} in {:.1} s",
                 r.scenario, r.strategy, r.broken, r.connections, r.wall_seconds
             );
-            if let Some(f) = json.as_mut() {
-                writeln!(f, "{}", r.json()).map_err(|e| e.to_string())?;
-            }
             runs.push(r);
         }
-        println!("{}", report::table(&runs));
+        out.scenario(runs)?;
+    }
+    out.summary()
+}
+
+/// Where runs go: JSON lines, a table per scenario on stdout, SVG plots.
+struct Output {
+    json: Option<std::fs::File>,
+    plots: Option<PathBuf>,
+    all: Vec<Vec<RunResult>>,
+}
+
+impl Output {
+    fn open(a: &Args) -> Result<Output, String> {
+        let json = match &a.json {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
         if let Some(dir) = &a.plots {
-            let p = dir.join(format!("{}.svg", sc.name));
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        Ok(Output {
+            json,
+            plots: a.plots.clone(),
+            all: Vec::new(),
+        })
+    }
+
+    /// The runs of one scenario.
+    fn scenario(&mut self, runs: Vec<RunResult>) -> Result<(), String> {
+        if let Some(f) = self.json.as_mut() {
+            for r in &runs {
+                writeln!(f, "{}", r.json()).map_err(|e| e.to_string())?;
+            }
+        }
+        println!("{}", report::table(&runs));
+        if let (Some(dir), Some(first)) = (&self.plots, runs.first()) {
+            let p = dir.join(format!("{}.svg", first.scenario));
             plot::scenario_chart(&runs, &p).map_err(|e| format!("{}: {e}", p.display()))?;
         }
-        all.push(runs);
+        self.all.push(runs);
+        Ok(())
     }
-    if let Some(dir) = &a.plots {
-        let p = dir.join("summary.svg");
-        plot::summary_chart(&all, &p).map_err(|e| format!("{}: {e}", p.display()))?;
+
+    /// The summary plot of every scenario.
+    fn summary(&self) -> Result<(), String> {
+        if let Some(dir) = &self.plots {
+            let p = dir.join("summary.svg");
+            plot::summary_chart(&self.all, &p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(())
     }
-    Ok(())
 }

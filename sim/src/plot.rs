@@ -6,16 +6,22 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::report::{rate, RunResult};
+use crate::Strategy;
 
-/// Colour of a strategy's bars.
-fn colour(i: usize) -> RGBColor {
-    const C: [RGBColor; 5] = [
+/// Colour of a strategy's bars (by its place in [`Strategy::ALL`], so a
+/// strategy has the same colour in every chart).
+fn colour(strategy: &str) -> RGBColor {
+    const C: [RGBColor; 6] = [
         RGBColor(0xd6, 0x27, 0x28),
         RGBColor(0xff, 0x7f, 0x0e),
         RGBColor(0x2c, 0xa0, 0x2c),
         RGBColor(0x17, 0xbe, 0xcf),
+        RGBColor(0x94, 0x67, 0xbd),
         RGBColor(0x1f, 0x77, 0xb4),
     ];
+    let i = Strategy::parse(strategy)
+        .and_then(|s| Strategy::ALL.iter().position(|&x| x == s))
+        .unwrap_or(0);
     C[i % C.len()]
 }
 
@@ -60,7 +66,10 @@ pub fn scenario_chart(runs: &[RunResult], path: &Path) -> PlotResult {
     chart.draw_series(runs.iter().enumerate().map(|(i, r)| {
         let x = i as f64;
         let y = r.broken_fraction.max(floor);
-        Rectangle::new([(x + 0.15, floor), (x + 0.85, y)], colour(i).filled())
+        Rectangle::new(
+            [(x + 0.15, floor), (x + 0.85, y)],
+            colour(&r.strategy).filled(),
+        )
     }))?;
     chart.draw_series(runs.iter().enumerate().map(|(i, r)| {
         let label = if r.sync_bytes_per_s_per_gateway > 0.0 {
@@ -115,20 +124,22 @@ pub fn summary_chart(all: &[Vec<RunResult>], path: &Path) -> PlotResult {
         chart.draw_series(runs.iter().enumerate().map(|(si, r)| {
             let x = gi as f64 + 0.1 + si as f64 * width;
             let y = r.broken_fraction.max(floor);
-            Rectangle::new([(x, floor), (x + width * 0.9, y)], colour(si).filled())
+            Rectangle::new(
+                [(x, floor), (x + width * 0.9, y)],
+                colour(&r.strategy).filled(),
+            )
         }))?;
     }
     if let Some(runs) = all.first() {
-        for (si, r) in runs.iter().enumerate() {
+        for r in runs {
+            let c = colour(&r.strategy);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(0.0, floor), (0.0, floor)],
-                    colour(si).filled(),
+                    c.filled(),
                 )))?
                 .label(r.strategy.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour(si).filled())
-                });
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
         }
     }
     chart

@@ -1,10 +1,10 @@
 //! What a run reports: a row per strategy as text and as JSON lines.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// An event and the connections broken after it (before the next).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventCount {
     /// When, seconds.
     pub at_s: f64,
@@ -15,7 +15,7 @@ pub struct EventCount {
 }
 
 /// The outcome of one scenario under one strategy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     /// Scenario name.
     pub scenario: String,
@@ -43,12 +43,20 @@ pub struct RunResult {
     /// Connections whose backend stopped serving (lost whatever the
     /// gateways do; not counted as broken).
     pub orphaned: u64,
+    /// SYNs a gateway sent to a backend that had stopped (its health checks
+    /// had not seen it yet, or the version that says so was staged).
+    #[serde(default)]
+    pub syns_to_stopped: u64,
     /// `broken / connections`.
     pub broken_fraction: f64,
     /// Every event and what broke after it.
     pub events: Vec<EventCount>,
     /// Entries shared (each sent once to every peer).
     pub shared_entries: u64,
+    /// Of those, entries shared only because a zone-loss table moves them
+    /// (`zone-presync`).
+    #[serde(default)]
+    pub presync_entries: u64,
     /// Sync bytes sent per gateway per second, averaged over the run and
     /// the gateways (one copy per peer).
     pub sync_bytes_per_s_per_gateway: f64,
@@ -77,6 +85,38 @@ impl RunResult {
     pub fn json(&self) -> String {
         serde_json::to_string(self).expect("plain data serialises")
     }
+}
+
+/// Runs read back from JSON lines (as `--json` writes them), grouped by
+/// scenario in the order each first appears, each group in the order of
+/// [`crate::Strategy::ALL`]; a later line for the same scenario and strategy
+/// replaces an earlier one.
+pub fn from_json_lines(text: &str) -> Result<Vec<Vec<RunResult>>, String> {
+    let mut groups: Vec<Vec<RunResult>> = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let r: RunResult =
+            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        match groups.iter_mut().find(|g| g[0].scenario == r.scenario) {
+            Some(g) => match g.iter_mut().find(|x| x.strategy == r.strategy) {
+                Some(x) => *x = r,
+                None => g.push(r),
+            },
+            None => groups.push(vec![r]),
+        }
+    }
+    let order = |r: &RunResult| {
+        crate::Strategy::parse(&r.strategy)
+            .and_then(|s| crate::Strategy::ALL.iter().position(|&x| x == s))
+            .unwrap_or(usize::MAX)
+    };
+    for g in &mut groups {
+        g.sort_by_key(order);
+    }
+    Ok(groups)
 }
 
 /// Human-readable bytes per second.

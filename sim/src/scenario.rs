@@ -190,6 +190,11 @@ pub struct SyncParams {
     /// `sync-pinned`: the timeout of a pinned SYN's entry until its first
     /// ACK refreshes it, ms (default 10000).
     pub pin_timeout_ms: u32,
+    /// `zone-presync`: a new flow that only a zone-loss table moves is sent
+    /// at once, in a message of its own, instead of with the next batch
+    /// (default true; batched, such a flow dies with its gateway's unsent
+    /// batch if the zone is lost within a batch of its start).
+    pub presync_at_once: bool,
 }
 
 impl Default for SyncParams {
@@ -202,6 +207,7 @@ impl Default for SyncParams {
             entries_per_message: 28,
             pin_window_ms: 1000,
             pin_timeout_ms: 10_000,
+            presync_at_once: true,
         }
     }
 }

@@ -22,17 +22,25 @@ pub enum Strategy {
     /// after the switch. Not part of the list: added because the
     /// simulator shows exception sync alone loses these handshakes.
     SyncPinned,
+    /// `sync-pinned`, and every gateway also shares ahead of time the flows
+    /// a zone loss would make exceptions: for each zone Z, the table its
+    /// version would have without Z's backends (what the survivors use after
+    /// losing Z); a flow whose backend is not in Z and which that table
+    /// moves is shared when it starts and when the gateway adopts a version
+    /// (a flow whose backend is in Z is orphaned by that loss anyway).
+    ZonePresync,
     /// Every flow is shared with every peer (the costly reference).
     FullSync,
 }
 
 impl Strategy {
     /// Every strategy, in the order reports list them.
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 6] = [
         Strategy::Today,
         Strategy::PrevTable,
         Strategy::ExceptionSync,
         Strategy::SyncPinned,
+        Strategy::ZonePresync,
         Strategy::FullSync,
     ];
 
@@ -43,6 +51,7 @@ impl Strategy {
             Strategy::PrevTable => "prev-table",
             Strategy::ExceptionSync => "exception-sync",
             Strategy::SyncPinned => "sync-pinned",
+            Strategy::ZonePresync => "zone-presync",
             Strategy::FullSync => "full-sync",
         }
     }
@@ -59,14 +68,21 @@ impl Strategy {
 
     /// Whether a new table is staged and changed SYNs pinned first.
     pub fn pins(self) -> bool {
-        self == Strategy::SyncPinned
+        matches!(self, Strategy::SyncPinned | Strategy::ZonePresync)
+    }
+
+    /// Whether flows a zone loss would move are shared ahead of it.
+    pub fn presyncs_zone_loss(self) -> bool {
+        self == Strategy::ZonePresync
     }
 
     /// What the gateways share, if anything.
     pub fn sharing(self) -> Sharing {
         match self {
             Strategy::Today | Strategy::PrevTable => Sharing::Nothing,
-            Strategy::ExceptionSync | Strategy::SyncPinned => Sharing::Exceptions,
+            Strategy::ExceptionSync | Strategy::SyncPinned | Strategy::ZonePresync => {
+                Sharing::Exceptions
+            }
             Strategy::FullSync => Sharing::Everything,
         }
     }

@@ -279,19 +279,19 @@ impl Sim<'_> {
         self.mismatches.retain(|&v, _| v >= oldest);
     }
 
-    /// The connections whose backend some table of `version` does not pick
-    /// (computed once per version, extended with later arrivals).
+    /// The connections whose backend some table of `version` does not pick,
+    /// or (`zone-presync`) some of its zone-loss tables would not (computed
+    /// once per version, extended with later arrivals).
     fn candidates(&mut self, version: u32) -> Vec<u32> {
         let arrived = self.conns.len() as u32;
         let (mut list, from) = self.mismatches.remove(&version).unwrap_or((Vec::new(), 0));
-        let views = self.fleet.views_of(version);
         for c in from..arrived {
             let conn = &self.conns[c as usize];
             if conn.done || conn.backend == NONE {
                 continue;
             }
-            let h = maglev_hash(c);
-            if views.iter().any(|v| v.pick(h) != Some(conn.backend)) {
+            let (h, b) = (maglev_hash(c), conn.backend);
+            if self.fleet.moves(version, h, b) || self.fleet.loss_moves(version, h, b) {
                 list.push(c);
             }
         }
@@ -313,15 +313,30 @@ impl Sim<'_> {
             // anyway: nothing to share.
             let gw = &self.gws[g];
             if gw.staged.as_ref().unwrap_or(&gw.view).usable(v) {
-                self.maybe_share(c, g, v, maglev_hash(c));
+                self.maybe_share(c, g, v, maglev_hash(c), true);
             }
         }
     }
 
-    /// Every gateway sends what it queued: one copy to each peer, in
-    /// messages of `entries_per_message`; the entries reach the peers after
-    /// the propagation delay.
+    /// Every gateway sends what it queued (see [`Sim::send`]).
     fn flush(&mut self) {
+        for g in 0..self.gws.len() {
+            let pending = std::mem::take(&mut self.gws[g].pending);
+            self.send(g, pending);
+        }
+        let next = self.now + self.sc.sync.batch_interval_ms;
+        if next <= self.end {
+            self.schedule(next, Action::Flush);
+        }
+    }
+
+    /// Gateway `g` sends `entries` now: one copy to each peer, in messages
+    /// of `entries_per_message`; the entries reach the peers after the
+    /// propagation delay.
+    pub(super) fn send(&mut self, g: usize, entries: Vec<(u32, bool)>) {
+        if entries.is_empty() {
+            return;
+        }
         let p = &self.sc.sync;
         let peers = self
             .gws
@@ -331,37 +346,28 @@ impl Sim<'_> {
             .saturating_sub(1) as u64;
         let visible = self.now + p.propagation_ms;
         let second = (self.now / 1000) as usize;
-        for g in 0..self.gws.len() {
-            let pending = std::mem::take(&mut self.gws[g].pending);
-            if pending.is_empty() {
-                continue;
-            }
-            let n = pending.len() as u64;
-            let msgs = n.div_ceil(u64::from(p.entries_per_message));
-            let bytes =
-                (n * u64::from(p.entry_bytes) + msgs * u64::from(p.message_overhead_bytes)) * peers;
-            let gw = &mut self.gws[g];
-            gw.sent_bytes += bytes;
-            if gw.per_second.len() <= second {
-                gw.per_second.resize(second + 1, 0);
-            }
-            gw.per_second[second] += bytes;
-            for c in pending {
-                let conn = &mut self.conns[c as usize];
-                if conn.shared == PENDING {
-                    conn.shared = visible;
-                    self.stats.shared_entries += 1;
-                    if !conn.done {
-                        self.stats.shared_live += 1;
-                    }
+        let n = entries.len() as u64;
+        let msgs = n.div_ceil(u64::from(p.entries_per_message));
+        let bytes =
+            (n * u64::from(p.entry_bytes) + msgs * u64::from(p.message_overhead_bytes)) * peers;
+        let gw = &mut self.gws[g];
+        gw.sent_bytes += bytes;
+        if gw.per_second.len() <= second {
+            gw.per_second.resize(second + 1, 0);
+        }
+        gw.per_second[second] += bytes;
+        for (c, presync) in entries {
+            let conn = &mut self.conns[c as usize];
+            if conn.shared == PENDING {
+                conn.shared = visible;
+                self.stats.shared_entries += 1;
+                self.stats.presync_entries += u64::from(presync);
+                if !conn.done {
+                    self.stats.shared_live += 1;
                 }
             }
         }
         self.stats.peak_shared = self.stats.peak_shared.max(self.stats.shared_live);
-        let next = self.now + p.batch_interval_ms;
-        if next <= self.end {
-            self.schedule(next, Action::Flush);
-        }
     }
 
     /// A new gateway in the router's group, with the current config.
@@ -409,7 +415,7 @@ impl Sim<'_> {
         gw.flows.clear();
         gw.prev = None;
         gw.staged = None;
-        for c in std::mem::take(&mut gw.pending) {
+        for (c, _) in std::mem::take(&mut gw.pending) {
             let conn: &mut Conn = &mut self.conns[c as usize];
             if conn.shared == PENDING {
                 conn.shared = NONE;

@@ -73,8 +73,9 @@ struct Gateway {
     /// `sync-pinned`: the next view, used from its switch.
     staged: Option<Rc<View>>,
     state: GwState,
-    /// Connections to share at the next batch.
-    pending: Vec<u32>,
+    /// Connections to share at the next batch (and whether only a
+    /// zone-loss table moves them).
+    pending: Vec<(u32, bool)>,
     /// Sync bytes sent (one copy per peer).
     sent_bytes: u64,
     /// Sync bytes sent per second of simulated time.
@@ -142,8 +143,10 @@ struct Stats {
     broken: u64,
     broken_handshake: u64,
     orphaned: u64,
+    syns_to_stopped: u64,
     table_full: u64,
     shared_entries: u64,
+    presync_entries: u64,
     fetch_bytes: u64,
     shared_live: u64,
     peak_shared: u64,
@@ -167,7 +170,8 @@ pub struct Sim<'a> {
     /// Events so far: when, what, connections broken since.
     log: Vec<EventCount>,
     /// Per version: connections whose backend some zone's table of that
-    /// version does not pick, and the arrivals then.
+    /// version does not pick (or, with `zone-presync`, some zone-loss
+    /// table of it would not), and the arrivals then.
     mismatches: HashMap<u32, (Vec<u32>, u32)>,
     next_zone: u32,
     flow_capacity: usize,
@@ -202,6 +206,9 @@ impl<'a> Sim<'a> {
             f.prefer_own_zone,
             weights,
         );
+        if strategy.presyncs_zone_loss() {
+            fleet.build_loss_tables();
+        }
         fleet.publish(0);
         // Room for four times a gateway's share of all connections.
         let flow_capacity =
@@ -340,9 +347,11 @@ impl<'a> Sim<'a> {
             broken: s.broken,
             broken_handshake: s.broken_handshake,
             orphaned: s.orphaned,
+            syns_to_stopped: s.syns_to_stopped,
             broken_fraction: s.broken as f64 / connections.max(1) as f64,
             events: self.log,
             shared_entries: s.shared_entries,
+            presync_entries: s.presync_entries,
             sync_bytes_per_s_per_gateway: sent as f64 / gws / secs,
             sync_peak_bytes_per_s: peak,
             fetch_bytes: s.fetch_bytes,

@@ -37,8 +37,11 @@ impl Sim<'_> {
         let g = g as usize;
         let h = maglev_hash(c);
         if n == 0 {
-            match self.gws[g].view.pick(h) {
+            match self.syn_pick(g, h) {
                 Some(b) => {
+                    if !self.fleet.alive(b) {
+                        self.stats.syns_to_stopped += 1;
+                    }
                     self.conns[c as usize].backend = b;
                     self.pin(c, g, h, b);
                 }
@@ -58,15 +61,31 @@ impl Sim<'_> {
         self.next_packet(c, fin);
     }
 
+    /// The backend for a SYN at gateway `g`: the current table's; with
+    /// `zone-presync`, while a version is staged that makes that backend
+    /// unusable (it failed, or was removed), the staged table's if it is
+    /// usable now (the connection would otherwise be orphaned at once).
+    fn syn_pick(&self, g: usize, h: u64) -> Option<u32> {
+        let gw = &self.gws[g];
+        let b = gw.view.pick(h);
+        match (&gw.staged, b) {
+            (Some(s), Some(old)) if self.strategy.presyncs_zone_loss() && !s.usable(old) => {
+                s.pick(h).filter(|&n| gw.view.usable(n)).or(b)
+            }
+            _ => b,
+        }
+    }
+
     /// `sync-pinned`: while a new table is staged, a SYN whose backend the
-    /// new table would change is stored (short timeout), so that its first
-    /// ACK finds it after the switch.
+    /// new table would change (or that took the staged table's backend:
+    /// [`Sim::syn_pick`]) is stored (short timeout), so that its first ACK
+    /// finds it after the switch (or before it).
     fn pin(&mut self, c: u32, g: usize, h: u64, b: u32) {
         let gw = &mut self.gws[g];
         let Some(staged) = gw.staged.as_ref() else {
             return;
         };
-        if staged.pick(h) != Some(b) {
+        if staged.pick(h) != Some(b) || gw.view.pick(h) != Some(b) {
             let fp = fingerprint(gw.seed, c);
             if gw
                 .flows
@@ -129,7 +148,7 @@ impl Sim<'_> {
                 } else if gw.staged.is_some() {
                     // A pinned SYN's first ACK: the handshake is done, the
                     // flow is shared if the staged table moves it.
-                    self.maybe_share(c, g, v, h);
+                    self.maybe_share(c, g, v, h, false);
                 }
                 return Some(v);
             }
@@ -145,7 +164,7 @@ impl Sim<'_> {
             self.stats.table_full += 1;
         }
         if !fin {
-            self.maybe_share(c, g, b, h);
+            self.maybe_share(c, g, b, h, false);
         }
         Some(b)
     }
@@ -173,32 +192,50 @@ impl Sim<'_> {
         gw.view.pick(h)
     }
 
-    /// After gateway `g` stored connection `c` on backend `b`: queue it for
-    /// its peers if the strategy shares it.
-    pub(super) fn maybe_share(&mut self, c: u32, g: usize, b: u32, h: u64) {
+    /// After gateway `g` stored connection `c` on backend `b` (or found it
+    /// in its walk): queue it for its peers if the strategy shares it (a new
+    /// flow only a zone-loss table moves is sent at once with
+    /// `presync_at_once`).
+    pub(super) fn maybe_share(&mut self, c: u32, g: usize, b: u32, h: u64, walk: bool) {
         if self.conns[c as usize].shared != NONE {
             return;
         }
-        let share = match self.strategy.sharing() {
-            Sharing::Nothing => false,
-            Sharing::Everything => true,
+        let (share, presync) = match self.strategy.sharing() {
+            Sharing::Nothing => (false, false),
+            Sharing::Everything => (true, false),
             Sharing::Exceptions => {
                 // Against every zone's table of the gateway's version, and
                 // of its staged version if it has one; a flow whose backend
                 // the staged version drops moves anyway (nothing to share).
+                // With `zone-presync`, also against their zone-loss tables.
+                // A SYN the staged table took because the current table's
+                // backend stopped ([`Sim::syn_pick`]) differs only from the
+                // outgoing table: not shared for that.
                 let gw = &self.gws[g];
                 let staged = gw.staged.as_ref();
-                !matches!(staged, Some(s) if !s.usable(b))
-                    && [Some(gw.view.version), staged.map(|s| s.version)]
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|v| self.fleet.views_of(v).iter())
-                        .any(|v| v.pick(h) != Some(b))
+                let diverted = self.strategy.presyncs_zone_loss()
+                    && staged
+                        .is_some_and(|s| gw.view.pick(h).is_some_and(|o| o != b && !s.usable(o)));
+                let current = (!diverted).then_some(gw.view.version);
+                let versions = [current, staged.map(|s| s.version)];
+                let versions = versions.into_iter().flatten();
+                if matches!(staged, Some(s) if !s.usable(b)) {
+                    (false, false)
+                } else if versions.clone().any(|v| self.fleet.moves(v, h, b)) {
+                    (true, false)
+                } else {
+                    let loss = versions.into_iter().any(|v| self.fleet.loss_moves(v, h, b));
+                    (loss, loss)
+                }
             }
         };
         if share {
             self.conns[c as usize].shared = PENDING;
-            self.gws[g].pending.push(c);
+            if presync && !walk && self.sc.sync.presync_at_once {
+                self.send(g, vec![(c, true)]);
+            } else {
+                self.gws[g].pending.push((c, presync));
+            }
         }
     }
 }
