@@ -5,8 +5,10 @@
 //! port go out unprocessed.
 
 use dnlb_lb::processor::Processor;
+use dnlb_lb::snapshot::Snapshot;
 use dnlb_lb::verdict::{Action, DropReason};
 
+use crate::capture::{CaptureTap, Decision};
 use crate::clock::Clock;
 use crate::explain::ExplainResponder;
 use dnlb_wire::buf::PacketBuf;
@@ -46,6 +48,8 @@ pub struct LbPipeline<C: Clock> {
     adopted: bool,
     /// Answers `dnlb explain` when the control thread asks.
     explain: Option<ExplainResponder>,
+    /// Copies the packets of an armed capture.
+    capture: Option<CaptureTap>,
 }
 
 /// The flow table is swept every this many poll iterations (a power of
@@ -72,7 +76,15 @@ impl<C: Clock> LbPipeline<C> {
             sync: None,
             adopted: false,
             explain: None,
+            capture: None,
         }
+    }
+
+    /// Copies matching packets when the control thread arms a capture
+    /// through `capture` (checked once per burst).
+    pub fn with_capture(mut self, capture: CaptureTap) -> Self {
+        self.capture = Some(capture);
+        self
     }
 
     /// Answers the control thread's `dnlb explain` questions through
@@ -198,35 +210,29 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                 *h = self.processor.prepare(p);
             }
         }
+        if let Some(tap) = &mut self.capture {
+            if tap.armed(now) {
+                let ctx = (port, mac, now, prefetched);
+                return self.process_captured(ctx, pkts, verdicts);
+            }
+        }
         // Whether every packet leaves by the port it came in on (a gateway's
         // usual burst): then the worker sends the burst as it is, without
         // sorting packets by verdict.
         let mut one_armed = true;
         for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             let hint = if prefetched { self.hints[i] } else { None };
-            if !p.is_contiguous() {
-                // Headers past the first segment cannot be read in place.
-                *v = Verdict::Drop(DropReason::NonContiguous);
-                one_armed = false;
-                continue;
-            }
-            *v = match self.processor.process_hinted(snap, p, mac, now, hint) {
-                Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
-                Action::NotForVip => match non_vip {
-                    // The host's own traffic, policed by class so that a
-                    // flood of one kind cannot starve routing or neighbour
-                    // discovery.
-                    Some(o)
-                        if Some(o) == self.ports.host_port
-                            && !self.processor.police_host(snap, p.data(), now) =>
-                    {
-                        Verdict::Drop(DropReason::HostPoliced)
-                    }
-                    Some(o) => Verdict::Forward(o),
-                    None => Verdict::Drop(DropReason::NotForVip),
-                },
-                Action::Drop(r) => Verdict::Drop(r),
-            };
+            let (_, verdict) = decide(
+                &mut self.processor,
+                snap,
+                &self.ports,
+                port,
+                p,
+                mac,
+                now,
+                hint,
+            );
+            *v = verdict;
             one_armed &= *v == Verdict::Forward(port);
         }
         if one_armed {
@@ -235,6 +241,81 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             BurstVerdict::PerPacket
         }
     }
+}
+
+impl<C: Clock> LbPipeline<C> {
+    /// [`Pipeline::process`] while a capture is armed: the same decisions,
+    /// and each matching packet copied as received and as it leaves.
+    #[cold]
+    #[inline(never)]
+    fn process_captured<P: PacketBuf>(
+        &mut self,
+        (port, mac, now, prefetched): (PortIndex, [u8; 6], u32, bool),
+        pkts: &mut [P],
+        verdicts: &mut [Verdict; BURST],
+    ) -> BurstVerdict {
+        let snap = self.snapshot.get();
+        let Some(tap) = &mut self.capture else {
+            return BurstVerdict::PerPacket;
+        };
+        for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+            let hint = if prefetched { self.hints[i] } else { None };
+            let ticket = tap.before(p.data());
+            let (action, verdict) = decide(
+                &mut self.processor,
+                snap,
+                &self.ports,
+                port,
+                p,
+                mac,
+                now,
+                hint,
+            );
+            *v = verdict;
+            if let Some(at) = ticket {
+                tap.after(at, port, p.data(), Decision::of(action, verdict), now);
+            }
+        }
+        BurstVerdict::PerPacket
+    }
+}
+
+/// One packet's action and verdict: the processor's decision, and where a
+/// frame not for a VIP goes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments, reason = "the hot loop's state, inlined")]
+fn decide<P: PacketBuf>(
+    processor: &mut Processor,
+    snap: &Snapshot,
+    ports: &PortPlan,
+    port: PortIndex,
+    p: &mut P,
+    mac: [u8; 6],
+    now: u32,
+    hint: Option<u64>,
+) -> (Action, Verdict) {
+    if !p.is_contiguous() {
+        // Headers past the first segment cannot be read in place.
+        let r = DropReason::NonContiguous;
+        return (Action::Drop(r), Verdict::Drop(r));
+    }
+    let action = processor.process_hinted(snap, p, mac, now, hint);
+    let verdict = match action {
+        Action::Encapsulated(_) | Action::Reply => Verdict::Forward(port),
+        Action::NotForVip => match ports.non_vip[port.get()] {
+            // The host's own traffic, policed by class so that a flood of
+            // one kind cannot starve routing or neighbour discovery.
+            Some(o)
+                if Some(o) == ports.host_port && !processor.police_host(snap, p.data(), now) =>
+            {
+                Verdict::Drop(DropReason::HostPoliced)
+            }
+            Some(o) => Verdict::Forward(o),
+            None => Verdict::Drop(DropReason::NotForVip),
+        },
+        Action::Drop(r) => Verdict::Drop(r),
+    };
+    (action, verdict)
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@
     )
 )]
 
+pub mod capture;
 pub mod clock;
 pub mod counters;
 pub mod dpdk;
@@ -54,6 +55,7 @@ pub mod sync;
 pub mod testing;
 pub mod worker;
 
+pub use capture::{CaptureBoard, CaptureFilter, CaptureTap};
 pub use clock::{Clock, MonotonicClock, TscClock};
 pub use counters::{Counters, DropReason, PublishedCounters};
 pub use explain::{ExplainBoard, ExplainResponder};

@@ -13,11 +13,12 @@
 #  - hping3: SYN and UDP floods in the namespace flood test (e2e-flood.sh)
 #  - chromium, chromium-driver: the web console's tests drive headless
 #    Chromium over WebDriver (forwarder/tests/console/)
+#  - tshark: reads the pcapng files of one-flow captures (forwarder/tests/capture.rs)
 DNLB_APT_PACKAGES=(
     build-essential pkg-config clang libclang-dev
     libdpdk-dev dpdk dpdk-dev
     iproute2 procps iputils-ping ethtool curl python3 ca-certificates
-    prometheus bird2 libbpf-dev faketime hping3 chromium chromium-driver
+    prometheus bird2 libbpf-dev faketime hping3 chromium chromium-driver tshark
 )
 
 dnlb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

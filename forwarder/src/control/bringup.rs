@@ -10,8 +10,8 @@ use dnlb_dataplane::dpdk::DpdkIo;
 use dnlb_dataplane::snapshot::Publisher;
 use dnlb_dataplane::sync::SyncLink;
 use dnlb_dataplane::{
-    ExplainBoard, ForwardPipeline, LbPipeline, LbStatsBoard, Pipeline, PortIndex, PortPlan,
-    PublishedCounters, TscClock, Worker,
+    CaptureBoard, ExplainBoard, ForwardPipeline, LbPipeline, LbStatsBoard, Pipeline, PortIndex,
+    PortPlan, PublishedCounters, TscClock, Worker,
 };
 use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
@@ -40,6 +40,8 @@ pub struct DataPlane {
     pub board: Arc<LbStatsBoard>,
     /// Where workers answer `dnlb explain`.
     pub explain: Arc<ExplainBoard>,
+    /// Where workers leave captured packets.
+    pub capture: Arc<CaptureBoard>,
     /// Snapshot publication (`None`: no listeners, frames are forwarded).
     pub publisher: Option<Publisher>,
     /// Backend ids of the first snapshot.
@@ -88,6 +90,7 @@ impl DataPlane {
             published: Vec::new(),
             board: LbStatsBoard::new(dp.worker_lcores.len()),
             explain: ExplainBoard::new(dp.worker_lcores.len()),
+            capture: CaptureBoard::new(dp.worker_lcores.len()),
             publisher,
             registry,
             sync_links: Vec::new(),
@@ -149,7 +152,8 @@ impl DataPlane {
                         TscClock::new(self.eal.tsc_hz()),
                     )
                     .with_stats(self.board.publisher(w))
-                    .with_explain(self.explain.responder(w));
+                    .with_explain(self.explain.responder(w))
+                    .with_capture(self.capture.tap(w));
                     if let Some(sync) = &cfg.sync {
                         let link = SyncLink::new(SYNC_FOUND_QUEUE, sync.max_held as usize);
                         self.sync_links.push(link.clone());

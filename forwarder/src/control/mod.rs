@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod bringup;
+pub mod capture;
 pub mod changes;
 pub mod check;
 pub mod error;

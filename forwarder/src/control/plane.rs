@@ -14,7 +14,7 @@ use dnlb_config::{Config, Token};
 use dnlb_dataplane::snapshot::Publisher;
 use dnlb_dataplane::sync::SyncLink;
 use dnlb_dataplane::{
-    Counters, DropReason, ExplainBoard, LbStats, LbStatsBoard, PublishedCounters,
+    CaptureBoard, Counters, DropReason, ExplainBoard, LbStats, LbStatsBoard, PublishedCounters,
 };
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::maglev::Identity;
@@ -22,6 +22,7 @@ use dnlb_lb::processor::{LbCounters, Traffic};
 use dnlb_lb::snapshot::{to_monotonic, BackendRegistry, BuildTime, Snapshot};
 use tokio::runtime::Handle;
 
+use super::capture::Capture;
 use super::changes::{Change, ChangeError};
 use super::events::{Event, Events, Republish};
 use super::health::{BackendKey, HealthChecker, HealthState};
@@ -74,6 +75,8 @@ pub struct DataPlaneParts {
     pub board: Arc<LbStatsBoard>,
     /// Where workers answer `dnlb explain`.
     pub explain: Arc<ExplainBoard>,
+    /// Where workers leave captured packets.
+    pub capture: Arc<CaptureBoard>,
     /// Time-stamp counter ticks a second (workers count busy time in them).
     pub tsc_hz: u64,
     /// Each worker's flow-exception sync queues (empty without `[sync]`).
@@ -93,6 +96,7 @@ pub struct ControlPlane {
     workers: Vec<(u32, Arc<PublishedCounters>)>,
     board: Arc<LbStatsBoard>,
     explain: Arc<ExplainBoard>,
+    capture: Capture,
     /// The snapshot workers ran before the current one (`dnlb explain`'s
     /// previous table; a staged version does not count as one).
     previous: Option<Arc<Snapshot>>,
@@ -212,6 +216,7 @@ impl ControlPlane {
             workers,
             board,
             explain,
+            capture,
             tsc_hz,
             sync_links,
         } = dp;
@@ -259,6 +264,7 @@ impl ControlPlane {
             workers,
             board,
             explain,
+            capture: Capture::new(capture),
             previous: None,
             tsc_hz,
             started: Instant::now(),
@@ -469,6 +475,11 @@ impl ControlPlane {
         self.previous.clone()
     }
 
+    /// The packet capture (`/v1/capture`).
+    pub fn capture(&mut self) -> &mut Capture {
+        &mut self.capture
+    }
+
     /// Where workers answer `dnlb explain`.
     pub fn explain_board(&self) -> &ExplainBoard {
         &self.explain
@@ -632,6 +643,7 @@ impl ControlPlane {
     /// worker's own.)
     pub fn tick(&mut self) {
         self.tick_sync();
+        self.capture.tick();
         let health_changed = self.checker.as_ref().is_some_and(|c| c.take_changed());
         let deadline_passed = self
             .snapshot()

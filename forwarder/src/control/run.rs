@@ -109,6 +109,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
             workers: dp.published.clone(),
             board: dp.board.clone(),
             explain: dp.explain.clone(),
+            capture: dp.capture.clone(),
             tsc_hz: dp.tsc_hz(),
             sync_links: std::mem::take(&mut dp.sync_links),
         },

@@ -35,6 +35,7 @@ macro_rules! errln {
     }};
 }
 
+mod capture;
 mod explain;
 mod status;
 
@@ -126,6 +127,10 @@ enum Command {
     /// the listener, the backend, the current and previous tables' answers,
     /// each worker's flow-table entry. IPv6 as [ADDR]:PORT.
     Explain(explain::Args),
+    /// Capture the packets of one flow (or of a CIDR filter) on a running
+    /// gateway, as received and as they leave with the decision, into a
+    /// pcapng file (through its admin API; needs the token).
+    Capture(capture::Args),
 }
 
 fn main() -> ExitCode {
@@ -154,6 +159,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 errln!("dnlb status: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Capture(args) => match capture::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                errln!("dnlb capture: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -57,7 +57,7 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
         },
         ApiCall::Metrics => ApiReply {
             status: 200,
-            body: crate::control::metrics::render(&report::status(plane)),
+            body: crate::control::metrics::render(&report::status(plane)).into_bytes(),
             content_type: "text/plain; version=0.0.4",
             authenticate: false,
         },
@@ -67,9 +67,35 @@ pub fn serve(plane: &mut ControlPlane, call: ApiCall) -> ApiReply {
             Err(e) => ApiReply::error(422, e.to_string()),
         },
         ApiCall::Change(change) => published(plane.change(&change)),
+        ApiCall::StartCapture(spec) => ApiReply::json(200, &plane.capture().start(*spec)),
+        ApiCall::StopCapture => ApiReply::json(200, &plane.capture().stop()),
+        ApiCall::CaptureStatus => ApiReply::json(200, &plane.capture().status()),
+        ApiCall::CaptureFile => capture_file(plane),
         ApiCall::CheckConfig(text) => match crate::control::check::check(plane, &text) {
             Ok(report) => ApiReply::json(200, &report),
             Err(e) => e.into(),
         },
+    }
+}
+
+/// `GET /v1/capture/pcapng`: what the last capture kept, backends named
+/// from the current snapshot.
+fn capture_file(plane: &mut ControlPlane) -> ApiReply {
+    let snap = plane.snapshot();
+    let name = |id: dnlb_lb::ids::BackendId| match snap.as_ref().and_then(|s| {
+        let b = s.backend(id)?;
+        Some((s.groups.get(b.group as usize)?.name.clone(), b.address))
+    }) {
+        Some((group, address)) => format!("{} ({group} {address})", id.0),
+        None => id.0.to_string(),
+    };
+    match plane.capture().pcapng(&name) {
+        Some(body) => ApiReply {
+            status: 200,
+            body,
+            content_type: "application/x-pcapng",
+            authenticate: false,
+        },
+        None => ApiReply::error(404, "no capture since dnlb started: POST /v1/capture first"),
     }
 }

@@ -8,7 +8,7 @@ pub struct ApiReply {
     /// HTTP status.
     pub status: u16,
     /// Body.
-    pub body: String,
+    pub body: Vec<u8>,
     /// Content type.
     pub content_type: &'static str,
     /// Ask for the bearer token (`WWW-Authenticate`, with 401).
@@ -20,10 +20,16 @@ impl ApiReply {
         ApiReply {
             status,
             body: serde_json::to_string_pretty(v)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                .into_bytes(),
             content_type: "application/json",
             authenticate: false,
         }
+    }
+
+    /// The body as text (lossy), for tests and logs.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
     }
 
     /// A JSON error reply.

@@ -9,6 +9,7 @@ use dnlb_lb::processor::FlowQuery;
 use serde_json::{json, Value};
 
 use super::reply::ApiReply;
+use crate::control::capture::{CaptureRequest, CaptureSpec};
 use crate::control::changes::Change;
 
 /// What a request asks of the control thread.
@@ -32,6 +33,14 @@ pub enum ApiCall {
     Change(Change),
     /// `POST /v1/config/check`: the dry run of a new config file's text.
     CheckConfig(String),
+    /// `POST /v1/capture`: arm a capture.
+    StartCapture(Box<CaptureSpec>),
+    /// `DELETE /v1/capture`: stop it.
+    StopCapture,
+    /// `GET /v1/capture`.
+    CaptureStatus,
+    /// `GET /v1/capture/pcapng`.
+    CaptureFile,
 }
 
 fn body_json(body: &str) -> Result<Value, ApiReply> {
@@ -163,6 +172,8 @@ fn known_path(segs: &[&str]) -> bool {
             | ["v1", "target_groups", _, "backends", _, "weight" | "drain"]
             | ["v1", "listeners", _, "elastic_ip" | "acl" | "limits"]
             | ["v1", "config", "check"]
+            | ["v1", "capture"]
+            | ["v1", "capture", "pcapng"]
     )
 }
 
@@ -190,6 +201,19 @@ fn section_change(l: &str, s: &str, body: Option<&str>) -> Result<Change, ApiRep
     })
 }
 
+/// `GET`, `POST` or `DELETE /v1/capture`.
+fn capture_call(method: &str, body: &str) -> Result<ApiCall, ApiReply> {
+    Ok(match method {
+        "GET" => ApiCall::CaptureStatus,
+        "DELETE" => ApiCall::StopCapture,
+        _ => {
+            let r: CaptureRequest = serde_json::from_value(body_json(body)?)
+                .map_err(|e| ApiReply::error(422, format!("the capture request: {e}")))?;
+            ApiCall::StartCapture(Box::new(r.validate().map_err(|e| ApiReply::error(422, e))?))
+        }
+    })
+}
+
 /// Turns a request into a call (or an error reply).
 pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -203,6 +227,8 @@ pub fn route(method: &str, url: &str, body: &str) -> Result<ApiCall, ApiReply> {
         ("GET", ["v1", "runtime"]) => ApiCall::Runtime,
         ("GET", ["v1", "explain"]) => ApiCall::Explain(flow_query(query)?),
         ("POST", ["v1", "reload"]) => ApiCall::Reload,
+        ("GET", ["v1", "capture", "pcapng"]) => ApiCall::CaptureFile,
+        ("GET" | "POST" | "DELETE", ["v1", "capture"]) => capture_call(method, body)?,
         ("POST", ["v1", "config", "check"]) => match body_json(body)?.get("toml") {
             Some(Value::String(t)) => ApiCall::CheckConfig(t.clone()),
             _ => {
@@ -421,5 +447,39 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    #[test]
+    fn capture_routes() {
+        assert_eq!(route("GET", "/v1/capture", ""), Ok(ApiCall::CaptureStatus));
+        assert_eq!(
+            route("GET", "/v1/capture/pcapng", ""),
+            Ok(ApiCall::CaptureFile)
+        );
+        assert_eq!(route("DELETE", "/v1/capture", ""), Ok(ApiCall::StopCapture));
+        let Ok(ApiCall::StartCapture(spec)) = route(
+            "POST",
+            "/v1/capture",
+            r#"{"src": "198.51.100.7", "sport": 5555, "proto": "udp", "packets": 5}"#,
+        ) else {
+            panic!("a capture")
+        };
+        assert_eq!(
+            (spec.filter.sport, spec.filter.proto, spec.packets),
+            (Some(5555), Some(17), 5)
+        );
+        for bad in [r#"{"src": "x"}"#, r#"{"packets": 0}"#, r#"{"what": 1}"#] {
+            assert_eq!(
+                route("POST", "/v1/capture", bad).unwrap_err().status,
+                422,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            route("POST", "/v1/capture/pcapng", "").unwrap_err().status,
+            405
+        );
+        assert!(super::super::access::secret("/v1/capture/pcapng"));
+        assert!(!super::super::access::secret("/v1/capture"));
     }
 }

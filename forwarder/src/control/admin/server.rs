@@ -386,7 +386,10 @@ async fn serve<I>(
 async fn answer(req: Request<Incoming>, peer: Peer, shared: &Shared) -> ApiReply {
     let (parts, body) = req.into_parts();
     let token = shared.token();
-    if let Err(refused) = access::check(&parts.method, &parts.headers, peer, token.as_deref()) {
+    let path = parts.uri.path();
+    if let Err(refused) =
+        access::check_path(&parts.method, path, &parts.headers, peer, token.as_deref())
+    {
         return refused;
     }
     let bytes =
