@@ -23,67 +23,6 @@ const PER_MIX: u32 = 100;
 /// Packets of each flow (TCP: a SYN, then ACKs).
 const PER_FLOW: u32 = 3;
 
-/// A veth pair (both ends in this namespace, no IPv6, up), deleted when
-/// dropped.
-struct Veth(String);
-
-impl Veth {
-    fn new() -> (Veth, String, String) {
-        let n = std::process::id() % 100_000;
-        let (a, b) = (format!("dxc{n}a"), format!("dxc{n}b"));
-        let ip = |args: &[&str]| {
-            let ok = Command::new("ip").args(args).status().unwrap().success();
-            assert!(ok, "ip {args:?}");
-        };
-        let _ = Command::new("ip").args(["link", "del", &a]).output();
-        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-        let guard = Veth(a.clone());
-        for i in [&a, &b] {
-            let _ = Command::new("sysctl")
-                .args(["-qw", &format!("net.ipv6.conf.{i}.disable_ipv6=1")])
-                .output();
-            ip(&["link", "set", i, "up"]);
-        }
-        (guard, a, b)
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
-}
-
-/// Writes `frames` into interface `ifname` (an AF_PACKET socket, from
-/// Python), paced a little so that the capture keeps up.
-fn inject(ifname: &str, frames: &[Vec<u8>], dir: &Path) {
-    let file = dir.join("inject.bin");
-    let mut bytes = Vec::new();
-    for f in frames {
-        bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(f);
-    }
-    std::fs::write(&file, bytes).unwrap();
-    let script = "import socket, struct, sys, time\n\
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-        s.bind((sys.argv[1], 0))\n\
-        d = open(sys.argv[2], 'rb').read()\n\
-        i = n = 0\n\
-        while i < len(d):\n\
-        \x20   (l,) = struct.unpack('<I', d[i:i + 4])\n\
-        \x20   s.send(d[i + 4:i + 4 + l])\n\
-        \x20   i += 4 + l\n\
-        \x20   n += 1\n\
-        \x20   if n % 50 == 0:\n\
-        \x20       time.sleep(0.002)\n";
-    let ok = Command::new("python3")
-        .args(["-c", script, ifname, file.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "injecting frames");
-}
-
 fn mixes() -> Vec<FlowMix> {
     let mut v = Vec::new();
     for ip in [IpVersion::V4, IpVersion::V6] {
@@ -181,7 +120,7 @@ fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
 #[test]
 fn a_capture_of_one_flow_holds_exactly_its_packets_in_and_out() {
     let dir = common::tempdir();
-    let (_veth, tx_if, rx_if) = Veth::new();
+    let (_veth, tx_if, rx_if) = common::veth::Veth::new("dxc");
     let cfg = config(dir.path(), &rx_if);
     let cfg_s = cfg.to_str().unwrap().to_string();
     let (_dnlb, lines) = common::spawn_dnlb(&[
@@ -230,7 +169,7 @@ fn a_capture_of_one_flow_holds_exactly_its_packets_in_and_out() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let all = frames();
-    inject(&tx_if, &all, dir.path());
+    common::veth::inject(&tx_if, &all, dir.path());
     common::wait_event(&lines, "stats", |e| {
         e["tx_packets"].as_u64() >= Some(all.len() as u64)
     });

@@ -24,67 +24,6 @@ const TOKEN: &str = "explain-token";
 /// Flows per (IP version, protocol) mix.
 const PER_MIX: u32 = 250;
 
-/// A veth pair (both ends in this namespace, no IPv6, up), deleted when
-/// dropped.
-struct Veth(String);
-
-impl Veth {
-    fn new() -> (Veth, String, String) {
-        let n = std::process::id() % 100_000;
-        let (a, b) = (format!("dxe{n}a"), format!("dxe{n}b"));
-        let ip = |args: &[&str]| {
-            let ok = Command::new("ip").args(args).status().unwrap().success();
-            assert!(ok, "ip {args:?}");
-        };
-        let _ = Command::new("ip").args(["link", "del", &a]).output();
-        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-        let guard = Veth(a.clone());
-        for i in [&a, &b] {
-            let _ = Command::new("sysctl")
-                .args(["-qw", &format!("net.ipv6.conf.{i}.disable_ipv6=1")])
-                .output();
-            ip(&["link", "set", i, "up"]);
-        }
-        (guard, a, b)
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
-}
-
-/// Writes `frames` into interface `ifname` (an AF_PACKET socket, from
-/// Python), paced a little so that the capture keeps up.
-fn inject(ifname: &str, frames: &[Vec<u8>], dir: &Path) {
-    let file = dir.join("inject.bin");
-    let mut bytes = Vec::new();
-    for f in frames {
-        bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(f);
-    }
-    std::fs::write(&file, bytes).unwrap();
-    let script = "import socket, struct, sys, time\n\
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-        s.bind((sys.argv[1], 0))\n\
-        d = open(sys.argv[2], 'rb').read()\n\
-        i = n = 0\n\
-        while i < len(d):\n\
-        \x20   (l,) = struct.unpack('<I', d[i:i + 4])\n\
-        \x20   s.send(d[i + 4:i + 4 + l])\n\
-        \x20   i += 4 + l\n\
-        \x20   n += 1\n\
-        \x20   if n % 50 == 0:\n\
-        \x20       time.sleep(0.002)\n";
-    let ok = Command::new("python3")
-        .args(["-c", script, ifname, file.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "injecting frames");
-}
-
 /// A flow: (src, sport, dst, dport, protocol number).
 type Flow = (IpAddr, u16, IpAddr, u16, u8);
 
@@ -213,7 +152,7 @@ fn address(v: &Value) -> IpAddr {
 #[test]
 fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
     let dir = common::tempdir();
-    let (_veth, tx_if, rx_if) = Veth::new();
+    let (_veth, tx_if, rx_if) = common::veth::Veth::new("dxe");
     let cfg = config(dir.path(), &rx_if);
     let cfg_s = cfg.to_str().unwrap().to_string();
     let (_dnlb, lines) = common::spawn_dnlb(&[
@@ -229,7 +168,7 @@ fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
 
     // Phase 1: 1000 flows.
     let first = frames(0, PER_MIX);
-    inject(&tx_if, &first, dir.path());
+    common::veth::inject(&tx_if, &first, dir.path());
     wait_tx(&lines, first.len() as u64);
     let went = sent(dir.path(), 0);
     assert_eq!(
@@ -277,7 +216,7 @@ fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
 
     // Phase 2: the same flows again, and 1000 new ones.
     let again = frames(0, 2 * PER_MIX);
-    inject(&tx_if, &again, dir.path());
+    common::veth::inject(&tx_if, &again, dir.path());
     wait_tx(&lines, (first.len() + again.len()) as u64);
     let now = sent(dir.path(), first.len());
     assert_eq!(now.len(), 8 * PER_MIX as usize);

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod veth;
+
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// EAL arguments for tests: no hugepages, no PCI, private runtime files

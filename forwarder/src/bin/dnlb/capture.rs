@@ -40,17 +40,9 @@ pub struct Args {
     /// The pcapng file to write.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     write: PathBuf,
-    /// The admin API's URL. Default: from --config's [admin] section,
-    /// else http://127.0.0.1:9100.
-    #[arg(long)]
-    api: Option<String>,
-    /// Configuration file: the API address and token come from its
-    /// [admin] section.
-    #[arg(short, long)]
-    config: Option<PathBuf>,
-    /// File holding the bearer token (overrides the config's).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
+    /// How to reach the gateway's admin API.
+    #[command(flatten)]
+    api: super::status::ApiArgs,
 }
 
 fn call(
@@ -82,7 +74,7 @@ fn status(r: ureq::Response) -> Result<CaptureStatus, String> {
 
 /// Arms the capture, waits for it and writes the file.
 pub fn run(a: Args) -> Result<(), String> {
-    let (url, token) = super::status::endpoint(a.api, a.config, a.token_file)?;
+    let (url, token) = super::status::endpoint(a.api)?;
     let url = url.trim_end_matches('/').to_string();
     let token = token.as_deref();
     let req = CaptureRequest {

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use dnlb_forwarder::control::explain::{BackendRef, EntryView, Explanation, TableView};
 
@@ -26,17 +25,9 @@ pub struct Args {
     /// Transport protocol.
     #[arg(long, value_enum, default_value_t = Proto::Tcp)]
     proto: Proto,
-    /// The admin API's URL. Default: from --config's [admin] section,
-    /// else http://127.0.0.1:9100.
-    #[arg(long)]
-    api: Option<String>,
-    /// Configuration file: the API address and token come from its
-    /// [admin] section.
-    #[arg(short, long)]
-    config: Option<PathBuf>,
-    /// File holding the bearer token (overrides the config's).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
+    /// How to reach the gateway's admin API.
+    #[command(flatten)]
+    api: super::status::ApiArgs,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -44,7 +35,7 @@ pub struct Args {
 
 /// Asks the gateway and prints its answer.
 pub fn run(a: Args) -> Result<(), String> {
-    let (url, token) = super::status::endpoint(a.api, a.config, a.token_file)?;
+    let (url, token) = super::status::endpoint(a.api)?;
     let path = format!(
         "/v1/explain?src={}&sport={}&dst={}&dport={}&proto={}",
         a.src.ip(),

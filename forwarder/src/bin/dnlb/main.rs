@@ -103,17 +103,9 @@ enum Command {
     },
     /// Show a running gateway's listeners and backends (from its admin API).
     Status {
-        /// The admin API's URL. Default: from --config's [admin] section,
-        /// else http://127.0.0.1:9100.
-        #[arg(long)]
-        api: Option<String>,
-        /// Configuration file: the API address and token come from its
-        /// [admin] section.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// File holding the bearer token (overrides the config's).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
+        /// How to reach the gateway's admin API.
+        #[command(flatten)]
+        api: status::ApiArgs,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -145,17 +137,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Status {
             api,
-            config,
-            token_file,
             json,
             wait_serving,
-        } => match status::run(
-            api,
-            config,
-            token_file,
-            json,
-            wait_serving.map(std::time::Duration::from_secs),
-        ) {
+        } => match status::run(api, json, wait_serving.map(std::time::Duration::from_secs)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 errln!("dnlb status: {e}");

@@ -9,14 +9,8 @@ use dnlb_forwarder::control::status::{RoutesStatus, Status, SyncStatus};
 /// `dnlb status`: asks a gateway's admin API and prints what it says; with
 /// `wait_serving`, first waits (up to that long) until the gateway serves
 /// (see [`not_serving`]).
-pub fn run(
-    api: Option<String>,
-    config: Option<PathBuf>,
-    token_file: Option<PathBuf>,
-    json: bool,
-    wait_serving: Option<Duration>,
-) -> Result<(), String> {
-    let (url, token) = endpoint(api, config, token_file)?;
+pub fn run(api: ApiArgs, json: bool, wait_serving: Option<Duration>) -> Result<(), String> {
+    let (url, token) = endpoint(api)?;
     let body = match wait_serving {
         None => get(&url, "/v1/status", token.as_deref())?,
         Some(limit) => {
@@ -49,14 +43,31 @@ pub fn run(
     Ok(())
 }
 
+/// How the commands that talk to a gateway find its admin API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// The admin API's URL. Default: from --config's [admin] section,
+    /// else http://127.0.0.1:9100.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Configuration file: the API address and token come from its
+    /// [admin] section.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// File holding the bearer token (overrides the config's).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
 /// The admin API's URL and bearer token: `api`, else `config`'s [admin]
 /// section (loopback for an unspecified address), else
 /// http://127.0.0.1:9100; the token from `token_file`, else the config's.
-pub fn endpoint(
-    api: Option<String>,
-    config: Option<PathBuf>,
-    token_file: Option<PathBuf>,
-) -> Result<(String, Option<String>), String> {
+pub fn endpoint(a: ApiArgs) -> Result<(String, Option<String>), String> {
+    let ApiArgs {
+        api,
+        config,
+        token_file,
+    } = a;
     let cfg = match &config {
         Some(c) => Some(dnlb_config::load(c).map_err(|e| e.to_string())?),
         None => None,
