@@ -9,13 +9,16 @@
 #     gw3 zone a  net_af_xdp taking every frame + net_tap exception path
 #   three VXLAN backends with direct server return: b1, b2 (zone a), b3 (zone b)
 #
-#   1. HTTP and UDP through every gateway, IPv4 and IPv6; backends see the client's address
+#   1. HTTP and UDP through every gateway, IPv4 and IPv6; backends see the client's address;
+#      one flow captured on every gateway (`dnlb capture`) while other requests run: tshark
+#      reads exactly that flow's packets, as received and encapsulated
 #   2. an elastic IP attached through the admin API: reachable; detached: not;
 #      an access list denying the client on every gateway: nothing gets through
 #   3. config reloads on every gateway while requests run: no failed request
 #   4. 50 long-lived TCP connections; a gateway dies (SIGKILL dnlb and BIRD):
 #      every connection keeps working through the others (same Maglev choice)
-#   5. a backend dies: it leaves the tables within its health thresholds, new
+#   5. a backend dies: it leaves the tables within its health thresholds (and a gateway's
+#      web console, rendered by headless Chromium, shows it down), new
 #      connections go elsewhere, only its own connections fail
 #   6. zone a is lost (its last gateway and backend): traffic continues
 #   7. SIGTERM: the last gateway withdraws the VIP before it stops
@@ -53,6 +56,15 @@ usable_everywhere() {
         [ "$v" = "$2" ] || return 1
     done
 }
+# console_state I ADDR: the state gateway I's web console shows for backend
+# ADDR, as headless Chromium renders the page in gateway I's namespace.
+console_state() {
+    topo_exec "gw$1" chromium --headless=new --no-sandbox --disable-gpu --no-first-run \
+        --user-data-dir="$TOPO_STATE/chromium-gw$1" --virtual-time-budget=4000 --dump-dom \
+        http://127.0.0.1:9100/ 2>/dev/null \
+        | grep -o "data-state=\"[a-z-]*\"><th scope=\"row\">$2<" | sed 's/^data-state="\([a-z-]*\)".*/\1/'
+}
+console_shows() { [ "$(console_state "$1" "$2")" = "$3" ]; }  # console_shows I ADDR STATE
 wait_for() {  # wait_for SECONDS COMMAND…
     local t=$1 k; shift
     for k in $(seq $((t * 10))); do "$@" && return 0; sleep 0.1; done
@@ -89,6 +101,39 @@ done
 topo_udp 20 "$VIP" 80 > "$TOPO_STATE/udp1.out" || true
 u=$(grep -c "^backend=.*proto=udp client=$CLIENT:" "$TOPO_STATE/udp1.out" || true)
 check "UDP: 20 of 20 datagrams answered with the client's address ($u; $(backends_in "$TOPO_STATE/udp1.out"))" [ "$u" -eq 20 ]
+
+section "1a. one flow captured on the gateways (dnlb capture) while other requests run"
+CAP=$TOPO_STATE/capture SPORT=40123
+for i in 1 2 3; do
+    topo_exec "gw$i" "$DNLB_BIN" capture --config "$TOPO_STATE/gw$i/dnlb.toml" \
+        --token-file "$TOPO_STATE/gw$i/dnlb.admin-token" --src "$CLIENT" --sport "$SPORT" \
+        --dst "$VIP" --dport 80 --proto tcp --packets 100 --seconds 6 -w "$CAP-gw$i.pcapng" > "$CAP-gw$i.out" 2>&1 &
+    eval "cap$i=\$!"
+done
+sleep 1.5
+topo_http 20 "$VIP" 80 > "$TOPO_STATE/http1a.out" &
+others=$!
+one=$(topo_exec client curl -gsS --local-port "$SPORT" --max-time 3 "http://$VIP/one-flow" 2>&1 || true)
+wait "$others" || true
+wait "$cap1" "$cap2" "$cap3" || true
+check "the captured flow was answered ($one)" grep -q '^backend=' <<< "$one"
+# Each gateway's capture: frames as received (rx) and as they left (tx,
+# VXLAN: the inner headers last in each field).
+flow_rows() { tshark -r "$1" -T fields -E separator='|' -e frame.interface_name -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport 2>/dev/null; }
+rx=0 tx=0 other=0
+for i in 1 2 3; do
+    [ -s "$CAP-gw$i.pcapng" ] || { echo "  gw$i: $(tail -1 "$CAP-gw$i.out")"; continue; }
+    while IFS='|' read -r ifname src sport dst dport; do
+        if [ "${src##*,}|${sport##*,}|${dst##*,}|${dport##*,}" != "$CLIENT|$SPORT|$VIP|80" ]; then
+            other=$((other + 1))
+        elif [ "$ifname" = rx ]; then rx=$((rx + 1))
+        elif [ "$ifname" = tx ]; then tx=$((tx + 1))
+        else other=$((other + 1)); fi
+    done < <(flow_rows "$CAP-gw$i.pcapng")
+    echo "  gw$i captured $(flow_rows "$CAP-gw$i.pcapng" | wc -l) frames"
+done
+check "tshark reads exactly that flow's packets: $rx received, $tx encapsulated out, $other of anything else" \
+    bash -c "[ $rx -ge 3 ] && [ $tx -eq $rx ] && [ $other -eq 0 ]"
 
 section "1b. IPv6: HTTP to $VIP6 via every gateway (inner IPv6 in VXLAN over IPv4)"
 for i in 1 2 3; do P0[$i]=$(topo_gw_api "$i" GET /v1/listeners | json "[l['packets'] for l in d if l['name'] == 'tcp-80'][0]"); done
@@ -188,11 +233,14 @@ topo_exec client "$TOPO_PY" "$TOPO_FILES/conn_client.py" "$VIP" "$TOPO_ECHO_PORT
     --duration 5 --interval 0.2 --timeout 5 --ready-file "$TOPO_STATE/conns.ready" > "$TOPO_STATE/conns2.out" 2>&1 &
 client=$!
 check "30 connections established" wait_for 20 test -s "$TOPO_STATE/conns.ready"
+check "gw2's web console (headless Chromium) shows b1 up" console_shows 2 "$(topo_backend_addr 1)" up
 start=$(date +%s%N)
 topo_backend_kill 1
 check "b1 left the tables of gw2 and gw3 within its thresholds (3 x 300 ms + timeout: under 2 s)" \
     wait_for 2 usable_everywhere 1 False
 echo "  after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+check "gw2's web console shows b1 down" wait_for 20 console_shows 2 "$(topo_backend_addr 1)" down
+echo "  on the page $(( ($(date +%s%N) - start) / 1000000 )) ms after the kill (a headless Chromium start included)"
 topo_http 30 "$VIP" 80 > "$TOPO_STATE/http5.out"
 check "new connections go elsewhere: 30 of 30 answered ($(backends_in "$TOPO_STATE/http5.out"))" [ "$(answered "$TOPO_STATE/http5.out")" -eq 30 ]
 check "none of them by b1" bash -c "! grep -q '^backend=b1 ' '$TOPO_STATE/http5.out'"
