@@ -437,3 +437,78 @@ fn under_own_zone_preference_every_flow_is_shared_and_the_other_zone_keeps_it() 
             .is_empty()
     );
 }
+
+/// A gateway (no zone preference) with backends .1-.2 in zone a, .3-.4 in
+/// b and .5-.6 in c; `down` lists the zones whose backends failed.
+fn three_zones(reg: &mut BackendRegistry, down: &[&str]) -> Snapshot {
+    let mut text = String::from(
+        "[gateway]\nname = \"z\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
+         [[target_group]]\nname = \"g\"\n",
+    );
+    let zone = |i: u8| ["a", "b", "c"][usize::from(i - 1) / 2];
+    for i in 1..=6u8 {
+        text += &format!(
+            "[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\nzone = \"{}\"\n",
+            zone(i)
+        );
+    }
+    let cfg = dnlb_config::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let healthy = |_: &str, id: &dnlb_lb::maglev::Identity| !down.contains(&zone(id[15]));
+    let at = dnlb_lb::snapshot::BuildTime::now();
+    Snapshot::build_with_health(&cfg, 1, reg, None, &healthy, &at)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn flows_a_zone_loss_would_move_are_shared_before_it_and_survive_it() {
+    let mut reg = BackendRegistry::default();
+    let before = three_zones(&mut reg, &[]);
+    let after = three_zones(&mut reg.clone(), &["c"]);
+    assert_eq!(before.listeners[0].loss_tables.len(), 3, "one per zone");
+    let zone_of = |id: BackendId| before.backend(id).unwrap().zone.clone().unwrap();
+    // Gateway A carries the flows; nothing changed, yet it shares the
+    // flows a zone loss would move (their backends outside that zone) as
+    // they start.
+    let mut a = gateway(&before, 1);
+    let began = establish(&mut a, &before);
+    let shared: Vec<Exception> = a.sync().unwrap().drain().collect();
+    assert!(!shared.is_empty());
+    assert!(
+        shared.len() < FLOWS as usize / 2,
+        "a fraction is pre-shared: {}",
+        shared.len()
+    );
+    assert_eq!(
+        walk_all(&mut a, &before, 1).len(),
+        shared.len(),
+        "the walk finds the same"
+    );
+    // Zone c is lost with gateway A. Without what A shared, some flows on
+    // surviving backends move; with it, none does.
+    let mut plain = gateway(&after, 2);
+    let mut b = gateway(&after, 3);
+    for op in learn_ops(&shared) {
+        b.sync().unwrap().learn(op, 0);
+    }
+    let (mut moved_plain, mut moved_b, mut survivors) = (0, 0, 0);
+    for i in 0..FLOWS {
+        if zone_of(began[i as usize]) == "c" {
+            continue; // orphaned: its backend is gone
+        }
+        survivors += 1;
+        moved_plain += usize::from(send(&mut plain, &after, &tcp(i, "A"), 1) != began[i as usize]);
+        moved_b += usize::from(send(&mut b, &after, &tcp(i, "A"), 1) != began[i as usize]);
+    }
+    assert!(survivors > FLOWS as usize / 2);
+    assert!(
+        moved_plain > 0,
+        "Maglev moves some survivors' flows when a third of the backends leave"
+    );
+    assert_eq!(
+        moved_b, 0,
+        "every surviving flow kept its backend ({moved_plain} would have moved)"
+    );
+}

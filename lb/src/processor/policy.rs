@@ -163,13 +163,14 @@ pub(super) fn pick<const SYNC: bool>(
     debug_assert!(id.0 & !BACKEND_BITS == 0, "backend ids stay below 2^30");
     // While a version is staged: whether it would move this flow (a SYN
     // is then pinned). Whether some table in the fleet sends it elsewhere:
-    // that one, or another zone's under `prefer_own` (shared at once).
+    // that one, another zone's under `prefer_own`, or the one the fleet
+    // would use after losing a zone other than its backend's (shared at
+    // once).
     let staged_moves = SYNC
         && l.next_table
             .as_ref()
             .is_some_and(|n| n.lookup(k.hash) != Some(id));
-    let moved =
-        SYNC && (staged_moves || l.peer_tables.iter().any(|t| t.lookup(k.hash) != Some(id)));
+    let moved = SYNC && (staged_moves || fleet_disagrees(snap, l, k.hash, id));
     // Only a TCP segment that acknowledges something (ACK, no SYN, no RST)
     // can belong to an established connection, so only it takes an entry.
     // A bare SYN opens nothing yet (every gateway answers it alike from the
@@ -207,6 +208,15 @@ pub(super) fn pick<const SYNC: bool>(
     p.inserted = Some(r.is_ok());
     p.share = moved;
     p
+}
+
+/// With sync: whether another zone's table, or the table after losing a
+/// zone other than `id`'s, sends a flow with scheduler hash `hash`
+/// elsewhere than `id` (then it is shared as it starts).
+#[inline(always)]
+fn fleet_disagrees(snap: &Snapshot, l: &ListenerState, hash: u64, id: BackendId) -> bool {
+    (!l.peer_tables.is_empty() || !l.loss_tables.is_empty())
+        && l.is_exception(hash, id, snap.backend(id).map_or(0, |b| b.zone_tag))
 }
 
 /// A new entry's value and timeout for backend `id`: closing (the client's

@@ -341,7 +341,7 @@ fn exception(snap: &Snapshot, e: Walked, now: u32) -> Option<Exception> {
     let l = snap.listener_at_slot(listener_slot)?;
     let backend = BackendId(e.value & BACKEND_BITS);
     let b = snap.backend(backend)?;
-    if !b.usable || b.group != l.group || !l.is_exception(hash, backend) {
+    if !b.usable || b.group != l.group || !l.is_exception(hash, backend, b.zone_tag) {
         return None;
     }
     Some(Exception {

@@ -16,8 +16,9 @@ use crate::maglev::{backend_identity, Identity, MaglevBackend, MaglevError, Magl
 use crate::vip::VipTable;
 
 mod sync;
+pub use sync::zone_tag;
 pub use sync::{backend_sync_key, listener_sync_key};
-use sync::{peer_tables, peer_zone_members};
+use sync::{Members, OtherViews};
 
 /// Stable backend ids across snapshots: a backend (target group + identity)
 /// keeps its id while it is in the config, so flow-table entries that name
@@ -153,6 +154,11 @@ pub struct ListenerState {
     /// while one is staged. A flow is an exception if any of them (or
     /// [`ListenerState::target_table`]) sends it elsewhere.
     pub peer_tables: Vec<Arc<MaglevTable>>,
+    /// For a group whose backends span two zones or more: per zone (its
+    /// [`zone_tag`]), the table the fleet would use once that zone is lost;
+    /// a flow on a backend outside that zone which it moves is an exception
+    /// (shared before any loss, so it survives one).
+    pub loss_tables: Vec<(u32, Arc<MaglevTable>)>,
     /// Names the listener to peer gateways (flow-exception sync): a hash of
     /// its name, the same on every gateway with the same config.
     pub sync_key: u64,
@@ -166,15 +172,16 @@ impl ListenerState {
         self.next_table.as_deref().unwrap_or(&self.table)
     }
 
-    /// Whether a flow with scheduler hash `hash` on `backend` needs sharing:
-    /// the target table or a peer table sends it elsewhere.
+    /// Whether a flow with scheduler hash `hash` on `backend` (in zone
+    /// `zone`, a [`zone_tag`]) needs sharing: the target table, a peer
+    /// table, or the table of a lost zone other than its own sends it
+    /// elsewhere.
     #[inline]
-    pub fn is_exception(&self, hash: u64, backend: BackendId) -> bool {
-        self.target_table().lookup(hash) != Some(backend)
-            || self
-                .peer_tables
-                .iter()
-                .any(|t| t.lookup(hash) != Some(backend))
+    pub fn is_exception(&self, hash: u64, backend: BackendId, zone: u32) -> bool {
+        let moves = |t: &MaglevTable| t.lookup(hash) != Some(backend);
+        moves(self.target_table())
+            || self.peer_tables.iter().any(|t| moves(t))
+            || self.loss_tables.iter().any(|(z, t)| *z != zone && moves(t))
     }
 }
 
@@ -202,6 +209,8 @@ pub struct BackendState {
     pub drain_until: Option<SystemTime>,
     /// Zone, for status.
     pub zone: Option<String>,
+    /// The zone's [`zone_tag`].
+    pub zone_tag: u32,
     /// Templates for inner IPv4 and inner IPv6 packets.
     pub encap: [EncapTemplate; 2],
     /// Names the backend to peer gateways (flow-exception sync): a hash of
@@ -423,8 +432,8 @@ impl Snapshot {
             ttl: cfg.encap.ttl,
         };
         // Backends of every group, with stable ids.
-        let mut group_members: Vec<Vec<(BackendId, Identity, u8)>> = Vec::new();
-        let mut group_peers: Vec<Vec<Vec<(BackendId, Identity, u8)>>> = Vec::new();
+        let mut group_members: Vec<Members> = Vec::new();
+        let mut group_views: Vec<OtherViews> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
         let mut groups = Vec::with_capacity(cfg.target_groups.len());
         for (gi, g) in cfg.target_groups.iter().enumerate() {
@@ -453,6 +462,7 @@ impl Snapshot {
                     takes_new_flows: new_flows > 0,
                     drain_until: b.drain_until,
                     zone: b.zone.clone(),
+                    zone_tag: zone_tag(b.zone.as_deref()),
                     encap: [template(false)?, template(true)?],
                     sync_key: backend_sync_key(&g.name, &identity),
                 };
@@ -462,15 +472,15 @@ impl Snapshot {
                 backends[id.0 as usize] = Some(state);
                 members.push((id, identity, new_flows));
             }
-            group_peers.push(peer_zone_members(cfg, g, &members, healthy, at));
+            group_views.push(OtherViews::of(cfg, g, &members, healthy, at));
             group_members.push(members);
         }
         let mut listeners = Vec::with_capacity(cfg.listeners.len());
         for (li, l) in cfg.listeners.iter().enumerate() {
             let maglev_input = maglev_input(&group_members[l.target_group], l.table_size);
             let table = table_for(&mut tables, &mut built, &maglev_input, &l.name)?;
-            let peers = &group_peers[l.target_group];
-            let peer_tables = peer_tables(&mut tables, &mut built, peers, &table, l)?;
+            let views = &group_views[l.target_group];
+            let (peer_tables, loss_tables) = views.tables(&mut tables, &mut built, &table, l)?;
             listeners.push(ListenerState {
                 id: ListenerId(li as u16),
                 slot: registry.listener_slot(&l.name),
@@ -487,6 +497,7 @@ impl Snapshot {
                 limits: crate::policing::ListenerLimits::of(&l.limits, cfg),
                 next_table: None,
                 peer_tables,
+                loss_tables,
                 sync_key: listener_sync_key(&l.name),
             });
         }

@@ -26,6 +26,7 @@ impl Snapshot {
             let n = next.listener_at_slot(l.slot);
             l.next_table = n.map(|n| n.table.clone());
             l.peer_tables = n.map(|n| n.peer_tables.clone()).unwrap_or_default();
+            l.loss_tables = n.map(|n| n.loss_tables.clone()).unwrap_or_default();
         }
         s
     }
@@ -73,13 +74,13 @@ pub fn backend_sync_key(group: &str, identity: &Identity) -> u64 {
 /// other zone's preference applied to the weights before any preference.
 /// Empty when the group does not prefer its own zone or this gateway has
 /// no zone: then every gateway uses the same table.
-pub(super) fn peer_zone_members(
+fn peer_zone_members(
     cfg: &Config,
     g: &dnlb_model::TargetGroup,
     members: &[(BackendId, Identity, u8)],
     healthy: &dyn Fn(&str, &Identity) -> bool,
     at: &BuildTime<'_>,
-) -> Vec<Vec<(BackendId, Identity, u8)>> {
+) -> Vec<Members> {
     let own = match (g.zone_affinity, cfg.gateway.zone.as_deref()) {
         (ZoneAffinity::PreferOwn, Some(own)) => own,
         _ => return Vec::new(),
@@ -108,11 +109,110 @@ pub(super) fn peer_zone_members(
         .collect()
 }
 
+/// A group's members as a table is built from them: id, identity and
+/// weight for new flows, per backend.
+pub(super) type Members = Vec<(BackendId, Identity, u8)>;
+
+/// What the rest of the fleet would use for a group: other zones' views
+/// under own-zone preference, and the views after each zone's loss.
+pub(super) struct OtherViews {
+    peers: Vec<Members>,
+    losses: Vec<(u32, Members)>,
+}
+
+impl OtherViews {
+    /// The views of group `g`, whose members here are `members`.
+    pub(super) fn of(
+        cfg: &Config,
+        g: &dnlb_model::TargetGroup,
+        members: &[(BackendId, Identity, u8)],
+        healthy: &dyn Fn(&str, &Identity) -> bool,
+        at: &BuildTime<'_>,
+    ) -> Self {
+        OtherViews {
+            peers: peer_zone_members(cfg, g, members, healthy, at),
+            losses: zone_loss_members(cfg, g, members, healthy, at),
+        }
+    }
+
+    /// Listener `l`'s peer tables (other than `own`) and zone-loss tables.
+    #[allow(clippy::type_complexity, reason = "two lists of tables")]
+    pub(super) fn tables(
+        &self,
+        tables: &mut HashMap<MaglevInput, Arc<MaglevTable>>,
+        built: &mut usize,
+        own: &Arc<MaglevTable>,
+        l: &dnlb_model::Listener,
+    ) -> Result<(Vec<Arc<MaglevTable>>, Vec<(u32, Arc<MaglevTable>)>), SnapshotError> {
+        let peers = peer_tables(tables, built, &self.peers, own, l)?;
+        let losses = self
+            .losses
+            .iter()
+            .map(|(z, m)| {
+                let t = table_for(tables, built, &maglev_input(m, l.table_size), &l.name)?;
+                Ok((*z, t))
+            })
+            .collect::<Result<_, SnapshotError>>()?;
+        Ok((peers, losses))
+    }
+}
+
+/// The zone tag of a zone name: a hash (0 for no zone), so that a worker
+/// compares zones without strings.
+pub fn zone_tag(zone: Option<&str>) -> u32 {
+    zone.map_or(0, |z| {
+        (xxhash_rust::xxh64::xxh64(z.as_bytes(), LISTENER_KEY_SEED) as u32) | 1
+    })
+}
+
+/// For a group whose backends span two zones or more: for each zone Z,
+/// the members (as `members[i]` for backend `i`) the fleet would use once
+/// zone Z is lost (its backends failed), tagged with Z. Flows on backends
+/// outside Z that such a table moves are exceptions in waiting: shared
+/// before the loss, they survive it (the simulator's `zone-presync`).
+fn zone_loss_members(
+    cfg: &Config,
+    g: &dnlb_model::TargetGroup,
+    members: &[(BackendId, Identity, u8)],
+    healthy: &dyn Fn(&str, &Identity) -> bool,
+    at: &BuildTime<'_>,
+) -> Vec<(u32, Members)> {
+    let mut zones: Vec<&str> = g
+        .backends
+        .iter()
+        .filter_map(|b| b.zone.as_deref())
+        .collect();
+    zones.sort_unstable();
+    zones.dedup();
+    if zones.len() < 2 {
+        return Vec::new();
+    }
+    let zone_of: HashMap<Identity, Option<&str>> = g
+        .backends
+        .iter()
+        .map(|b| (crate::maglev::backend_identity(b), b.zone.as_deref()))
+        .collect();
+    zones
+        .into_iter()
+        .map(|z| {
+            let up = |group: &str, id: &Identity| {
+                healthy(group, id) && zone_of.get(id).copied().flatten() != Some(z)
+            };
+            let plan = plan_group(cfg, g, &up, at, &mut None);
+            let m = plan
+                .iter()
+                .map(|&(bi, _, w)| (members[bi].0, members[bi].1, w))
+                .collect();
+            (zone_tag(Some(z)), m)
+        })
+        .collect()
+}
+
 /// The distinct tables of `peers` (member lists) other than `own`.
-pub(super) fn peer_tables(
+fn peer_tables(
     tables: &mut HashMap<MaglevInput, Arc<MaglevTable>>,
     built: &mut usize,
-    peers: &[Vec<(BackendId, Identity, u8)>],
+    peers: &[Members],
     own: &Arc<MaglevTable>,
     l: &dnlb_model::Listener,
 ) -> Result<Vec<Arc<MaglevTable>>, SnapshotError> {
