@@ -116,6 +116,23 @@ fn establish(p: &mut Processor, snap: &Snapshot) -> Vec<BackendId> {
     (0..FLOWS).map(|i| send(p, snap, &tcp(i, "A"), 0)).collect()
 }
 
+/// `cfg` with a `[sync]` section (only its presence matters to a snapshot:
+/// the other zones' and the zone-loss tables are built only with sync).
+fn with_sync(mut cfg: dnlb_model::Config) -> dnlb_model::Config {
+    cfg.sync = Some(dnlb_model::ExceptionSync {
+        listen: "192.0.2.254:4790".parse().unwrap(),
+        peers: vec!["192.0.2.253:4790".parse().unwrap()],
+        key_file: "sync.key".into(),
+        previous_key_file: None,
+        batch_interval: std::time::Duration::from_millis(100),
+        max_bytes_per_sec_per_peer: 1_000_000,
+        max_queued: 1000,
+        max_held: 1000,
+        fetch_timeout: std::time::Duration::from_secs(1),
+    });
+    cfg
+}
+
 /// What the peer gateway is told.
 fn learn_ops(found: &[Exception]) -> Vec<LearnOp> {
     found
@@ -386,7 +403,7 @@ fn zoned(gateway_zone: &str) -> Snapshot {
         text += &format!("[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\nzone = \"{z}\"\n");
     }
     let cfg = dnlb_config::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
-    Snapshot::build(&cfg, 1, &mut BackendRegistry::default()).unwrap()
+    Snapshot::build(&with_sync(cfg), 1, &mut BackendRegistry::default()).unwrap()
 }
 
 #[test]
@@ -438,28 +455,50 @@ fn under_own_zone_preference_every_flow_is_shared_and_the_other_zone_keeps_it() 
     );
 }
 
-/// A gateway (no zone preference) with backends .1-.2 in zone a, .3-.4 in
-/// b and .5-.6 in c; `down` lists the zones whose backends failed.
-fn three_zones(reg: &mut BackendRegistry, down: &[&str]) -> Snapshot {
+/// The zone of backend 10.9.0.`i` in [`three_zones`].
+fn zone(i: u8) -> &'static str {
+    ["a", "b", "c"][usize::from(i - 1) / 2]
+}
+
+/// A gateway's config (no zone preference, no `[sync]`) with backends
+/// .1-.2 in zone a, .3-.4 in b and .5-.6 in c.
+fn three_zones_cfg() -> dnlb_model::Config {
     let mut text = String::from(
         "[gateway]\nname = \"z\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
          [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
          [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
          [[target_group]]\nname = \"g\"\n",
     );
-    let zone = |i: u8| ["a", "b", "c"][usize::from(i - 1) / 2];
     for i in 1..=6u8 {
         text += &format!(
             "[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\nzone = \"{}\"\n",
             zone(i)
         );
     }
-    let cfg = dnlb_config::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    dnlb_config::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`three_zones_cfg`] with sync, built; `down` lists the zones whose
+/// backends failed.
+fn three_zones(reg: &mut BackendRegistry, down: &[&str]) -> Snapshot {
     let healthy = |_: &str, id: &dnlb_lb::maglev::Identity| !down.contains(&zone(id[15]));
     let at = dnlb_lb::snapshot::BuildTime::now();
-    Snapshot::build_with_health(&cfg, 1, reg, None, &healthy, &at)
+    Snapshot::build_with_health(&with_sync(three_zones_cfg()), 1, reg, None, &healthy, &at)
         .unwrap()
         .0
+}
+
+#[test]
+fn without_sync_no_other_tables_are_built() {
+    let s = Snapshot::build(&three_zones_cfg(), 1, &mut BackendRegistry::default()).unwrap();
+    assert!(s.listeners[0].loss_tables.is_empty());
+    assert!(s.listeners[0].peer_tables.is_empty());
+    assert_eq!(
+        three_zones(&mut BackendRegistry::default(), &[]).listeners[0]
+            .loss_tables
+            .len(),
+        3
+    );
 }
 
 #[test]

@@ -121,7 +121,8 @@ pub(super) struct OtherViews {
 }
 
 impl OtherViews {
-    /// The views of group `g`, whose members here are `members`.
+    /// The views of group `g`, whose members here are `members`; none
+    /// without `[sync]` (nobody would look at them: no tables are built).
     pub(super) fn of(
         cfg: &Config,
         g: &dnlb_model::TargetGroup,
@@ -129,6 +130,12 @@ impl OtherViews {
         healthy: &dyn Fn(&str, &Identity) -> bool,
         at: &BuildTime<'_>,
     ) -> Self {
+        if cfg.sync.is_none() {
+            return OtherViews {
+                peers: Vec::new(),
+                losses: Vec::new(),
+            };
+        }
         OtherViews {
             peers: peer_zone_members(cfg, g, members, healthy, at),
             losses: zone_loss_members(cfg, g, members, healthy, at),
