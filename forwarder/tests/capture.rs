@@ -53,36 +53,6 @@ fn frames() -> Vec<Vec<u8>> {
     out
 }
 
-fn config(dir: &Path, rx: &str) -> std::path::PathBuf {
-    let mut eal = common::eal_args("capture");
-    eal.push("--lcores=0@0,1@0".into());
-    let token = dir.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let mut text = format!(
-        "[gateway]\nname = \"cap\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
-         idle_polls_before_sleep = 64\nidle_sleep_us = 200\n\
-         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_iface_in={rx},tx_pcap={}\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
-         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n",
-        common::toml_list(&eal),
-        common::path_str(dir, "out.pcap"),
-        token.display(),
-    );
-    for (name, proto) in [("web", "tcp"), ("dns", "udp")] {
-        text += &format!(
-            "[[listener]]\nname = \"{name}\"\nvips = [\"192.0.2.10\", \"2001:db8::10\"]\n\
-             protocol = \"{proto}\"\nport = 80\ntarget_group = \"g\"\n"
-        );
-    }
-    text += "[[target_group]]\nname = \"g\"\n";
-    for i in 1..=4 {
-        text += &format!("[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\n");
-    }
-    let p = dir.join("dnlb.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 fn status(base: &str) -> Value {
     let r = ureq::get(&format!("{base}/v1/capture")).call().unwrap();
     serde_json::from_str(&r.into_string().unwrap()).unwrap()
@@ -121,7 +91,7 @@ fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
 fn a_capture_of_one_flow_holds_exactly_its_packets_in_and_out() {
     let dir = common::tempdir();
     let (_veth, tx_if, rx_if) = common::veth::Veth::new("dxc");
-    let cfg = config(dir.path(), &rx_if);
+    let cfg = common::veth::gateway_config(dir.path(), "capture", TOKEN, &rx_if);
     let cfg_s = cfg.to_str().unwrap().to_string();
     let (_dnlb, lines) = common::spawn_dnlb(&[
         "run",

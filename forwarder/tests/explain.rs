@@ -81,36 +81,6 @@ fn frames(from: u32, to: u32) -> Vec<Vec<u8>> {
     out
 }
 
-fn config(dir: &Path, rx: &str) -> std::path::PathBuf {
-    let mut eal = common::eal_args("explain");
-    eal.push("--lcores=0@0,1@0".into());
-    let token = dir.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let mut text = format!(
-        "[gateway]\nname = \"ex\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
-         idle_polls_before_sleep = 64\nidle_sleep_us = 200\n\
-         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_iface_in={rx},tx_pcap={}\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
-         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n",
-        common::toml_list(&eal),
-        common::path_str(dir, "out.pcap"),
-        token.display(),
-    );
-    for (name, proto) in [("web", "tcp"), ("dns", "udp")] {
-        text += &format!(
-            "[[listener]]\nname = \"{name}\"\nvips = [\"192.0.2.10\", \"2001:db8::10\"]\n\
-             protocol = \"{proto}\"\nport = 80\ntarget_group = \"g\"\n"
-        );
-    }
-    text += "[[target_group]]\nname = \"g\"\n";
-    for i in 1..=4 {
-        text += &format!("[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\n");
-    }
-    let p = dir.join("dnlb.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 fn get(base: &str, path: &str) -> Value {
     let r = ureq::get(&format!("{base}{path}"))
         .timeout(Duration::from_secs(20))
@@ -153,7 +123,7 @@ fn address(v: &Value) -> IpAddr {
 fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
     let dir = common::tempdir();
     let (_veth, tx_if, rx_if) = common::veth::Veth::new("dxe");
-    let cfg = config(dir.path(), &rx_if);
+    let cfg = common::veth::gateway_config(dir.path(), "explain", TOKEN, &rx_if);
     let cfg_s = cfg.to_str().unwrap().to_string();
     let (_dnlb, lines) = common::spawn_dnlb(&[
         "run",

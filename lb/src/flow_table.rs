@@ -277,11 +277,6 @@ impl FlowTable {
         t
     }
 
-    /// Whether this table keeps an [`Aux`] per slot.
-    pub fn has_aux(&self) -> bool {
-        self.aux.is_some()
-    }
-
     /// The two candidate buckets of a (normalised) fingerprint; always
     /// distinct.
     #[inline(always)]

@@ -66,3 +66,38 @@ pub fn inject(ifname: &str, frames: &[Vec<u8>], dir: &Path) {
         .success();
     assert!(ok, "injecting frames");
 }
+
+/// A gateway's config for tests fed through a veth pair: one worker,
+/// `net_pcap` reading interface `rx` and writing `dir/out.pcap`, the admin
+/// API on a free loopback port with `token`, TCP and UDP listeners on port
+/// 80 of 192.0.2.10 and 2001:db8::10, four IP-in-IP backends 10.9.0.1-4.
+/// `tag` names the EAL prefix and the gateway.
+pub fn gateway_config(dir: &Path, tag: &str, token: &str, rx: &str) -> std::path::PathBuf {
+    let mut eal = super::eal_args(tag);
+    eal.push("--lcores=0@0,1@0".into());
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let mut text = format!(
+        "[gateway]\nname = \"{tag}\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         idle_polls_before_sleep = 64\nidle_sleep_us = 200\n\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_iface_in={rx},tx_pcap={}\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n",
+        super::toml_list(&eal),
+        super::path_str(dir, "out.pcap"),
+        token_file.display(),
+    );
+    for (name, proto) in [("web", "tcp"), ("dns", "udp")] {
+        text += &format!(
+            "[[listener]]\nname = \"{name}\"\nvips = [\"192.0.2.10\", \"2001:db8::10\"]\n\
+             protocol = \"{proto}\"\nport = 80\ntarget_group = \"g\"\n"
+        );
+    }
+    text += "[[target_group]]\nname = \"g\"\n";
+    for i in 1..=4 {
+        text += &format!("[[target_group.backend]]\naddress = \"10.9.0.{i}\"\ntunnel = \"ipip\"\n");
+    }
+    let p = dir.join("dnlb.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}

@@ -179,11 +179,6 @@ impl SyncState {
         }
     }
 
-    /// The learned entries (occupancy, for status).
-    pub fn learned(&self) -> &FlowTable {
-        &self.learned
-    }
-
     /// The counters, with the learned table's occupancy.
     pub fn counters(&self) -> SyncCounters {
         SyncCounters {
