@@ -222,6 +222,16 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let mut one_armed = true;
         for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             let hint = if prefetched { self.hints[i] } else { None };
+            if p.is_contiguous() {
+                if let Some(a) = self.processor.process_fast(snap, p, mac, now, hint) {
+                    *v = match a {
+                        Action::Drop(r) => Verdict::Drop(r),
+                        _ => Verdict::Forward(port),
+                    };
+                    one_armed &= *v == Verdict::Forward(port);
+                    continue;
+                }
+            }
             let (_, verdict) = decide(
                 &mut self.processor,
                 snap,

@@ -11,6 +11,7 @@
 
 mod counters;
 mod explain;
+mod fast;
 mod host;
 mod parse;
 mod peek;

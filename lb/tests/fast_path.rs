@@ -1,0 +1,289 @@
+//! The fast path ([`Processor::process_fast`], falling back to the general
+//! step when it declines) against the general step alone
+//! ([`Processor::process`]), on random streams: every action, every frame
+//! sent, the counters and the flow table must be the same. The streams mix
+//! what the fast path takes (ACKs, UDP, hits and new flows) with what it
+//! must decline (SYN, FIN, RST, listeners with access lists or limits,
+//! backends gone unusable, frames over the MTU, malformed frames, expired
+//! entries, a full table).
+
+use std::path::Path;
+
+use dnlb_lb::flow_table::Walked;
+use dnlb_lb::processor::Processor;
+use dnlb_lb::snapshot::{BackendRegistry, BuildTime, Snapshot};
+use dnlb_lb::verdict::Action;
+use dnlb_testkit::VecPacket;
+use etherparse::PacketBuilder;
+use proptest::prelude::*;
+
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+
+/// Listeners: web (TCP 80, both families), dns (UDP 53, new-flow limits),
+/// admin (TCP 443, access list), stats (UDP 5353, source-IP scheduler);
+/// backends of every tunnel kind, one over IPv6; MTU 1300.
+const CONFIG: &str = "[gateway]\nname = \"f\"\n[dataplane]\nworker_lcores = [1]\n\
+    [[dataplane.ports]]\nname = \"net_null0\"\n\
+    [encap]\nsource_v4 = \"192.0.2.254\"\nsource_v6 = \"2001:db8::fe\"\n\
+    next_hop_mac = \"02:00:00:00:00:fe\"\nmtu = 1300\n\
+    [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\", \"2001:db8::1\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
+    [[listener]]\nname = \"dns\"\nvips = [\"192.0.2.1\"]\nprotocol = \"udp\"\nport = 53\ntarget_group = \"g\"\n\
+    [listener.limits]\nnew_flows_per_sec = 20\n\
+    [[listener]]\nname = \"admin\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 443\ntarget_group = \"g\"\n\
+    [listener.acl]\ndeny = [\"198.18.0.0/30\"]\n\
+    [[listener]]\nname = \"stats\"\nvips = [\"192.0.2.1\", \"2001:db8::1\"]\nprotocol = \"udp\"\nport = 5353\n\
+    target_group = \"g\"\nscheduler = \"source_ip\"\n\
+    [[target_group]]\nname = \"g\"\n\
+    [[target_group.backend]]\naddress = \"10.9.0.1\"\ntunnel = \"vxlan\"\nvni = 7\ninner_mac = \"02:00:0a:09:00:01\"\n\
+    [[target_group.backend]]\naddress = \"10.9.0.2\"\ntunnel = \"ipip\"\n\
+    [[target_group.backend]]\naddress = \"10.9.0.3\"\ntunnel = \"gue\"\n\
+    [[target_group.backend]]\naddress = \"2001:db8:9::4\"\ntunnel = \"gre\"\ngre_key = 4\n";
+
+/// The snapshot with the backends whose last address byte is in `down`
+/// failing their health checks.
+fn snapshot(down: &[u8], reg: &mut BackendRegistry) -> Snapshot {
+    let cfg = dnlb_config::parse(Path::new("f.toml"), CONFIG).unwrap_or_else(|e| panic!("{e}"));
+    let healthy = |_: &str, id: &dnlb_lb::maglev::Identity| !down.contains(&id[15]);
+    Snapshot::build_with_health(&cfg, 1, reg, None, &healthy, &BuildTime::now())
+        .unwrap()
+        .0
+}
+
+/// One packet of the stream.
+#[derive(Debug, Clone)]
+struct Pkt {
+    v6: bool,
+    port: u16,
+    client: u8,
+    /// TCP flags: bits of F S R P A (UDP ignores them).
+    flags: u8,
+    payload: usize,
+    /// A byte to overwrite (offset, value), making some frames malformed.
+    corrupt: Option<(usize, u8)>,
+    /// Milliseconds since the previous packet.
+    after_ms: u32,
+    /// Which snapshot (health state) is in force.
+    health: usize,
+    /// Whether the burst's first pass ran (a hint is passed).
+    hinted: bool,
+}
+
+fn frame(p: &Pkt) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(ROUTER_MAC, GW_MAC);
+    let b = if p.v6 {
+        let mut src = [0x20, 1, 0xd, 0xb8, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        src[15] = p.client;
+        b.ipv6(
+            src,
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            60,
+        )
+    } else {
+        b.ipv4([198, 18, 0, p.client], [192, 0, 2, 1], 60)
+    };
+    let sport = 1000 + u16::from(p.client % 5);
+    let payload = vec![0x5a; p.payload];
+    let mut out = Vec::new();
+    if p.port == 53 || p.port == 5353 {
+        b.udp(sport, p.port).write(&mut out, &payload).unwrap();
+    } else {
+        let mut t = b.tcp(sport, p.port, 7, 1000);
+        for (bit, set) in [(0, "F"), (1, "S"), (2, "R"), (3, "P"), (4, "A")] {
+            if p.flags & (1 << bit) != 0 {
+                t = match set {
+                    "F" => t.fin(),
+                    "S" => t.syn(),
+                    "R" => t.rst(),
+                    "P" => t.psh(),
+                    _ => t.ack(1),
+                };
+            }
+        }
+        t.write(&mut out, &payload).unwrap();
+    }
+    if let Some((at, v)) = p.corrupt {
+        let i = at % out.len();
+        out[i] = v;
+    }
+    out
+}
+
+fn pkt() -> impl Strategy<Value = Pkt> {
+    let flags = prop_oneof![
+        4 => Just(0b10000u8),
+        2 => Just(0b11000),
+        1 => Just(0b00010),
+        1 => Just(0b10010),
+        1 => Just(0b10001),
+        1 => Just(0b00100),
+        1 => any::<u8>().prop_map(|f| f & 0x1f),
+    ];
+    (
+        (
+            prop::bool::weighted(0.25),
+            prop::sample::select(vec![80u16, 80, 80, 53, 443, 5353, 8080]),
+            0u8..12,
+            flags,
+        ),
+        (
+            prop_oneof![8 => 0usize..64, 1 => 1200usize..1400],
+            prop::option::weighted(0.05, (0usize..80, any::<u8>())),
+            prop_oneof![8 => 0u32..50, 1 => 0u32..400_000],
+            prop_oneof![12 => Just(0usize), 1 => 1usize..3],
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |((v6, port, client, flags), (payload, corrupt, after_ms, health, hinted))| Pkt {
+                v6,
+                port,
+                client,
+                flags,
+                payload,
+                corrupt,
+                after_ms,
+                health,
+                hinted,
+            },
+        )
+}
+
+/// The flow table's entries live at `now`.
+fn table(p: &mut Processor, now: u32) -> Vec<Walked> {
+    let mut out = Vec::new();
+    let t = p.flows();
+    let buckets = t.capacity();
+    t.walk(0, buckets, now, |w| {
+        out.push(w);
+        true
+    });
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_fast_path_does_what_the_general_step_does(stream in prop::collection::vec(pkt(), 1..120)) {
+        let mut reg = BackendRegistry::default();
+        let snaps = [snapshot(&[], &mut reg), snapshot(&[2], &mut reg), snapshot(&[1, 3], &mut reg)];
+        let mut fast = Processor::new(64, 42);
+        let mut general = Processor::new(64, 42);
+        for s in &snaps {
+            fast.adopt(s);
+            general.adopt(s);
+        }
+        let mut now = 1_000u32;
+        let mut taken = 0;
+        for p in &stream {
+            now = now.wrapping_add(p.after_ms);
+            let snap = &snaps[p.health];
+            let f = frame(p);
+            let (mut a, mut b) = (VecPacket::new(&f), VecPacket::new(&f));
+            let hint = if p.hinted { fast.prepare(&a) } else { None };
+            let got = match fast.process_fast(snap, &mut a, GW_MAC, now, hint) {
+                Some(action) => {
+                    taken += 1;
+                    action
+                }
+                None => fast.process_hinted(snap, &mut a, GW_MAC, now, hint),
+            };
+            let want = general.process(snap, &mut b, GW_MAC, now);
+            prop_assert_eq!(got, want, "{:?}", p);
+            if matches!(want, Action::Encapsulated(_) | Action::Reply) {
+                prop_assert_eq!(a.into_bytes(), b.into_bytes(), "{:?}", p);
+            }
+            prop_assert_eq!(&fast.counters, &general.counters, "{:?}", p);
+            prop_assert_eq!(fast.flows().len(), general.flows().len());
+        }
+        prop_assert_eq!(table(&mut fast, now), table(&mut general, now));
+        // Most packets of such streams are the usual kind.
+        prop_assert!(stream.len() < 40 || taken > 0);
+    }
+}
+
+/// Which packets the fast path takes, and that it declines the rest (so the
+/// test above exercises both).
+#[test]
+fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not() {
+    let mut reg = BackendRegistry::default();
+    let snap = snapshot(&[], &mut reg);
+    let mut p = Processor::new(1024, 42);
+    p.adopt(&snap);
+    let base = Pkt {
+        v6: false,
+        port: 80,
+        client: 9,
+        flags: 0b10000,
+        payload: 10,
+        corrupt: None,
+        after_ms: 0,
+        health: 0,
+        hinted: false,
+    };
+    let mut run = |q: &Pkt| {
+        let f = frame(q);
+        p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1000, None)
+    };
+    // A new flow seen from its first ACK, then its next segments, in
+    // both families; UDP to a listener without limits.
+    for q in [
+        base.clone(),
+        Pkt {
+            flags: 0b11000,
+            ..base.clone()
+        },
+        Pkt {
+            v6: true,
+            ..base.clone()
+        },
+        Pkt {
+            port: 5353,
+            ..base.clone()
+        },
+        Pkt {
+            port: 5353,
+            v6: true,
+            ..base.clone()
+        },
+    ] {
+        assert!(matches!(run(&q), Some(Action::Encapsulated(_))), "{q:?}");
+    }
+    // Handshakes and endings, listeners with an access list or new-flow
+    // limits (a datagram of an untracked flow), other ports, too big.
+    for q in [
+        Pkt {
+            flags: 0b00010,
+            client: 10,
+            ..base.clone()
+        },
+        Pkt {
+            flags: 0b10001,
+            ..base.clone()
+        },
+        Pkt {
+            flags: 0b00100,
+            ..base.clone()
+        },
+        Pkt {
+            port: 443,
+            ..base.clone()
+        },
+        Pkt {
+            port: 53,
+            ..base.clone()
+        },
+        Pkt {
+            port: 8080,
+            ..base.clone()
+        },
+        Pkt {
+            payload: 1300,
+            client: 11,
+            ..base.clone()
+        },
+    ] {
+        assert_eq!(run(&q), None, "{q:?}");
+    }
+}
