@@ -4,7 +4,7 @@
 //! VIP go to the port's `forward_to` or the host port, frames from the host
 //! port go out unprocessed.
 
-use dnlb_lb::processor::Processor;
+use dnlb_lb::processor::{Processor, Staged};
 use dnlb_lb::snapshot::Snapshot;
 use dnlb_lb::verdict::{Action, DropReason};
 
@@ -40,7 +40,9 @@ pub struct LbPipeline<C: Clock> {
     stats: Option<LbStatsPublisher>,
     /// Poll iterations, for the flow-table sweep's pace.
     polls: u32,
-    /// The fingerprints of the burst's first pass (when it runs).
+    /// What the burst's first stage found for each frame.
+    staged: [Staged; BURST],
+    /// The fingerprints the first stage computed (for the general step).
     hints: [Option<u64>; BURST],
     /// Flow-exception sync, when enabled.
     sync: Option<WorkerSync>,
@@ -72,6 +74,7 @@ impl<C: Clock> LbPipeline<C> {
             clock,
             stats: None,
             polls: 0,
+            staged: [Staged::default(); BURST],
             hints: [None; BURST],
             sync: None,
             adopted: false,
@@ -201,19 +204,29 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let now = self.clock.now_ms();
         let mac = self.ports.macs[port.get()];
         let snap = self.snapshot.get();
-        // Two passes when the flow table is larger than the caches: start
-        // every flow-table load of the burst, then decide (reusing the
-        // fingerprints the first pass computed).
-        let prefetched = self.processor.wants_prefetch();
-        if prefetched {
-            for (p, h) in pkts.iter().zip(self.hints.iter_mut()) {
-                *h = self.processor.prepare(p);
-            }
+        // First stage: each frame's listener and hashes, its flow-table
+        // buckets starting to load (all the burst's loads overlap). Frames
+        // not of the usual kind get the fingerprint alone when the table
+        // is larger than the caches (prefetched the same way).
+        let large = self.processor.wants_prefetch();
+        let first = pkts
+            .iter()
+            .zip(self.staged.iter_mut())
+            .zip(self.hints.iter_mut());
+        for ((p, s), h) in first {
+            *s = if p.is_contiguous() {
+                self.processor.stage(snap, p)
+            } else {
+                Staged::default()
+            };
+            *h = match s.hint() {
+                None if large => self.processor.prepare(p),
+                hint => hint,
+            };
         }
         if let Some(tap) = &mut self.capture {
             if tap.armed(now) {
-                let ctx = (port, mac, now, prefetched);
-                return self.process_captured(ctx, pkts, verdicts);
+                return self.process_captured((port, mac, now), pkts, verdicts);
             }
         }
         // Whether every packet leaves by the port it came in on (a gateway's
@@ -221,28 +234,16 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // sorting packets by verdict.
         let mut one_armed = true;
         for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            let hint = if prefetched { self.hints[i] } else { None };
-            if p.is_contiguous() {
-                if let Some(a) = self.processor.process_fast(snap, p, mac, now, hint) {
-                    *v = match a {
-                        Action::Drop(r) => Verdict::Drop(r),
-                        _ => Verdict::Forward(port),
-                    };
-                    one_armed &= *v == Verdict::Forward(port);
-                    continue;
+            let fast = self.processor.finish(snap, p, self.staged[i], mac, now);
+            *v = match fast {
+                Some(Action::Drop(r)) => Verdict::Drop(r),
+                Some(_) => Verdict::Forward(port),
+                None => {
+                    let ports = &self.ports;
+                    let hint = self.hints[i];
+                    decide(&mut self.processor, snap, ports, port, p, mac, now, hint).1
                 }
-            }
-            let (_, verdict) = decide(
-                &mut self.processor,
-                snap,
-                &self.ports,
-                port,
-                p,
-                mac,
-                now,
-                hint,
-            );
-            *v = verdict;
+            };
             one_armed &= *v == Verdict::Forward(port);
         }
         if one_armed {
@@ -260,7 +261,7 @@ impl<C: Clock> LbPipeline<C> {
     #[inline(never)]
     fn process_captured<P: PacketBuf>(
         &mut self,
-        (port, mac, now, prefetched): (PortIndex, [u8; 6], u32, bool),
+        (port, mac, now): (PortIndex, [u8; 6], u32),
         pkts: &mut [P],
         verdicts: &mut [Verdict; BURST],
     ) -> BurstVerdict {
@@ -269,7 +270,7 @@ impl<C: Clock> LbPipeline<C> {
             return BurstVerdict::PerPacket;
         };
         for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            let hint = if prefetched { self.hints[i] } else { None };
+            let hint = self.hints[i];
             let ticket = tap.before(p.data());
             let (action, verdict) = decide(
                 &mut self.processor,

@@ -1,4 +1,4 @@
-//! The fast path ([`Processor::process_fast`], falling back to the general
+//! The fast path ([`Processor::stage`] and [`Processor::finish`], falling back to the general
 //! step when it declines) against the general step alone
 //! ([`Processor::process`]), on random streams: every action, every frame
 //! sent, the counters and the flow table must be the same. The streams mix
@@ -181,8 +181,14 @@ proptest! {
             let snap = &snaps[p.health];
             let f = frame(p);
             let (mut a, mut b) = (VecPacket::new(&f), VecPacket::new(&f));
-            let hint = if p.hinted { fast.prepare(&a) } else { None };
-            let got = match fast.process_fast(snap, &mut a, GW_MAC, now, hint) {
+            let staged = fast.stage(snap, &a);
+            // The general step with the first stage's fingerprint, or the
+            // prefetch pass's.
+            let hint = match staged.hint() {
+                None if p.hinted => fast.prepare(&a),
+                hint => hint,
+            };
+            let got = match fast.finish(snap, &mut a, staged, GW_MAC, now) {
                 Some(action) => {
                     taken += 1;
                     action
@@ -224,7 +230,7 @@ fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not()
     };
     let mut run = |q: &Pkt| {
         let f = frame(q);
-        p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1000, None)
+        p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1000)
     };
     // A new flow seen from its first ACK, then its next segments, in
     // both families; UDP to a listener without limits.

@@ -10,6 +10,13 @@
 //! [`Processor::process_hinted`]. What it does is what the general step
 //! does for the same packet (a differential test runs both on random
 //! streams and compares frames, actions, counters and the flow table).
+//!
+//! It runs in two stages over a burst, as vector packet processors do:
+//! [`Processor::stage`] parses each frame, finds its listener, computes its
+//! hashes and starts loading its flow-table bucket; [`Processor::finish`]
+//! then decides and encapsulates. The bucket loads of a whole burst overlap
+//! (the receive path streams frames through the caches and evicts the
+//! table's lines between two packets of a flow), and nothing is parsed twice.
 
 use dnlb_wire::buf::PacketBuf;
 use dnlb_wire::ip::IPPROTO_TCP;
@@ -19,7 +26,7 @@ use super::parse::{self, Family, Frame, Tuple, V4, V6};
 use super::policy::schedule_hash;
 use super::value::BACKEND_BITS;
 use super::Processor;
-use crate::ids::BackendId;
+use crate::ids::{BackendId, ListenerId};
 use crate::snapshot::Snapshot;
 use crate::verdict::Action;
 use crate::vip::VipMatch;
@@ -29,12 +36,50 @@ use crate::vip::VipMatch;
 const OPEN_MASK: u16 =
     TcpFlags::SYN.bits() | TcpFlags::FIN.bits() | TcpFlags::RST.bits() | TcpFlags::ACK.bits();
 
+/// What [`Processor::stage`] found for one frame: all [`Processor::finish`]
+/// needs besides the frame (24 bytes; `Default`: not the usual packet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Staged {
+    /// Flow-table fingerprint.
+    fp: u64,
+    /// Scheduler hash (and outer-header entropy).
+    hash: u64,
+    /// Length of the IP packet.
+    ip_len: u32,
+    /// The listener's index in the snapshot.
+    listener: u16,
+    /// [`USUAL`], [`TCP`], [`IPV6`].
+    bits: u8,
+}
+
+/// [`Staged::bits`]: the usual packet ([`Processor::finish`] may take it).
+const USUAL: u8 = 1;
+/// [`Staged::bits`]: TCP (else UDP).
+const TCP: u8 = 2;
+/// [`Staged::bits`]: IPv6 (else IPv4).
+const IPV6: u8 = 4;
+
+impl Staged {
+    /// Whether [`Processor::finish`] may take the frame.
+    #[inline(always)]
+    pub fn is_usual(&self) -> bool {
+        self.bits & USUAL != 0
+    }
+
+    /// The flow-table fingerprint, if [`Staged::is_usual`] (the hint
+    /// [`Processor::process_hinted`] takes).
+    #[inline(always)]
+    pub fn hint(&self) -> Option<u64> {
+        self.is_usual().then_some(self.fp)
+    }
+}
+
 impl Processor {
-    /// Handles the usual packet (see the module's documentation) and
-    /// returns its action, or `None`: then nothing was changed that
-    /// [`Processor::process_hinted`], which the caller runs next, would not
-    /// change alike (a flow entry it would refresh or drop as expired).
-    /// `hint` is what [`Processor::prepare`] returned for this frame.
+    /// [`Processor::stage`] then [`Processor::finish`]: handles the usual
+    /// packet (see the module's documentation) and returns its action, or
+    /// `None`: then nothing was changed that [`Processor::process_hinted`],
+    /// which the caller runs next, would not change alike (a flow entry it
+    /// would refresh or drop as expired).
     #[inline(always)]
     pub fn process_fast<P: PacketBuf>(
         &mut self,
@@ -42,82 +87,116 @@ impl Processor {
         pkt: &mut P,
         src_mac: [u8; 6],
         now: u32,
-        hint: Option<u64>,
     ) -> Option<Action> {
-        if self.sync.is_some() {
-            return None;
-        }
-        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
-            let flags = p.tcp_flags;
-            return self.fast_flow::<V4, P>(snap, pkt, frame, p.t, flags, (src_mac, now, hint));
-        }
-        let (frame, p) = parse::fast_v6(pkt.data())?;
-        let flags = p.tcp_flags;
-        self.fast_flow::<V6, P>(snap, pkt, frame, p.t, flags, (src_mac, now, hint))
+        let s = self.stage(snap, pkt);
+        self.finish(snap, pkt, s, src_mac, now)
     }
 
-    /// [`Processor::process_fast`] of a parsed TCP/UDP packet.
+    /// The first stage: whether `pkt` is the usual packet, and if so its
+    /// listener and hashes; starts loading its flow-table buckets. Changes
+    /// nothing.
     #[inline(always)]
-    fn fast_flow<F: Family, P: PacketBuf>(
-        &mut self,
+    pub fn stage<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
+        if self.sync.is_some() {
+            return Staged::default();
+        }
+        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
+            return self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags);
+        }
+        match parse::fast_v6(pkt.data()) {
+            Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags),
+            None => Staged::default(),
+        }
+    }
+
+    /// [`Processor::stage`] of a parsed TCP/UDP packet.
+    #[inline(always)]
+    fn stage_flow<F: Family>(
+        &self,
         snap: &Snapshot,
-        pkt: &mut P,
         f: Frame,
         t: Tuple<F::Addr>,
         flags: TcpFlags,
-        (src_mac, now, hint): ([u8; 6], u32, Option<u64>),
-    ) -> Option<Action> {
+    ) -> Staged {
         let tcp = t.proto == IPPROTO_TCP;
         if tcp && flags.bits() & OPEN_MASK != TcpFlags::ACK.bits() {
-            return None;
+            return Staged::default();
         }
-        let VipMatch::Listener(id) = F::listener(&snap.vips, t.dst, t.proto, t.dport) else {
-            return None;
+        let VipMatch::Listener(ListenerId(id)) = F::listener(&snap.vips, t.dst, t.proto, t.dport)
+        else {
+            return Staged::default();
         };
-        let l = snap.listeners.get(id.0 as usize)?;
+        let Some(l) = snap.listeners.get(usize::from(id)) else {
+            return Staged::default();
+        };
         if l.acl.is_some() {
+            return Staged::default();
+        }
+        let fp = F::fingerprint(self.seed, &t);
+        self.flows.prefetch_fp(fp);
+        Staged {
+            fp,
+            hash: schedule_hash::<F>(l, &t),
+            ip_len: f.ip_len as u32,
+            listener: id,
+            bits: USUAL | if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 },
+        }
+    }
+
+    /// The second stage: decides and encapsulates the frame `s` staged, or
+    /// returns `None` (see [`Processor::process_fast`]). `pkt` must be the
+    /// frame [`Processor::stage`] saw, unchanged, under the same snapshot.
+    #[inline(always)]
+    pub fn finish<P: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut P,
+        s: Staged,
+        src_mac: [u8; 6],
+        now: u32,
+    ) -> Option<Action> {
+        if !s.is_usual() {
             return None;
         }
-        let fp = match hint {
-            Some(fp) => fp,
-            None => F::fingerprint(self.seed, &t),
-        };
-        let hash = schedule_hash::<F>(l, &t);
+        let l = snap.listeners.get(usize::from(s.listener))?;
+        let tcp = s.bits & TCP != 0;
         let p = &snap.params;
         let timeout = if tcp {
             p.tcp_timeout_ms
         } else {
             p.udp_timeout_ms
         };
-        let (backend, new) = match self.flows.lookup(fp, now, timeout) {
+        let (backend, new) = match self.flows.lookup(s.fp, now, timeout) {
             // Flag bits (closing, pinned) take the general step.
             Some(v) if v & !BACKEND_BITS != 0 => return None,
             Some(v) => (BackendId(v), false),
             // A datagram of an untracked flow opens one: new-flow limits.
             None if !tcp && l.limits.any() => return None,
-            None => (l.table.lookup(hash)?, true),
+            None => (l.table.lookup(s.hash)?, true),
         };
         let b = snap.backend(backend)?;
         if !b.usable || b.group != l.group {
             return None;
         }
-        let tpl = &b.encap[f.v6 as usize];
-        if tpl.ip_overhead() + f.ip_len > p.mtu as usize {
+        let v6 = s.bits & IPV6 != 0;
+        let tpl = &b.encap[usize::from(v6)];
+        let ip_len = s.ip_len as usize;
+        if tpl.ip_overhead() + ip_len > p.mtu as usize {
             return None;
         }
         if new {
             let c = &mut self.counters;
-            match self.flows.insert(fp, backend.0, now, timeout) {
+            match self.flows.insert(s.fp, backend.0, now, timeout) {
                 Ok(_) => c.new_flows += 1,
                 Err(_) => c.flow_table_full += 1,
             }
         }
-        if let Err(reason) = tpl.apply(pkt, f.l2, f.ip_len, hash, src_mac) {
+        if let Err(reason) = tpl.apply(pkt, 14, ip_len, s.hash, src_mac) {
             self.counters.backend_drop(backend, reason);
             self.counters.listener_drop(l.slot, reason);
             return Some(Action::Drop(reason));
         }
-        self.counters.sent(l.slot, backend, f.ip_len as u64);
+        self.counters.sent(l.slot, backend, ip_len as u64);
         Some(Action::Encapsulated(backend))
     }
 }
