@@ -134,9 +134,13 @@ impl Processor {
         }
         let fp = F::fingerprint(self.seed, &t);
         self.flows.prefetch_fp(fp);
+        // A new flow reads the listener's table too: a random line of
+        // 256 KiB or more.
+        let hash = schedule_hash::<F>(l, &t);
+        l.table.prefetch(hash);
         Staged {
             fp,
-            hash: schedule_hash::<F>(l, &t),
+            hash,
             ip_len: f.ip_len as u32,
             listener: id,
             bits: USUAL | if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 },

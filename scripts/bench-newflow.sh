@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A new flow against an established one in criterion (issue 12's pair),
+# measured as pairs alternated in one run: this VM's speed swings by ±40 %
+# from one minute to the next, so each round runs both benches back to back
+# and the ratio is taken within the round; the table gives every round, the
+# median of the ratios, and each bench's fastest round (the least disturbed).
+#
+#   scripts/bench-newflow.sh [--rounds 6] [--pair "ESTABLISHED NEW"] [--bin PIPELINE_BENCH]
+#
+# Pairs (the default is the first):
+#   established_16k_flows new_flow_64k  the same working set: 16k flows' frames
+#                                       and a 64k table on both sides
+#   established new_flow_64k            1k flows in cache against new flows
+#   established_1m_flows new_flow       1M-flow tables
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=6 pair="established_16k_flows new_flow_64k" bin=''
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --pair) pair=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+read -r est new <<< "$pair"
+if [ -z "$bin" ]; then
+    bin=$(cargo bench -p dnlb-benches --bench pipeline --no-run 2>&1 |
+        grep -oE 'target/release/deps/pipeline-[0-9a-f]+' | head -1)
+fi
+# ns per packet of one bench (bursts of 32 packets)
+one() {
+    "$bin" --bench --output-format bencher "^pipeline/$1/vxlan_v4_tcp\$" 2>/dev/null |
+        awk '/^test/ {printf "%.1f\n", $5 / 32}'
+}
+echo "# $(date -u +%FT%TZ) $bin, pair: $est / $new, ns per packet (vxlan_v4_tcp)"
+printf '%-6s %12s %12s %8s\n' round "$est" "$new" ratio
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+for i in $(seq 1 "$rounds"); do
+    if [ $((i % 2)) = 1 ]; then a=$(one "$est"); b=$(one "$new"); else b=$(one "$new"); a=$(one "$est"); fi
+    r=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}')
+    printf '%-6s %12s %12s %8s\n' "$i" "$a" "$b" "$r"
+    echo "$a $b $r" >> "$out"
+done
+sort -k3 -g "$out" | awk '{r[NR]=$3} END {m = (NR % 2) ? r[(NR+1)/2] : (r[NR/2] + r[NR/2+1]) / 2; printf "median ratio %.3f\n", m}'
+awk 'NR==1 || $1<a {a=$1} NR==1 || $2<b {b=$2} END {printf "fastest rounds: %.1f / %.1f ns = %.3f\n", a, b, b/a}' "$out"
