@@ -233,14 +233,13 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // usual burst): then the worker sends the burst as it is, without
         // sorting packets by verdict.
         let mut one_armed = true;
-        for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            let fast = self.processor.finish(snap, p, self.staged[i], mac, now);
-            *v = match fast {
+        let firsts = self.staged.iter().zip(self.hints.iter());
+        for ((p, v), (&s, &hint)) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(firsts) {
+            *v = match self.processor.finish(snap, p, s, mac, now) {
                 Some(Action::Drop(r)) => Verdict::Drop(r),
                 Some(_) => Verdict::Forward(port),
                 None => {
                     let ports = &self.ports;
-                    let hint = self.hints[i];
                     decide(&mut self.processor, snap, ports, port, p, mac, now, hint).1
                 }
             };

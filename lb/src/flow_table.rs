@@ -286,6 +286,22 @@ impl FlowTable {
         (b1, b2 ^ usize::from(b1 == b2))
     }
 
+    /// Bucket `b` of [`FlowTable::candidates`] (already within the mask;
+    /// the table's length is a power of two): without a bounds check on the
+    /// packet path.
+    #[inline(always)]
+    fn bucket(&self, b: usize) -> &Bucket {
+        debug_assert!(b <= self.mask);
+        self.buckets.masked(b)
+    }
+
+    /// [`FlowTable::bucket`], mutable.
+    #[inline(always)]
+    fn bucket_mut(&mut self, b: usize) -> &mut Bucket {
+        debug_assert!(b <= self.mask);
+        self.buckets.masked_mut(b)
+    }
+
     /// The backend stored for `fp` if its entry is live at `now`; a hit
     /// refreshes the entry to expire at `now + refresh_timeout`. An expired
     /// entry is a miss (and its slot is freed).
@@ -297,7 +313,7 @@ impl FlowTable {
         let fp = norm(fp);
         let (b1, b2) = self.candidates(fp);
         for b in [b1, b2] {
-            for e in self.buckets[b].e.iter_mut() {
+            for e in self.bucket_mut(b).e.iter_mut() {
                 if e.fp == fp {
                     if live(e.expiry, now) {
                         e.expiry = now.wrapping_add(refresh_timeout);
@@ -328,8 +344,8 @@ impl FlowTable {
     #[inline(always)]
     pub fn prefetch_fp(&self, fp: u64) {
         let (b1, b2) = self.candidates(norm(fp));
-        crate::prefetch::prefetch(&self.buckets[b1]);
-        crate::prefetch::prefetch(&self.buckets[b2]);
+        crate::prefetch::prefetch(self.bucket(b1));
+        crate::prefetch::prefetch(self.bucket(b2));
     }
 
     /// The value stored for `fp` if its entry is live at `now`, without
@@ -592,7 +608,7 @@ impl FlowTable {
     /// A free (empty or expired) way of bucket `b`.
     #[inline]
     fn free_way(&self, b: usize, now: u32) -> Option<usize> {
-        self.buckets[b]
+        self.bucket(b)
             .e
             .iter()
             .position(|e| e.fp == 0 || !live(e.expiry, now))

@@ -70,6 +70,25 @@ impl<T: Copy> HugeArray<T> {
     }
 }
 
+impl<T: Copy> HugeArray<T> {
+    /// Element `i & (len - 1)`: element `i` of an index already masked to a
+    /// power-of-two length, without a bounds check (any `i` stays within
+    /// the array: `i & (len - 1) <= len - 1`).
+    #[inline(always)]
+    pub fn masked(&self, i: usize) -> &T {
+        // SAFETY: `len > 0` (asserted in `filled`), so `len - 1` does not
+        // wrap and `i & (len - 1) < len`: an initialised element we own.
+        unsafe { &*self.ptr.as_ptr().add(i & (self.len - 1)) }
+    }
+
+    /// [`HugeArray::masked`], mutable.
+    #[inline(always)]
+    pub fn masked_mut(&mut self, i: usize) -> &mut T {
+        // SAFETY: as in `masked`; `&mut self` is exclusive.
+        unsafe { &mut *self.ptr.as_ptr().add(i & (self.len - 1)) }
+    }
+}
+
 /// Asks the kernel to back `[p, p + size)` with transparent huge pages (a
 /// hint: an error only means small pages).
 #[cfg(target_os = "linux")]
@@ -116,6 +135,23 @@ impl<T: Copy> std::fmt::Debug for HugeArray<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_access_stays_within_the_array_for_any_index() {
+        for len in [1usize, 2, 8, 1000] {
+            let mut a = HugeArray::filled(len, 0usize);
+            for (i, v) in a.iter_mut().enumerate() {
+                *v = i;
+            }
+            for i in [0, 1, 7, 8, 999, 1024, usize::MAX] {
+                // A power-of-two length: element i mod len; any length:
+                // some element (i & (len - 1) never exceeds len - 1).
+                let want = i & (len - 1);
+                assert_eq!(*a.masked(i), want, "len {len} index {i}");
+                *a.masked_mut(i) = want;
+            }
+        }
+    }
 
     #[test]
     fn small_and_large_arrays_hold_what_is_written() {

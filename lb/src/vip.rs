@@ -120,8 +120,8 @@ impl FlatKey for V6Key {
 /// multiply and usually one probe (kept at most 25% full).
 #[derive(Debug, Clone)]
 struct FlatMap<K: FlatKey> {
-    keys: Box<[K]>,
-    values: Box<[ListenerId]>,
+    /// Keys and their values side by side (one bounds check a probe).
+    slots: Box<[(K, ListenerId)]>,
     shift: u32,
 }
 
@@ -135,17 +135,15 @@ impl<K: FlatKey> FlatMap<K> {
     fn build(items: &[(K, ListenerId)]) -> Self {
         let slots = (items.len() * 4).next_power_of_two().max(8);
         let mut m = FlatMap {
-            keys: vec![K::EMPTY; slots].into_boxed_slice(),
-            values: vec![ListenerId(0); slots].into_boxed_slice(),
+            slots: vec![(K::EMPTY, ListenerId(0)); slots].into_boxed_slice(),
             shift: 64 - slots.trailing_zeros(),
         };
         for &(k, v) in items {
             let mut i = m.slot(&k);
-            while m.keys[i] != K::EMPTY && m.keys[i] != k {
+            while m.slots[i].0 != K::EMPTY && m.slots[i].0 != k {
                 i = (i + 1) & (slots - 1);
             }
-            m.keys[i] = k;
-            m.values[i] = v;
+            m.slots[i] = (k, v);
         }
         m
     }
@@ -157,12 +155,12 @@ impl<K: FlatKey> FlatMap<K> {
 
     #[inline(always)]
     fn get(&self, k: K) -> Option<ListenerId> {
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.slot(&k);
         loop {
-            let key = self.keys[i];
+            let (key, value) = self.slots[i];
             if key == k {
-                return Some(self.values[i]);
+                return Some(value);
             }
             if key == K::EMPTY {
                 return None;

@@ -37,7 +37,7 @@ const OPEN_MASK: u16 =
     TcpFlags::SYN.bits() | TcpFlags::FIN.bits() | TcpFlags::RST.bits() | TcpFlags::ACK.bits();
 
 /// What [`Processor::stage`] found for one frame: all [`Processor::finish`]
-/// needs besides the frame (24 bytes; `Default`: not the usual packet).
+/// needs besides the frame (32 bytes; `Default`: not the usual packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Staged {
     /// Flow-table fingerprint.
@@ -48,7 +48,11 @@ pub struct Staged {
     ip_len: u32,
     /// The listener's index in the snapshot.
     listener: u16,
-    /// [`USUAL`], [`TCP`], [`IPV6`].
+    /// Its counter slot.
+    slot: u16,
+    /// Its target group.
+    group: u16,
+    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`].
     bits: u8,
 }
 
@@ -58,6 +62,8 @@ const USUAL: u8 = 1;
 const TCP: u8 = 2;
 /// [`Staged::bits`]: IPv6 (else IPv4).
 const IPV6: u8 = 4;
+/// [`Staged::bits`]: the listener limits new flows.
+const LIMITED: u8 = 8;
 
 impl Staged {
     /// Whether [`Processor::finish`] may take the frame.
@@ -143,7 +149,12 @@ impl Processor {
             hash,
             ip_len: f.ip_len as u32,
             listener: id,
-            bits: USUAL | if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 },
+            slot: l.slot,
+            group: l.group,
+            bits: USUAL
+                | if tcp { TCP } else { 0 }
+                | if f.v6 { IPV6 } else { 0 }
+                | if l.limits.any() { LIMITED } else { 0 },
         }
     }
 
@@ -162,7 +173,6 @@ impl Processor {
         if !s.is_usual() {
             return None;
         }
-        let l = snap.listeners.get(usize::from(s.listener))?;
         let tcp = s.bits & TCP != 0;
         let p = &snap.params;
         let timeout = if tcp {
@@ -175,11 +185,14 @@ impl Processor {
             Some(v) if v & !BACKEND_BITS != 0 => return None,
             Some(v) => (BackendId(v), false),
             // A datagram of an untracked flow opens one: new-flow limits.
-            None if !tcp && l.limits.any() => return None,
-            None => (l.table.lookup(s.hash)?, true),
+            None if !tcp && s.bits & LIMITED != 0 => return None,
+            None => {
+                let l = snap.listeners.get(usize::from(s.listener))?;
+                (l.table.lookup(s.hash)?, true)
+            }
         };
         let b = snap.backend(backend)?;
-        if !b.usable || b.group != l.group {
+        if !b.usable || b.group != s.group {
             return None;
         }
         let v6 = s.bits & IPV6 != 0;
@@ -197,10 +210,10 @@ impl Processor {
         }
         if let Err(reason) = tpl.apply(pkt, 14, ip_len, s.hash, src_mac) {
             self.counters.backend_drop(backend, reason);
-            self.counters.listener_drop(l.slot, reason);
+            self.counters.listener_drop(s.slot, reason);
             return Some(Action::Drop(reason));
         }
-        self.counters.sent(l.slot, backend, ip_len as u64);
+        self.counters.sent(s.slot, backend, ip_len as u64);
         Some(Action::Encapsulated(backend))
     }
 }
