@@ -297,15 +297,6 @@ impl MaglevTable {
         self.entries.get(reduce(hash, self.size) as usize).copied()
     }
 
-    /// Starts loading the entry [`MaglevTable::lookup`] will read for
-    /// `hash` (a hint: nothing happens if the table is empty).
-    #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        if let Some(e) = self.entries.get(reduce(hash, self.size) as usize) {
-            crate::prefetch::prefetch(e);
-        }
-    }
-
     /// The slot [`MaglevTable::lookup`] reads for `hash` (the same on every
     /// gateway with the same table size), for diagnostics.
     pub fn slot(&self, hash: u64) -> u32 {

@@ -140,10 +140,7 @@ impl Processor {
         }
         let fp = F::fingerprint(self.seed, &t);
         self.flows.prefetch_fp(fp);
-        // A new flow reads the listener's table too: a random line of
-        // 256 KiB or more.
         let hash = schedule_hash::<F>(l, &t);
-        l.table.prefetch(hash);
         Staged {
             fp,
             hash,
