@@ -14,7 +14,10 @@
 # per-second rates are kept from the second non-zero one on (the first
 # covers start-up), and the run's median is its result. Output: one row per
 # run (dnlb and each testpmd mode, their order alternated), the medians, and
-# dnlb's ratio to each testpmd mode.
+# dnlb's ratio to each testpmd mode; then each dnlb variant's own cycles per
+# packet per run (its stats events' median: the worker's busy TSC cycles over
+# its packets, which do not depend on the input's rate), the median and the
+# ratio to the first variant.
 #
 #   scripts/bench-forwarder.sh [--flows 1000] [--frame-len 60] [--proto udp|tcp]
 #       [--ip 4|6] [--tunnel vxlan|ipip|gue|gre|none] [--backend-ip 4|6]
@@ -102,8 +105,8 @@ else
 fi
 vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 
-run_dnlb() { # BIN TUNNEL
-    local bin=$1 tunnel=$2 cfg=$out/dnlb.toml
+run_dnlb() { # BIN TUNNEL LABEL
+    local bin=$1 tunnel=$2 label=$3 cfg=$out/dnlb.toml
     local eal=("${mem[@]}" --no-pci --no-telemetry "--file-prefix=bench-dnlb-$$")
     {
         echo '[gateway]'
@@ -132,6 +135,10 @@ run_dnlb() { # BIN TUNNEL
     if [ "$tunnel" != none ] && ! grep -q 'tx_pps=[1-9]' "$out/dnlb.log"; then
         echo "dnlb sent nothing: see its log" >&2; cat "$out/dnlb.err" >&2; exit 1
     fi
+    # dnlb's own cost per packet (TSC cycles of the worker's busy
+    # iterations), which does not depend on the generator's rate
+    { grep '^stats:' "$out/dnlb.log" || true; } | grep -o 'cycles_per_packet=[0-9]*' | cut -d= -f2 |
+        steady | median >> "$out/c.$label"
     { grep '^stats:' "$out/dnlb.log" || true; } | grep -o 'rx_pps=[0-9]*' | cut -d= -f2 | steady | median
 }
 
@@ -159,7 +166,7 @@ printf '%-6s' run; for l in "${labels[@]}"; do printf ' %12s' "$l"; done
 for m in "${modes[@]}"; do printf ' %12s' "$m"; done
 for m in "${modes[@]}"; do printf ' %10s' "÷$m"; done
 for l in "${labels[@]:1}"; do printf ' %14s' "$l÷${labels[0]}"; done; echo
-for l in "${labels[@]}"; do : > "$out/r.$l"; done; for m in "${modes[@]}"; do : > "$out/r.$m"; done
+for l in "${labels[@]}"; do : > "$out/r.$l"; : > "$out/c.$l"; done; for m in "${modes[@]}"; do : > "$out/r.$m"; done
 row() { # LABEL "DNLB_RATES…" RATE...
     local label=$1 d; read -r -a d <<< "$2"; shift 2
     printf '%-6s' "$label"; for t in "${d[@]}" "$@"; do printf ' %12.0f' "$t"; done
@@ -170,12 +177,12 @@ for i in $(seq 1 "$runs"); do
     # alternate which goes first, so drift in machine load hits all alike
     ds=()
     if [ $((i % 2)) = 0 ]; then
-        for v in "${!labels[@]}"; do ds[v]=$(run_dnlb "${vbin[$v]}" "${vtun[$v]}"); done
+        for v in "${!labels[@]}"; do ds[v]=$(run_dnlb "${vbin[$v]}" "${vtun[$v]}" "${labels[$v]}"); done
     fi
     rates=()
     for m in "${modes[@]}"; do t=$(run_testpmd "$m"); echo "$t" >> "$out/r.$m"; rates+=("$t"); done
     if [ $((i % 2)) = 1 ]; then
-        for v in $(printf '%s\n' "${!labels[@]}" | tac); do ds[v]=$(run_dnlb "${vbin[$v]}" "${vtun[$v]}"); done
+        for v in $(printf '%s\n' "${!labels[@]}" | tac); do ds[v]=$(run_dnlb "${vbin[$v]}" "${vtun[$v]}" "${labels[$v]}"); done
     fi
     for v in "${!labels[@]}"; do echo "${ds[$v]}" >> "$out/r.${labels[$v]}"; done
     row "$i" "${ds[*]}" "${rates[@]}"
@@ -184,6 +191,15 @@ meds=(); for m in "${modes[@]}"; do meds+=("$(median < "$out/r.$m")"); done
 dms=(); for l in "${labels[@]}"; do dms+=("$(median < "$out/r.$l")"); done
 dm=${dms[0]}
 row median "${dms[*]}" "${meds[@]}"
+if [ "$tunnel" != none ]; then
+    # The same runs by dnlb's own cycles per packet (its stats events): each
+    # variant's per-run medians, their median, and its ratio to the first.
+    c0=$(median < "$out/c.${labels[0]}")
+    for l in "${labels[@]}"; do
+        c=$(median < "$out/c.$l")
+        echo "# cycles/packet $l: $(paste -sd' ' "$out/c.$l") (median $c, ÷${labels[0]} $(ratio "$c" "$c0"))"
+    done
+fi
 if [ -n "$csv" ]; then
     line="$(date -u +%FT%TZ),$flows,$frame_len,$proto,$ip,$tunnel,$backend_ip,$huge,$dm"
     for i in "${!modes[@]}"; do line+=",${modes[$i]}=${meds[$i]},$(ratio "$dm" "${meds[$i]}")"; done
