@@ -93,28 +93,21 @@ fn from_new_sources(pkts: &mut [VecPacket], frame: &mut [u8], next: &mut u32) {
     }
 }
 
-/// One burst as the worker's pipeline does it: `prepare` over all packets
-/// (prefetches) if the flow table is large, then `process_hinted` reusing
-/// their fingerprints.
+/// One burst as the worker's pipeline does it: the fast path's first stage
+/// over all packets (parses, hashes, prefetches), then its second stage or
+/// `process_hinted` reusing their fingerprints.
 fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
     // What the worker does (`LbPipeline::process`): the first stage over
-    // the burst (and the prefetch pass for other frames in a large table),
-    // then the fast path's second stage or the general step.
+    // the burst, then the fast path's second stage or the general step.
     let mut staged = [Staged::default(); BURST];
-    let mut hints = [None; BURST];
-    let large = p.wants_prefetch();
-    for ((pkt, s), h) in pkts.iter().zip(staged.iter_mut()).zip(hints.iter_mut()) {
+    for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
         *s = p.stage(snap, pkt);
-        *h = match s.hint() {
-            None if large => p.prepare(pkt),
-            hint => hint,
-        };
     }
     let mac = [2, 0, 0, 0, 0, 1];
-    for ((pkt, s), h) in pkts.iter_mut().zip(staged).zip(hints) {
+    for (pkt, s) in pkts.iter_mut().zip(staged) {
         let a = match p.finish(snap, pkt, s, mac, now) {
             Some(a) => a,
-            None => p.process_hinted(snap, pkt, mac, now, h),
+            None => p.process_hinted(snap, pkt, mac, now, s.hint()),
         };
         std::hint::black_box(a);
     }

@@ -42,8 +42,6 @@ pub struct LbPipeline<C: Clock> {
     polls: u32,
     /// What the burst's first stage found for each frame.
     staged: [Staged; BURST],
-    /// The fingerprints the first stage computed (for the general step).
-    hints: [Option<u64>; BURST],
     /// Flow-exception sync, when enabled.
     sync: Option<WorkerSync>,
     /// A snapshot was adopted since sync last looked.
@@ -75,7 +73,6 @@ impl<C: Clock> LbPipeline<C> {
             stats: None,
             polls: 0,
             staged: [Staged::default(); BURST],
-            hints: [None; BURST],
             sync: None,
             adopted: false,
             explain: None,
@@ -205,23 +202,12 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let mac = self.ports.macs[port.get()];
         let snap = self.snapshot.get();
         // First stage: each frame's listener and hashes, its flow-table
-        // buckets starting to load (all the burst's loads overlap). Frames
-        // not of the usual kind get the fingerprint alone when the table
-        // is larger than the caches (prefetched the same way).
-        let large = self.processor.wants_prefetch();
-        let first = pkts
-            .iter()
-            .zip(self.staged.iter_mut())
-            .zip(self.hints.iter_mut());
-        for ((p, s), h) in first {
+        // buckets starting to load (all the burst's loads overlap).
+        for (p, s) in pkts.iter().zip(self.staged.iter_mut()) {
             *s = if p.is_contiguous() {
                 self.processor.stage(snap, p)
             } else {
                 Staged::default()
-            };
-            *h = match s.hint() {
-                None if large => self.processor.prepare(p),
-                hint => hint,
             };
         }
         if let Some(tap) = &mut self.capture {
@@ -233,13 +219,13 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // usual burst): then the worker sends the burst as it is, without
         // sorting packets by verdict.
         let mut one_armed = true;
-        let firsts = self.staged.iter().zip(self.hints.iter());
-        for ((p, v), (&s, &hint)) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(firsts) {
+        let firsts = self.staged.iter();
+        for ((p, v), &s) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(firsts) {
             *v = match self.processor.finish(snap, p, s, mac, now) {
                 Some(Action::Drop(r)) => Verdict::Drop(r),
                 Some(_) => Verdict::Forward(port),
                 None => {
-                    let ports = &self.ports;
+                    let (ports, hint) = (&self.ports, s.hint());
                     decide(&mut self.processor, snap, ports, port, p, mac, now, hint).1
                 }
             };
@@ -269,7 +255,7 @@ impl<C: Clock> LbPipeline<C> {
             return BurstVerdict::PerPacket;
         };
         for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            let hint = self.hints[i];
+            let hint = self.staged[i].hint();
             let ticket = tap.before(p.data());
             let (action, verdict) = decide(
                 &mut self.processor,

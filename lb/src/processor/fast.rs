@@ -52,7 +52,7 @@ pub struct Staged {
     slot: u16,
     /// Its target group.
     group: u16,
-    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`].
+    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`].
     bits: u8,
 }
 
@@ -64,6 +64,10 @@ const TCP: u8 = 2;
 const IPV6: u8 = 4;
 /// [`Staged::bits`]: the listener limits new flows.
 const LIMITED: u8 = 8;
+/// [`Staged::bits`]: not the usual packet, but [`Staged::fp`] holds the
+/// fingerprint [`Processor::prepare`] found (a table larger than the
+/// caches), for the general step.
+const HINTED: u8 = 16;
 
 impl Staged {
     /// Whether [`Processor::finish`] may take the frame.
@@ -72,11 +76,11 @@ impl Staged {
         self.bits & USUAL != 0
     }
 
-    /// The flow-table fingerprint, if [`Staged::is_usual`] (the hint
+    /// The flow-table fingerprint the first stage found, if any (the hint
     /// [`Processor::process_hinted`] takes).
     #[inline(always)]
     pub fn hint(&self) -> Option<u64> {
-        self.is_usual().then_some(self.fp)
+        (self.bits & (USUAL | HINTED) != 0).then_some(self.fp)
     }
 }
 
@@ -99,13 +103,34 @@ impl Processor {
     }
 
     /// The first stage: whether `pkt` is the usual packet, and if so its
-    /// listener and hashes; starts loading its flow-table buckets. Changes
-    /// nothing.
+    /// listener and hashes; starts loading its flow-table buckets. Any
+    /// other frame, when the table is larger than the caches
+    /// ([`Processor::wants_prefetch`]), gets its fingerprint alone
+    /// ([`Processor::prepare`], buckets loading the same way) for the
+    /// general step. Changes nothing.
     #[inline(always)]
     pub fn stage<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
-        if self.sync.is_some() {
-            return Staged::default();
+        let s = if self.sync.is_some() {
+            Staged::default()
+        } else {
+            self.stage_usual(snap, pkt)
+        };
+        if s.is_usual() || !self.wants_prefetch() {
+            return s;
         }
+        match self.prepare(pkt) {
+            Some(fp) => Staged {
+                fp,
+                bits: HINTED,
+                ..Staged::default()
+            },
+            None => s,
+        }
+    }
+
+    /// [`Processor::stage`] of the usual packet (or the default record).
+    #[inline(always)]
+    fn stage_usual<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
         if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
             return self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags);
         }
