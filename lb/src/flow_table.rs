@@ -353,15 +353,7 @@ impl FlowTable {
     /// keep the flow alive). Changes nothing.
     #[inline]
     pub fn peek(&self, fp: u64, now: u32) -> Option<u32> {
-        let fp = norm(fp);
-        let (b1, b2) = self.candidates(fp);
-        [b1, b2].into_iter().find_map(|b| {
-            self.buckets[b]
-                .e
-                .iter()
-                .find(|e| e.fp == fp)
-                .and_then(|e| live(e.expiry, now).then_some(e.value))
-        })
+        self.peek_remaining(fp, now).map(|(value, _)| value)
     }
 
     /// [`peek`](Self::peek) with the entry's remaining lifetime at `now`
