@@ -89,20 +89,8 @@ fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
 
 #[test]
 fn a_capture_of_one_flow_holds_exactly_its_packets_in_and_out() {
-    let dir = common::tempdir();
-    let (_veth, tx_if, rx_if) = common::veth::Veth::new("dxc");
-    let cfg = common::veth::gateway_config(dir.path(), "capture", TOKEN, &rx_if);
-    let cfg_s = cfg.to_str().unwrap().to_string();
-    let (_dnlb, lines) = common::spawn_dnlb(&[
-        "run",
-        "--stats-interval-ms",
-        "50",
-        "--watch-config-ms",
-        "0",
-        "--config",
-        &cfg_s,
-    ]);
-    let base = format!("http://{}", common::admin_addr(&lines));
+    let gw = common::veth::start_gateway("dxc", "capture", TOKEN);
+    let (dir, tx_if, base) = (&gw.dir, gw.tx_if.clone(), gw.base.clone());
     // Reading the file needs the token, even on loopback.
     let anonymous = ureq::get(&format!("{base}/v1/capture/pcapng")).call();
     assert!(
@@ -140,7 +128,7 @@ fn a_capture_of_one_flow_holds_exactly_its_packets_in_and_out() {
     }
     let all = frames();
     common::veth::inject(&tx_if, &all, dir.path());
-    common::wait_event(&lines, "stats", |e| {
+    common::wait_event(&gw.events, "stats", |e| {
         e["tx_packets"].as_u64() >= Some(all.len() as u64)
     });
     let out = cli.join().unwrap();

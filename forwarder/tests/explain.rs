@@ -121,25 +121,13 @@ fn address(v: &Value) -> IpAddr {
 
 #[test]
 fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
-    let dir = common::tempdir();
-    let (_veth, tx_if, rx_if) = common::veth::Veth::new("dxe");
-    let cfg = common::veth::gateway_config(dir.path(), "explain", TOKEN, &rx_if);
-    let cfg_s = cfg.to_str().unwrap().to_string();
-    let (_dnlb, lines) = common::spawn_dnlb(&[
-        "run",
-        "--stats-interval-ms",
-        "50",
-        "--watch-config-ms",
-        "0",
-        "--config",
-        &cfg_s,
-    ]);
-    let base = format!("http://{}", common::admin_addr(&lines));
+    let gw = common::veth::start_gateway("dxe", "explain", TOKEN);
+    let (dir, tx_if, base) = (&gw.dir, gw.tx_if.clone(), gw.base.clone());
 
     // Phase 1: 1000 flows.
     let first = frames(0, PER_MIX);
     common::veth::inject(&tx_if, &first, dir.path());
-    wait_tx(&lines, first.len() as u64);
+    wait_tx(&gw.events, first.len() as u64);
     let went = sent(dir.path(), 0);
     assert_eq!(
         went.len(),
@@ -187,7 +175,7 @@ fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
     // Phase 2: the same flows again, and 1000 new ones.
     let again = frames(0, 2 * PER_MIX);
     common::veth::inject(&tx_if, &again, dir.path());
-    wait_tx(&lines, (first.len() + again.len()) as u64);
+    wait_tx(&gw.events, (first.len() + again.len()) as u64);
     let now = sent(dir.path(), first.len());
     assert_eq!(now.len(), 8 * PER_MIX as usize);
     let mut table_moved = 0;
@@ -222,7 +210,7 @@ fn explain_agrees_with_where_1000_flows_went_also_after_a_table_change() {
         .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dnlb"))
         .args([
-            "explain", "--api", &base, "--config", &cfg_s, "--proto", "udp",
+            "explain", "--api", &base, "--config", &gw.config, "--proto", "udp",
         ])
         .arg(format!("[{}]:{}", v6.0, v6.1))
         .arg(format!("[{}]:{}", v6.2, v6.3))

@@ -101,3 +101,51 @@ pub fn gateway_config(dir: &Path, tag: &str, token: &str, rx: &str) -> std::path
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// A gateway running on [`gateway_config`], fed through a veth pair.
+/// Fields drop in order: the gateway stops before its veth and directory go.
+pub struct FedGateway {
+    /// The running `dnlb run`.
+    pub dnlb: super::ChildGuard,
+    /// Its JSON events (`ready` already read).
+    pub events: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// The admin API's base URL (`http://127.0.0.1:PORT`).
+    pub base: String,
+    /// The interface to write frames into ([`inject`]).
+    pub tx_if: String,
+    /// The config file.
+    pub config: String,
+    /// The pair.
+    pub veth: Veth,
+    /// The config, token file and `out.pcap`.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a gateway on [`gateway_config`] (`prefix` names the veth pair,
+/// `tag` the gateway) and waits until it is ready.
+pub fn start_gateway(prefix: &str, tag: &str, token: &str) -> FedGateway {
+    let dir = super::tempdir();
+    let (veth, tx_if, rx_if) = Veth::new(prefix);
+    let config = gateway_config(dir.path(), tag, token, &rx_if);
+    let config = config.to_str().unwrap().to_string();
+    let args = [
+        "run",
+        "--stats-interval-ms",
+        "50",
+        "--watch-config-ms",
+        "0",
+        "--config",
+        &config,
+    ];
+    let (dnlb, events) = super::spawn_dnlb(&args);
+    let base = format!("http://{}", super::admin_addr(&events));
+    FedGateway {
+        dnlb,
+        events,
+        base,
+        tx_if,
+        config,
+        veth,
+        dir,
+    }
+}
