@@ -298,7 +298,10 @@ fn a_closed_event_reader_does_not_stop_the_gateway() {
         .trim_start_matches("http://")
         .to_string();
     drop(out);
-    let child = common::ChildGuard(child);
+    let child = common::ChildGuard(
+        child,
+        common::dpdk_runtime_dir(&["--config", cfg.to_str().unwrap()]),
+    );
     // Events keep coming (stats every 50 ms) into the closed pipe; the
     // gateway keeps running and answering.
     let deadline = Instant::now() + common::EVENT_DEADLINE;

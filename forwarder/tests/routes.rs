@@ -104,7 +104,7 @@ fn start_bird(d: &Path, sock: &Path) -> common::ChildGuard {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("bird (Debian package bird2; scripts/test.sh installs it)");
-    let bird = common::ChildGuard(bird);
+    let bird = common::ChildGuard::new(bird);
     let start = Instant::now();
     while bird_command(sock, "show status").is_err() {
         assert!(
@@ -292,7 +292,7 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("bird (Debian package bird2; scripts/test.sh installs it)");
-    let _bird = common::ChildGuard(bird);
+    let _bird = common::ChildGuard::new(bird);
     let l = common::wait_event(&lines, "routes_announced", |_| true);
     assert_eq!(
         l["vips"],

@@ -51,14 +51,70 @@ pub fn path_str(dir: &Path, name: &str) -> String {
 }
 
 /// A child process killed (by PID) and reaped when dropped, so a failing
-/// test never leaves a busy-polling forwarder behind.
-pub struct ChildGuard(pub std::process::Child);
+/// test never leaves a busy-polling forwarder behind. A `dnlb` child's DPDK
+/// runtime directory (second field) goes too: the process removes it when it
+/// stops cleanly, not when it is killed.
+pub struct ChildGuard(pub std::process::Child, pub Option<PathBuf>);
+
+impl ChildGuard {
+    /// Guards a child that has no DPDK runtime directory (BIRD, servers).
+    pub fn new(child: std::process::Child) -> ChildGuard {
+        ChildGuard(child, None)
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(dir) = &self.1 {
+            // A successor on the same prefix (a restart test) holds the lock
+            // on `config` and keeps its directory.
+            if !dpdk_config_locked(&dir.join("config")) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
+}
+
+/// Whether a running DPDK primary holds the write lock EAL takes on its
+/// runtime directory's `config` file.
+fn dpdk_config_locked(config: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(config)
+    else {
+        return false;
+    };
+    // SAFETY: F_GETLK fills the zeroed `flock` we pass; the fd is open.
+    unsafe {
+        let mut l: libc::flock = std::mem::zeroed();
+        l.l_type = libc::F_WRLCK as _;
+        l.l_whence = libc::SEEK_SET as _;
+        libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut l) == 0
+            && i32::from(l.l_type) != libc::F_UNLCK
+    }
+}
+
+/// The DPDK runtime directory of a `dnlb` started with `args`: its
+/// `--file-prefix` from the arguments or from the `--config` file.
+pub fn dpdk_runtime_dir(args: &[&str]) -> Option<PathBuf> {
+    const FLAG: &str = "--file-prefix=";
+    let from = |text: &str| -> Option<String> {
+        let at = text.find(FLAG)? + FLAG.len();
+        let rest = &text[at..];
+        let end = rest
+            .find(|c: char| c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_string())
+    };
+    let prefix = args.iter().find_map(|a| from(a)).or_else(|| {
+        let at = args.iter().position(|a| *a == "--config")?;
+        from(&std::fs::read_to_string(args.get(at + 1)?).ok()?)
+    })?;
+    Some(Path::new("/var/run/dpdk").join(prefix))
 }
 
 /// Starts the `dnlb` binary with `args` (`run` gets `--events json`),
@@ -101,7 +157,7 @@ pub fn spawn_dnlb_via(
             }
         }
     });
-    (ChildGuard(child), rx)
+    (ChildGuard(child, dpdk_runtime_dir(args)), rx)
 }
 
 /// The events of a running `dnlb`, as JSON.

@@ -74,7 +74,7 @@ fn http_target(ip: &str, port: u16, dir: &Path) -> common::ChildGuard {
         assert!(Instant::now() < deadline, "{ip}:{port} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    common::ChildGuard(child)
+    common::ChildGuard::new(child)
 }
 
 /// A running gateway with its health targets.
