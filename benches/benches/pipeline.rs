@@ -127,7 +127,17 @@ type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>
 /// Established flows of `frames` (every one put in the flow table first),
 /// under `label`.
 fn established(g: &mut Group<'_>, label: &str, snap: &Snapshot, frames: &[Vec<u8>]) {
-    let mut p = Processor::new(1 << 16, 7);
+    established_on(g, label, snap, frames, Processor::new(1 << 16, 7));
+}
+
+/// [`established`] on processor `p`.
+fn established_on(
+    g: &mut Group<'_>,
+    label: &str,
+    snap: &Snapshot,
+    frames: &[Vec<u8>],
+    mut p: Processor,
+) {
     p.adopt(snap);
     for fr in frames {
         let mut pkt = VecPacket::new(fr);
@@ -275,6 +285,9 @@ fn bench(c: &mut Criterion) {
             // The same behind 1000 ACL prefixes and new-flow limits.
             let protected = snapshot_with(tunnel, v6b, &protection());
             established(&mut g, "established_protected/vxlan_v4_tcp", &protected, &f);
+            // The same with flow-exception sync (a table of the same size).
+            let synced = Processor::new(1 << 17, 7).with_sync(1 << 16, 1 << 12);
+            established_on(&mut g, "established_sync/vxlan_v4_tcp", &snap, &f, synced);
             let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&f[0])).collect();
             let mut at = 0;
             g.bench_function("restore_only", |b| {

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use dnlb_lb::flow_table::Walked;
-use dnlb_lb::processor::Processor;
+use dnlb_lb::processor::{Exception, LearnOp, Processor};
 use dnlb_lb::snapshot::{BackendRegistry, BuildTime, Snapshot};
 use dnlb_lb::verdict::Action;
 use dnlb_testkit::VecPacket;
@@ -161,51 +161,101 @@ fn table(p: &mut Processor, now: u32) -> Vec<Walked> {
     out
 }
 
+/// What a peer gateway shared, as the learning side is told it.
+fn learn_ops(found: impl Iterator<Item = Exception>) -> Vec<LearnOp> {
+    found
+        .map(|e| LearnOp::Add {
+            listener_slot: e.listener_slot,
+            hash: e.hash,
+            backend: e.backend,
+            remaining_ms: e.remaining_ms,
+            closing: e.closing,
+        })
+        .collect()
+}
+
+/// Runs `stream` through the fast path (falling back to the general step)
+/// and through the general step alone, comparing after every packet; how
+/// many packets the fast path took. With `sync`, both sides run
+/// flow-exception sync: the healthy state stages the next (SYNs it would
+/// move are pinned, new flows shared), and a peer gateway that sees each
+/// packet first shares its exceptions, which both sides learn (untracked
+/// flows then take the peer's backend).
+fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
+    let mut reg = BackendRegistry::default();
+    let (healthy, one_down) = (snapshot(&[], &mut reg), snapshot(&[2], &mut reg));
+    let staged = healthy.staging(&one_down);
+    let snaps = [healthy, one_down, snapshot(&[1, 3], &mut reg), staged];
+    // A table of 64 flows either way (one with sync keeps half as many).
+    let side = || {
+        if sync {
+            Processor::new(128, 42).with_sync(64, 64)
+        } else {
+            Processor::new(64, 42)
+        }
+    };
+    let (mut fast, mut general) = (side(), side());
+    let mut peer = Processor::new(128, 7).with_sync(64, 64);
+    for s in &snaps {
+        fast.adopt(s);
+        general.adopt(s);
+        peer.adopt(s);
+    }
+    let mut now = 1_000u32;
+    let mut taken = 0;
+    for p in stream {
+        now = now.wrapping_add(p.after_ms);
+        let f = frame(p);
+        // With sync the healthy state is staging the next.
+        let snap = &snaps[if sync && p.health == 0 { 3 } else { p.health }];
+        if sync {
+            peer.process(&snaps[3], &mut VecPacket::new(&f), GW_MAC, now);
+            for op in learn_ops(peer.sync().unwrap().drain()) {
+                fast.sync().unwrap().learn(op, now);
+                general.sync().unwrap().learn(op, now);
+            }
+        }
+        let (mut a, mut b) = (VecPacket::new(&f), VecPacket::new(&f));
+        let staged = fast.stage(snap, &a);
+        // The general step with the first stage's fingerprint, or the
+        // prefetch pass's.
+        let hint = match staged.hint() {
+            None if p.hinted => fast.prepare(&a),
+            hint => hint,
+        };
+        let got = match fast.finish(snap, &mut a, staged, GW_MAC, now) {
+            Some(action) => {
+                taken += 1;
+                action
+            }
+            None => fast.process_hinted(snap, &mut a, GW_MAC, now, hint),
+        };
+        let want = general.process(snap, &mut b, GW_MAC, now);
+        prop_assert_eq!(got, want, "{:?}", p);
+        if matches!(want, Action::Encapsulated(_) | Action::Reply) {
+            prop_assert_eq!(a.into_bytes(), b.into_bytes(), "{:?}", p);
+        }
+        fast.copy_sync_counters();
+        general.copy_sync_counters();
+        prop_assert_eq!(&fast.counters, &general.counters, "{:?}", p);
+        prop_assert_eq!(fast.flows().len(), general.flows().len());
+    }
+    prop_assert_eq!(table(&mut fast, now), table(&mut general, now));
+    Ok(taken)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_fast_path_does_what_the_general_step_does(stream in prop::collection::vec(pkt(), 1..120)) {
-        let mut reg = BackendRegistry::default();
-        let snaps = [snapshot(&[], &mut reg), snapshot(&[2], &mut reg), snapshot(&[1, 3], &mut reg)];
-        let mut fast = Processor::new(64, 42);
-        let mut general = Processor::new(64, 42);
-        for s in &snaps {
-            fast.adopt(s);
-            general.adopt(s);
-        }
-        let mut now = 1_000u32;
-        let mut taken = 0;
-        for p in &stream {
-            now = now.wrapping_add(p.after_ms);
-            let snap = &snaps[p.health];
-            let f = frame(p);
-            let (mut a, mut b) = (VecPacket::new(&f), VecPacket::new(&f));
-            let staged = fast.stage(snap, &a);
-            // The general step with the first stage's fingerprint, or the
-            // prefetch pass's.
-            let hint = match staged.hint() {
-                None if p.hinted => fast.prepare(&a),
-                hint => hint,
-            };
-            let got = match fast.finish(snap, &mut a, staged, GW_MAC, now) {
-                Some(action) => {
-                    taken += 1;
-                    action
-                }
-                None => fast.process_hinted(snap, &mut a, GW_MAC, now, hint),
-            };
-            let want = general.process(snap, &mut b, GW_MAC, now);
-            prop_assert_eq!(got, want, "{:?}", p);
-            if matches!(want, Action::Encapsulated(_) | Action::Reply) {
-                prop_assert_eq!(a.into_bytes(), b.into_bytes(), "{:?}", p);
-            }
-            prop_assert_eq!(&fast.counters, &general.counters, "{:?}", p);
-            prop_assert_eq!(fast.flows().len(), general.flows().len());
-        }
-        prop_assert_eq!(table(&mut fast, now), table(&mut general, now));
-        // Most packets of such streams are the usual kind.
-        prop_assert!(stream.len() < 40 || taken > 0);
+    fn the_fast_path_does_what_the_general_step_does(
+        stream in prop::collection::vec(pkt(), 1..120),
+        sync in any::<bool>(),
+    ) {
+        let taken = compare(&stream, sync)?;
+        // Most packets of such streams are the usual kind (with sync only
+        // tracked flows are: random streams may have none).
+        prop_assert!(sync || stream.len() < 40 || taken > 0, "taken {} of {}", taken, stream.len());
     }
 }
 
@@ -291,5 +341,48 @@ fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not()
         },
     ] {
         assert_eq!(run(&q), None, "{q:?}");
+    }
+}
+
+/// With flow-exception sync, a tracked flow's packets take the fast path;
+/// an untracked flow's first packet (which may be one a peer shared, or one
+/// to share) takes the general step.
+#[test]
+fn with_sync_tracked_flows_take_the_fast_path_untracked_ones_do_not() {
+    let mut reg = BackendRegistry::default();
+    let snap = snapshot(&[], &mut reg);
+    let mut p = Processor::new(1024, 42).with_sync(1024, 64);
+    p.adopt(&snap);
+    for q in [
+        Pkt {
+            v6: false,
+            port: 80,
+            client: 9,
+            flags: 0b10000,
+            payload: 10,
+            corrupt: None,
+            after_ms: 0,
+            health: 0,
+            hinted: false,
+        },
+        Pkt {
+            v6: true,
+            port: 5353,
+            client: 3,
+            flags: 0,
+            payload: 10,
+            corrupt: None,
+            after_ms: 0,
+            health: 0,
+            hinted: false,
+        },
+    ] {
+        let f = frame(&q);
+        let first = p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1000);
+        assert_eq!(first, None, "{q:?}");
+        let general = p.process(&snap, &mut VecPacket::new(&f), GW_MAC, 1000);
+        let next = p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1001);
+        assert_eq!(next, Some(general), "{q:?}");
+        assert!(matches!(general, Action::Encapsulated(_)), "{q:?}");
     }
 }

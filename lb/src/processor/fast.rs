@@ -2,9 +2,12 @@
 //! no SYN, FIN or RST) or a UDP datagram, to a listener without an access
 //! list, of a flow the worker tracks on a usable backend or that it starts
 //! tracking now, encapsulated within the MTU. That is nearly every packet a
-//! gateway sees; [`Processor::process_fast`] handles it without the general
-//! step's plumbing (its out-of-line call, the `Result`s carried through
-//! every stage, the sync, limit, closing and ICMP cases) and declines
+//! gateway sees (with flow-exception sync, only a tracked flow's: an
+//! untracked one may be a flow a peer shared, or one to share, which is
+//! the general step's business); [`Processor::process_fast`] handles it
+//! without the general step's plumbing (its out-of-line call, the
+//! `Result`s carried through every stage, the sync, limit, closing and
+//! ICMP cases) and declines
 //! everything else, having changed nothing the general step would not
 //! change the same way, so that the caller then runs
 //! [`Processor::process_hinted`]. What it does is what the general step
@@ -13,7 +16,8 @@
 //!
 //! It runs in two stages over a burst, as vector packet processors do:
 //! [`Processor::stage`] parses each frame, finds its listener, computes its
-//! hashes and starts loading its flow-table bucket; [`Processor::finish`]
+//! hashes and starts loading its flow-table buckets and the headroom line
+//! its outer headers will be written to; [`Processor::finish`]
 //! then decides and encapsulates. The bucket loads of a whole burst overlap
 //! (the receive path streams frames through the caches and evicts the
 //! table's lines between two packets of a flow), and nothing is parsed twice.
@@ -110,11 +114,7 @@ impl Processor {
     /// general step. Changes nothing.
     #[inline(always)]
     pub fn stage<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
-        let s = if self.sync.is_some() {
-            Staged::default()
-        } else {
-            self.stage_usual(snap, pkt)
-        };
+        let s = self.stage_usual(snap, pkt);
         if s.is_usual() || !self.wants_prefetch() {
             return s;
         }
@@ -131,13 +131,20 @@ impl Processor {
     /// [`Processor::stage`] of the usual packet (or the default record).
     #[inline(always)]
     fn stage_usual<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
-        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
-            return self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags);
+        let data = pkt.data();
+        let s = if let Some((frame, p)) = parse::fast_v4(data) {
+            self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags)
+        } else {
+            match parse::fast_v6(data) {
+                Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags),
+                None => Staged::default(),
+            }
+        };
+        if s.is_usual() {
+            // The outer headers go there.
+            crate::prefetch::prefetch_headroom(data);
         }
-        match parse::fast_v6(pkt.data()) {
-            Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags),
-            None => Staged::default(),
-        }
+        s
     }
 
     /// [`Processor::stage`] of a parsed TCP/UDP packet.
@@ -206,6 +213,9 @@ impl Processor {
             // Flag bits (closing, pinned) take the general step.
             Some(v) if v & !BACKEND_BITS != 0 => return None,
             Some(v) => (BackendId(v), false),
+            // With sync, an untracked flow may be one a peer shared, or
+            // one to share.
+            None if self.sync.is_some() => return None,
             // A datagram of an untracked flow opens one: new-flow limits.
             None if !tcp && s.bits & LIMITED != 0 => return None,
             None => {
