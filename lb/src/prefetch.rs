@@ -22,20 +22,3 @@ pub fn prefetch<T>(r: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
 }
-
-/// Hints the CPU to bring the cache line just before `data` into L1 for
-/// writing: where an encapsulation writes its outer headers (the frame's
-/// headroom, which the receive path never touched).
-#[inline(always)]
-pub fn prefetch_headroom(data: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: a hint that never faults, whatever the
-    // address; `wrapping_sub` computes it without dereferencing anything.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
-            data.as_ptr().wrapping_sub(1).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
-}

@@ -16,8 +16,7 @@
 //!
 //! It runs in two stages over a burst, as vector packet processors do:
 //! [`Processor::stage`] parses each frame, finds its listener, computes its
-//! hashes and starts loading its flow-table buckets and the headroom line
-//! its outer headers will be written to; [`Processor::finish`]
+//! hashes and starts loading its flow-table buckets; [`Processor::finish`]
 //! then decides and encapsulates. The bucket loads of a whole burst overlap
 //! (the receive path streams frames through the caches and evicts the
 //! table's lines between two packets of a flow), and nothing is parsed twice.
@@ -131,20 +130,13 @@ impl Processor {
     /// [`Processor::stage`] of the usual packet (or the default record).
     #[inline(always)]
     fn stage_usual<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
-        let data = pkt.data();
-        let s = if let Some((frame, p)) = parse::fast_v4(data) {
-            self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags)
-        } else {
-            match parse::fast_v6(data) {
-                Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags),
-                None => Staged::default(),
-            }
-        };
-        if s.is_usual() {
-            // The outer headers go there.
-            crate::prefetch::prefetch_headroom(data);
+        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
+            return self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags);
         }
-        s
+        match parse::fast_v6(pkt.data()) {
+            Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags),
+            None => Staged::default(),
+        }
     }
 
     /// [`Processor::stage`] of a parsed TCP/UDP packet.
