@@ -26,6 +26,9 @@
 #       [--dnlb "BIN…"]  dnlb binaries to compare (default target/release/dnlb):
 #                      each run alternates all of them with testpmd; ratios of
 #                      the first to testpmd, and of each other to the first
+#       [--sync]       with flow-exception sync configured (a [sync] section
+#                      whose one peer, on loopback, never answers): what a
+#                      fleet that keeps connections across gateways runs
 #       [--tunnel "vxlan gue ipip gre"]  several tunnels: compared the same
 #                      way, one dnlb run per tunnel in each run (not with
 #                      several binaries)
@@ -37,7 +40,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/bench.sh
 
 flows=1000 frame_len=60 proto=udp ip=4 tunnel=vxlan backend_ip='' modes="5tswap io macswap"
-runs=5 seconds=12 huge=0 csv='' bins=target/release/dnlb
+runs=5 seconds=12 huge=0 sync=0 csv='' bins=target/release/dnlb
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --hugepages) huge=1; shift ;;
+    --sync) sync=1; shift ;;
     --csv) csv=$2; shift 2 ;;
     --dnlb) bins=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -123,6 +127,14 @@ run_dnlb() { # BIN TUNNEL LABEL
         else
             bench_listener_config "$proto" "$tunnel" "$ip" "$backend_ip" $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
         fi
+        if [ "$sync" = 1 ]; then
+            [ -s "$out/sync.key" ] || head -c 32 /dev/urandom > "$out/sync.key"
+            echo '[sync]'
+            echo "listen = \"127.0.0.1:$(( 20000 + $$ % 20000 ))\""
+            echo "peers = [\"127.0.0.1:$(( 20001 + $$ % 20000 ))\"]"
+            echo "key_file = \"$out/sync.key\""
+            echo 'fetch_timeout_ms = 500'
+        fi
     } > "$cfg"
     "$bin" run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
         > "$out/dnlb.log" 2> "$out/dnlb.err" &
@@ -153,7 +165,7 @@ run_testpmd() { # MODE
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b>0)?a/b:0}'; }
-what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge"
+what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge sync=$sync"
 echo "# $(date -u +%FT%TZ) $what runs=$runs seconds=$seconds"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 # Columns: each dnlb variant (dnlb; dnlb1, dnlb2… for binaries; dnlb_TUNNEL

@@ -94,7 +94,7 @@ const FAMILIES: &[(Kind, &str, &str)] = &[
     (Kind::Counter, "dnlb_sync_pinned_total", "SYNs stored while a version was staged, because the staged table would move them."),
     (Kind::Counter, "dnlb_sync_learned_total", "Entries from peers stored in workers' learned tables (each worker counts)."),
     (Kind::Counter, "dnlb_sync_learned_used_total", "Packets of flows this gateway did not track that a learned entry kept on their backend."),
-    (Kind::Gauge, "dnlb_sync_learned_entries", "Learned entries held by workers, summed."),
+    (Kind::Gauge, "dnlb_sync_learned_entries", "Learned entries held by workers, summed (an expired one until its worker's sweep passes: seconds under traffic)."),
     (Kind::Gauge, "dnlb_sync_held_entries", "Entries from peers the sync endpoint holds (to answer fetches)."),
     (Kind::Counter, "dnlb_sync_messages_total", "Sync messages, by direction (sent: a copy to each peer counts; received: accepted)."),
     (Kind::Counter, "dnlb_sync_sent_bytes_total", "Bytes of sync messages sent (UDP payload)."),
