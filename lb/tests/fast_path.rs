@@ -7,18 +7,18 @@
 //! backends gone unusable, frames over the MTU, malformed frames, expired
 //! entries, a full table).
 
+mod common;
+
 use std::path::Path;
 
+use common::{learn_ops, GW_MAC, ROUTER_MAC};
 use dnlb_lb::flow_table::Walked;
-use dnlb_lb::processor::{Exception, LearnOp, Processor};
+use dnlb_lb::processor::Processor;
 use dnlb_lb::snapshot::{BackendRegistry, BuildTime, Snapshot};
 use dnlb_lb::verdict::Action;
 use dnlb_testkit::VecPacket;
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-
-const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 
 /// Listeners: web (TCP 80, both families), dns (UDP 53, new-flow limits),
 /// admin (TCP 443, access list), stats (UDP 5353, source-IP scheduler);
@@ -161,19 +161,6 @@ fn table(p: &mut Processor, now: u32) -> Vec<Walked> {
     out
 }
 
-/// What a peer gateway shared, as the learning side is told it.
-fn learn_ops(found: impl Iterator<Item = Exception>) -> Vec<LearnOp> {
-    found
-        .map(|e| LearnOp::Add {
-            listener_slot: e.listener_slot,
-            hash: e.hash,
-            backend: e.backend,
-            remaining_ms: e.remaining_ms,
-            closing: e.closing,
-        })
-        .collect()
-}
-
 /// Runs `stream` through the fast path (falling back to the general step)
 /// and through the general step alone, comparing after every packet; how
 /// many packets the fast path took. With `sync`, both sides run
@@ -259,15 +246,9 @@ proptest! {
     }
 }
 
-/// Which packets the fast path takes, and that it declines the rest (so the
-/// test above exercises both).
-#[test]
-fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not() {
-    let mut reg = BackendRegistry::default();
-    let snap = snapshot(&[], &mut reg);
-    let mut p = Processor::new(1024, 42);
-    p.adopt(&snap);
-    let base = Pkt {
+/// An ACK of client 9 to the web listener (IPv4, 10 bytes of payload).
+fn ack() -> Pkt {
+    Pkt {
         v6: false,
         port: 80,
         client: 9,
@@ -277,7 +258,18 @@ fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not()
         after_ms: 0,
         health: 0,
         hinted: false,
-    };
+    }
+}
+
+/// Which packets the fast path takes, and that it declines the rest (so the
+/// test above exercises both).
+#[test]
+fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not() {
+    let mut reg = BackendRegistry::default();
+    let snap = snapshot(&[], &mut reg);
+    let mut p = Processor::new(1024, 42);
+    p.adopt(&snap);
+    let base = ack();
     let mut run = |q: &Pkt| {
         let f = frame(q);
         p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1000)
@@ -354,27 +346,13 @@ fn with_sync_tracked_flows_take_the_fast_path_untracked_ones_do_not() {
     let mut p = Processor::new(1024, 42).with_sync(1024, 64);
     p.adopt(&snap);
     for q in [
-        Pkt {
-            v6: false,
-            port: 80,
-            client: 9,
-            flags: 0b10000,
-            payload: 10,
-            corrupt: None,
-            after_ms: 0,
-            health: 0,
-            hinted: false,
-        },
+        ack(),
         Pkt {
             v6: true,
             port: 5353,
             client: 3,
             flags: 0,
-            payload: 10,
-            corrupt: None,
-            after_ms: 0,
-            health: 0,
-            hinted: false,
+            ..ack()
         },
     ] {
         let f = frame(&q);

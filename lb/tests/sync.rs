@@ -8,7 +8,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use common::{GW_MAC, ROUTER_MAC};
+use common::{learn_ops, GW_MAC, ROUTER_MAC};
 use dnlb_lb::ids::BackendId;
 use dnlb_lb::processor::{Exception, LearnOp, Processor};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
@@ -133,20 +133,6 @@ fn with_sync(mut cfg: dnlb_model::Config) -> dnlb_model::Config {
     cfg
 }
 
-/// What the peer gateway is told.
-fn learn_ops(found: &[Exception]) -> Vec<LearnOp> {
-    found
-        .iter()
-        .map(|e| LearnOp::Add {
-            listener_slot: e.listener_slot,
-            hash: e.hash,
-            backend: e.backend,
-            remaining_ms: e.remaining_ms,
-            closing: e.closing,
-        })
-        .collect()
-}
-
 #[test]
 fn a_backend_added_moves_flows_that_a_peer_that_learned_them_keeps() {
     let (_, old, new) = versions();
@@ -179,7 +165,7 @@ fn a_backend_added_moves_flows_that_a_peer_that_learned_them_keeps() {
     assert!(found.iter().all(|e| e.remaining_ms > 0 && !e.closing));
     // B learns them, and then every flow ECMP moves to B keeps its backend.
     let now = 20;
-    for op in learn_ops(&found) {
+    for op in learn_ops(found.iter().copied()) {
         b.sync().unwrap().learn(op, now);
     }
     for i in 0..FLOWS {
@@ -218,7 +204,7 @@ fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
     assert_eq!(moved.len(), found.len());
     // A SYN is a new connection: the table decides.
     let mut b = gateway(&new, 2);
-    for op in learn_ops(&found) {
+    for op in learn_ops(found.iter().copied()) {
         b.sync().unwrap().learn(op, 0);
     }
     for &i in &moved {
@@ -226,7 +212,7 @@ fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
     }
     // A learned backend that is down here is not used.
     let mut c = gateway(&new, 4);
-    for op in learn_ops(&found) {
+    for op in learn_ops(found.iter().copied()) {
         c.sync().unwrap().learn(op, 0);
     }
     let one = moved[0];
@@ -240,7 +226,7 @@ fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
     assert_ne!(got, began[one as usize], "the learned backend is down");
     // Removed entries are forgotten; expired ones too.
     let mut d = gateway(&new, 5);
-    for op in learn_ops(&found) {
+    for op in learn_ops(found.iter().copied()) {
         d.sync().unwrap().learn(op, 0);
     }
     for e in found.iter() {
@@ -260,7 +246,7 @@ fn learned_entries_do_not_override_syns_unusable_backends_or_removals() {
         );
     }
     let mut f = gateway(&new, 6);
-    for op in learn_ops(&found) {
+    for op in learn_ops(found.iter().copied()) {
         f.sync().unwrap().learn(op, 0);
     }
     let late = found.iter().map(|e| e.remaining_ms).max().unwrap() + 1;
@@ -432,7 +418,7 @@ fn under_own_zone_preference_every_flow_is_shared_and_the_other_zone_keeps_it() 
     // Zone a lost its gateway: zone b's gateway keeps every flow on its
     // zone-a backend with what it learned, and without it would move all.
     let mut b = gateway(&in_b, 2);
-    for op in learn_ops(&shared) {
+    for op in learn_ops(shared.iter().copied()) {
         b.sync().unwrap().learn(op, 0);
     }
     let mut plain = gateway(&in_b, 3);
@@ -529,7 +515,7 @@ fn flows_a_zone_loss_would_move_are_shared_before_it_and_survive_it() {
     // surviving backends move; with it, none does.
     let mut plain = gateway(&after, 2);
     let mut b = gateway(&after, 3);
-    for op in learn_ops(&shared) {
+    for op in learn_ops(shared.iter().copied()) {
         b.sync().unwrap().learn(op, 0);
     }
     let (mut moved_plain, mut moved_b, mut survivors) = (0, 0, 0);

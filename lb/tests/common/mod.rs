@@ -1,10 +1,12 @@
 //! Frame builders shared by the lb test tables (fixtures, hostile inputs,
 //! protection): what etherparse's `PacketBuilder` cannot write by itself —
 //! IPv4 fragments and ICMP messages with a given header — with correct
-//! checksums, as a router would send them to the gateway.
+//! checksums, as a router would send them to the gateway; and, for the sync
+//! tests, what a peer gateway learns of the exceptions one shares.
 
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+use dnlb_lb::processor::{Exception, LearnOp};
 use etherparse::checksum::Sum16BitWords;
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
 
@@ -96,4 +98,19 @@ fn ethernet(out: &mut Vec<u8>, ether_type: EtherType) {
     }
     .write(out)
     .unwrap();
+}
+
+/// What a peer gateway (with the same listener slots and backend ids) is
+/// told of the exceptions `found`.
+pub fn learn_ops(found: impl IntoIterator<Item = Exception>) -> Vec<LearnOp> {
+    found
+        .into_iter()
+        .map(|e| LearnOp::Add {
+            listener_slot: e.listener_slot,
+            hash: e.hash,
+            backend: e.backend,
+            remaining_ms: e.remaining_ms,
+            closing: e.closing,
+        })
+        .collect()
 }
