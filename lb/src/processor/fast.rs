@@ -7,10 +7,9 @@
 //! the general step's business); [`Processor::process_fast`] handles it
 //! without the general step's plumbing (its out-of-line call, the
 //! `Result`s carried through every stage, the sync, limit, closing and
-//! ICMP cases) and declines
-//! everything else, having changed nothing the general step would not
-//! change the same way, so that the caller then runs
-//! [`Processor::process_hinted`]. What it does is what the general step
+//! ICMP cases) and declines everything else, having changed nothing the
+//! general step would not change the same way, so that the caller then
+//! runs [`Processor::process_hinted`]. What it does is what the general step
 //! does for the same packet (a differential test runs both on random
 //! streams and compares frames, actions, counters and the flow table).
 //!
