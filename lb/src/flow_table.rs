@@ -363,7 +363,7 @@ impl FlowTable {
         let fp = norm(fp);
         let (b1, b2) = self.candidates(fp);
         [b1, b2].into_iter().find_map(|b| {
-            self.buckets[b]
+            self.bucket(b)
                 .e
                 .iter()
                 .find(|e| e.fp == fp)
@@ -456,7 +456,7 @@ impl FlowTable {
         } else {
             let mut free = None;
             for b in [b1, b2] {
-                for (w, e) in self.buckets[b].e.iter_mut().enumerate() {
+                for (w, e) in self.bucket_mut(b).e.iter_mut().enumerate() {
                     if e.fp == fp {
                         *e = new;
                         self.set_aux(b, w, aux);
@@ -609,7 +609,7 @@ impl FlowTable {
     /// Writes `entry` into a free way, keeping `len` exact.
     #[inline]
     fn place(&mut self, b: usize, w: usize, entry: Entry) {
-        let slot = &mut self.buckets[b].e[w];
+        let slot = &mut self.buckets.masked_mut(b).e[w];
         if slot.fp == 0 {
             self.len += 1;
         }
@@ -623,7 +623,7 @@ impl FlowTable {
         let fp = norm(fp);
         let (b1, b2) = self.candidates(fp);
         for b in [b1, b2] {
-            for e in self.buckets[b].e.iter_mut() {
+            for e in self.bucket_mut(b).e.iter_mut() {
                 if e.fp == fp {
                     let v = e.value;
                     *e = Entry::EMPTY;
