@@ -2,7 +2,9 @@
 //! services go down and come back, and the checker sees it; a trickling
 //! target fails at the probe's deadline; reloads never wait for a probe;
 //! states are kept, restarted or forgotten as the config changes; the
-//! start-up grace; bounded probes; probes without file descriptors. Tests
+//! start-up grace; a backend presumed healthy at start goes down at its
+//! first failed probe; the first round of probes; bounded probes; probes
+//! without file descriptors. Tests
 //! wait for each state with a generous deadline; they never assert how fast,
 //! except that a config update returns within 200 ms (the issue's bound on
 //! control-thread time per reload).
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use dnlb_config::Probe;
 use dnlb_forwarder::control::health::{
-    probe, HealthChecker, HealthState, ProbeError, MAX_PROBES_IN_FLIGHT,
+    first_round_budget, probe, HealthChecker, HealthState, ProbeError, FIRST_ROUND_SLACK,
+    MAX_PROBES_IN_FLIGHT,
 };
 use dnlb_forwarder::control::runtime::start as control_runtime;
 use dnlb_forwarder::control::{Event, Events};
@@ -313,6 +316,7 @@ fn thresholds_need_consecutive_results() {
     let check = cfg.target_groups[0].health_check.clone().unwrap();
     let mut s = HealthState::default();
     assert!(s.healthy());
+    assert!(!s.record(true, &check)); // confirmed: thresholds apply
     assert!(!s.record(false, &check));
     assert!(!s.record(true, &check)); // streak broken
     assert!(!s.record(false, &check));
@@ -600,6 +604,100 @@ fn failing_backends_stay_up_during_the_startup_grace() {
     wait_health(&checker, "web", "127.0.0.1", false);
     assert!(started.elapsed() >= grace);
     assert!(checker.take_changed());
+}
+
+#[test]
+fn a_dead_backend_is_down_at_its_first_failed_probe_after_start() {
+    let rt = control_runtime().unwrap();
+    let failing = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(503)));
+    let working = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(200)));
+    // Probes 10 s apart, 3 failures in a row to go down once confirmed.
+    let slow = |port| {
+        format!(
+            "type = \"http\"\nport = {port}\ninterval_ms = 10000\ntimeout_ms = 2000\n\
+             healthy_threshold = 2\nunhealthy_threshold = 3\n"
+        )
+    };
+    let checker = HealthChecker::start(
+        &config_of(&[
+            group("dead", &slow(failing.port), &["127.0.0.1"]),
+            group("live", &slow(working.port), &["127.0.0.1"]),
+        ]),
+        rt.handle().clone(),
+        &Events::default(),
+    );
+    wait_health(&checker, "dead", "127.0.0.1", false);
+    // One failed probe did it (the threshold would have needed three, 20 s
+    // apart at least).
+    assert!(
+        failing.requests() < 3,
+        "{} probes before down",
+        failing.requests()
+    );
+    assert!(checker.take_changed());
+    // The working one was confirmed by its first probe and stays up.
+    wait_for("the live backend probed", || working.requests() >= 1);
+    assert!(checker.wait_first_round(Instant::now() + common::EVENT_DEADLINE));
+    assert_eq!(healthy(&checker, "live", "127.0.0.1"), Some(true));
+    let states = checker.stop();
+    assert!(states.values().all(|s| !s.presumed()), "{states:?}");
+}
+
+#[test]
+fn the_first_round_ends_when_every_backend_answered_or_failed() {
+    let rt = control_runtime().unwrap();
+    let (port, accepted, _peak, _server) = holding_server();
+    let working = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(200)));
+    // The holding server never answers: its probe fails at the deadline.
+    let hold = format!("type = \"http\"\nport = {port}\ninterval_ms = 60000\ntimeout_ms = 3000\n");
+    let cfg = config_of(&[
+        group("held", &hold, &["127.0.0.1"]),
+        group("live", &fast("http", working.port, ""), &["127.0.0.1"]),
+    ]);
+    // One wave of probes: the longest deadline plus the slack.
+    assert_eq!(
+        first_round_budget(&cfg),
+        Duration::from_secs(3) + FIRST_ROUND_SLACK
+    );
+    let started = Instant::now();
+    let checker = HealthChecker::start(&cfg, rt.handle().clone(), &Events::default());
+    wait_for("the held probe connected", || {
+        accepted.load(Ordering::Relaxed) >= 1
+    });
+    // While the held probe waits for its answer, the round is not done,
+    // whatever the other backend said.
+    let held_open = !checker.wait_first_round(Instant::now() + Duration::from_millis(200));
+    if started.elapsed() < Duration::from_secs(3) {
+        assert!(held_open, "the round ended before the held probe did");
+    }
+    assert!(checker.wait_first_round(Instant::now() + common::EVENT_DEADLINE));
+    // Failed at its deadline: presumed healthy no more, down.
+    assert_eq!(healthy(&checker, "held", "127.0.0.1"), Some(false));
+    assert_eq!(healthy(&checker, "live", "127.0.0.1"), Some(true));
+}
+
+#[test]
+fn the_first_round_budget_counts_waves_of_probes_and_has_a_ceiling() {
+    let addrs: Vec<String> = (0..MAX_PROBES_IN_FLIGHT + 1)
+        .map(|i| format!("10.0.{}.{}", i / 250, 1 + i % 250))
+        .collect();
+    let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let check = |timeout: u32| {
+        format!("type = \"tcp\"\nport = 80\ninterval_ms = 60000\ntimeout_ms = {timeout}\n")
+    };
+    // Two waves of 256 at most.
+    let cfg = config_of(&[group("many", &check(1000), &addrs)]);
+    assert_eq!(
+        first_round_budget(&cfg),
+        Duration::from_secs(2) + FIRST_ROUND_SLACK
+    );
+    let cfg = config_of(&[group("many", &check(50000), &addrs)]);
+    assert_eq!(
+        first_round_budget(&cfg),
+        dnlb_forwarder::control::health::FIRST_ROUND_MAX
+    );
+    // Nothing checked: only the slack.
+    assert_eq!(first_round_budget(&config_of(&[])), FIRST_ROUND_SLACK);
 }
 
 /// A server on `0.0.0.0` that accepts and holds connections without a word;

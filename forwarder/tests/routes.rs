@@ -4,7 +4,8 @@
 //! detached, and on shutdown; a BIRD that is not running yet is retried.
 //! A BIRD that stops answering (SIGSTOP) while dnlb forwards traffic stops
 //! nothing: the admin API answers, health changes are published, SIGTERM
-//! ends dnlb within 5 s; once BIRD runs again the routes converge.
+//! ends dnlb within 5 s; once BIRD runs again the routes converge. A
+//! starting gateway announces only what its first health probes allow.
 
 mod common;
 
@@ -470,4 +471,52 @@ fn routes_converge_after_a_stopped_bird_resumes() {
     assert_eq!(l["forwarding_ms"], 300, "{l}");
     until_routes(&st.sock, &BTreeSet::new());
     assert!(st.dnlb.0.wait().unwrap().success());
+}
+
+#[test]
+fn a_starting_gateway_announces_a_vip_only_if_its_first_probes_find_a_backend() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("bird.conf"), bird_conf(d)).unwrap();
+    std::fs::write(d.join("vips4.conf"), "").unwrap();
+    std::fs::write(d.join("vips6.conf"), "").unwrap();
+    let pcap = d.join("vip.pcap");
+    write_pcap(&pcap, &frames(&FlowMix::default())).unwrap();
+    // The backend's service is not there (nothing listens on the port), as
+    // on a gateway restarted while its one backend is dead.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let health_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut eal = common::eal_args("routes-first");
+    eal.push("--lcores=0@0,1@1".into());
+    let cfg_path = d.join("gw.toml");
+    // Probes 5 s apart: the thresholds (two failures) would take 5 s.
+    let text = traffic_config(&eal, &pcap, health_port).replace(
+        "interval_ms = 100\ntimeout_ms = 80",
+        "interval_ms = 5000\ntimeout_ms = 1000",
+    );
+    assert!(text.contains("interval_ms = 5000"));
+    std::fs::write(&cfg_path, text).unwrap();
+    let sock = d.join("bird.ctl");
+    let _bird = start_bird(d, &sock);
+    let cfg_arg = cfg_path.to_str().unwrap().to_string();
+    let (_dnlb, lines) =
+        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
+    // The first probe failed before the first announcement: the snapshot
+    // without the backend was published, and the VIP is not announced.
+    let l = common::wait_event(&lines, "routes_announced", |_| true);
+    assert_eq!(
+        l["vips"],
+        serde_json::json!([]),
+        "announced before probing: {l}"
+    );
+    assert!(bird_routes(&sock).is_empty());
+    // The backend's service comes up: announced.
+    let health = TcpListener::bind(("127.0.0.1", health_port)).unwrap();
+    let l = common::wait_event(&lines, "routes_announced", |e| {
+        e["vips"] == serde_json::json!(["192.0.2.10"])
+    });
+    drop(l);
+    until_routes(&sock, &set(&["192.0.2.10/32"]));
+    drop(health);
 }

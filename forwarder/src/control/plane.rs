@@ -25,7 +25,7 @@ use tokio::runtime::Handle;
 use super::capture::Capture;
 use super::changes::{Change, ChangeError};
 use super::events::{Event, Events, Republish};
-use super::health::{BackendKey, HealthChecker, HealthState};
+use super::health::{self, BackendKey, HealthChecker, HealthState};
 use super::routes::{self, Announcer, Withdrawal};
 use super::status::{PortStatus, RoutesStatus};
 use super::sync::{BridgeCounters, SyncBridge};
@@ -292,8 +292,40 @@ impl ControlPlane {
             );
             plane.sync = Some(bridge);
         }
+        if plane.announcer.is_some() {
+            plane.first_health_round();
+        }
         plane.announce();
         Ok(plane)
+    }
+
+    /// Before the first announcement: waits (at most
+    /// [`health::first_round_budget`]) until every checked backend had its
+    /// first probe, and publishes what the probes found. Routers then send
+    /// a starting gateway traffic only once its tables leave out the
+    /// backends that are down (its peers left them out long ago); the
+    /// probes started with the checker, so a sync fetch before this
+    /// overlapped them.
+    fn first_health_round(&mut self) {
+        let Some(checker) = &self.checker else {
+            return;
+        };
+        let budget = health::first_round_budget(&self.cfg);
+        let started = Instant::now();
+        if checker.wait_first_round(started + budget) {
+            tracing::info!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                "health: every checked backend probed once; announcing"
+            );
+        } else {
+            tracing::warn!(
+                budget_ms = budget.as_millis() as u64,
+                "health: not every checked backend answered its first probe in time; announcing with those presumed healthy"
+            );
+        }
+        if checker.take_changed() {
+            self.republish(Republish::Health);
+        }
     }
 
     /// The ports' driver counters, for the next status (the control loop
@@ -652,11 +684,16 @@ impl ControlPlane {
         if !(health_changed || deadline_passed) {
             return;
         }
-        let cause = if health_changed {
+        self.republish(if health_changed {
             Republish::Health
         } else {
             Republish::Drain
-        };
+        });
+    }
+
+    /// Rebuilds the snapshot of the running config (with the current
+    /// health and deadlines), publishes it and tells the BIRD worker.
+    fn republish(&mut self, cause: Republish) {
         let cfg = self.cfg.clone();
         match self.publish(&cfg) {
             Ok(p) => {

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dnlb_config::{Config, HealthCheck};
 use dnlb_lb::maglev::{backend_identity, Identity};
@@ -40,10 +40,34 @@ pub type BackendKey = (String, Identity);
 /// At most this many probes in flight at once; the others wait their turn.
 pub const MAX_PROBES_IN_FLIGHT: usize = 256;
 
+/// The longest a first round of probes of `cfg`'s checked backends may
+/// take: the longest probe deadline, once for each
+/// [`MAX_PROBES_IN_FLIGHT`] backends (probes beyond that wait their turn),
+/// plus [`FIRST_ROUND_SLACK`]; at most [`FIRST_ROUND_MAX`].
+pub fn first_round_budget(cfg: &Config) -> Duration {
+    let checked = cfg.target_groups.iter().filter_map(|g| {
+        g.health_check
+            .as_ref()
+            .map(|c| (c.timeout, g.backends.len()))
+    });
+    let (longest, backends) =
+        checked.fold((Duration::ZERO, 0), |(t, n), (ct, cn)| (t.max(ct), n + cn));
+    let waves = backends.div_ceil(MAX_PROBES_IN_FLIGHT).max(1) as u32;
+    (longest * waves + FIRST_ROUND_SLACK).min(FIRST_ROUND_MAX)
+}
+
+/// What [`first_round_budget`] adds for scheduling.
+pub const FIRST_ROUND_SLACK: Duration = Duration::from_millis(500);
+
+/// The most [`first_round_budget`] gives.
+pub const FIRST_ROUND_MAX: Duration = Duration::from_secs(30);
+
 /// A backend's state and the prober that may change it.
 #[derive(Debug)]
 struct Entry {
     state: HealthState,
+    /// Whether a probe of its current prober has ended (passed or failed).
+    probed: bool,
     /// Which prober owns the state: a prober aborted while it was recording
     /// (its backend left, or its check changed) cannot touch a later one.
     owner: u64,
@@ -66,6 +90,7 @@ impl Shared {
     fn record(&self, key: &BackendKey, owner: u64, ok: bool, target: &Target) -> Option<bool> {
         let mut states = self.lock();
         let e = states.get_mut(key).filter(|e| e.owner == owner)?;
+        e.probed = true;
         let flipped = if Instant::now() < target.grace_until {
             e.state.record_in_grace(ok, &target.check)
         } else {
@@ -120,7 +145,9 @@ pub struct HealthChecker {
 impl HealthChecker {
     /// Starts probing every backend of every target group with a health
     /// check, on `handle`'s runtime; health changes are told to `events`.
-    /// Every backend starts healthy, so a fresh gateway serves at once.
+    /// Every backend starts presumed healthy ([`HealthState`]): a fresh
+    /// gateway serves at once, and a backend's first failed probe takes it
+    /// out.
     pub fn start(cfg: &Config, handle: Handle, events: &Events) -> HealthChecker {
         let (flips, rx) = mpsc::unbounded_channel();
         // Ends by itself when the checker and its probers are gone.
@@ -194,9 +221,14 @@ impl HealthChecker {
                     } else {
                         HealthState::default()
                     };
-                    Entry { state, owner }
+                    Entry {
+                        state,
+                        owner,
+                        probed: false,
+                    }
                 });
                 entry.owner = owner;
+                entry.probed = false;
                 start.push((key, target, owner));
             }
         }
@@ -227,6 +259,28 @@ impl HealthChecker {
     /// kept across [`HealthChecker::update`] until it is taken).
     pub fn take_changed(&self) -> bool {
         self.shared.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether every checked backend's prober has finished a probe (passed
+    /// or failed: its health is known, not presumed for want of an answer).
+    pub fn first_round_done(&self) -> bool {
+        self.shared.lock().values().all(|e| e.probed)
+    }
+
+    /// Waits until [`HealthChecker::first_round_done`], but not past
+    /// `until`; whether the round was done. Blocks the calling thread (the
+    /// probes run on the runtime's).
+    pub fn wait_first_round(&self, until: Instant) -> bool {
+        loop {
+            if self.first_round_done() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(5)));
+        }
     }
 
     /// The health of every checked backend.

@@ -1,5 +1,13 @@
 //! A backend's health: a threshold state machine driven by probe results,
 //! pure (no clock: whether the start-up grace still runs is passed in).
+//!
+//! A backend the gateway knows nothing about yet (at its start, or when its
+//! group gains a health check) is *presumed* healthy: it serves at once,
+//! but its first failed probe takes it down, as HAProxy's servers start
+//! "up, one check away from down". Only a backend a probe has confirmed
+//! needs `unhealthy_threshold` failures in a row: a gateway restarted while
+//! a backend is dead drops it within one probe, where its peers dropped it
+//! long ago, instead of sending it new flows for the thresholds' time.
 
 use dnlb_config::HealthCheck;
 
@@ -7,16 +15,21 @@ use dnlb_config::HealthCheck;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthState {
     healthy: bool,
+    /// Healthy without a probe's word yet: the first failure counts as
+    /// the threshold's worth.
+    presumed: bool,
     /// Consecutive results disagreeing with `healthy`.
     streak: u8,
 }
 
 impl Default for HealthState {
-    /// Healthy: a backend at the gateway's start, or in a group that just
-    /// gained its health check, serves at once.
+    /// Presumed healthy: a backend at the gateway's start, or in a group
+    /// that just gained its health check, serves at once, until its first
+    /// failed probe.
     fn default() -> Self {
         HealthState {
             healthy: true,
+            presumed: true,
             streak: 0,
         }
     }
@@ -28,6 +41,7 @@ impl HealthState {
     pub fn initial() -> Self {
         HealthState {
             healthy: false,
+            presumed: false,
             streak: 0,
         }
     }
@@ -37,8 +51,19 @@ impl HealthState {
         self.healthy
     }
 
+    /// Whether it counts as healthy only because no probe has said
+    /// otherwise yet.
+    pub fn presumed(&self) -> bool {
+        self.presumed
+    }
+
     /// Records one probe result; returns true when the state flipped.
     pub fn record(&mut self, ok: bool, check: &HealthCheck) -> bool {
+        if std::mem::take(&mut self.presumed) && !ok {
+            self.healthy = false;
+            self.streak = 0;
+            return true;
+        }
         if ok == self.healthy {
             self.streak = 0;
             return false;
@@ -60,8 +85,9 @@ impl HealthState {
 
     /// Records one probe result during the start-up grace
     /// (`check.startup_grace`): a failure does not count against a healthy
-    /// backend (its count of failures starts after the grace); anything else
-    /// counts as in [`HealthState::record`].
+    /// backend (its count of failures starts after the grace, and one still
+    /// presumed healthy stays so); anything else counts as in
+    /// [`HealthState::record`].
     pub fn record_in_grace(&mut self, ok: bool, check: &HealthCheck) -> bool {
         if !ok && self.healthy {
             self.streak = 0;
@@ -96,11 +122,45 @@ mod tests {
         for _ in 0..5 {
             assert!(!s.record_in_grace(false, &c));
         }
-        assert!(s.healthy());
-        // After the grace, failures count from zero.
+        assert!(s.healthy() && s.presumed());
+        // After the grace, the first failure of a backend no probe has
+        // confirmed takes it down.
+        assert!(s.record(false, &c));
+        assert!(!s.healthy());
+        // A confirmed one's failures in the grace do not count; after it,
+        // they count from zero.
+        let mut s = HealthState::default();
+        assert!(!s.record_in_grace(true, &c));
+        assert!(!s.presumed());
+        for _ in 0..5 {
+            assert!(!s.record_in_grace(false, &c));
+        }
         assert!(!s.record(false, &c));
         assert!(s.record(false, &c));
         assert!(!s.healthy());
+    }
+
+    #[test]
+    fn a_presumed_backend_goes_down_at_its_first_failure_a_confirmed_one_at_the_threshold() {
+        let c = check();
+        let mut s = HealthState::default();
+        assert!(s.healthy() && s.presumed());
+        assert!(s.record(false, &c), "one failure: down");
+        assert!(!s.healthy() && !s.presumed());
+        // Back up after healthy_threshold successes, confirmed.
+        assert!(!s.record(true, &c));
+        assert!(s.record(true, &c));
+        assert!(s.healthy() && !s.presumed());
+        assert!(!s.record(false, &c), "confirmed: one failure is not enough");
+        assert!(s.record(false, &c));
+        // A success confirms a presumed backend without flipping it.
+        let mut s = HealthState::default();
+        assert!(!s.record(true, &c));
+        assert!(s.healthy() && !s.presumed());
+        assert!(!s.record(false, &c));
+        assert!(s.healthy());
+        // A backend added at run time starts down, never presumed.
+        assert!(!HealthState::initial().presumed());
     }
 
     #[test]
