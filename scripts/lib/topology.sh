@@ -549,6 +549,11 @@ EOF
         read -ra hc <<< "$TOPO_HEALTH"
         printf '\n[target_group.health_check]\ntype = "http"\nport = %s\npath = "/health"\ninterval_ms = %s\ntimeout_ms = %s\nhealthy_threshold = %s\nunhealthy_threshold = %s\n' \
             "$TOPO_HEALTH_PORT" "${hc[@]}"
+        # af_xdp_tap: the probes leave through tap0, which gets the gateway's
+        # address only once dnlb is ready (topo_gw_start); until then they
+        # fail, and a backend presumed healthy goes down at its first failure
+        # (docs/configuration.md, startup_grace_ms).
+        if [ "$mode" = af_xdp_tap ]; then printf 'startup_grace_ms = 5000\n'; fi
         for j in $(seq "${TOPO_CONFIG_BACKENDS:-$(topo_backend_count)}"); do
             printf '\n[[target_group.backend]]\naddress = "%s"\nzone = "%s"\ntunnel = "vxlan"\nvni = %s\ninner_mac = "%s"\n' \
                 "$(topo_backend_addr "$j")" "$(topo_backend_zone "$j")" "$TOPO_VNI" "$(topo_backend_vxmac "$j")"
