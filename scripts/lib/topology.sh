@@ -553,7 +553,7 @@ EOF
         # address only once dnlb is ready (topo_gw_start); until then they
         # fail, and a backend presumed healthy goes down at its first failure
         # (docs/configuration.md, startup_grace_ms).
-        if [ "$mode" = af_xdp_tap ]; then printf 'startup_grace_ms = 5000\n'; fi
+        if [ "$mode" = af_xdp_tap ]; then printf 'startup_grace_ms = 1500\n'; fi
         for j in $(seq "${TOPO_CONFIG_BACKENDS:-$(topo_backend_count)}"); do
             printf '\n[[target_group.backend]]\naddress = "%s"\nzone = "%s"\ntunnel = "vxlan"\nvni = %s\ninner_mac = "%s"\n' \
                 "$(topo_backend_addr "$j")" "$(topo_backend_zone "$j")" "$TOPO_VNI" "$(topo_backend_vxmac "$j")"
