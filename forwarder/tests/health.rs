@@ -637,7 +637,10 @@ fn a_dead_backend_is_down_at_its_first_failed_probe_after_start() {
     assert!(checker.take_changed());
     // The working one was confirmed by its first probe and stays up.
     wait_for("the live backend probed", || working.requests() >= 1);
-    assert!(checker.wait_first_round(Instant::now() + common::EVENT_DEADLINE));
+    assert!(checker.wait_first_round(
+        Instant::now() + common::EVENT_DEADLINE,
+        &AtomicBool::new(false)
+    ));
     assert_eq!(healthy(&checker, "live", "127.0.0.1"), Some(true));
     let states = checker.stop();
     assert!(states.values().all(|s| !s.presumed()), "{states:?}");
@@ -665,12 +668,19 @@ fn the_first_round_ends_when_every_backend_answered_or_failed() {
         accepted.load(Ordering::Relaxed) >= 1
     });
     // While the held probe waits for its answer, the round is not done,
-    // whatever the other backend said.
-    let held_open = !checker.wait_first_round(Instant::now() + Duration::from_millis(200));
+    // whatever the other backend said; a stop ends the wait at once.
+    let no_stop = AtomicBool::new(false);
+    let held_open =
+        !checker.wait_first_round(Instant::now() + Duration::from_millis(200), &no_stop);
+    let stopped = !checker.wait_first_round(
+        Instant::now() + common::EVENT_DEADLINE,
+        &AtomicBool::new(true),
+    );
     if started.elapsed() < Duration::from_secs(3) {
         assert!(held_open, "the round ended before the held probe did");
+        assert!(stopped, "the round ended before the held probe did");
     }
-    assert!(checker.wait_first_round(Instant::now() + common::EVENT_DEADLINE));
+    assert!(checker.wait_first_round(Instant::now() + common::EVENT_DEADLINE, &no_stop));
     // Failed at its deadline: presumed healthy no more, down.
     assert_eq!(healthy(&checker, "held", "127.0.0.1"), Some(false));
     assert_eq!(healthy(&checker, "live", "127.0.0.1"), Some(true));

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -292,27 +293,39 @@ impl ControlPlane {
             );
             plane.sync = Some(bridge);
         }
-        if plane.announcer.is_some() {
-            plane.first_health_round();
-        }
-        plane.announce();
         Ok(plane)
     }
 
-    /// Before the first announcement: waits (at most
-    /// [`health::first_round_budget`]) until every checked backend had its
-    /// first probe, and publishes what the probes found. Routers then send
-    /// a starting gateway traffic only once its tables leave out the
-    /// backends that are down (its peers left them out long ago); the
-    /// probes started with the checker, so a sync fetch before this
-    /// overlapped them.
-    fn first_health_round(&mut self) {
-        let Some(checker) = &self.checker else {
+    /// The first announcement of the VIPs, once the gateway may serve
+    /// them: with `[routing]`, after every checked backend had its first
+    /// probe (at most [`health::first_round_budget`]; not at all if `stop`
+    /// is set meanwhile) and what the probes found is published. Routers
+    /// then send a starting gateway traffic only once its tables leave out
+    /// the backends that are down (its peers left them out long ago). The
+    /// probes started with the checker, in [`ControlPlane::new`], so its
+    /// sync fetch overlapped them.
+    pub fn announce_first(&mut self, stop: &AtomicBool) {
+        if self.announcer.is_none() {
             return;
+        }
+        if !self.first_health_round(stop) {
+            return;
+        }
+        self.announce();
+    }
+
+    /// [`ControlPlane::announce_first`]'s wait; false if `stop` was set.
+    fn first_health_round(&mut self, stop: &AtomicBool) -> bool {
+        let Some(checker) = &self.checker else {
+            return true;
         };
         let budget = health::first_round_budget(&self.cfg);
         let started = Instant::now();
-        if checker.wait_first_round(started + budget) {
+        let done = checker.wait_first_round(started + budget, stop);
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if done {
             tracing::info!(
                 waited_ms = started.elapsed().as_millis() as u64,
                 "health: every checked backend probed once; announcing"
@@ -326,6 +339,7 @@ impl ControlPlane {
         if checker.take_changed() {
             self.republish(Republish::Health);
         }
+        true
     }
 
     /// The ports' driver counters, for the next status (the control loop

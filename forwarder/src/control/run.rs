@@ -117,6 +117,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, shutdown: &AtomicBool) -> Result<Run
         rt.handle().clone(),
     )
     .map_err(|e| RunError::Config(e.to_string()))?;
+    plane.announce_first(shutdown);
     if let Some((api, _)) = &api {
         opts.events.emit(Event::AdminListening {
             url: format!("http://{}", api.addr()),

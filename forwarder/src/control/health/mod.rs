@@ -268,15 +268,15 @@ impl HealthChecker {
     }
 
     /// Waits until [`HealthChecker::first_round_done`], but not past
-    /// `until`; whether the round was done. Blocks the calling thread (the
-    /// probes run on the runtime's).
-    pub fn wait_first_round(&self, until: Instant) -> bool {
+    /// `until` nor once `stop` is set; whether the round was done. Blocks
+    /// the calling thread (the probes run on the runtime's).
+    pub fn wait_first_round(&self, until: Instant, stop: &AtomicBool) -> bool {
         loop {
             if self.first_round_done() {
                 return true;
             }
             let now = Instant::now();
-            if now >= until {
+            if now >= until || stop.load(Ordering::Relaxed) {
                 return false;
             }
             std::thread::sleep((until - now).min(Duration::from_millis(5)));
