@@ -93,6 +93,19 @@ fn traffic_config(eal: &[String], pcap: &Path, health_port: u16) -> String {
     )
 }
 
+/// A directory with BIRD's config, empty VIP files and a pcap of traffic
+/// to the VIP (its path).
+fn traffic_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = common::tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("bird.conf"), bird_conf(d)).unwrap();
+    std::fs::write(d.join("vips4.conf"), "").unwrap();
+    std::fs::write(d.join("vips6.conf"), "").unwrap();
+    let pcap = d.join("vip.pcap");
+    write_pcap(&pcap, &frames(&FlowMix::default())).unwrap();
+    (dir, pcap)
+}
+
 /// Starts BIRD on `d`'s config with control socket `sock`, and waits until
 /// it answers.
 fn start_bird(d: &Path, sock: &Path) -> common::ChildGuard {
@@ -131,13 +144,8 @@ struct Stage {
 
 impl Stage {
     fn start(tag: &str) -> Stage {
-        let dir = common::tempdir();
+        let (dir, pcap) = traffic_dir();
         let d = dir.path();
-        std::fs::write(d.join("bird.conf"), bird_conf(d)).unwrap();
-        std::fs::write(d.join("vips4.conf"), "").unwrap();
-        std::fs::write(d.join("vips6.conf"), "").unwrap();
-        let pcap = d.join("vip.pcap");
-        write_pcap(&pcap, &frames(&FlowMix::default())).unwrap();
         let health = TcpListener::bind("127.0.0.1:0").unwrap();
         let health_port = health.local_addr().unwrap().port();
         let mut eal = common::eal_args(tag);
@@ -475,13 +483,8 @@ fn routes_converge_after_a_stopped_bird_resumes() {
 
 #[test]
 fn a_starting_gateway_announces_a_vip_only_if_its_first_probes_find_a_backend() {
-    let dir = common::tempdir();
+    let (dir, pcap) = traffic_dir();
     let d = dir.path();
-    std::fs::write(d.join("bird.conf"), bird_conf(d)).unwrap();
-    std::fs::write(d.join("vips4.conf"), "").unwrap();
-    std::fs::write(d.join("vips6.conf"), "").unwrap();
-    let pcap = d.join("vip.pcap");
-    write_pcap(&pcap, &frames(&FlowMix::default())).unwrap();
     // The backend's service is not there (nothing listens on the port), as
     // on a gateway restarted while its one backend is dead.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
