@@ -22,6 +22,7 @@ pub mod bringup;
 pub mod capture;
 pub mod changes;
 pub mod check;
+mod deadlines;
 pub mod error;
 pub mod events;
 pub mod explain;

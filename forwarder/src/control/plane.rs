@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use dnlb_config::runtime::RuntimeChanges;
 use dnlb_config::{Config, Token};
@@ -18,15 +18,15 @@ use dnlb_dataplane::{
     CaptureBoard, Counters, DropReason, ExplainBoard, LbStats, LbStatsBoard, PublishedCounters,
 };
 use dnlb_lb::ids::BackendId;
-use dnlb_lb::maglev::Identity;
 use dnlb_lb::processor::{LbCounters, Traffic};
-use dnlb_lb::snapshot::{to_monotonic, BackendRegistry, BuildTime, Snapshot};
+use dnlb_lb::snapshot::{BackendRegistry, BuildTime, Snapshot};
 use tokio::runtime::Handle;
 
 use super::capture::Capture;
 use super::changes::{Change, ChangeError};
+use super::deadlines::Deadlines;
 use super::events::{Event, Events, Republish};
-use super::health::{self, BackendKey, HealthChecker, HealthState};
+use super::health::{self, healthy_in, BackendKey, HealthChecker, HealthState};
 use super::routes::{self, Announcer, Withdrawal};
 use super::status::{PortStatus, RoutesStatus};
 use super::sync::{BridgeCounters, SyncBridge};
@@ -131,41 +131,6 @@ struct Staged {
 const STAGE: Duration = Duration::from_secs(1);
 /// The longest a stream of new versions postpones the switch.
 const STAGE_MAX: Duration = Duration::from_secs(3);
-
-/// Drain deadlines on the monotonic clock, each converted from its
-/// wall-clock time once, when first seen: a step of the wall clock after
-/// that neither ends a drain early nor stretches it.
-#[derive(Debug, Default)]
-struct Deadlines {
-    seen: HashMap<SystemTime, Instant>,
-}
-
-impl Deadlines {
-    /// Converts the deadlines of `cfg` not seen before; forgets the ones it
-    /// no longer has.
-    fn update(&mut self, cfg: &Config) {
-        let (wall, mono) = (SystemTime::now(), Instant::now());
-        let wanted: Vec<SystemTime> = cfg
-            .target_groups
-            .iter()
-            .flat_map(|g| g.backends.iter().filter_map(|b| b.drain_until))
-            .collect();
-        self.seen.retain(|t, _| wanted.contains(t));
-        for t in wanted {
-            self.seen
-                .entry(t)
-                .or_insert_with(|| to_monotonic(t, wall, mono));
-        }
-    }
-
-    /// Deadline `t` on the monotonic clock.
-    fn get(&self, t: SystemTime) -> Instant {
-        self.seen
-            .get(&t)
-            .copied()
-            .unwrap_or_else(|| to_monotonic(t, SystemTime::now(), Instant::now()))
-    }
-}
 
 /// Counter values of reused backend ids at the time of reuse.
 #[derive(Debug, Default)]
@@ -798,32 +763,9 @@ impl ControlPlane {
     }
 }
 
-/// A health lookup over the checker's states. A backend without a state is
-/// healthy unless its group is one the checker already checks (`checked`):
-/// then it is new, not probed yet, and takes no new flows until it passes.
-pub fn healthy_in<'a>(
-    states: &'a HashMap<BackendKey, HealthState>,
-    checked: &'a dyn Fn(&str) -> bool,
-) -> impl Fn(&str, &Identity) -> bool + 'a {
-    move |group, identity| match states.get(&(group.to_string(), *identity)) {
-        Some(s) => s.healthy(),
-        None => !checked(group),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dnlb_lb::maglev::IDENTITY_LEN;
-
-    #[test]
-    fn unprobed_backends_of_checked_groups_take_no_new_flows() {
-        let states = HashMap::new();
-        let checked = |g: &str| g == "web";
-        let h = healthy_in(&states, &checked);
-        assert!(!h("web", &[1; IDENTITY_LEN]), "new in a checked group");
-        assert!(h("db", &[1; IDENTITY_LEN]), "no health check: healthy");
-    }
 
     #[test]
     fn a_reused_id_counts_from_its_reuse() {

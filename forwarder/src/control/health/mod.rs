@@ -307,6 +307,19 @@ impl Drop for HealthChecker {
     }
 }
 
+/// A health lookup over the checker's states. A backend without a state is
+/// healthy unless its group is one the checker already checks (`checked`):
+/// then it is new, not probed yet, and takes no new flows until it passes.
+pub fn healthy_in<'a>(
+    states: &'a HashMap<BackendKey, HealthState>,
+    checked: &'a dyn Fn(&str) -> bool,
+) -> impl Fn(&str, &Identity) -> bool + 'a {
+    move |group, identity| match states.get(&(group.to_string(), *identity)) {
+        Some(s) => s.healthy(),
+        None => !checked(group),
+    }
+}
+
 /// Probes `target` every interval, for ever (until aborted).
 async fn watch(
     key: BackendKey,
@@ -353,5 +366,20 @@ async fn tell(mut flips: mpsc::UnboundedReceiver<Flip>, events: Events) {
             });
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dnlb_lb::maglev::IDENTITY_LEN;
+
+    #[test]
+    fn unprobed_backends_of_checked_groups_take_no_new_flows() {
+        let states = HashMap::new();
+        let checked = |g: &str| g == "web";
+        let h = healthy_in(&states, &checked);
+        assert!(!h("web", &[1; IDENTITY_LEN]), "new in a checked group");
+        assert!(h("db", &[1; IDENTITY_LEN]), "no health check: healthy");
     }
 }
