@@ -6,6 +6,15 @@ use std::time::Instant;
 pub trait Clock {
     /// Milliseconds since some start, wrapping at 2^32.
     fn now_ms(&self) -> u32;
+
+    /// The time at time-stamp counter reading `tsc` (a reading the worker
+    /// took anyway, so the clock costs no second one); clocks not made
+    /// from the counter ignore it and read themselves.
+    #[inline(always)]
+    fn at(&self, tsc: u64) -> u32 {
+        let _ = tsc;
+        self.now_ms()
+    }
 }
 
 /// The monotonic clock (vDSO `clock_gettime`, no syscall), read per burst.
@@ -65,7 +74,12 @@ impl TscClock {
 impl Clock for TscClock {
     #[inline(always)]
     fn now_ms(&self) -> u32 {
-        self.ms(dpdk_bindings::rdtsc().wrapping_sub(self.start))
+        self.at(dpdk_bindings::rdtsc())
+    }
+
+    #[inline(always)]
+    fn at(&self, tsc: u64) -> u32 {
+        self.ms(tsc.wrapping_sub(self.start))
     }
 }
 
@@ -88,6 +102,19 @@ mod tests {
         }
         // wraps like the monotonic clock, at 2^32 ms
         assert!(c.ms(3_000_000 * ((1u64 << 32) + 5)) <= 5);
+    }
+
+    #[test]
+    fn the_tsc_clock_reads_a_given_counter_value_like_its_own() {
+        let c = TscClock {
+            start: 1_000,
+            ms_per_tick: ((1u128 << 64) / 3_000_000) as u64,
+        };
+        assert_eq!(c.at(1_000), 0);
+        assert_eq!(c.at(1_000 + 3_000_000 * 7 + 1), 7);
+        // Clocks not made from the counter ignore the reading.
+        let m = MonotonicClock::default();
+        assert!(m.at(u64::MAX) < 1000);
     }
 
     #[test]

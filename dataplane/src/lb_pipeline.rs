@@ -37,6 +37,10 @@ pub struct LbPipeline<C: Clock> {
     snapshot: Reader,
     ports: PortPlan,
     clock: C,
+    /// The time-stamp counter at the start of the worker's iteration
+    /// ([`Pipeline::on_iteration`]), which [`LbPipeline::now`] reads the
+    /// clock at.
+    tsc: u64,
     stats: Option<LbStatsPublisher>,
     /// Poll iterations, for the flow-table sweep's pace.
     polls: u32,
@@ -62,6 +66,13 @@ const SWEEP_EVERY_POLLS: u32 = 64;
 const SWEEP_BUCKETS: usize = 8;
 
 impl<C: Clock> LbPipeline<C> {
+    /// The time of the worker's current iteration, in the clock's
+    /// milliseconds.
+    #[inline(always)]
+    fn now(&self) -> u32 {
+        self.clock.at(self.tsc)
+    }
+
     /// A pipeline reading published snapshots through `snapshot`.
     pub fn new(mut processor: Processor, snapshot: Reader, ports: PortPlan, clock: C) -> Self {
         processor.adopt(snapshot.get());
@@ -70,6 +81,7 @@ impl<C: Clock> LbPipeline<C> {
             snapshot,
             ports,
             clock,
+            tsc: dpdk_bindings::rdtsc(),
             stats: None,
             polls: 0,
             staged: [Staged::default(); BURST],
@@ -127,13 +139,18 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         }
     }
 
+    #[inline(always)]
+    fn on_iteration(&mut self, tsc: u64) {
+        self.tsc = tsc;
+    }
+
     #[inline]
     fn on_poll(&mut self) {
-        // Reclaim expired flows a few buckets at a time, with a fresh clock
-        // reading (also when idle: the wrap must never catch an entry).
+        // Reclaim expired flows a few buckets at a time, at the iteration's
+        // time (also when idle: the wrap must never catch an entry).
         self.polls = self.polls.wrapping_add(1);
         if self.polls & (SWEEP_EVERY_POLLS - 1) == 0 {
-            let now = self.clock.now_ms();
+            let now = self.now();
             self.processor.flows().sweep(now, SWEEP_BUCKETS);
         }
         if let Some(sync) = &mut self.sync {
@@ -143,7 +160,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                 self.processor.adopt(self.snapshot.get());
                 self.adopted = true;
             }
-            let now = self.clock.now_ms();
+            let now = self.clock.at(self.tsc);
             let adopted = std::mem::take(&mut self.adopted);
             sync.poll(&mut self.processor, self.snapshot.get(), now, adopted);
         }
@@ -155,7 +172,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                     self.processor.adopt(self.snapshot.get());
                     self.adopted = true;
                 }
-                let now = self.clock.now_ms();
+                let now = self.clock.at(self.tsc);
                 ex.answer(&self.processor, self.snapshot.get(), now);
             }
         }
@@ -198,7 +215,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
             self.processor.adopt(self.snapshot.get());
             self.adopted = true;
         }
-        let now = self.clock.now_ms();
+        let now = self.now();
         let mac = self.ports.macs[port.get()];
         let snap = self.snapshot.get();
         // First stage: each frame's listener and hashes, its flow-table

@@ -42,6 +42,15 @@ pub trait Pipeline {
     #[inline]
     fn on_start(&mut self) {}
 
+    /// Called at the start of each worker loop iteration with the
+    /// time-stamp counter the worker read at the end of the previous one
+    /// (or after waking up): the iteration's time, without reading the
+    /// counter again.
+    #[inline]
+    fn on_iteration(&mut self, tsc: u64) {
+        let _ = tsc;
+    }
+
     /// Called once per worker loop iteration, with or without packets
     /// (publish state on request; keep it cheap).
     #[inline]

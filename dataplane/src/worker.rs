@@ -169,11 +169,13 @@ impl<IO: PacketIo, PL: Pipeline> Worker<IO, PL> {
 
     /// Runs until `stop` is set; publishes counters once per iteration.
     /// An iteration that received packets adds its time-stamp counter
-    /// cycles to `busy_cycles` (one counter read per iteration).
+    /// cycles to `busy_cycles` (one counter read per iteration, which is
+    /// also the pipeline's time for the next: [`Pipeline::on_iteration`]).
     pub fn run(&mut self, stop: &AtomicBool) {
         self.pipeline.on_start();
         let mut last = dpdk_bindings::rdtsc();
         while !stop.load(Ordering::Relaxed) {
+            self.pipeline.on_iteration(last);
             let n = self.poll_once();
             self.pipeline.on_poll();
             let t = dpdk_bindings::rdtsc();
