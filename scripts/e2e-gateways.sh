@@ -20,7 +20,10 @@
 #   5. a backend dies: it leaves the tables within its health thresholds (and a gateway's
 #      web console, rendered by headless Chromium, shows it down), new
 #      connections go elsewhere, only its own connections fail
-#   6. zone a is lost (its last gateway and backend): traffic continues
+#   5b. gw1 comes back while b1 is still dead, its probes 3 s apart (the thresholds alone would
+#      keep b1 in its tables for 6 s): its first probes take b1 out before it announces the VIP,
+#      and no new connection through it fails
+#   6. zone a is lost (its gateways and last backend): traffic continues
 #   7. SIGTERM: the last gateway withdraws the VIP before it stops
 #
 #   scripts/e2e-gateways.sh            DNLB_BIN=path/to/dnlb (default: build release)
@@ -251,7 +254,19 @@ on_b1=$(sed -n 's/.*backends=[^ ]*b1:\([0-9]*\).*/\1/p' <<< "$summary")
 check "only b1's connections failed (${on_b1:-0} on b1): $summary" \
     grep -Eq "^conns=30 failed=${on_b1:-0} .*failed_by_backend=(b1:${on_b1:-0})?$" "$TOPO_STATE/conns2.out"
 
-section "6. zone a lost: gw3 and b2 die too (b1 and gw1 already did)"
+section "5b. gw1 comes back while b1 is still dead (its checks 3 s apart: 3 failures would take 6 s)"
+topo_gw_bird_start 1
+TOPO_HEALTH="3000 1000 2 3" topo_gw_start 1 af_packet
+LIVE=(1 2 3)
+echo "  gw1: $(grep -m1 'every checked backend probed once' "$TOPO_STATE/gw1/dnlb.err" | sed 's/.*INFO [^ ]* //' || echo '-')"
+check "gw1 announced $VIP again: 3 next hops" topo_wait_nexthops "$VIP" 3 20
+check "b1 is out of every table, gw1's too" usable_everywhere 1 False
+topo_http 30 "$VIP" 80 > "$TOPO_STATE/http5b.out"
+check "new connections right after gw1's return: $(answered "$TOPO_STATE/http5b.out") of 30 answered ($(backends_in "$TOPO_STATE/http5b.out"))" \
+    [ "$(answered "$TOPO_STATE/http5b.out")" -eq 30 ]
+
+section "6. zone a lost: gw1, gw3 and b2 die (b1 already did)"
+topo_gw_kill 1
 topo_gw_kill 3
 topo_backend_kill 2
 LIVE=(2)

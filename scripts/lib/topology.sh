@@ -314,10 +314,7 @@ protocol bgp gw${i}v6 from gwpeer6 {
     # BIRD: the router, then each gateway (each daemonizes and writes its PID file).
     ip netns exec "$R" bird -c "$TOPO_STATE/router/bird.conf" -s "$(topo_router_sock)" \
         -P "$TOPO_STATE/router/bird.pid" || { topo_die "router BIRD did not start"; return 1; }
-    for i in $(seq "$TOPO_GATEWAYS"); do
-        ip netns exec "$TOPO-gw$i" bird -c "$TOPO_STATE/gw$i/bird.conf" -s "$(topo_gw_sock "$i")" \
-            -P "$TOPO_STATE/gw$i/bird.pid" || { topo_die "gw$i BIRD did not start"; return 1; }
-    done
+    for i in $(seq "$TOPO_GATEWAYS"); do topo_gw_bird_start "$i" || return 1; done
 
     # The backend servers are listening (bounded wait).
     local k name
@@ -612,6 +609,13 @@ topo_gw_stop() {
         _topo_gw_addr_to eth0 "$i"
     fi
     rm -f "$d/mode"
+}
+
+# topo_gw_bird_start I: start gateway I's BIRD (at topo_up, or again after
+# topo_gw_kill); it daemonizes and writes its PID file.
+topo_gw_bird_start() {
+    ip netns exec "$TOPO-gw$1" bird -c "$TOPO_STATE/gw$1/bird.conf" -s "$(topo_gw_sock "$1")" \
+        -P "$TOPO_STATE/gw$1/bird.pid" || { topo_die "gw$1 BIRD did not start"; return 1; }
 }
 
 # topo_gw_kill I: the gateway dies: SIGKILL its dnlb and its BIRD (no
