@@ -56,8 +56,8 @@ pub struct LbPipeline<C: Clock> {
     capture: Option<CaptureTap>,
 }
 
-/// The flow table is swept every this many poll iterations (a power of
-/// two)...
+/// The flow table (and sync's learned-entry table) is swept every this
+/// many poll iterations (a power of two)...
 const SWEEP_EVERY_POLLS: u32 = 64;
 /// ...this many buckets (64 bytes each) at a time. A 1M-flow table (2^19
 /// buckets) is visited whole every 4M polls: a few seconds under traffic,
@@ -146,11 +146,13 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
 
     #[inline]
     fn on_poll(&mut self) {
-        // Reclaim expired flows a few buckets at a time, at the iteration's
-        // time (also when idle: the wrap must never catch an entry).
+        // Reclaim expired flows (and learned entries) a few buckets at a
+        // time, at the iteration's time (also when idle: the wrap must
+        // never catch an entry).
+        let now = self.now();
         self.polls = self.polls.wrapping_add(1);
-        if self.polls & (SWEEP_EVERY_POLLS - 1) == 0 {
-            let now = self.now();
+        let sweep = self.polls & (SWEEP_EVERY_POLLS - 1) == 0;
+        if sweep {
             self.processor.flows().sweep(now, SWEEP_BUCKETS);
         }
         if let Some(sync) = &mut self.sync {
@@ -160,9 +162,14 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                 self.processor.adopt(self.snapshot.get());
                 self.adopted = true;
             }
-            let now = self.clock.at(self.tsc);
             let adopted = std::mem::take(&mut self.adopted);
-            sync.poll(&mut self.processor, self.snapshot.get(), now, adopted);
+            sync.poll(
+                &mut self.processor,
+                self.snapshot.get(),
+                now,
+                adopted,
+                sweep,
+            );
         }
         if let Some(ex) = &mut self.explain {
             if ex.requested() {
@@ -172,7 +179,6 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
                     self.processor.adopt(self.snapshot.get());
                     self.adopted = true;
                 }
-                let now = self.clock.at(self.tsc);
                 ex.answer(&self.processor, self.snapshot.get(), now);
             }
         }

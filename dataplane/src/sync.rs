@@ -24,16 +24,13 @@ pub const REFRESH_MS: u32 = 10_000;
 pub const WALK_BUCKETS: usize = 256;
 /// Learned-entry ops applied per poll at most.
 pub const LEARN_PER_POLL: usize = 256;
-/// Learned-table buckets swept at a time...
+/// Learned-table buckets swept at a time, at the flow table's pace (every
+/// 64 polls: the default 262144 learned entries, 65536 buckets, are visited
+/// whole every 512k polls, a second or two under traffic, minutes idle).
+/// Lookups check expiry themselves; the sweep keeps the count of held
+/// entries true and the wrap away. (Sweeping every poll streamed the 4 MiB
+/// table through the caches and cost 6 % of a loaded worker.)
 pub const LEARNED_SWEEP_BUCKETS: usize = 8;
-/// ...every this many polls (a power of two), as the flow table is: the
-/// default 262144 learned entries (65536 buckets) are visited whole every
-/// 512k polls (a second or two under traffic, minutes idle), far within
-/// the 24.8 days after which an expired entry nobody touched would look
-/// live again. (Lookups check expiry themselves; the sweep keeps the count
-/// of held entries true and the wrap away. Sweeping every poll streamed
-/// the 4 MiB table through the caches and cost 6 % of a loaded worker.)
-pub const LEARNED_SWEEP_EVERY_POLLS: u32 = 64;
 
 /// The two queues between one worker and the control plane.
 #[derive(Debug, Clone)]
@@ -64,8 +61,6 @@ pub struct WorkerSync {
     walk_started: u32,
     /// Whether a walk has ever started.
     started: bool,
-    /// Polls so far, for the learned table's sweep.
-    polls: u32,
 }
 
 impl WorkerSync {
@@ -75,15 +70,22 @@ impl WorkerSync {
             link,
             walk_started: 0,
             started: false,
-            polls: 0,
         }
     }
 
     /// One poll's worth of sync work for `p` (which must have sync enabled;
     /// otherwise nothing): apply learned ops, start a walk when `adopted` a
     /// new snapshot or [`REFRESH_MS`] after the last one started, continue
-    /// it, and hand what was found to the control plane.
-    pub fn poll(&mut self, p: &mut Processor, snap: &Snapshot, now: u32, adopted: bool) {
+    /// it, and hand what was found to the control plane; when `sweep` (the
+    /// pipeline's sweep is due), sweep the learned table a little.
+    pub fn poll(
+        &mut self,
+        p: &mut Processor,
+        snap: &Snapshot,
+        now: u32,
+        adopted: bool,
+        sweep: bool,
+    ) {
         let Some(s) = p.sync() else {
             return;
         };
@@ -93,8 +95,7 @@ impl WorkerSync {
                 None => break,
             }
         }
-        self.polls = self.polls.wrapping_add(1);
-        if self.polls & (LEARNED_SWEEP_EVERY_POLLS - 1) == 0 {
+        if sweep {
             s.sweep(now, LEARNED_SWEEP_BUCKETS);
         }
         let due = !self.started || now.wrapping_sub(self.walk_started) >= REFRESH_MS;
