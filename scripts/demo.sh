@@ -75,16 +75,16 @@ section "5. backend b1 dies: the gateways' health checks take it out"
 declare -A SEEN
 for i in 1 2 3; do SEEN[$i]=$(wc -l < "$TOPO_STATE/gw$i/dnlb.out"); done
 topo_backend_kill 1
-# Until every gateway's checks took it out (at most 10 s; the thresholds
-# need ~1 s).
-for k in $(seq 100); do
-    down=0
+# b1_down_everywhere: every gateway's checks took b1 out since the kill.
+b1_down_everywhere() {
+    local i
     for i in 1 2 3; do
-        tail -n +$((SEEN[$i] + 1)) "$TOPO_STATE/gw$i/dnlb.out" | grep -q "^health: group=web backend=$(topo_backend_addr 1) down" && down=$((down + 1))
+        tail -n +$((SEEN[$i] + 1)) "$TOPO_STATE/gw$i/dnlb.out" |
+            grep -q "^health: group=web backend=$(topo_backend_addr 1) down" || return 1
     done
-    [ "$down" -eq 3 ] && break
-    sleep 0.1
-done
+}
+# At most 10 s (the thresholds need ~1 s); the requests below tell the rest.
+wait_for 10 b1_down_everywhere || true
 for i in 1 2 3; do
     tail -n +$((SEEN[$i] + 1)) "$TOPO_STATE/gw$i/dnlb.out" | grep '^health: group' | sed "s/^/    gw$i: /" || true
 done

@@ -68,11 +68,6 @@ console_state() {
         | grep -o "data-state=\"[a-z-]*\"><th scope=\"row\">$2<" | sed 's/^data-state="\([a-z-]*\)".*/\1/'
 }
 console_shows() { [ "$(console_state "$1" "$2")" = "$3" ]; }  # console_shows I ADDR STATE
-wait_for() {  # wait_for SECONDS COMMAND…
-    local t=$1 k; shift
-    for k in $(seq $((t * 10))); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 
 section "topology $TOPO: client, ECMP router, 3 gateways, 3 VXLAN backends"
 topo_up

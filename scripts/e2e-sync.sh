@@ -46,11 +46,6 @@ e2e_traps
 
 VIP=${TOPO_VIPS%% *}
 json() { "$TOPO_PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-wait_for() {  # wait_for SECONDS COMMAND…
-    local t=$1 k; shift
-    for k in $(seq $((t * 10))); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 B4=$(topo_backend_addr 4)
 # b4_in_use I: gateway I has b4 usable (healthy, in its tables).
 b4_in_use() {

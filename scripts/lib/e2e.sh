@@ -16,6 +16,13 @@ check() {
 not_answered() { ! grep -q '^backend=' <<< "$1"; }
 quiet() { "$@" > /dev/null 2>&1; }
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# wait_for SECONDS COMMAND…: until COMMAND succeeds (polled every 0.1 s);
+# fails after SECONDS.
+wait_for() {
+    local t=$1 _; shift
+    for _ in $(seq $((t * 10))); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
 
 _e2e_cleanup() {
     local rc=$?
