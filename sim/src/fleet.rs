@@ -56,6 +56,14 @@ impl View {
         self.usable.get(b as usize).copied().unwrap_or(false)
     }
 
+    /// Whether backend `b` is in this version's config at all (a gateway
+    /// still on an older version does not know a backend added since, and
+    /// cannot use what a peer shares about it).
+    #[inline]
+    pub fn knows(&self, b: u32) -> bool {
+        (b as usize) < self.usable.len()
+    }
+
     /// The table's backend for a flow hash.
     #[inline]
     pub fn pick(&self, hash: u64) -> Option<u32> {

@@ -40,6 +40,16 @@ pub struct RunResult {
     pub broken: u64,
     /// Of those, broken at the handshake's first ACK.
     pub broken_handshake: u64,
+    /// Of those, established connections whose shared entry was still
+    /// queued (the current sync batch) at a gateway that was lost or
+    /// stopped: the window batching leaves open.
+    #[serde(default)]
+    pub broken_unsent: u64,
+    /// Of those, established connections whose packet reached a gateway
+    /// whose config did not have their backend yet (config skew: it cannot
+    /// use a peer's entry for a backend it does not know).
+    #[serde(default)]
+    pub broken_skew: u64,
     /// Connections whose backend stopped serving (lost whatever the
     /// gateways do; not counted as broken).
     pub orphaned: u64,

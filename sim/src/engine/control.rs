@@ -419,6 +419,7 @@ impl Sim<'_> {
             let conn: &mut Conn = &mut self.conns[c as usize];
             if conn.shared == PENDING {
                 conn.shared = NONE;
+                conn.unsent = true;
             }
         }
     }

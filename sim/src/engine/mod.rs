@@ -47,6 +47,8 @@ struct Conn {
     shared: u32,
     /// Ended: closed, broken, orphaned or refused.
     done: bool,
+    /// Its entry was queued at a gateway that died before sending it.
+    unsent: bool,
 }
 
 /// A gateway's life.
@@ -142,6 +144,8 @@ struct Stats {
     completed: u64,
     broken: u64,
     broken_handshake: u64,
+    broken_unsent: u64,
+    broken_skew: u64,
     orphaned: u64,
     syns_to_stopped: u64,
     table_full: u64,
@@ -298,6 +302,7 @@ impl<'a> Sim<'a> {
             pkt: 0,
             shared: NONE,
             done: false,
+            unsent: false,
         });
         self.packet(c);
     }
@@ -346,6 +351,8 @@ impl<'a> Sim<'a> {
             completed: s.completed,
             broken: s.broken,
             broken_handshake: s.broken_handshake,
+            broken_unsent: s.broken_unsent,
+            broken_skew: s.broken_skew,
             orphaned: s.orphaned,
             syns_to_stopped: s.syns_to_stopped,
             broken_fraction: s.broken as f64 / connections.max(1) as f64,

@@ -54,7 +54,7 @@ impl Sim<'_> {
         } else {
             let reached = self.segment(c, g, h, fin);
             if reached != Some(conn.backend) {
-                self.moved(c, n);
+                self.moved(c, g, n);
                 return;
             }
         }
@@ -116,8 +116,9 @@ impl Sim<'_> {
         self.schedule_packet(at, c);
     }
 
-    /// A packet of an established connection reached another backend.
-    fn moved(&mut self, c: u32, n: u32) {
+    /// A packet of an established connection reached another backend (it
+    /// came through gateway `g`).
+    fn moved(&mut self, c: u32, g: usize, n: u32) {
         let own = self.conns[c as usize].backend;
         if !self.fleet.alive(own) {
             // Its backend is gone: lost whatever the gateways do.
@@ -126,6 +127,10 @@ impl Sim<'_> {
             self.stats.broken += 1;
             if n == 1 {
                 self.stats.broken_handshake += 1;
+            } else if self.conns[c as usize].unsent {
+                self.stats.broken_unsent += 1;
+            } else if !self.gws[g].view.knows(own) {
+                self.stats.broken_skew += 1;
             }
             if let Some(e) = self.log.last_mut() {
                 e.broken += 1;
