@@ -73,8 +73,13 @@ impl Default for PublishedCounters {
 
 impl PublishedCounters {
     /// Publishes `c` (called by the owning worker only: plain stores).
+    ///
+    /// Straight-line stores (two fixed-length loops the compiler unrolls):
+    /// the worker calls this every iteration, and a chained iterator over
+    /// the slots cost ~300 instructions an iteration, ~10 a packet.
     #[inline]
     pub fn publish(&self, c: &Counters) {
+        let (fixed, drops) = self.slots.split_at(FIXED);
         let vals = [
             c.rx_packets,
             c.tx_packets,
@@ -82,7 +87,10 @@ impl PublishedCounters {
             c.idle_sleeps,
             c.busy_cycles,
         ];
-        for (s, v) in self.slots.iter().zip(vals.into_iter().chain(c.drops)) {
+        for (s, v) in fixed.iter().zip(vals) {
+            s.store(v, Ordering::Relaxed);
+        }
+        for (s, v) in drops.iter().zip(c.drops) {
             s.store(v, Ordering::Relaxed);
         }
     }
