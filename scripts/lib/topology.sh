@@ -31,6 +31,8 @@
 #   TOPO_HEALTH_PORT backends' HTTP health port, probed by dnlb (8080)
 #   TOPO_HEALTH     dnlb's health check: "INTERVAL_MS TIMEOUT_MS HEALTHY UNHEALTHY"
 #                   (thresholds in probes)                   ("300 250 2 3")
+#   TOPO_BGP_TIMERS every BGP session's "HOLD KEEPALIVE" seconds ("3 1": a
+#                   killed gateway leaves the router within 3 s)
 #   TOPO_SYNC       1: flow-exception sync between the gateways ([sync] on
 #                   TOPO_SYNC_PORT, 4790; one key file for all)
 #   TOPO_CONFIG_BACKENDS how many of the backends (the first N) the gateways'
@@ -54,7 +56,8 @@
 # backends' vx0 1500 and their default route "mtu 1500" so DSR replies fit the
 # client link (an ICMP "fragmentation needed" to a VIP source would go to the
 # gateways, not to the backend). dnlb's [encap] mtu = 1600.
-# BGP: router AS 65000, every gateway AS 65100 (eBGP), hold 3 s, keepalive 1 s.
+# BGP: router AS 65000, every gateway AS 65100 (eBGP), hold 3 s, keepalive 1 s
+# (TOPO_BGP_TIMERS).
 #
 # Gateway dnlb modes (topo_gw_start I MODE):
 #   af_packet   port net_af_packet0,iface=eth0; the kernel keeps the address on
@@ -81,6 +84,7 @@ TOPO_EIPS=${TOPO_EIPS:-203.0.113.77}
 TOPO_ECHO_PORT=${TOPO_ECHO_PORT:-7000}
 TOPO_HEALTH_PORT=${TOPO_HEALTH_PORT:-8080}
 TOPO_HEALTH=${TOPO_HEALTH:-300 250 2 3}
+TOPO_BGP_TIMERS=${TOPO_BGP_TIMERS:-3 1}
 TOPO_DNLB_ROUTES=${TOPO_DNLB_ROUTES:-1}
 TOPO_SYNC=${TOPO_SYNC:-0}
 TOPO_SYNC_PORT=${TOPO_SYNC_PORT:-4790}
@@ -297,7 +301,8 @@ topo_up() {
         _topo_subst "$TOPO_FILES/bird-gateway.conf.in" "$d/bird.conf" \
             STATE="$TOPO_STATE" GW="gw$i" GW_ADDR="$(topo_gw_addr "$i")" GW_AS=$TOPO_GW_AS \
             ROUTER_ADDR="$(topo_router_gw_addr "$i")" ROUTER_AS=$TOPO_ROUTER_AS SOCK="$(topo_gw_sock "$i")" \
-            ROUTER_ADDR6="$(topo_router_gw_addr6 "$i")"
+            ROUTER_ADDR6="$(topo_router_gw_addr6 "$i")" BGP_HOLD="${TOPO_BGP_TIMERS% *}" \
+            BGP_KEEPALIVE="${TOPO_BGP_TIMERS#* }"
         peers+="protocol bgp gw$i from gwpeer {
     description \"gateway gw$i zone $(topo_gw_zone "$i")\";
     neighbor $(topo_gw_addr "$i") as $TOPO_GW_AS;
@@ -309,7 +314,8 @@ protocol bgp gw${i}v6 from gwpeer6 {
 "
     done
     _topo_subst "$TOPO_FILES/bird-router.conf.in" "$TOPO_STATE/router/bird.conf" \
-        STATE="$TOPO_STATE" ROUTER_ID="$(topo_router_client_addr)" ROUTER_AS=$TOPO_ROUTER_AS PEERS="$peers"
+        STATE="$TOPO_STATE" ROUTER_ID="$(topo_router_client_addr)" ROUTER_AS=$TOPO_ROUTER_AS PEERS="$peers" \
+        BGP_HOLD="${TOPO_BGP_TIMERS% *}" BGP_KEEPALIVE="${TOPO_BGP_TIMERS#* }"
 
     # BIRD: the router, then each gateway (each daemonizes and writes its PID file).
     ip netns exec "$R" bird -c "$TOPO_STATE/router/bird.conf" -s "$(topo_router_sock)" \
