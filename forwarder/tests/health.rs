@@ -649,7 +649,7 @@ fn a_dead_backend_is_down_at_its_first_failed_probe_after_start() {
 #[test]
 fn the_first_round_ends_when_every_backend_answered_or_failed() {
     let rt = control_runtime().unwrap();
-    let (port, accepted, _peak, _server) = holding_server();
+    let (port, accepted, _peak, _server) = holding_server("0.0.0.0:0");
     let working = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(200)));
     // The holding server never answers: its probe fails at the deadline.
     let hold = format!("type = \"http\"\nport = {port}\ninterval_ms = 60000\ntimeout_ms = 3000\n");
@@ -710,10 +710,11 @@ fn the_first_round_budget_counts_waves_of_probes_and_has_a_ceiling() {
     assert_eq!(first_round_budget(&config_of(&[])), FIRST_ROUND_SLACK);
 }
 
-/// A server on `0.0.0.0` that accepts and holds connections without a word;
-/// it counts them and the most it held open at once.
-fn holding_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>, Server) {
-    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+/// A server on `addr` that accepts and holds connections without a word
+/// (until it stops: then it closes them); it counts them and the most it
+/// held open at once.
+fn holding_server(addr: &str) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>, Server) {
+    let l = TcpListener::bind(addr).unwrap();
     let port = l.local_addr().unwrap().port();
     let (accepted, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (a, p) = (accepted.clone(), peak.clone());
@@ -751,7 +752,7 @@ fn holding_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>, Server) {
 #[test]
 fn probes_in_flight_are_bounded() {
     let rt = control_runtime().unwrap();
-    let (port, accepted, peak, _server) = holding_server();
+    let (port, accepted, peak, _server) = holding_server("0.0.0.0:0");
     // More backends than probes may run at once, each on its own loopback
     // address; every probe waits out its timeout.
     let n = MAX_PROBES_IN_FLIGHT + 44;
@@ -1079,4 +1080,69 @@ fn a_removed_and_re_added_backend_takes_new_flows_only_after_passing_probes() {
     common::final_report(&events);
     assert!(child.0.wait().unwrap().success());
     drop(one);
+}
+
+#[test]
+fn the_status_shows_which_backends_are_only_presumed_healthy() {
+    let dir = common::tempdir();
+    let pcap = dir.path().join("vip.pcap");
+    dnlb_testkit::write_pcap(
+        &pcap,
+        &dnlb_testkit::frames(&dnlb_testkit::FlowMix::default()),
+    )
+    .unwrap();
+    // 127.0.0.1 answers its probe at once; 127.0.0.2 holds it (for up to
+    // 30 s) until the test stops its server.
+    let answering = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(200)));
+    let port = answering.port;
+    let (_, held, _, holding) = holding_server(&format!("127.0.0.2:{port}"));
+    let mut eal = common::eal_args("presumed");
+    eal.push("--lcores=0@0,1@1".into());
+    let text = format!(
+        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
+         idle_polls_before_sleep = 64\nidle_sleep_us = 1000\n\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={}\"\n\
+         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
+         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"http\"\nport = {port}\n\
+         interval_ms = 60000\ntimeout_ms = 30000\nhealthy_threshold = 2\nunhealthy_threshold = 2\n\
+         [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
+         [[target_group.backend]]\naddress = \"127.0.0.2\"\ntunnel = \"gue\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n",
+        common::toml_list(&eal),
+        pcap.display()
+    );
+    let cfg = dir.path().join("dnlb.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg_arg = cfg.to_str().unwrap().to_string();
+    let (mut child, events) =
+        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
+    let url = common::wait_event(&events, "admin_listening", |_| true)["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let presumed = |a: &str| {
+        let b = backend_status(&url, a).unwrap_or_else(|| panic!("no backend {a}"));
+        (
+            b["healthy"].as_bool().unwrap(),
+            b["health_presumed"].as_bool().unwrap(),
+        )
+    };
+    // The answered probe confirms 127.0.0.1; the held one leaves 127.0.0.2
+    // presumed healthy (serving, but no probe has said so).
+    wait_for("127.0.0.1 confirmed healthy", || {
+        presumed("127.0.0.1") == (true, false)
+    });
+    wait_for("127.0.0.2's probe held", || {
+        held.load(Ordering::Relaxed) >= 1
+    });
+    assert_eq!(presumed("127.0.0.2"), (true, true));
+    assert_eq!(answering.requests(), 1, "one probe each: 60 s apart");
+    // Its probe fails when the server closes the connection: down at the
+    // first failure, presumed no more.
+    drop(holding);
+    wait_for("127.0.0.2 down", || presumed("127.0.0.2") == (false, false));
+    assert_eq!(presumed("127.0.0.1"), (true, false));
+    common::signal(&child, "-TERM");
+    assert!(child.0.wait().unwrap().success());
 }

@@ -4,7 +4,7 @@
 //! way: a new snapshot built on the slow path and published to workers, or
 //! — when anything is wrong — nothing changes and the reason is reported.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -375,6 +375,17 @@ impl ControlPlane {
             c.stop();
         }
         self.announcer = None;
+    }
+
+    /// The checked backends whose health is only presumed: no probe of
+    /// them has ended since the gateway started (or since their group
+    /// gained its health check).
+    pub fn presumed_healthy(&self) -> HashSet<BackendKey> {
+        let health = self.health().into_iter();
+        health
+            .filter(|(_, s)| s.presumed())
+            .map(|(k, _)| k)
+            .collect()
     }
 
     fn health(&self) -> HashMap<BackendKey, HealthState> {

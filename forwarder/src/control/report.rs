@@ -208,12 +208,14 @@ fn listener_statuses(cfg: &Config, snap: &Snapshot, lb: &LbStats) -> Vec<Listene
 fn backend_statuses(plane: &ControlPlane, snap: &Snapshot, lb: &LbStats) -> Vec<BackendStatus> {
     let c = &lb.counters;
     let changes = plane.runtime_changes().map(|(_, c)| c);
+    let presumed = plane.presumed_healthy();
     let mut out = Vec::new();
     for (gi, g) in plane.config().target_groups.iter().enumerate() {
         for b in &g.backends {
+            let key = (g.name.clone(), backend_identity(b));
             let Some(s) = plane
                 .registry()
-                .get(&g.name, &backend_identity(b))
+                .get(&g.name, &key.1)
                 .and_then(|id| snap.backend(id))
                 .filter(|s| s.group as usize == gi)
             else {
@@ -231,6 +233,7 @@ fn backend_statuses(plane: &ControlPlane, snap: &Snapshot, lb: &LbStats) -> Vec<
                 tunnel: b.tunnel.name().into(),
                 weight: b.weight,
                 healthy: s.healthy,
+                health_presumed: s.healthy && presumed.contains(&key),
                 usable: s.usable,
                 takes_new_flows: s.takes_new_flows,
                 drain_until: b

@@ -297,6 +297,10 @@ pub struct BackendStatus {
     pub weight: u8,
     /// Passes its health checks (or has none).
     pub healthy: bool,
+    /// Healthy only presumed: no probe of it has ended since the gateway
+    /// started (or since its group gained its health check).
+    #[serde(default)]
+    pub health_presumed: bool,
     /// May carry flows (healthy or failed open, not drained).
     pub usable: bool,
     /// Takes new flows.
@@ -321,6 +325,7 @@ impl BackendStatus {
             (false, _, _) if self.drain_until.is_some() && self.healthy => "drained",
             (false, _, _) => "down",
             (true, false, _) => "fail-open",
+            (true, true, true) if self.health_presumed => "presumed",
             (true, true, true) => "up",
             (true, true, false) if self.drain_until.is_some() => "draining",
             (true, true, false) => "standby",
@@ -474,5 +479,29 @@ impl fmt::Display for Report {
             self.reloads_ok, self.reloads_rejected, self.generation
         )?;
         counter_line(f, "total:", &self.total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackendStatus;
+
+    #[test]
+    fn each_backend_state_has_its_word() {
+        let b = |usable, healthy, presumed, new, drain: bool| BackendStatus {
+            usable,
+            healthy,
+            health_presumed: presumed,
+            takes_new_flows: new,
+            drain_until: drain.then(|| "2026-12-07T00:00:00Z".to_string()),
+            ..BackendStatus::default()
+        };
+        assert_eq!(b(true, true, false, true, false).state(), "up");
+        assert_eq!(b(true, true, true, true, false).state(), "presumed");
+        assert_eq!(b(true, true, true, false, true).state(), "draining");
+        assert_eq!(b(true, true, false, false, false).state(), "standby");
+        assert_eq!(b(true, false, false, true, false).state(), "fail-open");
+        assert_eq!(b(false, true, false, false, true).state(), "drained");
+        assert_eq!(b(false, false, false, false, false).state(), "down");
     }
 }

@@ -43,7 +43,7 @@ function backendPath(b) {
 function state(b) {
   if (!b.usable) return b.drain_until && b.healthy ? "drained" : "down";
   if (!b.healthy) return "fail-open";
-  if (b.takes_new_flows) return "up";
+  if (b.takes_new_flows) return b.health_presumed ? "presumed" : "up";
   return b.drain_until ? "draining" : "standby";
 }
 
