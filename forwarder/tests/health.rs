@@ -866,8 +866,21 @@ rusty_fork_test! {
     }
 }
 
-#[test]
-fn an_unhealthy_backend_leaves_the_running_forwarder() {
+/// A running dnlb with an admin API, one worker replaying a UDP pcap to
+/// 192.0.2.10:80 (for ever, busy-polling, or once, then idle), whose
+/// listener's group has the health check `check` (the body of
+/// `[target_group.health_check]`) and a GUE backend at each of `backends`.
+/// Bind `_dir` when taking it apart: the directory holds the config and the
+/// admin token, and goes with it.
+struct CheckedGateway {
+    child: common::ChildGuard,
+    events: common::Events,
+    url: String,
+    cfg: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn checked_gateway(tag: &str, forever: bool, check: &str, backends: &[&str]) -> CheckedGateway {
     let dir = common::tempdir();
     let pcap = dir.path().join("vip.pcap");
     dnlb_testkit::write_pcap(
@@ -875,21 +888,23 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
         &dnlb_testkit::frames(&dnlb_testkit::FlowMix::default()),
     )
     .unwrap();
-    // Two backends on loopback addresses; only the first one listens on the
-    // health port.
-    let up = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = up.local_addr().unwrap().port();
-    let mut eal = common::eal_args("health");
+    let mut eal = common::eal_args(tag);
     eal.push("--lcores=0@0,1@1".into());
+    let (idle, replay) = if forever {
+        ("", ",infinite_rx=1")
+    } else {
+        ("idle_polls_before_sleep = 64\nidle_sleep_us = 1000\n", "")
+    };
+    let backends: String = backends
+        .iter()
+        .map(|a| format!("[[target_group.backend]]\naddress = \"{a}\"\ntunnel = \"gue\"\n"))
+        .collect();
     let text = format!(
-        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
-         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={},infinite_rx=1\"\n\
+        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n{idle}\
+         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={}{replay}\"\n\
          [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
          [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
-         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
-         interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n\
-         [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
-         [[target_group.backend]]\naddress = \"127.0.0.2\"\ntunnel = \"gue\"\n\
+         [[target_group]]\nname = \"web\"\n[target_group.health_check]\n{check}{backends}\
          [admin]\nlisten = \"127.0.0.1:0\"\n",
         common::toml_list(&eal),
         pcap.display()
@@ -897,12 +912,38 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     let cfg = dir.path().join("dnlb.toml");
     std::fs::write(&cfg, text).unwrap();
     let cfg_arg = cfg.to_str().unwrap().to_string();
-    let (mut child, events) =
+    let (child, events) =
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
     let url = common::wait_event(&events, "admin_listening", |_| true)["url"]
         .as_str()
         .unwrap()
         .to_string();
+    CheckedGateway {
+        child,
+        events,
+        url,
+        cfg,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn an_unhealthy_backend_leaves_the_running_forwarder() {
+    // Two backends on loopback addresses; only the first one listens on the
+    // health port.
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = up.local_addr().unwrap().port();
+    let check = format!(
+        "type = \"tcp\"\nport = {port}\n\
+         interval_ms = 50\ntimeout_ms = 40\nhealthy_threshold = 2\nunhealthy_threshold = 2\n"
+    );
+    let CheckedGateway {
+        mut child,
+        events,
+        url,
+        _dir,
+        ..
+    } = checked_gateway("health", true, &check, &["127.0.0.1", "127.0.0.2"]);
     let down = common::wait_event(&events, "health", |e| e["backend"] == "127.0.0.2");
     assert_eq!(down["healthy"], false, "{down}");
     common::wait_event(&events, "republished", |e| e["cause"] == "health");
@@ -980,42 +1021,22 @@ fn serving(url: &str, address: &str) -> Option<(bool, bool)> {
 
 #[test]
 fn a_removed_and_re_added_backend_takes_new_flows_only_after_passing_probes() {
-    let dir = common::tempdir();
-    let pcap = dir.path().join("vip.pcap");
-    dnlb_testkit::write_pcap(
-        &pcap,
-        &dnlb_testkit::frames(&dnlb_testkit::FlowMix::default()),
-    )
-    .unwrap();
     let one = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = one.local_addr().unwrap().port();
     let mut two = Some(TcpListener::bind(("127.0.0.2", port)).unwrap());
-    let mut eal = common::eal_args("readd");
-    eal.push("--lcores=0@0,1@1".into());
     // Going down takes 10 failures a second apart: a backend that is still
     // healthy right after its target closed has kept an old state.
-    let text = format!(
-        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
-         idle_polls_before_sleep = 64\nidle_sleep_us = 1000\n\
-         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={}\"\n\
-         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
-         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
-         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"tcp\"\nport = {port}\n\
-         interval_ms = 1000\ntimeout_ms = 500\nhealthy_threshold = 2\nunhealthy_threshold = 10\n\
-         [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n",
-        common::toml_list(&eal),
-        pcap.display()
+    let check = format!(
+        "type = \"tcp\"\nport = {port}\n\
+         interval_ms = 1000\ntimeout_ms = 500\nhealthy_threshold = 2\nunhealthy_threshold = 10\n"
     );
-    let cfg = dir.path().join("dnlb.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let cfg_arg = cfg.to_str().unwrap().to_string();
-    let (mut child, events) =
-        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
-    let url = common::wait_event(&events, "admin_listening", |_| true)["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let CheckedGateway {
+        mut child,
+        events,
+        url,
+        cfg,
+        _dir,
+    } = checked_gateway("readd", false, &check, &["127.0.0.1"]);
     common::wait_event(&events, "ready", |_| true);
     // Writes carry the token dnlb created beside its config.
     let token = common::admin_token(&cfg);
@@ -1084,43 +1105,21 @@ fn a_removed_and_re_added_backend_takes_new_flows_only_after_passing_probes() {
 
 #[test]
 fn the_status_shows_which_backends_are_only_presumed_healthy() {
-    let dir = common::tempdir();
-    let pcap = dir.path().join("vip.pcap");
-    dnlb_testkit::write_pcap(
-        &pcap,
-        &dnlb_testkit::frames(&dnlb_testkit::FlowMix::default()),
-    )
-    .unwrap();
     // 127.0.0.1 answers its probe at once; 127.0.0.2 holds it (for up to
     // 30 s) until the test stops its server.
     let answering = Http::start("127.0.0.1", 0, Arc::new(AtomicU16::new(200)));
     let port = answering.port;
     let (_, held, _, holding) = holding_server(&format!("127.0.0.2:{port}"));
-    let mut eal = common::eal_args("presumed");
-    eal.push("--lcores=0@0,1@1".into());
-    let text = format!(
-        "[gateway]\nname = \"h\"\n[dataplane]\neal_args = {}\nworker_lcores = [1]\n\
-         idle_polls_before_sleep = 64\nidle_sleep_us = 1000\n\
-         [[dataplane.ports]]\nname = \"net_pcap0\"\ndevargs = \"rx_pcap={}\"\n\
-         [encap]\nsource_v4 = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
-         [[listener]]\nname = \"web\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"web\"\n\
-         [[target_group]]\nname = \"web\"\n[target_group.health_check]\ntype = \"http\"\nport = {port}\n\
-         interval_ms = 60000\ntimeout_ms = 30000\nhealthy_threshold = 2\nunhealthy_threshold = 2\n\
-         [[target_group.backend]]\naddress = \"127.0.0.1\"\ntunnel = \"gue\"\n\
-         [[target_group.backend]]\naddress = \"127.0.0.2\"\ntunnel = \"gue\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n",
-        common::toml_list(&eal),
-        pcap.display()
+    let check = format!(
+        "type = \"http\"\nport = {port}\n\
+         interval_ms = 60000\ntimeout_ms = 30000\nhealthy_threshold = 2\nunhealthy_threshold = 2\n"
     );
-    let cfg = dir.path().join("dnlb.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let cfg_arg = cfg.to_str().unwrap().to_string();
-    let (mut child, events) =
-        common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
-    let url = common::wait_event(&events, "admin_listening", |_| true)["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let CheckedGateway {
+        mut child,
+        url,
+        _dir,
+        ..
+    } = checked_gateway("presumed", false, &check, &["127.0.0.1", "127.0.0.2"]);
     let presumed = |a: &str| {
         let b = backend_status(&url, a).unwrap_or_else(|| panic!("no backend {a}"));
         (
