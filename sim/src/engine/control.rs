@@ -360,6 +360,7 @@ impl Sim<'_> {
             let conn = &mut self.conns[c as usize];
             if conn.shared == PENDING {
                 conn.shared = visible;
+                conn.unsent = false;
                 self.stats.shared_entries += 1;
                 self.stats.presync_entries += u64::from(presync);
                 if !conn.done {

@@ -47,7 +47,8 @@ struct Conn {
     shared: u32,
     /// Ended: closed, broken, orphaned or refused.
     done: bool,
-    /// Its entry was queued at a gateway that died before sending it.
+    /// Its entry was queued at a gateway that died before sending it, and
+    /// no gateway has shared it since.
     unsent: bool,
 }
 
