@@ -1136,6 +1136,25 @@ fn the_status_shows_which_backends_are_only_presumed_healthy() {
         held.load(Ordering::Relaxed) >= 1
     });
     assert_eq!(presumed("127.0.0.2"), (true, true));
+    // The same in the metrics.
+    let gauge = |a: &str| {
+        let m = ureq::get(&format!("{url}/metrics"))
+            .timeout(Duration::from_secs(20))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let series = format!("dnlb_backend_health_presumed{{target_group=\"web\",backend=\"{a}\"");
+        m.lines()
+            .find(|l| l.starts_with(&series))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    assert_eq!(
+        (gauge("127.0.0.1"), gauge("127.0.0.2")),
+        ("0".into(), "1".into())
+    );
     assert_eq!(answering.requests(), 1, "one probe each: 60 s apart");
     // Its probe fails when the server closes the connection: down at the
     // first failure, presumed no more.

@@ -78,6 +78,7 @@ const FAMILIES: &[(Kind, &str, &str)] = &[
     (Kind::Counter, "dnlb_backend_packets_total", "Packets sent to a backend."),
     (Kind::Counter, "dnlb_backend_bytes_total", "Bytes (inner IP packets) sent to a backend."),
     (Kind::Gauge, "dnlb_backend_healthy", "Whether a backend passes its health checks (1) or not (0)."),
+    (Kind::Gauge, "dnlb_backend_health_presumed", "Whether a backend's health is only presumed (1): no probe of it has ended since the gateway started or its group gained its check."),
     (Kind::Gauge, "dnlb_backend_usable", "Whether a backend may carry flows (1): healthy or failed open, not drained."),
     (Kind::Gauge, "dnlb_backend_takes_new_flows", "Whether a backend takes new flows (1)."),
     (Kind::Gauge, "dnlb_backend_weight", "A backend's configured weight (0-100)."),
@@ -413,10 +414,11 @@ fn backends(t: &mut Text, s: &Status) {
         spans.push(start..buf.len());
     }
     let each = || s.backends.iter().zip(spans.iter().map(|r| &buf[r.clone()]));
-    let by_backend: [Field<BackendStatus, Value>; 6] = [
+    let by_backend: [Field<BackendStatus, Value>; 7] = [
         ("dnlb_backend_packets_total", |b| b.packets.into()),
         ("dnlb_backend_bytes_total", |b| b.bytes.into()),
         ("dnlb_backend_healthy", |b| b.healthy.into()),
+        ("dnlb_backend_health_presumed", |b| b.health_presumed.into()),
         ("dnlb_backend_usable", |b| b.usable.into()),
         ("dnlb_backend_takes_new_flows", |b| b.takes_new_flows.into()),
         ("dnlb_backend_weight", |b| u64::from(b.weight).into()),
