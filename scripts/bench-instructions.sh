@@ -27,6 +27,9 @@
 #       [--testpmd "5tswap"]   testpmd modes to count too ("" for none)
 #       [--dnlb "BIN…"]        dnlb binaries (default target/release/dnlb)
 #       [--top N]              also each binary's N costliest source files
+#       [--sync]               dnlb with flow-exception sync configured (a
+#                              [sync] section whose one peer never answers,
+#                              as in bench-forwarder.sh --sync)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -34,7 +37,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 seconds=40 modes=5tswap bins=target/release/dnlb top=0
+flows=1000 seconds=40 modes=5tswap bins=target/release/dnlb top=0 sync=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --testpmd) modes=$2; shift 2 ;;
     --dnlb) bins=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
+    --sync) sync=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -104,7 +108,7 @@ count() {
     fi
 }
 
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) flows=$flows frame_len=60 proto=udp ip=4 tunnel=vxlan seconds=$seconds (callgrind, --no-huge)"
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) flows=$flows frame_len=60 proto=udp ip=4 tunnel=vxlan sync=$sync seconds=$seconds (callgrind, --no-huge)"
 echo "# DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf '%-12s %8s %8s %12s\n' program own driver packets
 k=0
@@ -118,6 +122,14 @@ for bin in "${bins[@]}"; do
         echo '[[dataplane.ports]]'; echo 'name = "net_pcap0"'
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
         bench_listener_config udp vxlan 4 4 $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
+        if [ "$sync" = 1 ]; then
+            [ -s "$out/sync.key" ] || head -c 32 /dev/urandom > "$out/sync.key"
+            echo '[sync]'
+            echo "listen = \"127.0.0.1:$(( 20000 + $$ % 20000 ))\""
+            echo "peers = [\"127.0.0.1:$(( 20001 + $$ % 20000 ))\"]"
+            echo "key_file = \"$out/sync.key\""
+            echo 'fetch_timeout_ms = 500'
+        fi
     } > "$cfg"
     timeout -s INT "$seconds" valgrind --tool=callgrind --separate-threads=yes \
         --callgrind-out-file="$out/cg.dnlb$k" "$bin" run --config "$cfg" --stats-interval-ms 5000 \
