@@ -28,6 +28,7 @@ use super::parse::{self, Family, Frame, Tuple, V4, V6};
 use super::policy::schedule_hash;
 use super::value::BACKEND_BITS;
 use super::Processor;
+use crate::flow_table::Probe;
 use crate::ids::{BackendId, ListenerId};
 use crate::snapshot::Snapshot;
 use crate::verdict::Action;
@@ -39,11 +40,11 @@ const OPEN_MASK: u16 =
     TcpFlags::SYN.bits() | TcpFlags::FIN.bits() | TcpFlags::RST.bits() | TcpFlags::ACK.bits();
 
 /// What [`Processor::stage`] found for one frame: all [`Processor::finish`]
-/// needs besides the frame (32 bytes; `Default`: not the usual packet).
+/// needs besides the frame (40 bytes; `Default`: not the usual packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Staged {
-    /// Flow-table fingerprint.
-    fp: u64,
+    /// Flow-table fingerprint, and where in the table its flow may be.
+    probe: Probe,
     /// Scheduler hash (and outer-header entropy).
     hash: u64,
     /// Length of the IP packet.
@@ -66,7 +67,7 @@ const TCP: u8 = 2;
 const IPV6: u8 = 4;
 /// [`Staged::bits`]: the listener limits new flows.
 const LIMITED: u8 = 8;
-/// [`Staged::bits`]: not the usual packet, but [`Staged::fp`] holds the
+/// [`Staged::bits`]: not the usual packet, but [`Staged::probe`] holds the
 /// fingerprint [`Processor::prepare`] found (a table larger than the
 /// caches), for the general step.
 const HINTED: u8 = 16;
@@ -82,7 +83,7 @@ impl Staged {
     /// [`Processor::process_hinted`] takes).
     #[inline(always)]
     pub fn hint(&self) -> Option<u64> {
-        (self.bits & (USUAL | HINTED) != 0).then_some(self.fp)
+        (self.bits & (USUAL | HINTED) != 0).then_some(self.probe.fp)
     }
 }
 
@@ -118,7 +119,10 @@ impl Processor {
         }
         match self.prepare(pkt) {
             Some(fp) => Staged {
-                fp,
+                probe: Probe {
+                    fp,
+                    ..Probe::default()
+                },
                 bits: HINTED,
                 ..Staged::default()
             },
@@ -161,11 +165,10 @@ impl Processor {
         if l.acl.is_some() {
             return Staged::default();
         }
-        let fp = F::fingerprint(self.seed, &t);
-        self.flows.prefetch_fp(fp);
+        let probe = self.flows.probe(F::fingerprint(self.seed, &t));
         let hash = schedule_hash::<F>(l, &t);
         Staged {
-            fp,
+            probe,
             hash,
             ip_len: f.ip_len as u32,
             listener: id,
@@ -200,7 +203,7 @@ impl Processor {
         } else {
             p.udp_timeout_ms
         };
-        let (backend, new) = match self.flows.lookup(s.fp, now, timeout) {
+        let (backend, new) = match self.flows.lookup_probe(s.probe, now, timeout) {
             // Flag bits (closing, pinned) take the general step.
             Some(v) if v & !BACKEND_BITS != 0 => return None,
             Some(v) => (BackendId(v), false),
@@ -218,15 +221,15 @@ impl Processor {
         if !b.usable || b.group != s.group {
             return None;
         }
-        let v6 = s.bits & IPV6 != 0;
-        let tpl = &b.encap[usize::from(v6)];
+        let v6 = usize::from(s.bits & IPV6 != 0);
         let ip_len = s.ip_len as usize;
-        if tpl.ip_overhead() + ip_len > p.mtu as usize {
+        if ip_len > usize::from(b.max_ip_len[v6]) {
             return None;
         }
+        let tpl = &b.encap[v6];
         if new {
             let c = &mut self.counters;
-            match self.flows.insert(s.fp, backend.0, now, timeout) {
+            match self.flows.insert(s.probe.fp, backend.0, now, timeout) {
                 Ok(_) => c.new_flows += 1,
                 Err(_) => c.flow_table_full += 1,
             }

@@ -628,8 +628,9 @@ impl Processor {
         let params = &cx.snap.params;
         let b = cx.snap.backend(to.backend).ok_or(DropReason::NoBackend)?;
         let t = &b.encap[f.v6 as usize];
-        if t.ip_overhead() + f.ip_len > params.mtu as usize {
-            let mtu = (params.mtu as usize - t.ip_overhead()) as u32;
+        let max_ip_len = b.max_ip_len[f.v6 as usize];
+        if f.ip_len > usize::from(max_ip_len) {
+            let mtu = u32::from(max_ip_len);
             if params.too_big == TooBigPolicy::Drop || !f.df {
                 return Err(DropReason::TooBig);
             }

@@ -213,6 +213,10 @@ pub struct BackendState {
     pub zone_tag: u32,
     /// Templates for inner IPv4 and inner IPv6 packets.
     pub encap: [EncapTemplate; 2],
+    /// The longest inner IP packet of each family (as `encap`) that fits
+    /// the egress MTU once encapsulated: `mtu` less the template's IP
+    /// overhead (0 if the overhead alone exceeds it).
+    pub max_ip_len: [u16; 2],
     /// Names the backend to peer gateways (flow-exception sync): a hash of
     /// its target group's name and its identity.
     pub sync_key: u64,
@@ -452,6 +456,11 @@ impl Snapshot {
                         },
                     )
                 };
+                let encap = [template(false)?, template(true)?];
+                let mtu = cfg.encap.mtu;
+                let max_ip_len = encap
+                    .each_ref()
+                    .map(|t| mtu.saturating_sub(t.ip_overhead() as u16));
                 let state = BackendState {
                     id,
                     group: gi as u16,
@@ -463,7 +472,8 @@ impl Snapshot {
                     drain_until: b.drain_until,
                     zone: b.zone.clone(),
                     zone_tag: zone_tag(b.zone.as_deref()),
-                    encap: [template(false)?, template(true)?],
+                    encap,
+                    max_ip_len,
                     sync_key: backend_sync_key(&g.name, &identity),
                 };
                 if backends.len() <= id.0 as usize {
