@@ -448,19 +448,7 @@ impl Snapshot {
                 let b = &g.backends[bi];
                 let identity = backend_identity(b);
                 let id = registry.id(&g.name, identity);
-                let template = |inner_v6| {
-                    EncapTemplate::build(b.address, b.tunnel, inner_v6, &outer).ok_or(
-                        SnapshotError::NoSource {
-                            group: g.name.clone(),
-                            address: b.address,
-                        },
-                    )
-                };
-                let encap = [template(false)?, template(true)?];
-                let mtu = cfg.encap.mtu;
-                let max_ip_len = encap
-                    .each_ref()
-                    .map(|t| mtu.saturating_sub(t.ip_overhead() as u16));
+                let (encap, max_ip_len) = encap_of(b, &g.name, &outer, cfg.encap.mtu)?;
                 let state = BackendState {
                     id,
                     group: gi as u16,
@@ -559,6 +547,28 @@ impl Snapshot {
             _ => None,
         }
     }
+}
+
+/// Backend `b`'s (of group `group`) encapsulation templates for inner IPv4
+/// and IPv6 packets, and the longest inner packet of each that fits `mtu`
+/// once encapsulated.
+fn encap_of(
+    b: &dnlb_model::Backend,
+    group: &str,
+    outer: &Outer,
+    mtu: u16,
+) -> Result<([EncapTemplate; 2], [u16; 2]), SnapshotError> {
+    let template = |inner_v6| {
+        EncapTemplate::build(b.address, b.tunnel, inner_v6, outer).ok_or(SnapshotError::NoSource {
+            group: group.to_string(),
+            address: b.address,
+        })
+    };
+    let encap = [template(false)?, template(true)?];
+    let max_ip_len = encap
+        .each_ref()
+        .map(|t| mtu.saturating_sub(t.ip_overhead() as u16));
+    Ok((encap, max_ip_len))
 }
 
 /// Listener index + 1 by counter slot (0: none).

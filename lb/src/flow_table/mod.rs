@@ -71,6 +71,8 @@
 use crate::hugepage::HugeArray;
 use core::fmt;
 
+mod insert;
+
 /// Entries per bucket.
 pub const WAYS: usize = 4;
 
@@ -478,189 +480,6 @@ impl FlowTable {
         self.insert_inner(fp, value, now, timeout, Some(aux))
     }
 
-    #[inline(always)]
-    fn insert_inner(
-        &mut self,
-        fp: u64,
-        value: u32,
-        now: u32,
-        timeout: u32,
-        aux: Option<Aux>,
-    ) -> Result<(), TableFull> {
-        let fp = norm(fp);
-        let new = Entry {
-            fp,
-            value,
-            expiry: now.wrapping_add(timeout),
-        };
-        let (b1, b2) = self.candidates(fp);
-        let free = if core::mem::take(&mut self.last_miss) == fp {
-            // The lookup just before missed it: absent (only an insert adds
-            // entries). Only the first free slot is to be found.
-            self.free_slot(b1, b2, now)
-        } else {
-            let mut free = None;
-            for b in [b1, b2] {
-                for (w, e) in self.bucket_mut(b).e.iter_mut().enumerate() {
-                    if e.fp == fp {
-                        *e = new;
-                        self.set_aux(b, w, aux);
-                        return Ok(());
-                    }
-                    if free.is_none() && (e.fp == 0 || !live(e.expiry, now)) {
-                        free = Some((b, w));
-                    }
-                }
-            }
-            free
-        };
-        if let Some((b, w)) = free {
-            self.place(b, w, new);
-            self.set_aux(b, w, aux);
-            return Ok(());
-        }
-        // Both buckets hold only live entries: make room by moving entries
-        // to their other buckets, unless the table is known to be full.
-        if self.skip_searches > 0 && now.wrapping_sub(self.saturated_at) < SATURATED_MS {
-            self.skip_searches -= 1;
-            return Err(TableFull);
-        }
-        self.make_room(b1, b2, new, aux, now)
-    }
-
-    /// Records `aux` for slot (`b`, `w`) if this table keeps them.
-    #[inline(always)]
-    fn set_aux(&mut self, b: usize, w: usize, aux: Option<Aux>) {
-        if let (Some(a), Some(all)) = (aux, &mut self.aux) {
-            all[b * WAYS + w] = a;
-        }
-    }
-
-    /// Moves the entry (and its aux) of slot `from` to slot `to`.
-    #[inline]
-    fn move_slot(&mut self, from: (usize, usize), to: (usize, usize)) {
-        self.buckets[to.0].e[to.1] = self.buckets[from.0].e[from.1];
-        if let Some(all) = &mut self.aux {
-            all[to.0 * WAYS + to.1] = all[from.0 * WAYS + from.1];
-        }
-    }
-
-    /// The displacement search of [`insert`](Self::insert), and what it
-    /// tells of the table's saturation.
-    #[cold]
-    fn make_room(
-        &mut self,
-        b1: usize,
-        b2: usize,
-        new: Entry,
-        aux: Option<Aux>,
-        now: u32,
-    ) -> Result<(), TableFull> {
-        self.searches += 1;
-        let r = self.displace(b1, b2, new, aux, now);
-        if r.is_ok() {
-            // Room, this time: search more, but a full table soon says so again.
-            self.failed_searches /= 2;
-        } else {
-            self.failed_searches = (self.failed_searches + 1).min(SATURATED_AFTER);
-            if self.failed_searches == SATURATED_AFTER {
-                self.skip_searches = SATURATED_RETRY - 1;
-                self.saturated_at = now;
-            }
-        }
-        r
-    }
-
-    /// Displacement searches made so far.
-    pub fn searches(&self) -> u64 {
-        self.searches
-    }
-
-    /// Cuckoo displacement for `new`, whose buckets `b1`, `b2` hold only live
-    /// entries: a breadth-first search, over at most [`BFS_NODES`] slots, for
-    /// a chain of entries that can each move to their other bucket, ending in
-    /// a free slot. The chain is then shifted along (last entry first) and
-    /// `new` takes the slot freed in `b1` or `b2`. Nothing moves if no chain
-    /// is found. Breadth-first finds a shortest chain, so it never visits a
-    /// slot twice.
-    #[cold]
-    fn displace(
-        &mut self,
-        b1: usize,
-        b2: usize,
-        new: Entry,
-        aux: Option<Aux>,
-        now: u32,
-    ) -> Result<(), TableFull> {
-        const ROOT: u16 = u16::MAX;
-        // (bucket, way, index of the parent node or ROOT); no allocation.
-        let mut q = [(0usize, 0u8, ROOT); BFS_NODES];
-        let mut tail = 0;
-        for b in [b1, b2] {
-            for w in 0..WAYS {
-                q[tail] = (b, w as u8, ROOT);
-                tail += 1;
-            }
-        }
-        let mut head = 0;
-        while head < tail {
-            let (b, w, _) = q[head];
-            let fp = self.buckets[b].e[usize::from(w)].fp;
-            let (m1, m2) = self.candidates(fp);
-            let other = if m1 == b { m2 } else { m1 };
-            if let Some(fw) = self.free_way(other, now) {
-                // Shift the chain: the last entry into the free slot, each
-                // parent's entry into its child's old slot, `new` into the
-                // root slot.
-                let (mut db, mut dw) = (other, fw);
-                let mut cur = head;
-                loop {
-                    let (b, w, parent) = q[cur];
-                    let w = usize::from(w);
-                    if (db, dw) == (other, fw) && self.buckets[db].e[dw].fp == 0 {
-                        self.len += 1;
-                    }
-                    self.move_slot((b, w), (db, dw));
-                    (db, dw) = (b, w);
-                    if parent == ROOT {
-                        break;
-                    }
-                    cur = usize::from(parent);
-                }
-                self.buckets[db].e[dw] = new;
-                self.set_aux(db, dw, aux);
-                return Ok(());
-            }
-            if tail + WAYS <= BFS_NODES {
-                for w in 0..WAYS {
-                    q[tail] = (other, w as u8, head as u16);
-                    tail += 1;
-                }
-            }
-            head += 1;
-        }
-        Err(TableFull)
-    }
-
-    /// A free (empty or expired) way of bucket `b`.
-    #[inline]
-    fn free_way(&self, b: usize, now: u32) -> Option<usize> {
-        self.bucket(b)
-            .e
-            .iter()
-            .position(|e| e.fp == 0 || !live(e.expiry, now))
-    }
-
-    /// Writes `entry` into a free way, keeping `len` exact.
-    #[inline]
-    fn place(&mut self, b: usize, w: usize, entry: Entry) {
-        let slot = &mut self.buckets.masked_mut(b).e[w];
-        if slot.fp == 0 {
-            self.len += 1;
-        }
-        *slot = entry;
-    }
-
     /// Removes `fp`'s entry, returning its value whether or not it had expired
     /// (`None` if there was none, e.g. because an expired entry was already
     /// reclaimed).
@@ -787,20 +606,6 @@ impl FlowTable {
                 .aux
                 .as_ref()
                 .map_or(0, |a| core::mem::size_of_val::<[Aux]>(a))
-    }
-
-    /// Test helper: whether inserting `fp` at `now` may legitimately fail:
-    /// `fp` is absent and both its buckets hold only live entries.
-    #[cfg(test)]
-    fn full_for(&self, fp: u64, now: u32) -> bool {
-        let fp = norm(fp);
-        let (b1, b2) = self.candidates(fp);
-        [b1, b2].iter().all(|&b| {
-            self.buckets[b]
-                .e
-                .iter()
-                .all(|e| e.fp != 0 && e.fp != fp && live(e.expiry, now))
-        })
     }
 }
 
