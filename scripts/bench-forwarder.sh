@@ -127,14 +127,7 @@ run_dnlb() { # BIN TUNNEL LABEL
         else
             bench_listener_config "$proto" "$tunnel" "$ip" "$backend_ip" $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
         fi
-        if [ "$sync" = 1 ]; then
-            [ -s "$out/sync.key" ] || head -c 32 /dev/urandom > "$out/sync.key"
-            echo '[sync]'
-            echo "listen = \"127.0.0.1:$(( 20000 + $$ % 20000 ))\""
-            echo "peers = [\"127.0.0.1:$(( 20001 + $$ % 20000 ))\"]"
-            echo "key_file = \"$out/sync.key\""
-            echo 'fetch_timeout_ms = 500'
-        fi
+        if [ "$sync" = 1 ]; then bench_sync_config "$out"; fi
     } > "$cfg"
     "$bin" run --config "$cfg" --stats-interval-ms 1000 --watch-config-ms 0 \
         > "$out/dnlb.log" 2> "$out/dnlb.err" &

@@ -56,7 +56,10 @@ dnlb_ensure_all
 dnlb_ensure_apt valgrind
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-instr.XXXXXX)
-cleanup() { [ "${KEEP:-0}" = 1 ] && echo "kept $out" >&2 || rm -rf "$out"; rm -rf "/var/run/dpdk/instr-tp-$$" "/var/run/dpdk/instr-dnlb-$$"; }
+cleanup() {
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $out" >&2; else rm -rf "$out"; fi
+    rm -rf "/var/run/dpdk/instr-tp-$$" "/var/run/dpdk/instr-dnlb-$$"
+}
 trap cleanup EXIT
 
 pcap=$out/flows.pcap
@@ -122,14 +125,7 @@ for bin in "${bins[@]}"; do
         echo '[[dataplane.ports]]'; echo 'name = "net_pcap0"'
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
         bench_listener_config udp vxlan 4 4 $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
-        if [ "$sync" = 1 ]; then
-            [ -s "$out/sync.key" ] || head -c 32 /dev/urandom > "$out/sync.key"
-            echo '[sync]'
-            echo "listen = \"127.0.0.1:$(( 20000 + $$ % 20000 ))\""
-            echo "peers = [\"127.0.0.1:$(( 20001 + $$ % 20000 ))\"]"
-            echo "key_file = \"$out/sync.key\""
-            echo 'fetch_timeout_ms = 500'
-        fi
+        if [ "$sync" = 1 ]; then bench_sync_config "$out"; fi
     } > "$cfg"
     timeout -s INT "$seconds" valgrind --tool=callgrind --separate-threads=yes \
         --callgrind-out-file="$out/cg.dnlb$k" "$bin" run --config "$cfg" --stats-interval-ms 5000 \

@@ -39,3 +39,16 @@ bench_listener_config() {
         esac
     done
 }
+
+# A [sync] section (TOML on stdout) whose one peer, on loopback, never
+# answers: flow-exception sync configured as a fleet runs it, with no peer
+# traffic. Its key file is DIR/sync.key (made once).
+#   bench_sync_config DIR
+bench_sync_config() {
+    [ -s "$1/sync.key" ] || head -c 32 /dev/urandom > "$1/sync.key"
+    echo '[sync]'
+    echo "listen = \"127.0.0.1:$(( 20000 + $$ % 20000 ))\""
+    echo "peers = [\"127.0.0.1:$(( 20001 + $$ % 20000 ))\"]"
+    echo "key_file = \"$1/sync.key\""
+    echo 'fetch_timeout_ms = 500'
+}
