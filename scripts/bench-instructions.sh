@@ -23,7 +23,8 @@
 # the packet path. They do not show cache misses or stalls; rates
 # (bench-forwarder.sh) and profiles (perf record -C 1) do.
 #
-#   scripts/bench-instructions.sh [--flows 1000] [--seconds 40]
+#   scripts/bench-instructions.sh [--flows 1000] [--seconds 60]   (each program's
+#                              run, valgrind's slow start of ~20-40 s included)
 #       [--testpmd "5tswap"]   testpmd modes to count too ("" for none)
 #       [--dnlb "BIN…"]        dnlb binaries (default target/release/dnlb)
 #       [--top N]              also each binary's N costliest source files
@@ -37,7 +38,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 seconds=40 modes=5tswap bins=target/release/dnlb top=0 sync=0
+flows=1000 seconds=60 modes=5tswap bins=target/release/dnlb top=0 sync=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
