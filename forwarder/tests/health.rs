@@ -949,13 +949,7 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     common::wait_event(&events, "republished", |e| e["cause"] == "health");
     // Packets per backend, fresh from the workers.
     let packets = || {
-        let body = ureq::get(&format!("{url}/v1/backends"))
-            .timeout(Duration::from_secs(20))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&get(&url, "/v1/backends")).unwrap();
         let of = |a: &str| {
             v.as_array()
                 .and_then(|bs| bs.iter().find(|b| b["address"] == a))
@@ -996,15 +990,19 @@ fn an_unhealthy_backend_leaves_the_running_forwarder() {
     drop(up);
 }
 
-/// One backend of the running gateway's status, by address.
-fn backend_status(url: &str, address: &str) -> Option<serde_json::Value> {
-    let body = ureq::get(&format!("{url}/v1/backends"))
+/// The body of a GET of `path` from the admin API at `url`.
+fn get(url: &str, path: &str) -> String {
+    ureq::get(&format!("{url}{path}"))
         .timeout(Duration::from_secs(20))
         .call()
         .unwrap()
         .into_string()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        .unwrap()
+}
+
+/// One backend of the running gateway's status, by address.
+fn backend_status(url: &str, address: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&get(url, "/v1/backends")).unwrap();
     v.as_array()
         .and_then(|bs| bs.iter().find(|b| b["address"] == address))
         .cloned()
@@ -1138,12 +1136,7 @@ fn the_status_shows_which_backends_are_only_presumed_healthy() {
     assert_eq!(presumed("127.0.0.2"), (true, true));
     // The same in the metrics.
     let gauge = |a: &str| {
-        let m = ureq::get(&format!("{url}/metrics"))
-            .timeout(Duration::from_secs(20))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap();
+        let m = get(&url, "/metrics");
         let series = format!("dnlb_backend_health_presumed{{target_group=\"web\",backend=\"{a}\"");
         m.lines()
             .find(|l| l.starts_with(&series))
