@@ -219,6 +219,8 @@ topo_ensure_deps() {
 topo_up() {
     [ "$(id -u)" -eq 0 ] || { topo_die "must run as root"; return 1; }
     local i j n ns
+    # Both ends of every BGP session get the same timers.
+    local timers=(BGP_HOLD="${TOPO_BGP_TIMERS% *}" BGP_KEEPALIVE="${TOPO_BGP_TIMERS#* }")
     command -v bird >/dev/null || { topo_die "bird not installed (apt-get install -y bird2)"; return 1; }
     if [ "$TOPO_GATEWAYS" -lt 1 ] || [ "$TOPO_GATEWAYS" -gt 50 ]; then topo_die "TOPO_GATEWAYS must be 1–50"; return 1; fi
     n=$(topo_backend_count)
@@ -301,8 +303,7 @@ topo_up() {
         _topo_subst "$TOPO_FILES/bird-gateway.conf.in" "$d/bird.conf" \
             STATE="$TOPO_STATE" GW="gw$i" GW_ADDR="$(topo_gw_addr "$i")" GW_AS=$TOPO_GW_AS \
             ROUTER_ADDR="$(topo_router_gw_addr "$i")" ROUTER_AS=$TOPO_ROUTER_AS SOCK="$(topo_gw_sock "$i")" \
-            ROUTER_ADDR6="$(topo_router_gw_addr6 "$i")" BGP_HOLD="${TOPO_BGP_TIMERS% *}" \
-            BGP_KEEPALIVE="${TOPO_BGP_TIMERS#* }"
+            ROUTER_ADDR6="$(topo_router_gw_addr6 "$i")" "${timers[@]}"
         peers+="protocol bgp gw$i from gwpeer {
     description \"gateway gw$i zone $(topo_gw_zone "$i")\";
     neighbor $(topo_gw_addr "$i") as $TOPO_GW_AS;
@@ -315,7 +316,7 @@ protocol bgp gw${i}v6 from gwpeer6 {
     done
     _topo_subst "$TOPO_FILES/bird-router.conf.in" "$TOPO_STATE/router/bird.conf" \
         STATE="$TOPO_STATE" ROUTER_ID="$(topo_router_client_addr)" ROUTER_AS=$TOPO_ROUTER_AS PEERS="$peers" \
-        BGP_HOLD="${TOPO_BGP_TIMERS% *}" BGP_KEEPALIVE="${TOPO_BGP_TIMERS#* }"
+        "${timers[@]}"
 
     # BIRD: the router, then each gateway (each daemonizes and writes its PID file).
     ip netns exec "$R" bird -c "$TOPO_STATE/router/bird.conf" -s "$(topo_router_sock)" \
