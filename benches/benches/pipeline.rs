@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dnlb_lb::processor::{Processor, Staged};
+use dnlb_lb::processor::{ListenerMemo, Processor, Staged};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;
 use dnlb_testkit::VecPacket;
@@ -100,8 +100,9 @@ fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
     // What the worker does (`LbPipeline::process`): the first stage over
     // the burst, then the fast path's second stage or the general step.
     let mut staged = [Staged::default(); BURST];
+    let mut memo = ListenerMemo::new();
     for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
-        *s = p.stage(snap, pkt);
+        *s = p.stage(snap, pkt, &mut memo);
     }
     let mac = [2, 0, 0, 0, 0, 1];
     for (pkt, s) in pkts.iter_mut().zip(staged) {

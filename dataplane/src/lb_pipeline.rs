@@ -4,7 +4,7 @@
 //! VIP go to the port's `forward_to` or the host port, frames from the host
 //! port go out unprocessed.
 
-use dnlb_lb::processor::{Processor, Staged};
+use dnlb_lb::processor::{ListenerMemo, Processor, Staged};
 use dnlb_lb::snapshot::Snapshot;
 use dnlb_lb::verdict::{Action, DropReason};
 
@@ -226,9 +226,10 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let snap = self.snapshot.get();
         // First stage: each frame's listener and hashes, its flow-table
         // buckets starting to load (all the burst's loads overlap).
+        let mut memo = ListenerMemo::new();
         for (p, s) in pkts.iter().zip(self.staged.iter_mut()) {
             *s = if p.is_contiguous() {
-                self.processor.stage(snap, p)
+                self.processor.stage(snap, p, &mut memo)
             } else {
                 Staged::default()
             };

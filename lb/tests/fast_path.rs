@@ -13,7 +13,7 @@ use std::path::Path;
 
 use common::{learn_ops, GW_MAC, ROUTER_MAC};
 use dnlb_lb::flow_table::Walked;
-use dnlb_lb::processor::Processor;
+use dnlb_lb::processor::{ListenerMemo, Processor};
 use dnlb_lb::snapshot::{BackendRegistry, BuildTime, Snapshot};
 use dnlb_lb::verdict::Action;
 use dnlb_testkit::VecPacket;
@@ -190,11 +190,18 @@ fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
     }
     let mut now = 1_000u32;
     let mut taken = 0;
+    // The first stage's listener memo, kept while the snapshot stays (as
+    // the worker keeps one for a burst).
+    let (mut memo, mut memo_snap) = (ListenerMemo::new(), usize::MAX);
     for p in stream {
         now = now.wrapping_add(p.after_ms);
         let f = frame(p);
         // With sync the healthy state is staging the next.
-        let snap = &snaps[if sync && p.health == 0 { 3 } else { p.health }];
+        let at = if sync && p.health == 0 { 3 } else { p.health };
+        let snap = &snaps[at];
+        if at != memo_snap {
+            (memo, memo_snap) = (ListenerMemo::new(), at);
+        }
         if sync {
             peer.process(&snaps[3], &mut VecPacket::new(&f), GW_MAC, now);
             for op in learn_ops(peer.sync().unwrap().drain()) {
@@ -203,7 +210,7 @@ fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
             }
         }
         let (mut a, mut b) = (VecPacket::new(&f), VecPacket::new(&f));
-        let staged = fast.stage(snap, &a);
+        let staged = fast.stage(snap, &a, &mut memo);
         // The general step with the first stage's fingerprint, or the
         // prefetch pass's.
         let hint = match staged.hint() {

@@ -20,12 +20,13 @@
 //! (the receive path streams frames through the caches and evicts the
 //! table's lines between two packets of a flow), and nothing is parsed twice.
 
+use dnlb_model::Scheduler;
 use dnlb_wire::buf::PacketBuf;
 use dnlb_wire::ip::IPPROTO_TCP;
 use dnlb_wire::tcp::TcpFlags;
 
 use super::parse::{self, Family, Frame, Tuple, V4, V6};
-use super::policy::schedule_hash;
+use super::policy::hash_for;
 use super::value::BACKEND_BITS;
 use super::Processor;
 use crate::flow_table::Probe;
@@ -72,6 +73,47 @@ const LIMITED: u8 = 8;
 /// caches), for the general step.
 const HINTED: u8 = 16;
 
+/// The listener of the last IPv4 destination (address, protocol, port)
+/// [`Processor::stage`] looked up, and what it needs of it. A burst's
+/// packets mostly go to one listener: the next packet to the same
+/// destination skips the VIP table and the listener's record (~25 of the
+/// first stage's instructions). Valid under one snapshot only: the worker
+/// makes a new memo for each burst.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerMemo {
+    /// [`Family::memo_key`] of the destination; `u64::MAX`: none yet.
+    key: u64,
+    /// What it found; `None`: not the usual packet's listener (none, or one
+    /// with an access list).
+    usual: Option<Usual>,
+}
+
+/// What the first stage needs of a listener without an access list.
+#[derive(Debug, Clone, Copy)]
+struct Usual {
+    listener: u16,
+    slot: u16,
+    group: u16,
+    limited: bool,
+    scheduler: Scheduler,
+}
+
+impl ListenerMemo {
+    /// An empty memo (the next lookup fills it).
+    pub const fn new() -> Self {
+        ListenerMemo {
+            key: u64::MAX,
+            usual: None,
+        }
+    }
+}
+
+impl Default for ListenerMemo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Staged {
     /// Whether [`Processor::finish`] may take the frame.
     #[inline(always)]
@@ -101,7 +143,7 @@ impl Processor {
         src_mac: [u8; 6],
         now: u32,
     ) -> Option<Action> {
-        let s = self.stage(snap, pkt);
+        let s = self.stage(snap, pkt, &mut ListenerMemo::new());
         self.finish(snap, pkt, s, src_mac, now)
     }
 
@@ -110,10 +152,11 @@ impl Processor {
     /// other frame, when the table is larger than the caches
     /// ([`Processor::wants_prefetch`]), gets its fingerprint alone
     /// ([`Processor::prepare`], buckets loading the same way) for the
-    /// general step. Changes nothing.
+    /// general step. Changes nothing but `memo`, which must be new or have
+    /// been used under `snap` only.
     #[inline(always)]
-    pub fn stage<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
-        let s = self.stage_usual(snap, pkt);
+    pub fn stage<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P, memo: &mut ListenerMemo) -> Staged {
+        let s = self.stage_usual(snap, pkt, memo);
         if s.is_usual() || !self.wants_prefetch() {
             return s;
         }
@@ -132,14 +175,58 @@ impl Processor {
 
     /// [`Processor::stage`] of the usual packet (or the default record).
     #[inline(always)]
-    fn stage_usual<P: PacketBuf>(&self, snap: &Snapshot, pkt: &P) -> Staged {
+    fn stage_usual<P: PacketBuf>(
+        &self,
+        snap: &Snapshot,
+        pkt: &P,
+        memo: &mut ListenerMemo,
+    ) -> Staged {
         if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
-            return self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags);
+            return self.stage_flow::<V4>(snap, frame, p.t, p.tcp_flags, memo);
         }
         match parse::fast_v6(pkt.data()) {
-            Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags),
+            Some((frame, p)) => self.stage_flow::<V6>(snap, frame, p.t, p.tcp_flags, memo),
             None => Staged::default(),
         }
+    }
+
+    /// The usual packet's listener for destination `t`: from `memo` if it
+    /// holds that destination, else looked up (and, for IPv4, kept there).
+    #[inline(always)]
+    fn usual_listener<F: Family>(
+        snap: &Snapshot,
+        t: &Tuple<F::Addr>,
+        memo: &mut ListenerMemo,
+    ) -> Option<Usual> {
+        let key = F::memo_key(t.dst, t.proto, t.dport);
+        if key == Some(memo.key) {
+            return memo.usual;
+        }
+        let usual = Self::look_up_usual::<F>(snap, t);
+        if let Some(key) = key {
+            *memo = ListenerMemo { key, usual };
+        }
+        usual
+    }
+
+    /// [`Processor::usual_listener`] without the memo.
+    #[inline(always)]
+    fn look_up_usual<F: Family>(snap: &Snapshot, t: &Tuple<F::Addr>) -> Option<Usual> {
+        let VipMatch::Listener(ListenerId(id)) = F::listener(&snap.vips, t.dst, t.proto, t.dport)
+        else {
+            return None;
+        };
+        let l = snap.listeners.get(usize::from(id))?;
+        if l.acl.is_some() {
+            return None;
+        }
+        Some(Usual {
+            listener: id,
+            slot: l.slot,
+            group: l.group,
+            limited: l.limits.any(),
+            scheduler: l.scheduler,
+        })
     }
 
     /// [`Processor::stage`] of a parsed TCP/UDP packet.
@@ -150,34 +237,28 @@ impl Processor {
         f: Frame,
         t: Tuple<F::Addr>,
         flags: TcpFlags,
+        memo: &mut ListenerMemo,
     ) -> Staged {
         let tcp = t.proto == IPPROTO_TCP;
         if tcp && flags.bits() & OPEN_MASK != TcpFlags::ACK.bits() {
             return Staged::default();
         }
-        let VipMatch::Listener(ListenerId(id)) = F::listener(&snap.vips, t.dst, t.proto, t.dport)
-        else {
+        let Some(l) = Self::usual_listener::<F>(snap, &t, memo) else {
             return Staged::default();
         };
-        let Some(l) = snap.listeners.get(usize::from(id)) else {
-            return Staged::default();
-        };
-        if l.acl.is_some() {
-            return Staged::default();
-        }
         let probe = self.flows.probe(F::fingerprint(self.seed, &t));
-        let hash = schedule_hash::<F>(l, &t);
+        let hash = hash_for::<F>(l.scheduler, &t);
         Staged {
             probe,
             hash,
             ip_len: f.ip_len as u32,
-            listener: id,
+            listener: l.listener,
             slot: l.slot,
             group: l.group,
             bits: USUAL
                 | if tcp { TCP } else { 0 }
                 | if f.v6 { IPV6 } else { 0 }
-                | if l.limits.any() { LIMITED } else { 0 },
+                | if l.limited { LIMITED } else { 0 },
         }
     }
 

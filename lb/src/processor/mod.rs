@@ -30,7 +30,7 @@ pub use explain::{
     explain_table, verdict, FlowQuery, Match, Reason, TableAnswer, TablePick, Tracked, Verdict,
     WorkerAnswer,
 };
-pub use fast::Staged;
+pub use fast::{ListenerMemo, Staged};
 use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 pub use sync::{learned_key, Exception, LearnOp, SyncCounters, SyncState};

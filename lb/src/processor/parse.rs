@@ -74,6 +74,9 @@ pub(super) trait Family {
     fn key(a: Self::Addr) -> u128;
     /// The listener of a packet to `dst`, `proto`, `port`.
     fn listener(vips: &VipTable, dst: Self::Addr, proto: u8, port: u16) -> VipMatch;
+    /// `dst`, `proto` and `port` in one word, if they fit (IPv4), for the
+    /// fast path's [`super::fast::ListenerMemo`].
+    fn memo_key(dst: Self::Addr, proto: u8, port: u16) -> Option<u64>;
     fn flow_hash(t: &Tuple<Self::Addr>) -> u64;
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
@@ -102,6 +105,12 @@ impl Family for V4 {
     #[inline(always)]
     fn listener(vips: &VipTable, dst: [u8; 4], proto: u8, port: u16) -> VipMatch {
         vips.lookup_v4(dst, proto, port)
+    }
+    #[inline(always)]
+    fn memo_key(dst: [u8; 4], proto: u8, port: u16) -> Option<u64> {
+        // 56 bits: never u64::MAX, the empty memo's key.
+        let addr = u64::from(u32::from_be_bytes(dst));
+        Some(addr << 24 | u64::from(proto) << 16 | u64::from(port))
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 4]) -> crate::acl::AclCode {
@@ -141,6 +150,10 @@ impl Family for V6 {
     #[inline(always)]
     fn listener(vips: &VipTable, dst: [u8; 16], proto: u8, port: u16) -> VipMatch {
         vips.lookup_v6(dst, proto, port)
+    }
+    #[inline(always)]
+    fn memo_key(_: [u8; 16], _: u8, _: u16) -> Option<u64> {
+        None
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclCode {

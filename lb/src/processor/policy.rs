@@ -19,7 +19,13 @@ use crate::vip::FragmentTarget;
 /// The scheduler's hash of a flow (5-tuple, or the client address).
 #[inline(always)]
 pub(super) fn schedule_hash<F: Family>(l: &ListenerState, t: &Tuple<F::Addr>) -> u64 {
-    match l.scheduler {
+    hash_for::<F>(l.scheduler, t)
+}
+
+/// [`schedule_hash`] for a listener with `scheduler`.
+#[inline(always)]
+pub(super) fn hash_for<F: Family>(scheduler: Scheduler, t: &Tuple<F::Addr>) -> u64 {
+    match scheduler {
         Scheduler::Maglev => F::flow_hash(t),
         Scheduler::SourceIp => F::src_hash(t.src),
     }
