@@ -189,7 +189,8 @@ fn norm(fp: u64) -> u64 {
 /// the second does not compute them again).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Probe {
-    /// The fingerprint, as given.
+    /// The fingerprint as the table keeps it (never 0; the same entry as
+    /// the fingerprint given).
     pub fp: u64,
     pub(crate) b1: u32,
     pub(crate) b2: u32,
@@ -376,7 +377,8 @@ impl FlowTable {
     /// starts from there.
     #[inline(always)]
     pub fn probe(&self, fp: u64) -> Probe {
-        let (b1, b2) = self.candidates(norm(fp));
+        let fp = norm(fp);
+        let (b1, b2) = self.candidates(fp);
         crate::prefetch::prefetch(self.bucket(b1));
         crate::prefetch::prefetch(self.bucket(b2));
         Probe {
@@ -391,8 +393,11 @@ impl FlowTable {
     /// fingerprint and the table's size only).
     #[inline(always)]
     pub fn lookup_probe(&mut self, p: Probe, now: u32, refresh_timeout: u32) -> Option<u32> {
+        // `probe` normalized the fingerprint (0, the empty slot's, is never
+        // looked up).
+        debug_assert_ne!(p.fp, 0);
         let buckets = (p.b1 as usize, p.b2 as usize);
-        self.lookup_in(norm(p.fp), buckets, now, refresh_timeout)
+        self.lookup_in(p.fp, buckets, now, refresh_timeout)
     }
 
     /// The value stored for `fp` if its entry is live at `now`, without
