@@ -29,6 +29,8 @@ const HUGE_PAGE: usize = 2 << 20;
 pub struct HugeArray<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
+    /// `len - 1`: the index mask of [`HugeArray::masked`].
+    mask: usize,
     layout: Layout,
 }
 
@@ -66,7 +68,12 @@ impl<T: Copy> HugeArray<T> {
             // not read or drop the uninitialised contents.
             unsafe { raw.add(i).write(value) };
         }
-        HugeArray { ptr, len, layout }
+        HugeArray {
+            ptr,
+            len,
+            mask: len - 1,
+            layout,
+        }
     }
 }
 
@@ -76,16 +83,23 @@ impl<T: Copy> HugeArray<T> {
     /// the array: `i & (len - 1) <= len - 1`).
     #[inline(always)]
     pub fn masked(&self, i: usize) -> &T {
-        // SAFETY: `len > 0` (asserted in `filled`), so `len - 1` does not
-        // wrap and `i & (len - 1) < len`: an initialised element we own.
-        unsafe { &*self.ptr.as_ptr().add(i & (self.len - 1)) }
+        // SAFETY: `len > 0` (asserted in `filled`), so `mask = len - 1` did
+        // not wrap and `i & mask < len`: an initialised element we own.
+        unsafe { &*self.ptr.as_ptr().add(i & self.mask) }
+    }
+
+    /// `len - 1`, the mask [`HugeArray::masked`] applies: of a power-of-two
+    /// length, the mask of every index.
+    #[inline(always)]
+    pub fn mask(&self) -> usize {
+        self.mask
     }
 
     /// [`HugeArray::masked`], mutable.
     #[inline(always)]
     pub fn masked_mut(&mut self, i: usize) -> &mut T {
         // SAFETY: as in `masked`; `&mut self` is exclusive.
-        unsafe { &mut *self.ptr.as_ptr().add(i & (self.len - 1)) }
+        unsafe { &mut *self.ptr.as_ptr().add(i & self.mask) }
     }
 }
 

@@ -217,8 +217,6 @@ pub struct FlowTable {
     /// One [`Aux`] per slot (bucket `b`, way `w` at `b * WAYS + w`), for
     /// tables made with [`FlowTable::with_aux`]; empty otherwise.
     aux: Option<HugeArray<Aux>>,
-    /// `buckets.len() - 1` (a power of two minus one).
-    mask: usize,
     /// Occupied slots: live entries plus expired ones not yet reclaimed.
     len: usize,
     /// Next bucket [`FlowTable::sweep`] visits.
@@ -272,7 +270,6 @@ impl FlowTable {
         FlowTable {
             buckets: HugeArray::filled(n, Bucket::EMPTY),
             aux: None,
-            mask: n - 1,
             len: 0,
             cursor: 0,
             last_miss: 0,
@@ -291,12 +288,20 @@ impl FlowTable {
         t
     }
 
+    /// The bucket index mask: the number of buckets (a power of two) less
+    /// one. The buckets' own, so that indexing a bucket masked with it
+    /// again costs nothing.
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.buckets.mask()
+    }
+
     /// The two candidate buckets of a (normalised) fingerprint; always
     /// distinct.
     #[inline(always)]
     fn candidates(&self, fp: u64) -> (usize, usize) {
-        let b1 = fp as usize & self.mask;
-        let b2 = (fp >> 32) as usize & self.mask;
+        let b1 = fp as usize & self.mask();
+        let b2 = (fp >> 32) as usize & self.mask();
         (b1, b2 ^ usize::from(b1 == b2))
     }
 
@@ -305,14 +310,14 @@ impl FlowTable {
     /// packet path.
     #[inline(always)]
     fn bucket(&self, b: usize) -> &Bucket {
-        debug_assert!(b <= self.mask);
+        debug_assert!(b <= self.mask());
         self.buckets.masked(b)
     }
 
     /// [`FlowTable::bucket`], mutable.
     #[inline(always)]
     fn bucket_mut(&mut self, b: usize) -> &mut Bucket {
-        debug_assert!(b <= self.mask);
+        debug_assert!(b <= self.mask());
         self.buckets.masked_mut(b)
     }
 
@@ -519,7 +524,7 @@ impl FlowTable {
                     freed += 1;
                 }
             }
-            self.cursor = (self.cursor + 1) & self.mask;
+            self.cursor = (self.cursor + 1) & self.mask();
         }
         self.len -= freed;
         freed
@@ -540,7 +545,7 @@ impl FlowTable {
         now: u32,
         mut f: impl FnMut(Walked) -> bool,
     ) -> usize {
-        let mut b = start & self.mask;
+        let mut b = start & self.mask();
         for _ in 0..max_buckets.min(self.buckets.len()) {
             for (w, e) in self.buckets[b].e.iter().enumerate() {
                 if e.fp == 0 || !live(e.expiry, now) {
@@ -560,7 +565,7 @@ impl FlowTable {
                     return b;
                 }
             }
-            b = (b + 1) & self.mask;
+            b = (b + 1) & self.mask();
         }
         b
     }
