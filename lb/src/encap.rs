@@ -154,54 +154,8 @@ impl EncapTemplate {
         };
         let len = ETH + ip_len + after_ip;
         t.len = len as u8;
+        t.write_outer_ip(backend, proto, outer)?;
         let b = &mut t.bytes;
-        let ethertype = if t.outer_v6 {
-            ETHERTYPE_IPV6
-        } else {
-            ETHERTYPE_IPV4
-        };
-        ethernet::write_header(b, outer.next_hop_mac, [0; 6], ethertype).ok()?;
-        match backend {
-            IpAddr::V4(dst) => {
-                Ipv4Header {
-                    src: outer.source_v4?,
-                    dst,
-                    protocol: proto,
-                    ttl: outer.ttl,
-                    tos: 0,
-                    ident: 0,
-                    dont_fragment: true,
-                    payload_len: 0,
-                }
-                .write(&mut b[ETH..])
-                .ok()?;
-                // Checksum as written covers total length 20; remove it so the
-                // per-packet patch adds the real total length.
-                let written = u16::from_be_bytes([b[ETH + 10], b[ETH + 11]]);
-                // Kept as the header's sum with total length 0 (what
-                // `checksum::update_16(c, 0, total)` starts from), so that a
-                // packet adds its total length and folds.
-                let zero_len = checksum::update_16(written, Ipv4Header::LEN as u16, 0);
-                // RFC 1624's ~HC + ~m with m = 0, folded now: a packet's
-                // sum (≤ 0xffff + 0xffff) then needs one fold, not a loop.
-                t.base_sum = u32::from(!checksum::fold(u32::from(!zero_len) + 0xffff));
-            }
-            IpAddr::V6(dst) => {
-                let src = outer.source_v6?;
-                Ipv6Header {
-                    src,
-                    dst,
-                    next_header: proto,
-                    hop_limit: outer.ttl,
-                    traffic_class: 0,
-                    flow_label: 0,
-                    payload_len: 0,
-                }
-                .write(&mut b[ETH..])
-                .ok()?;
-                t.base_sum = checksum::pseudo_header_v6(src, dst, IPPROTO_UDP, 0);
-            }
-        }
         let l4 = ETH + ip_len;
         match tunnel {
             Tunnel::IpIp => {}
@@ -252,6 +206,62 @@ impl EncapTemplate {
         }
         t.shape = t.fixed_shape();
         Some(t)
+    }
+
+    /// Writes the outer Ethernet header (source MAC 0) and IP header
+    /// (lengths and checksum 0), and the sum the per-packet patch starts
+    /// from.
+    /// `None` without a source address of the backend's family.
+    fn write_outer_ip(&mut self, backend: IpAddr, proto: u8, outer: &Outer) -> Option<()> {
+        let ethertype = if self.outer_v6 {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        };
+        let mac = outer.next_hop_mac;
+        ethernet::write_header(&mut self.bytes, mac, [0; 6], ethertype).ok()?;
+        match backend {
+            IpAddr::V4(dst) => {
+                Ipv4Header {
+                    src: outer.source_v4?,
+                    dst,
+                    protocol: proto,
+                    ttl: outer.ttl,
+                    tos: 0,
+                    ident: 0,
+                    dont_fragment: true,
+                    payload_len: 0,
+                }
+                .write(&mut self.bytes[ETH..])
+                .ok()?;
+                // Checksum as written covers total length 20; remove it so the
+                // per-packet patch adds the real total length.
+                let written = u16::from_be_bytes([self.bytes[ETH + 10], self.bytes[ETH + 11]]);
+                // Kept as the header's sum with total length 0 (what
+                // `checksum::update_16(c, 0, total)` starts from), so that a
+                // packet adds its total length and folds.
+                let zero_len = checksum::update_16(written, Ipv4Header::LEN as u16, 0);
+                // RFC 1624's ~HC + ~m with m = 0, folded now: a packet's
+                // sum (≤ 0xffff + 0xffff) then needs one fold, not a loop.
+                self.base_sum = u32::from(!checksum::fold(u32::from(!zero_len) + 0xffff));
+            }
+            IpAddr::V6(dst) => {
+                let src = outer.source_v6?;
+                Ipv6Header {
+                    src,
+                    dst,
+                    next_header: proto,
+                    hop_limit: outer.ttl,
+                    traffic_class: 0,
+                    flow_label: 0,
+                    payload_len: 0,
+                }
+                .write(&mut self.bytes[ETH..])
+                .ok()?;
+                self.base_sum = checksum::pseudo_header_v6(src, dst, IPPROTO_UDP, 0);
+            }
+        }
+        Some(())
     }
 
     /// The [`Shape`] whose constants describe this template exactly, or
