@@ -31,6 +31,12 @@
 #       [--sync]               dnlb with flow-exception sync configured (a
 #                              [sync] section whose one peer never answers,
 #                              as in bench-forwarder.sh --sync)
+#       [--listing DIR]        also write DIR/LABEL.txt for each program: every
+#                              instruction of its own run at least 0.3 times a
+#                              packet, with its count, disassembly and the
+#                              functions it was inlined from
+#                              (scripts/lib/callgrind-listing.py; callgrind
+#                              then runs with --dump-instr=yes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
@@ -38,7 +44,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 seconds=60 modes=5tswap bins=target/release/dnlb top=0 sync=0
+flows=1000 seconds=60 modes=5tswap bins=target/release/dnlb top=0 sync=0 listing=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -47,6 +53,7 @@ while [ $# -gt 0 ]; do
     --dnlb) bins=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
     --sync) sync=1; shift ;;
+    --listing) listing=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -55,6 +62,12 @@ read -r -a bins <<< "$bins"
 
 dnlb_ensure_all
 dnlb_ensure_apt valgrind
+if [ -n "$listing" ]; then
+    dnlb_ensure_apt binutils
+    mkdir -p "$listing"
+fi
+vg=(valgrind --tool=callgrind --separate-threads=yes)
+if [ -n "$listing" ]; then vg+=(--dump-instr=yes); fi
 cargo build --release --quiet -p dnlb-forwarder -p dnlb-benches
 out=$(mktemp -d /tmp/dnlb-instr.XXXXXX)
 cleanup() {
@@ -110,6 +123,9 @@ count() {
             END { for (k in f) printf "    %6.1f %s\n", f[k] / pk, k }' "$out/ann.$label" |
             sort -rn | head -n "$top" | sed 's|/rustc/[0-9a-f]*/library/||'
     fi
+    if [ -n "$listing" ]; then
+        python3 scripts/lib/callgrind-listing.py "$best" "$bin" $((bursts * 32)) > "$listing/$label.txt"
+    fi
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) flows=$flows frame_len=60 proto=udp ip=4 tunnel=vxlan sync=$sync seconds=$seconds (callgrind, --no-huge)"
@@ -128,14 +144,14 @@ for bin in "${bins[@]}"; do
         bench_listener_config udp vxlan 4 4 $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
         if [ "$sync" = 1 ]; then bench_sync_config "$out"; fi
     } > "$cfg"
-    timeout -s INT "$seconds" valgrind --tool=callgrind --separate-threads=yes \
+    timeout -s INT "$seconds" "${vg[@]}" \
         --callgrind-out-file="$out/cg.dnlb$k" "$bin" run --config "$cfg" --stats-interval-ms 5000 \
         --watch-config-ms 0 < /dev/null > "$out/dnlb.log" 2>&1 || true
     grep -q 'tx_pps=[1-9]' "$out/dnlb.log" || { echo "dnlb $bin sent nothing:" >&2; tail -5 "$out/dnlb.log" >&2; exit 1; }
     count "dnlb$k" "$(readlink -f "$bin")"
 done
 for m in "${modes[@]}"; do
-    timeout -s INT "$seconds" valgrind --tool=callgrind --separate-threads=yes \
+    timeout -s INT "$seconds" "${vg[@]}" \
         --callgrind-out-file="$out/cg.$m" dpdk-testpmd "${mem[@]}" --no-pci --no-telemetry \
         "--file-prefix=instr-tp-$$" -l 0,1 "--vdev=net_pcap0,rx_pcap=$pcap,infinite_rx=1" -- \
         --forward-mode="$m" --total-num-mbufs="$pool" -a < /dev/null > "$out/testpmd.log" 2>&1 || true
