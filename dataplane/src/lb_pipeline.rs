@@ -226,40 +226,73 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let snap = self.snapshot.get();
         // First stage: each frame's listener and hashes, its flow-table
         // buckets starting to load (all the burst's loads overlap).
-        let mut memo = ListenerMemo::new();
-        for (p, s) in pkts.iter().zip(self.staged.iter_mut()) {
-            *s = if p.is_contiguous() {
-                self.processor.stage(snap, p, &mut memo)
-            } else {
-                Staged::default()
-            };
-        }
+        stage_burst(&self.processor, snap, pkts, &mut self.staged);
         if let Some(tap) = &mut self.capture {
             if tap.armed(now) {
                 return self.process_captured((port, mac, now), pkts, verdicts);
             }
         }
-        // Whether every packet leaves by the port it came in on (a gateway's
-        // usual burst): then the worker sends the burst as it is, without
-        // sorting packets by verdict.
-        let mut one_armed = true;
-        let firsts = self.staged.iter();
-        for ((p, v), &s) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(firsts) {
-            *v = match self.processor.finish(snap, p, s, mac, now) {
-                Some(Action::Drop(r)) => Verdict::Drop(r),
-                Some(_) => Verdict::Forward(port),
-                None => {
-                    let (ports, hint) = (&self.ports, s.hint());
-                    decide(&mut self.processor, snap, ports, port, p, mac, now, hint).1
-                }
-            };
-            one_armed &= *v == Verdict::Forward(port);
-        }
-        if one_armed {
-            BurstVerdict::Uniform(Verdict::Forward(port))
+        let (processor, ports, staged) = (&mut self.processor, &self.ports, &self.staged);
+        finish_burst(
+            processor,
+            snap,
+            ports,
+            (port, mac, now),
+            pkts,
+            staged,
+            verdicts,
+        )
+    }
+}
+
+/// The first stage over a burst ([`Processor::stage`] of each frame), out
+/// of line: a loop of its own keeps its values in registers.
+#[inline(never)]
+fn stage_burst<P: PacketBuf>(
+    processor: &Processor,
+    snap: &Snapshot,
+    pkts: &[P],
+    staged: &mut [Staged; BURST],
+) {
+    let mut memo = ListenerMemo::new();
+    for (p, s) in pkts.iter().zip(staged.iter_mut()) {
+        *s = if p.is_contiguous() {
+            processor.stage(snap, p, &mut memo)
         } else {
-            BurstVerdict::PerPacket
-        }
+            Staged::default()
+        };
+    }
+}
+
+/// The second stage over a burst ([`Processor::finish`], else the general
+/// step, of each frame) and the burst's verdict, out of line like
+/// [`stage_burst`].
+#[inline(never)]
+fn finish_burst<P: PacketBuf>(
+    processor: &mut Processor,
+    snap: &Snapshot,
+    ports: &PortPlan,
+    (port, mac, now): (PortIndex, [u8; 6], u32),
+    pkts: &mut [P],
+    staged: &[Staged; BURST],
+    verdicts: &mut [Verdict; BURST],
+) -> BurstVerdict {
+    // Whether every packet leaves by the port it came in on (a gateway's
+    // usual burst): then the worker sends the burst as it is, without
+    // sorting packets by verdict.
+    let mut one_armed = true;
+    for ((p, v), &s) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(staged) {
+        *v = match processor.finish(snap, p, s, mac, now) {
+            Some(Action::Drop(r)) => Verdict::Drop(r),
+            Some(_) => Verdict::Forward(port),
+            None => decide(processor, snap, ports, port, p, mac, now, s.hint()).1,
+        };
+        one_armed &= *v == Verdict::Forward(port);
+    }
+    if one_armed {
+        BurstVerdict::Uniform(Verdict::Forward(port))
+    } else {
+        BurstVerdict::PerPacket
     }
 }
 

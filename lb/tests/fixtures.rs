@@ -112,13 +112,14 @@ fn client_frame(n: u8, v6: bool, tcp: bool, payload_len: usize) -> Vec<u8> {
     out
 }
 
-/// The flow hash dnlb uses for a client frame (entropy of the outer headers).
-fn flow_hash(n: u8, v6: bool, tcp: bool) -> u64 {
+/// The entropy of the outer headers of a client frame's flow: its mix, the
+/// flow hash before its last round.
+fn flow_entropy(n: u8, v6: bool, tcp: bool) -> u64 {
     let (proto, dport) = if tcp { (6, 80) } else { (17, 53) };
     if v6 {
-        hash::flow_hash_v6(CLIENT6, vip6(n), proto, 40000, dport)
+        hash::flow_mix_v6(CLIENT6, vip6(n), proto, 40000, dport)
     } else {
-        hash::flow_hash_v4(CLIENT4, vip4(n), proto, 40000, dport)
+        hash::flow_mix_v4(CLIENT4, vip4(n), proto, 40000, dport)
     }
 }
 
@@ -278,8 +279,12 @@ fn every_encapsulation_by_family_and_protocol() {
         for v6 in [false, true] {
             for tcp in [false, true] {
                 let input = client_frame(n, v6, tcp, 33);
-                let want =
-                    expected_encap(&input, backend_addr(g), tunnel_of(g), flow_hash(n, v6, tcp));
+                let want = expected_encap(
+                    &input,
+                    backend_addr(g),
+                    tunnel_of(g),
+                    flow_entropy(n, v6, tcp),
+                );
                 let listener = snap
                     .listeners
                     .iter()
@@ -315,7 +320,7 @@ fn ethernet_padding_and_vlan_tags_are_not_carried() {
         &ip_only,
         backend_addr(0),
         tunnel_of(0),
-        flow_hash(1, false, false),
+        flow_entropy(1, false, false),
     );
     // An 802.1Q-tagged frame: the tag is stripped with the old L2 header.
     let mut tagged = client_frame(1, false, false, 2);
@@ -503,7 +508,7 @@ fn icmp_errors_reach_the_backend_that_owns_the_flow() {
             ),
             ("v6 unreachable", icmp_error_v6(n, 1, [0; 4]), true),
         ] {
-            let h = flow_hash(n, v6, true);
+            let h = flow_entropy(n, v6, true);
             let want = expected_encap(&input, backend_addr(g), tunnel_of(g), h);
             let id = snap
                 .listeners

@@ -26,10 +26,10 @@ use dnlb_wire::ip::IPPROTO_TCP;
 use dnlb_wire::tcp::TcpFlags;
 
 use super::parse::{self, Family, Frame, Tuple, V4, V6};
-use super::policy::hash_for;
 use super::value::BACKEND_BITS;
 use super::Processor;
 use crate::flow_table::Probe;
+use crate::hash::flow_hash_of_mix;
 use crate::ids::{BackendId, ListenerId};
 use crate::snapshot::Snapshot;
 use crate::verdict::Action;
@@ -46,8 +46,10 @@ const OPEN_MASK: u16 =
 pub struct Staged {
     /// Flow-table fingerprint, and where in the table its flow may be.
     probe: Probe,
-    /// Scheduler hash (and outer-header entropy).
-    hash: u64,
+    /// The flow's mix ([`Family::flow_mix`]): the outer headers' entropy,
+    /// and for a Maglev listener what its scheduler hash finishes (a new
+    /// flow's only).
+    mix: u64,
     /// Length of the IP packet.
     ip_len: u32,
     /// The listener's index in the snapshot.
@@ -56,7 +58,7 @@ pub struct Staged {
     slot: u16,
     /// Its target group.
     group: u16,
-    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`].
+    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`].
     bits: u8,
 }
 
@@ -72,6 +74,9 @@ const LIMITED: u8 = 8;
 /// fingerprint [`Processor::prepare`] found (a table larger than the
 /// caches), for the general step.
 const HINTED: u8 = 16;
+/// [`Staged::bits`]: the listener schedules by client address (a new
+/// flow's hash is the source's, read again from the frame).
+const SOURCE_IP: u8 = 32;
 
 /// The listener of the last IPv4 destination (address, protocol, port)
 /// [`Processor::stage`] looked up, and what it needs of it. A burst's
@@ -247,10 +252,10 @@ impl Processor {
             return Staged::default();
         };
         let probe = self.flows.probe(F::fingerprint(self.seed, &t));
-        let hash = hash_for::<F>(l.scheduler, &t);
+        let mix = F::flow_mix(&t);
         Staged {
             probe,
-            hash,
+            mix,
             ip_len: f.ip_len as u32,
             listener: l.listener,
             slot: l.slot,
@@ -258,7 +263,12 @@ impl Processor {
             bits: USUAL
                 | if tcp { TCP } else { 0 }
                 | if f.v6 { IPV6 } else { 0 }
-                | if l.limited { LIMITED } else { 0 },
+                | if l.limited { LIMITED } else { 0 }
+                | if l.scheduler == Scheduler::SourceIp {
+                    SOURCE_IP
+                } else {
+                    0
+                },
         }
     }
 
@@ -295,7 +305,12 @@ impl Processor {
             None if !tcp && s.bits & LIMITED != 0 => return None,
             None => {
                 let l = snap.listeners.get(usize::from(s.listener))?;
-                (l.table.lookup(s.hash)?, true)
+                let hash = if s.bits & SOURCE_IP == 0 {
+                    flow_hash_of_mix(s.mix)
+                } else {
+                    parse::src_hash_at(pkt.data(), s.bits & IPV6 != 0)?
+                };
+                (l.table.lookup(hash)?, true)
             }
         };
         let b = snap.backend(backend)?;
@@ -315,7 +330,7 @@ impl Processor {
                 Err(_) => c.flow_table_full += 1,
             }
         }
-        if let Err(reason) = tpl.apply(pkt, 14, ip_len, s.hash, src_mac) {
+        if let Err(reason) = tpl.apply(pkt, 14, ip_len, s.mix, src_mac) {
             self.counters.backend_drop(backend, reason);
             self.counters.listener_drop(s.slot, reason);
             return Some(Action::Drop(reason));

@@ -80,13 +80,14 @@ struct Ctx<'a> {
 }
 
 /// Where a packet goes once its backend is known: the listener whose
-/// counters it counts under, the backend, and the flow hash (entropy for
-/// the outer headers).
+/// counters it counts under, the backend, and the entropy for the outer
+/// headers (a flow's mix, [`parse::Family::flow_mix`]; a fragment's address
+/// hash).
 #[derive(Clone, Copy)]
 struct Target {
     slot: u16,
     backend: BackendId,
-    hash: u64,
+    entropy: u64,
 }
 
 /// Whether listener `l`'s access list (if any) lets source `src` in;
@@ -437,7 +438,7 @@ impl Processor {
                 Target {
                     slot: l.slot,
                     backend,
-                    hash,
+                    entropy: hash,
                 },
             ),
             None => Err(DropReason::NoBackend),
@@ -476,9 +477,10 @@ impl Processor {
             }
             None => F::fingerprint(self.seed, &t),
         };
+        let mix = F::flow_mix(&t);
         let key = FlowKey {
             fp,
-            hash: policy::schedule_hash::<F>(l, &t),
+            hash: policy::hash_from_mix::<F>(l.scheduler, mix, t.src),
             proto: t.proto,
             tcp_flags,
         };
@@ -511,7 +513,7 @@ impl Processor {
             let to = Target {
                 slot: l.slot,
                 backend,
-                hash: key.hash,
+                entropy: mix,
             };
             self.send(cx, pkt, frame, to)
         });
@@ -553,7 +555,7 @@ impl Processor {
             let to = Target {
                 slot: l.slot,
                 backend,
-                hash,
+                entropy: F::flow_mix(&t),
             };
             self.send(cx, pkt, frame, to)
         });
@@ -647,7 +649,7 @@ impl Processor {
             self.counters.too_big_sent += 1;
             return Ok(Action::Reply);
         }
-        t.apply(pkt, f.l2, f.ip_len, to.hash, cx.src_mac)?;
+        t.apply(pkt, f.l2, f.ip_len, to.entropy, cx.src_mac)?;
         self.counters.sent(to.slot, to.backend, f.ip_len as u64);
         Ok(Action::Encapsulated(to.backend))
     }

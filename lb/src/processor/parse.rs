@@ -78,6 +78,9 @@ pub(super) trait Family {
     /// fast path's [`super::fast::ListenerMemo`].
     fn memo_key(dst: Self::Addr, proto: u8, port: u16) -> Option<u64>;
     fn flow_hash(t: &Tuple<Self::Addr>) -> u64;
+    /// [`Family::flow_hash`] before its last round: the flow's entropy for
+    /// outer headers ([`hash::flow_mix_v4`]).
+    fn flow_mix(t: &Tuple<Self::Addr>) -> u64;
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
     fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
@@ -125,6 +128,10 @@ impl Family for V4 {
         hash::flow_hash_v4(t.src, t.dst, t.proto, t.sport, t.dport)
     }
     #[inline(always)]
+    fn flow_mix(t: &Tuple<[u8; 4]>) -> u64 {
+        hash::flow_mix_v4(t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+    #[inline(always)]
     fn src_hash(a: [u8; 4]) -> u64 {
         hash::src_hash_v4(a)
     }
@@ -167,6 +174,10 @@ impl Family for V6 {
     #[inline(always)]
     fn flow_hash(t: &Tuple<[u8; 16]>) -> u64 {
         hash::flow_hash_v6(t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+    #[inline(always)]
+    fn flow_mix(t: &Tuple<[u8; 16]>) -> u64 {
+        hash::flow_mix_v6(t.src, t.dst, t.proto, t.sport, t.dport)
     }
     #[inline(always)]
     fn src_hash(a: [u8; 16]) -> u64 {
@@ -337,6 +348,17 @@ pub(super) fn fast_v6(d: &[u8]) -> Option<(Frame, Parsed<[u8; 16]>)> {
         },
         with_ports(src, dst, proto, [h[54], h[55], h[56], h[57]], tcp_flags, 54),
     ))
+}
+
+/// The source-IP scheduler's hash of a frame [`fast_v4`] (`v6`: [`fast_v6`])
+/// accepted: its client address is at a fixed offset.
+#[inline]
+pub(super) fn src_hash_at(d: &[u8], v6: bool) -> Option<u64> {
+    Some(if v6 {
+        V6::src_hash(*d.get(22..38)?.first_chunk()?)
+    } else {
+        V4::src_hash(*d.get(26..30)?.first_chunk()?)
+    })
 }
 
 /// A TCP/UDP packet's [`Parsed`] value: its ports are the first 4 bytes of
