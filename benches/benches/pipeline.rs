@@ -106,7 +106,7 @@ fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
     }
     let mac = [2, 0, 0, 0, 0, 1];
     for (pkt, s) in pkts.iter_mut().zip(staged) {
-        let a = match p.finish(snap, pkt, s, mac, now) {
+        let a = match p.finish(snap, pkt, &s, mac, now) {
             Some(a) => a,
             None => p.process_hinted(snap, pkt, mac, now, s.hint()),
         };

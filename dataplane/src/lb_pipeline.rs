@@ -280,14 +280,23 @@ fn finish_burst<P: PacketBuf>(
     // Whether every packet leaves by the port it came in on (a gateway's
     // usual burst): then the worker sends the burst as it is, without
     // sorting packets by verdict.
+    // (The second stage only encapsulates or drops: its packets are judged
+    // where they are decided.)
     let mut one_armed = true;
-    for ((p, v), &s) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(staged) {
+    let forward = Verdict::Forward(port);
+    for ((p, v), s) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(staged) {
         *v = match processor.finish(snap, p, s, mac, now) {
-            Some(Action::Drop(r)) => Verdict::Drop(r),
-            Some(_) => Verdict::Forward(port),
-            None => decide(processor, snap, ports, port, p, mac, now, s.hint()).1,
+            Some(Action::Drop(r)) => {
+                one_armed = false;
+                Verdict::Drop(r)
+            }
+            Some(_) => forward,
+            None => {
+                let v = decide(processor, snap, ports, port, p, mac, now, s.hint()).1;
+                one_armed &= v == forward;
+                v
+            }
         };
-        one_armed &= *v == Verdict::Forward(port);
     }
     if one_armed {
         BurstVerdict::Uniform(Verdict::Forward(port))

@@ -113,6 +113,11 @@ impl Mbuf {
     #[inline(always)]
     fn data_ptr(&self) -> *mut u8 {
         let m = self.raw();
+        // SAFETY: every mbuf of a packet mempool has its buffer
+        // (rte_pktmbuf_init sets buf_addr, attaching keeps one), and an
+        // `Mbuf` is only made from those. Said so, the compiler drops the
+        // null checks of the slices made from it.
+        unsafe { std::hint::assert_unchecked(!m.buf_addr.is_null()) };
         // SAFETY: buf_addr + data_off stays inside the mbuf's buffer (DPDK
         // keeps data_off <= buf_len); this is rte_pktmbuf_mtod.
         unsafe { (m.buf_addr as *mut u8).add(m.data_off as usize) }

@@ -134,6 +134,18 @@ const ETH: usize = ethernet::HEADER_LEN;
 const UDP_SPORT_BASE: u16 = 49152;
 
 impl EncapTemplate {
+    /// A template of nothing, for an id without a backend
+    /// ([`crate::snapshot::BackendRoute`], which never applies it).
+    pub const UNBUILT: EncapTemplate = EncapTemplate {
+        bytes: [0; MAX_TEMPLATE],
+        len: 0,
+        outer_v6: false,
+        udp_at: 0,
+        inner_src_mac_at: 0,
+        base_sum: 0,
+        shape: Shape::General,
+    };
+
     /// The template for `tunnel` to `backend`, carrying inner packets of the
     /// given family. `None` if the gateway has no source address of the
     /// backend's family (config validation prevents that).

@@ -20,14 +20,18 @@ use dnlb_testkit::VecPacket;
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
 
-/// Listeners: web (TCP 80, both families), dns (UDP 53, new-flow limits),
-/// admin (TCP 443, access list), stats (UDP 5353, source-IP scheduler);
-/// backends of every tunnel kind, one over IPv6; MTU 1300.
-const CONFIG: &str = "[gateway]\nname = \"f\"\n[dataplane]\nworker_lcores = [1]\n\
+/// Listeners: web (TCP 80, both families, to target group `web_group`),
+/// dns (UDP 53, new-flow limits), admin (TCP 443, access list), stats (UDP
+/// 5353, source-IP scheduler); group g's backends of every tunnel kind, one
+/// over IPv6, and group h's one; MTU 1300.
+fn config(web_group: &str) -> String {
+    format!(
+        "[gateway]\nname = \"f\"\n[dataplane]\nworker_lcores = [1]\n\
     [[dataplane.ports]]\nname = \"net_null0\"\n\
     [encap]\nsource_v4 = \"192.0.2.254\"\nsource_v6 = \"2001:db8::fe\"\n\
     next_hop_mac = \"02:00:00:00:00:fe\"\nmtu = 1300\n\
-    [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\", \"2001:db8::1\"]\nprotocol = \"tcp\"\nport = 80\ntarget_group = \"g\"\n\
+    [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\", \"2001:db8::1\"]\nprotocol = \"tcp\"\nport = 80\n\
+    target_group = \"{web_group}\"\n\
     [[listener]]\nname = \"dns\"\nvips = [\"192.0.2.1\"]\nprotocol = \"udp\"\nport = 53\ntarget_group = \"g\"\n\
     [listener.limits]\nnew_flows_per_sec = 20\n\
     [[listener]]\nname = \"admin\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 443\ntarget_group = \"g\"\n\
@@ -38,16 +42,26 @@ const CONFIG: &str = "[gateway]\nname = \"f\"\n[dataplane]\nworker_lcores = [1]\
     [[target_group.backend]]\naddress = \"10.9.0.1\"\ntunnel = \"vxlan\"\nvni = 7\ninner_mac = \"02:00:0a:09:00:01\"\n\
     [[target_group.backend]]\naddress = \"10.9.0.2\"\ntunnel = \"ipip\"\n\
     [[target_group.backend]]\naddress = \"10.9.0.3\"\ntunnel = \"gue\"\n\
-    [[target_group.backend]]\naddress = \"2001:db8:9::4\"\ntunnel = \"gre\"\ngre_key = 4\n";
+    [[target_group.backend]]\naddress = \"2001:db8:9::4\"\ntunnel = \"gre\"\ngre_key = 4\n\
+    [[target_group]]\nname = \"h\"\n\
+    [[target_group.backend]]\naddress = \"10.9.0.9\"\ntunnel = \"ipip\"\n"
+    )
+}
 
 /// The snapshot with the backends whose last address byte is in `down`
-/// failing their health checks.
-fn snapshot(down: &[u8], reg: &mut BackendRegistry) -> Snapshot {
-    let cfg = dnlb_config::parse(Path::new("f.toml"), CONFIG).unwrap_or_else(|e| panic!("{e}"));
+/// failing their health checks, listener web to group `web_group`.
+fn snapshot_of(web_group: &str, down: &[u8], reg: &mut BackendRegistry) -> Snapshot {
+    let text = config(web_group);
+    let cfg = dnlb_config::parse(Path::new("f.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
     let healthy = |_: &str, id: &dnlb_lb::maglev::Identity| !down.contains(&id[15]);
     Snapshot::build_with_health(&cfg, 1, reg, None, &healthy, &BuildTime::now())
         .unwrap()
         .0
+}
+
+/// [`snapshot_of`] with web to group g.
+fn snapshot(down: &[u8], reg: &mut BackendRegistry) -> Snapshot {
+    snapshot_of("g", down, reg)
 }
 
 /// One packet of the stream.
@@ -63,7 +77,7 @@ struct Pkt {
     corrupt: Option<(usize, u8)>,
     /// Milliseconds since the previous packet.
     after_ms: u32,
-    /// Which snapshot (health state) is in force.
+    /// Which snapshot (health state; 4: web moved to group h) is in force.
     health: usize,
     /// Whether the burst's first pass ran (a hint is passed).
     hinted: bool,
@@ -130,7 +144,7 @@ fn pkt() -> impl Strategy<Value = Pkt> {
             prop_oneof![8 => 0usize..64, 1 => 1200usize..1400],
             prop::option::weighted(0.05, (0usize..80, any::<u8>())),
             prop_oneof![8 => 0u32..50, 1 => 0u32..400_000],
-            prop_oneof![12 => Just(0usize), 1 => 1usize..3],
+            prop_oneof![12 => Just(0usize), 1 => 1usize..3, 1 => Just(4usize)],
             any::<bool>(),
         ),
     )
@@ -172,7 +186,15 @@ fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
     let mut reg = BackendRegistry::default();
     let (healthy, one_down) = (snapshot(&[], &mut reg), snapshot(&[2], &mut reg));
     let staged = healthy.staging(&one_down);
-    let snaps = [healthy, one_down, snapshot(&[1, 3], &mut reg), staged];
+    // Last, web's flows tracked to group g's backends must leave them.
+    let moved = snapshot_of("h", &[], &mut reg);
+    let snaps = [
+        healthy,
+        one_down,
+        snapshot(&[1, 3], &mut reg),
+        staged,
+        moved,
+    ];
     // A table of 64 flows either way (one with sync keeps half as many).
     let side = || {
         if sync {
@@ -217,7 +239,7 @@ fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
             None if p.hinted => fast.prepare(&a),
             hint => hint,
         };
-        let got = match fast.finish(snap, &mut a, staged, GW_MAC, now) {
+        let got = match fast.finish(snap, &mut a, &staged, GW_MAC, now) {
             Some(action) => {
                 taken += 1;
                 action

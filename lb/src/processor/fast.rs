@@ -149,7 +149,7 @@ impl Processor {
         now: u32,
     ) -> Option<Action> {
         let s = self.stage(snap, pkt, &mut ListenerMemo::new());
-        self.finish(snap, pkt, s, src_mac, now)
+        self.finish(snap, pkt, &s, src_mac, now)
     }
 
     /// The first stage: whether `pkt` is the usual packet, and if so its
@@ -280,7 +280,7 @@ impl Processor {
         &mut self,
         snap: &Snapshot,
         pkt: &mut P,
-        s: Staged,
+        s: &Staged,
         src_mac: [u8; 6],
         now: u32,
     ) -> Option<Action> {
@@ -313,16 +313,16 @@ impl Processor {
                 (l.table.lookup(hash)?, true)
             }
         };
-        let b = snap.backend(backend)?;
-        if !b.usable || b.group != s.group {
+        let r = snap.route(backend)?;
+        if !r.admits(s.group) {
             return None;
         }
         let v6 = usize::from(s.bits & IPV6 != 0);
         let ip_len = s.ip_len as usize;
-        if ip_len > usize::from(b.max_ip_len[v6]) {
+        if ip_len > usize::from(r.max_ip_len[v6]) {
             return None;
         }
-        let tpl = &b.encap[v6];
+        let tpl = &r.encap[v6];
         if new {
             let c = &mut self.counters;
             match self.flows.insert(s.probe.fp, backend.0, now, timeout) {

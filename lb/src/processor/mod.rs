@@ -628,9 +628,10 @@ impl Processor {
         to: Target,
     ) -> Result<Action, DropReason> {
         let params = &cx.snap.params;
-        let b = cx.snap.backend(to.backend).ok_or(DropReason::NoBackend)?;
-        let t = &b.encap[f.v6 as usize];
-        let max_ip_len = b.max_ip_len[f.v6 as usize];
+        let r = cx.snap.route(to.backend).filter(|r| r.present());
+        let r = r.ok_or(DropReason::NoBackend)?;
+        let t = &r.encap[f.v6 as usize];
+        let max_ip_len = r.max_ip_len[f.v6 as usize];
         if f.ip_len > usize::from(max_ip_len) {
             let mtu = u32::from(max_ip_len);
             if params.too_big == TooBigPolicy::Drop || !f.df {

@@ -15,7 +15,9 @@ use crate::ids::{BackendId, ListenerId};
 use crate::maglev::{backend_identity, Identity, MaglevBackend, MaglevError, MaglevTable};
 use crate::vip::VipTable;
 
+mod route;
 mod sync;
+pub use route::BackendRoute;
 pub use sync::zone_tag;
 pub use sync::{backend_sync_key, listener_sync_key};
 use sync::{Members, OtherViews};
@@ -211,12 +213,6 @@ pub struct BackendState {
     pub zone: Option<String>,
     /// The zone's [`zone_tag`].
     pub zone_tag: u32,
-    /// Templates for inner IPv4 and inner IPv6 packets.
-    pub encap: [EncapTemplate; 2],
-    /// The longest inner IP packet of each family (as `encap`) that fits
-    /// the egress MTU once encapsulated: `mtu` less the template's IP
-    /// overhead (0 if the overhead alone exceeds it).
-    pub max_ip_len: [u16; 2],
     /// Names the backend to peer gateways (flow-exception sync): a hash of
     /// its target group's name and its identity.
     pub sync_key: u64,
@@ -314,6 +310,9 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerState>,
     /// Backends by id (`None`: id not in this config).
     pub backends: Vec<Option<BackendState>>,
+    /// What the packet path needs of each backend, by id (as many as
+    /// `backends`).
+    pub routes: Vec<BackendRoute>,
     /// VIP lookup.
     pub vips: VipTable,
     /// Every backend's address as a VIP-table key, sorted (to tell
@@ -439,6 +438,7 @@ impl Snapshot {
         let mut group_members: Vec<Members> = Vec::new();
         let mut group_views: Vec<OtherViews> = Vec::new();
         let mut backends: Vec<Option<BackendState>> = Vec::new();
+        let mut routes: Vec<BackendRoute> = Vec::new();
         let mut groups = Vec::with_capacity(cfg.target_groups.len());
         for (gi, g) in cfg.target_groups.iter().enumerate() {
             let plan = plan_group(cfg, g, healthy, at, &mut next_deadline);
@@ -460,13 +460,13 @@ impl Snapshot {
                     drain_until: b.drain_until,
                     zone: b.zone.clone(),
                     zone_tag: zone_tag(b.zone.as_deref()),
-                    encap,
-                    max_ip_len,
                     sync_key: backend_sync_key(&g.name, &identity),
                 };
                 if backends.len() <= id.0 as usize {
                     backends.resize(id.0 as usize + 1, None);
+                    routes.resize(id.0 as usize + 1, BackendRoute::absent());
                 }
+                routes[id.0 as usize] = BackendRoute::of(gi as u16, usable, encap, max_ip_len);
                 backends[id.0 as usize] = Some(state);
                 members.push((id, identity, new_flows));
             }
@@ -512,6 +512,7 @@ impl Snapshot {
                 generation,
                 listeners,
                 backends,
+                routes,
                 vips: VipTable::build(&cfg.listeners),
                 backend_keys,
                 routing_peers: sorted_keys(cfg.protection.host.routing_peers.iter().copied()),
@@ -537,6 +538,13 @@ impl Snapshot {
     #[inline(always)]
     pub fn backend(&self, id: BackendId) -> Option<&BackendState> {
         self.backends.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// The packet path's part of the backend with this id (see
+    /// [`BackendRoute::present`]), if the id is below the highest in use.
+    #[inline(always)]
+    pub fn route(&self, id: BackendId) -> Option<&BackendRoute> {
+        self.routes.get(id.0 as usize)
     }
 
     /// The listener with counter slot `slot`, if it is in this snapshot.
