@@ -52,14 +52,48 @@ pub struct Staged {
     mix: u64,
     /// Length of the IP packet.
     ip_len: u32,
+    /// Its listener, and what kind of packet it is.
+    who: Who,
+}
+
+/// A packet's listener as the second stage needs it, and the packet's kind,
+/// in one word (its listener index, counter slot and target group in bits
+/// 0..48, [`Who::bits`] above): the [`ListenerMemo`] keeps it ready (with
+/// [`USUAL`] and the listener's bits set) to copy with one move for the
+/// next packet to the same listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Who(u64);
+
+impl Who {
+    /// The word of `listener`, `slot`, `group` and `bits`.
+    const fn new(listener: u16, slot: u16, group: u16, bits: u8) -> Self {
+        Who(listener as u64 | (slot as u64) << 16 | (group as u64) << 32 | (bits as u64) << 48)
+    }
     /// The listener's index in the snapshot.
-    listener: u16,
+    #[inline(always)]
+    fn listener(self) -> u16 {
+        self.0 as u16
+    }
     /// Its counter slot.
-    slot: u16,
+    #[inline(always)]
+    fn slot(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
     /// Its target group.
-    group: u16,
+    #[inline(always)]
+    fn group(self) -> u16 {
+        (self.0 >> 32) as u16
+    }
     /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`].
-    bits: u8,
+    #[inline(always)]
+    fn bits(self) -> u8 {
+        (self.0 >> 48) as u8
+    }
+    /// With `bits` set too.
+    #[inline(always)]
+    fn with(self, bits: u8) -> Self {
+        Who(self.0 | u64::from(bits) << 48)
+    }
 }
 
 /// [`Staged::bits`]: the usual packet ([`Processor::finish`] may take it).
@@ -88,19 +122,10 @@ const SOURCE_IP: u8 = 32;
 pub struct ListenerMemo {
     /// [`Family::memo_key`] of the destination; `u64::MAX`: none yet.
     key: u64,
-    /// What it found; `None`: not the usual packet's listener (none, or one
-    /// with an access list).
-    usual: Option<Usual>,
-}
-
-/// What the first stage needs of a listener without an access list.
-#[derive(Debug, Clone, Copy)]
-struct Usual {
-    listener: u16,
-    slot: u16,
-    group: u16,
-    limited: bool,
-    scheduler: Scheduler,
+    /// What it found, the packet's own bits ([`TCP`], [`IPV6`]) left out;
+    /// no [`USUAL`] bit: not the usual packet's listener (none, or one with
+    /// an access list).
+    who: Who,
 }
 
 impl ListenerMemo {
@@ -108,7 +133,7 @@ impl ListenerMemo {
     pub const fn new() -> Self {
         ListenerMemo {
             key: u64::MAX,
-            usual: None,
+            who: Who(0),
         }
     }
 }
@@ -123,14 +148,14 @@ impl Staged {
     /// Whether [`Processor::finish`] may take the frame.
     #[inline(always)]
     pub fn is_usual(&self) -> bool {
-        self.bits & USUAL != 0
+        self.who.bits() & USUAL != 0
     }
 
     /// The flow-table fingerprint the first stage found, if any (the hint
     /// [`Processor::process_hinted`] takes).
     #[inline(always)]
     pub fn hint(&self) -> Option<u64> {
-        (self.bits & (USUAL | HINTED) != 0).then_some(self.probe.fp)
+        (self.who.bits() & (USUAL | HINTED) != 0).then_some(self.probe.fp)
     }
 }
 
@@ -171,7 +196,7 @@ impl Processor {
                     fp,
                     ..Probe::default()
                 },
-                bits: HINTED,
+                who: Who::new(0, 0, 0, HINTED),
                 ..Staged::default()
             },
             None => s,
@@ -197,26 +222,27 @@ impl Processor {
 
     /// The usual packet's listener for destination `t`: from `memo` if it
     /// holds that destination, else looked up (and, for IPv4, kept there).
+    /// Without [`USUAL`]: not the usual packet's.
     #[inline(always)]
     fn usual_listener<F: Family>(
         snap: &Snapshot,
         t: &Tuple<F::Addr>,
         memo: &mut ListenerMemo,
-    ) -> Option<Usual> {
+    ) -> Who {
         let key = F::memo_key(t.dst, t.proto, t.dport);
         if key == Some(memo.key) {
-            return memo.usual;
+            return memo.who;
         }
-        let usual = Self::look_up_usual::<F>(snap, t);
+        let who = Self::look_up_usual::<F>(snap, t).unwrap_or_default();
         if let Some(key) = key {
-            *memo = ListenerMemo { key, usual };
+            *memo = ListenerMemo { key, who };
         }
-        usual
+        who
     }
 
     /// [`Processor::usual_listener`] without the memo.
     #[inline(always)]
-    fn look_up_usual<F: Family>(snap: &Snapshot, t: &Tuple<F::Addr>) -> Option<Usual> {
+    fn look_up_usual<F: Family>(snap: &Snapshot, t: &Tuple<F::Addr>) -> Option<Who> {
         let VipMatch::Listener(ListenerId(id)) = F::listener(&snap.vips, t.dst, t.proto, t.dport)
         else {
             return None;
@@ -225,13 +251,13 @@ impl Processor {
         if l.acl.is_some() {
             return None;
         }
-        Some(Usual {
-            listener: id,
-            slot: l.slot,
-            group: l.group,
-            limited: l.limits.any(),
-            scheduler: l.scheduler,
-        })
+        let limited = if l.limits.any() { LIMITED } else { 0 };
+        let source_ip = if l.scheduler == Scheduler::SourceIp {
+            SOURCE_IP
+        } else {
+            0
+        };
+        Some(Who::new(id, l.slot, l.group, USUAL | limited | source_ip))
     }
 
     /// [`Processor::stage`] of a parsed TCP/UDP packet.
@@ -248,27 +274,16 @@ impl Processor {
         if tcp && flags.bits() & OPEN_MASK != TcpFlags::ACK.bits() {
             return Staged::default();
         }
-        let Some(l) = Self::usual_listener::<F>(snap, &t, memo) else {
+        let who = Self::usual_listener::<F>(snap, &t, memo);
+        if who.bits() & USUAL == 0 {
             return Staged::default();
-        };
-        let probe = self.flows.probe(F::fingerprint(self.seed, &t));
-        let mix = F::flow_mix(&t);
+        }
+        let who = who.with(if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 });
         Staged {
-            probe,
-            mix,
+            probe: self.flows.probe(F::fingerprint(self.seed, &t)),
+            mix: F::flow_mix(&t),
             ip_len: f.ip_len as u32,
-            listener: l.listener,
-            slot: l.slot,
-            group: l.group,
-            bits: USUAL
-                | if tcp { TCP } else { 0 }
-                | if f.v6 { IPV6 } else { 0 }
-                | if l.limited { LIMITED } else { 0 }
-                | if l.scheduler == Scheduler::SourceIp {
-                    SOURCE_IP
-                } else {
-                    0
-                },
+            who,
         }
     }
 
@@ -287,7 +302,7 @@ impl Processor {
         if !s.is_usual() {
             return None;
         }
-        let tcp = s.bits & TCP != 0;
+        let tcp = s.who.bits() & TCP != 0;
         let p = &snap.params;
         let timeout = if tcp {
             p.tcp_timeout_ms
@@ -302,22 +317,22 @@ impl Processor {
             // one to share.
             None if self.sync.is_some() => return None,
             // A datagram of an untracked flow opens one: new-flow limits.
-            None if !tcp && s.bits & LIMITED != 0 => return None,
+            None if !tcp && s.who.bits() & LIMITED != 0 => return None,
             None => {
-                let l = snap.listeners.get(usize::from(s.listener))?;
-                let hash = if s.bits & SOURCE_IP == 0 {
+                let l = snap.listeners.get(usize::from(s.who.listener()))?;
+                let hash = if s.who.bits() & SOURCE_IP == 0 {
                     flow_hash_of_mix(s.mix)
                 } else {
-                    parse::src_hash_at(pkt.data(), s.bits & IPV6 != 0)?
+                    parse::src_hash_at(pkt.data(), s.who.bits() & IPV6 != 0)?
                 };
                 (l.table.lookup(hash)?, true)
             }
         };
         let r = snap.route(backend)?;
-        if !r.admits(s.group) {
+        if !r.admits(s.who.group()) {
             return None;
         }
-        let v6 = usize::from(s.bits & IPV6 != 0);
+        let v6 = usize::from(s.who.bits() & IPV6 != 0);
         let ip_len = s.ip_len as usize;
         if ip_len > usize::from(r.max_ip_len[v6]) {
             return None;
@@ -332,10 +347,32 @@ impl Processor {
         }
         if let Err(reason) = tpl.apply(pkt, 14, ip_len, s.mix, src_mac) {
             self.counters.backend_drop(backend, reason);
-            self.counters.listener_drop(s.slot, reason);
+            self.counters.listener_drop(s.who.slot(), reason);
             return Some(Action::Drop(reason));
         }
-        self.counters.sent(s.slot, backend, ip_len as u64);
+        self.counters.sent(s.who.slot(), backend, ip_len as u64);
         Some(Action::Encapsulated(backend))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_who_word_keeps_each_field_apart() {
+        let w = Who::new(0xfff1, 0xfff2, 0xfff3, USUAL | LIMITED);
+        assert_eq!(
+            (w.listener(), w.slot(), w.group()),
+            (0xfff1, 0xfff2, 0xfff3)
+        );
+        assert_eq!(w.bits(), USUAL | LIMITED);
+        let w = w.with(TCP | IPV6);
+        assert_eq!(w.bits(), USUAL | LIMITED | TCP | IPV6);
+        assert_eq!(
+            (w.listener(), w.slot(), w.group()),
+            (0xfff1, 0xfff2, 0xfff3)
+        );
+        assert_eq!(Who::new(0, 0, 0, SOURCE_IP).bits(), SOURCE_IP);
     }
 }
