@@ -279,29 +279,36 @@ fn finish_burst<P: PacketBuf>(
 ) -> BurstVerdict {
     // Whether every packet leaves by the port it came in on (a gateway's
     // usual burst): then the worker sends the burst as it is, without
-    // sorting packets by verdict.
-    // (The second stage only encapsulates or drops: its packets are judged
-    // where they are decided.)
-    let mut one_armed = true;
+    // sorting packets by verdict, and `verdicts` is not read. So a packet
+    // that leaves by its port gets its verdict written only once another
+    // did not (those before it are filled in at the end).
     let forward = Verdict::Forward(port);
-    for ((p, v), s) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(staged) {
-        *v = match processor.finish(snap, p, s, mac, now) {
-            Some(Action::Drop(r)) => {
-                one_armed = false;
-                Verdict::Drop(r)
-            }
+    let mut first_other: Option<usize> = None;
+    for (i, ((p, v), s)) in pkts
+        .iter_mut()
+        .zip(verdicts.iter_mut())
+        .zip(staged)
+        .enumerate()
+    {
+        let other = match processor.finish(snap, p, s, mac, now) {
+            Some(Action::Drop(r)) => Verdict::Drop(r),
+            // The second stage only encapsulates (or drops).
             Some(_) => forward,
-            None => {
-                let v = decide(processor, snap, ports, port, p, mac, now, s.hint()).1;
-                one_armed &= v == forward;
-                v
-            }
+            None => decide(processor, snap, ports, port, p, mac, now, s.hint()).1,
         };
+        if other != forward {
+            first_other.get_or_insert(i);
+        }
+        if first_other.is_some() {
+            *v = other;
+        }
     }
-    if one_armed {
-        BurstVerdict::Uniform(Verdict::Forward(port))
-    } else {
-        BurstVerdict::PerPacket
+    match first_other {
+        None => BurstVerdict::Uniform(forward),
+        Some(i) => {
+            verdicts[..i].fill(forward);
+            BurstVerdict::PerPacket
+        }
     }
 }
 
@@ -444,8 +451,8 @@ mod tests {
         vip[30..34].copy_from_slice(&[192, 0, 2, 10]);
         let mut v = [Verdict::Drop(DropReason::TxRefused); BURST];
         let mut send = |pl: &mut LbPipeline<ManualClock>| {
-            pl.process(PortIndex(0), &mut [VecPacket::new(&vip)], &mut v);
-            assert_eq!(v[0], Verdict::Forward(PortIndex(0)));
+            let burst = pl.process(PortIndex(0), &mut [VecPacket::new(&vip)], &mut v);
+            assert_eq!(burst, BurstVerdict::Uniform(Verdict::Forward(PortIndex(0))));
         };
         send(&mut pl);
         assert_eq!(pl.processor().counters.new_flows, 1);
@@ -502,6 +509,23 @@ mod tests {
                 Verdict::Forward(PortIndex(1))
             ]
         );
+        // Verdicts of packets before and after one that leaves otherwise
+        // (those before are written once it is known).
+        let mut mixed = [
+            VecPacket::new(&vip),
+            VecPacket::new(&vip),
+            VecPacket::new(&other),
+            VecPacket::new(&vip),
+        ];
+        assert_eq!(
+            pl.process(PortIndex(0), &mut mixed, &mut v),
+            BurstVerdict::PerPacket
+        );
+        let (fwd, host) = (
+            Verdict::Forward(PortIndex(0)),
+            Verdict::Forward(PortIndex(1)),
+        );
+        assert_eq!(&v[..4], &[fwd, fwd, host, fwd]);
         // A burst whose every packet leaves by its own port is sent whole.
         let mut both = [VecPacket::new(&vip), VecPacket::new(&vip)];
         assert_eq!(
