@@ -290,17 +290,22 @@ fn finish_burst<P: PacketBuf>(
         .zip(staged)
         .enumerate()
     {
-        let other = match processor.finish(snap, p, s, mac, now) {
+        let verdict = match processor.finish(snap, p, s, mac, now) {
             Some(Action::Drop(r)) => Verdict::Drop(r),
             // The second stage only encapsulates (or drops).
-            Some(_) => forward,
+            Some(_) => {
+                if first_other.is_some() {
+                    *v = forward;
+                }
+                continue;
+            }
             None => decide(processor, snap, ports, port, p, mac, now, s.hint()).1,
         };
-        if other != forward {
+        if verdict != forward {
             first_other.get_or_insert(i);
         }
         if first_other.is_some() {
-            *v = other;
+            *v = verdict;
         }
     }
     match first_other {
