@@ -88,6 +88,10 @@ pub struct EncapTemplate {
     base_sum: u32,
     /// The layout, if [`EncapTemplate::apply`] writes it with fixed sizes.
     shape: Shape,
+    /// The longest inner IP packet that fits the egress MTU once
+    /// encapsulated ([`EncapTemplate::fit_to`]; 0 until then). Kept here,
+    /// next to what the packet path reads anyway.
+    max_ip_len: u16,
 }
 
 /// Outer-IPv4 layouts that [`EncapTemplate::apply`] writes with sizes and
@@ -144,6 +148,7 @@ impl EncapTemplate {
         inner_src_mac_at: 0,
         base_sum: 0,
         shape: Shape::General,
+        max_ip_len: 0,
     };
 
     /// The template for `tunnel` to `backend`, carrying inner packets of the
@@ -158,6 +163,7 @@ impl EncapTemplate {
             inner_src_mac_at: 0,
             base_sum: 0,
             shape: Shape::General,
+            max_ip_len: 0,
         };
         let ip_len = if t.outer_v6 {
             Ipv6Header::LEN
@@ -332,6 +338,21 @@ impl EncapTemplate {
         } else {
             Ipv4Header::LEN
         }
+    }
+
+    /// This template for an egress MTU of `mtu`: the longest inner IP
+    /// packet that fits once encapsulated is `mtu` less
+    /// [`EncapTemplate::ip_overhead`] (0 if the overhead alone exceeds it).
+    pub fn fit_to(mut self, mtu: u16) -> Self {
+        self.max_ip_len = mtu.saturating_sub(self.ip_overhead() as u16);
+        self
+    }
+
+    /// The longest inner IP packet that fits the MTU given to
+    /// [`EncapTemplate::fit_to`].
+    #[inline(always)]
+    pub fn max_ip_len(&self) -> u16 {
+        self.max_ip_len
     }
 
     /// Bytes added to the IP packet that count against the egress MTU.

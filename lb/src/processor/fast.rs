@@ -334,10 +334,10 @@ impl Processor {
         }
         let v6 = usize::from(s.who.bits() & IPV6 != 0);
         let ip_len = s.ip_len as usize;
-        if ip_len > usize::from(r.max_ip_len[v6]) {
+        let tpl = &r.encap[v6];
+        if ip_len > usize::from(tpl.max_ip_len()) {
             return None;
         }
-        let tpl = &r.encap[v6];
         if new {
             let c = &mut self.counters;
             match self.flows.insert(s.probe.fp, backend.0, now, timeout) {

@@ -631,7 +631,7 @@ impl Processor {
         let r = cx.snap.route(to.backend).filter(|r| r.present());
         let r = r.ok_or(DropReason::NoBackend)?;
         let t = &r.encap[f.v6 as usize];
-        let max_ip_len = r.max_ip_len[f.v6 as usize];
+        let max_ip_len = t.max_ip_len();
         if f.ip_len > usize::from(max_ip_len) {
             let mtu = u32::from(max_ip_len);
             if params.too_big == TooBigPolicy::Drop || !f.df {

@@ -448,7 +448,7 @@ impl Snapshot {
                 let b = &g.backends[bi];
                 let identity = backend_identity(b);
                 let id = registry.id(&g.name, identity);
-                let (encap, max_ip_len) = encap_of(b, &g.name, &outer, cfg.encap.mtu)?;
+                let encap = encap_of(b, &g.name, &outer, cfg.encap.mtu)?;
                 let state = BackendState {
                     id,
                     group: gi as u16,
@@ -466,7 +466,7 @@ impl Snapshot {
                     backends.resize(id.0 as usize + 1, None);
                     routes.resize(id.0 as usize + 1, BackendRoute::absent());
                 }
-                routes[id.0 as usize] = BackendRoute::of(gi as u16, usable, encap, max_ip_len);
+                routes[id.0 as usize] = BackendRoute::of(gi as u16, usable, encap);
                 backends[id.0 as usize] = Some(state);
                 members.push((id, identity, new_flows));
             }
@@ -558,25 +558,21 @@ impl Snapshot {
 }
 
 /// Backend `b`'s (of group `group`) encapsulation templates for inner IPv4
-/// and IPv6 packets, and the longest inner packet of each that fits `mtu`
-/// once encapsulated.
+/// and IPv6 packets, fitted to `mtu`.
 fn encap_of(
     b: &dnlb_model::Backend,
     group: &str,
     outer: &Outer,
     mtu: u16,
-) -> Result<([EncapTemplate; 2], [u16; 2]), SnapshotError> {
+) -> Result<[EncapTemplate; 2], SnapshotError> {
     let template = |inner_v6| {
-        EncapTemplate::build(b.address, b.tunnel, inner_v6, outer).ok_or(SnapshotError::NoSource {
+        let t = EncapTemplate::build(b.address, b.tunnel, inner_v6, outer);
+        t.map(|t| t.fit_to(mtu)).ok_or(SnapshotError::NoSource {
             group: group.to_string(),
             address: b.address,
         })
     };
-    let encap = [template(false)?, template(true)?];
-    let max_ip_len = encap
-        .each_ref()
-        .map(|t| mtu.saturating_sub(t.ip_overhead() as u16));
-    Ok((encap, max_ip_len))
+    Ok([template(false)?, template(true)?])
 }
 
 /// Listener index + 1 by counter slot (0: none).

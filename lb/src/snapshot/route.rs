@@ -1,6 +1,6 @@
 //! What the packet path needs of a backend, dense by backend id: its
-//! encapsulation templates, the longest inner packets that fit the MTU,
-//! and whether a flow's packet may go to it, in one compare. The rest of
+//! encapsulation templates (with the longest inner packets that fit the
+//! MTU), and whether a flow's packet may go to it, in one compare. The rest of
 //! [`super::BackendState`] (names, zones, status) stays apart, so a packet
 //! touches one aligned record and looks through no `Option`.
 
@@ -17,28 +17,19 @@ const USABLE: u32 = 1 << 16;
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 pub struct BackendRoute {
-    /// Templates for inner IPv4 and inner IPv6 packets.
+    /// Templates for inner IPv4 and inner IPv6 packets, fitted to the
+    /// egress MTU ([`EncapTemplate::max_ip_len`]).
     pub encap: [EncapTemplate; 2],
-    /// The longest inner IP packet of each family (as `encap`) that fits
-    /// the egress MTU once encapsulated: `mtu` less the template's IP
-    /// overhead (0 if the overhead alone exceeds it).
-    pub max_ip_len: [u16; 2],
     /// [`PRESENT`], [`USABLE`] and the target group's index.
     gate: u32,
 }
 
 impl BackendRoute {
     /// The route of a backend of target group `group`.
-    pub(super) fn of(
-        group: u16,
-        usable: bool,
-        encap: [EncapTemplate; 2],
-        max_ip_len: [u16; 2],
-    ) -> Self {
+    pub(super) fn of(group: u16, usable: bool, encap: [EncapTemplate; 2]) -> Self {
         let usable = if usable { USABLE } else { 0 };
         BackendRoute {
             encap,
-            max_ip_len,
             gate: PRESENT | usable | u32::from(group),
         }
     }
@@ -47,7 +38,6 @@ impl BackendRoute {
     pub(super) fn absent() -> Self {
         BackendRoute {
             encap: [EncapTemplate::UNBUILT, EncapTemplate::UNBUILT],
-            max_ip_len: [0; 2],
             gate: 0,
         }
     }
@@ -72,7 +62,7 @@ mod tests {
 
     #[test]
     fn a_route_admits_its_own_group_while_usable() {
-        let r = |g, usable| BackendRoute::of(g, usable, [EncapTemplate::UNBUILT; 2], [0; 2]);
+        let r = |g, usable| BackendRoute::of(g, usable, [EncapTemplate::UNBUILT; 2]);
         assert!(r(3, true).admits(3));
         assert!(!r(3, true).admits(2));
         assert!(!r(3, true).admits(3 | 1 << 8));
