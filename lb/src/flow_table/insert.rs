@@ -57,6 +57,40 @@ impl FlowTable {
         self.make_room(b1, b2, new, aux, now)
     }
 
+    /// [`insert`](Self::insert) of the flow `p` probed, right after its
+    /// [`lookup_probe`](Self::lookup_probe) missed: the flow is absent and
+    /// its buckets are known, so only the first free slot is looked for
+    /// (the packet path's new flow; the same table as `insert` makes).
+    #[inline(always)]
+    pub fn insert_probed(
+        &mut self,
+        p: Probe,
+        value: u32,
+        now: u32,
+        timeout: u32,
+    ) -> Result<(), TableFull> {
+        debug_assert_eq!(self.last_miss, p.fp, "not right after its lookup missed");
+        let (b1, b2) = (p.b1 as usize, p.b2 as usize);
+        match self.free_slot(b1, b2, now) {
+            Some((b, w)) => {
+                self.last_miss = 0;
+                let expiry = now.wrapping_add(timeout);
+                self.place(
+                    b,
+                    w,
+                    Entry {
+                        fp: p.fp,
+                        value,
+                        expiry,
+                    },
+                );
+                Ok(())
+            }
+            // Both buckets full of live entries: as `insert` goes on.
+            None => self.insert_inner(p.fp, value, now, timeout, None),
+        }
+    }
+
     /// Records `aux` for slot (`b`, `w`) if this table keeps them.
     #[inline(always)]
     fn set_aux(&mut self, b: usize, w: usize, aux: Option<Aux>) {

@@ -1029,18 +1029,25 @@ mod tests {
         }
 
         /// Insert into the table and the model (and into `twin`, which
-        /// forgets its last miss first, so it always searches for the entry).
+        /// forgets its last miss first, so it always searches for the entry;
+        /// with `probed`, right after its lookup missed, `twin` inserts as the
+        /// packet path does, through the flow's probe).
         fn insert(
             t: &mut FlowTable,
             twin: &mut FlowTable,
             m: &mut HashMap<u64, (u32, u64)>,
-            (f, value, timeout): (u64, u32, u32),
+            (f, value, timeout, probed): (u64, u32, u32, bool),
             (now, abs): (u32, u64),
         ) -> Result<(), TestCaseError> {
             let was_live = m.get(&f).is_some_and(|e| abs < e.1);
-            twin.last_miss = 0;
             let r = t.insert_with(f, value, now, timeout, aux_of(value));
-            prop_assert_eq!(r, twin.insert(f, value, now, timeout));
+            let r2 = if probed {
+                twin.insert_probed(twin.probe(f), value, now, timeout)
+            } else {
+                twin.last_miss = 0;
+                twin.insert(f, value, now, timeout)
+            };
+            prop_assert_eq!(r, r2);
             match r {
                 Ok(()) => {
                     m.insert(f, (value, abs + u64::from(timeout)));
@@ -1135,7 +1142,8 @@ mod tests {
                 match *op {
                     Op::Insert { k, value, timeout } => {
                         let f = norm(fp(k));
-                        insert(&mut t, &mut twin, &mut m, (f, value, timeout), (now, abs))?;
+                        let op = (f, value, timeout, false);
+                        insert(&mut t, &mut twin, &mut m, op, (now, abs))?;
                     }
                     Op::Lookup { k, timeout } => {
                         lookup(&mut t, &mut twin, &mut m, (k, timeout), (now, abs))?;
@@ -1144,7 +1152,8 @@ mod tests {
                         let got = lookup(&mut t, &mut twin, &mut m, (k, timeout), (now, abs))?;
                         if got.is_none() {
                             let f = norm(fp(k));
-                            insert(&mut t, &mut twin, &mut m, (f, value, timeout), (now, abs))?;
+                            let op = (f, value, timeout, true);
+                            insert(&mut t, &mut twin, &mut m, op, (now, abs))?;
                         }
                     }
                     Op::Peek { k } => {
