@@ -96,19 +96,19 @@ impl Who {
     }
 }
 
-/// [`Staged::bits`]: the usual packet ([`Processor::finish`] may take it).
+/// [`Who::bits`]: the usual packet ([`Processor::finish`] may take it).
 const USUAL: u8 = 1;
-/// [`Staged::bits`]: TCP (else UDP).
+/// [`Who::bits`]: TCP (else UDP).
 const TCP: u8 = 2;
-/// [`Staged::bits`]: IPv6 (else IPv4).
+/// [`Who::bits`]: IPv6 (else IPv4).
 const IPV6: u8 = 4;
-/// [`Staged::bits`]: the listener limits new flows.
+/// [`Who::bits`]: the listener limits new flows.
 const LIMITED: u8 = 8;
-/// [`Staged::bits`]: not the usual packet, but [`Staged::probe`] holds the
+/// [`Who::bits`]: not the usual packet, but [`Staged::probe`] holds the
 /// fingerprint [`Processor::prepare`] found (a table larger than the
 /// caches), for the general step.
 const HINTED: u8 = 16;
-/// [`Staged::bits`]: the listener schedules by client address (a new
+/// [`Who::bits`]: the listener schedules by client address (a new
 /// flow's hash is the source's, read again from the frame).
 const SOURCE_IP: u8 = 32;
 
