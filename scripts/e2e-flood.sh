@@ -286,7 +286,10 @@ flood_gateway() {
     # In af_packet mode the port also receives the kernel's own outgoing frames.
     if [ "$mode" = af_xdp_tap ]; then echo "    $(lost_before_dnlb "$i" "$link0")"; fi
     check "gw$i ($mode), $kind flood: BGP (IPv4 and IPv6) Established in every sample ($bad bad of $((secs + 2)))" [ "$bad" -eq 0 ]
-    check "gw$i ($mode), $kind flood: the sessions never restarted (Established since $since4 / $since6)" \
+    local after4 after6
+    after4=$(topo_bgp_state "$i" | cut -f2) || true
+    after6=$(topo_bgp_state "$i" v6 | cut -f2) || true
+    check "gw$i ($mode), $kind flood: the sessions never restarted (Established since $since4 / $since6; now $after4 / $after6)" \
         same_since "$i" "$since4" "$since6"
     check "gw$i ($mode), $kind flood: $VIP kept gw$i as a next hop in every sample ($route_bad bad)" [ "$route_bad" -eq 0 ]
     check "gw$i ($mode), $kind flood: its health checks saw no backend change ($(($(health_changes "$i") - health0)))" \
