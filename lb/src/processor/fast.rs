@@ -58,7 +58,8 @@ pub struct Staged {
 
 /// A packet's listener as the second stage needs it, and the packet's kind,
 /// in one word (its listener index, counter slot and target group in bits
-/// 0..48, [`Who::bits`] above): the [`ListenerMemo`] keeps it ready (with
+/// 0..48, [`Who::bits`] in the top byte, whose top bit is [`USUAL`]: a
+/// sign test): the [`ListenerMemo`] keeps it ready (with
 /// [`USUAL`] and the listener's bits set) to copy with one move for the
 /// next packet to the same listener.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,7 +68,7 @@ struct Who(u64);
 impl Who {
     /// The word of `listener`, `slot`, `group` and `bits`.
     const fn new(listener: u16, slot: u16, group: u16, bits: u8) -> Self {
-        Who(listener as u64 | (slot as u64) << 16 | (group as u64) << 32 | (bits as u64) << 48)
+        Who(listener as u64 | (slot as u64) << 16 | (group as u64) << 32 | (bits as u64) << 56)
     }
     /// The listener's index in the snapshot.
     #[inline(always)]
@@ -87,17 +88,18 @@ impl Who {
     /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`].
     #[inline(always)]
     fn bits(self) -> u8 {
-        (self.0 >> 48) as u8
+        (self.0 >> 56) as u8
     }
     /// With `bits` set too.
     #[inline(always)]
     fn with(self, bits: u8) -> Self {
-        Who(self.0 | u64::from(bits) << 48)
+        Who(self.0 | u64::from(bits) << 56)
     }
 }
 
-/// [`Who::bits`]: the usual packet ([`Processor::finish`] may take it).
-const USUAL: u8 = 1;
+/// [`Who::bits`]: the usual packet ([`Processor::finish`] may take it); the
+/// word's sign bit.
+const USUAL: u8 = 0x80;
 /// [`Who::bits`]: TCP (else UDP).
 const TCP: u8 = 2;
 /// [`Who::bits`]: IPv6 (else IPv4).
