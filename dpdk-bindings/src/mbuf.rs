@@ -36,7 +36,8 @@ impl Mbuf {
     /// Takes ownership of a raw mbuf.
     ///
     /// # Safety
-    /// `p` must be a valid mbuf that nobody else owns or frees.
+    /// `p` must be a valid mbuf that nobody else owns or frees, with its
+    /// buffer (`buf_addr` not null: every packet mbuf of a DPDK mempool).
     pub unsafe fn from_raw(p: NonNull<sys::rte_mbuf>) -> Mbuf {
         Mbuf(p)
     }
