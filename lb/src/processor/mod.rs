@@ -536,7 +536,8 @@ impl Processor {
             _ => return Err(DropReason::IcmpUnsupported),
         };
         let l = &cx.snap.listeners[id.0 as usize];
-        let hash = policy::schedule_hash::<F>(l, &t);
+        let mix = F::flow_mix(&t);
+        let hash = policy::hash_from_mix::<F>(l.scheduler, mix, t.src);
         let fp = F::fingerprint(self.seed, &t);
         let now = self.limits.clock.at(cx.now);
         let within = cx
@@ -555,7 +556,7 @@ impl Processor {
             let to = Target {
                 slot: l.slot,
                 backend,
-                entropy: F::flow_mix(&t),
+                entropy: mix,
             };
             self.send(cx, pkt, frame, to)
         });

@@ -77,9 +77,9 @@ pub(super) trait Family {
     /// `dst`, `proto` and `port` in one word, if they fit (IPv4), for the
     /// fast path's [`super::fast::ListenerMemo`].
     fn memo_key(dst: Self::Addr, proto: u8, port: u16) -> Option<u64>;
-    fn flow_hash(t: &Tuple<Self::Addr>) -> u64;
-    /// [`Family::flow_hash`] before its last round: the flow's entropy for
-    /// outer headers ([`hash::flow_mix_v4`]).
+    /// The scheduler's 5-tuple hash before its last round
+    /// ([`hash::flow_mix_v4`]; [`hash::flow_hash_of_mix`] finishes it): the
+    /// flow's entropy for outer headers.
     fn flow_mix(t: &Tuple<Self::Addr>) -> u64;
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
@@ -124,10 +124,6 @@ impl Family for V4 {
         u64::from(u32::from_be_bytes(a))
     }
     #[inline(always)]
-    fn flow_hash(t: &Tuple<[u8; 4]>) -> u64 {
-        hash::flow_hash_v4(t.src, t.dst, t.proto, t.sport, t.dport)
-    }
-    #[inline(always)]
     fn flow_mix(t: &Tuple<[u8; 4]>) -> u64 {
         hash::flow_mix_v4(t.src, t.dst, t.proto, t.sport, t.dport)
     }
@@ -170,10 +166,6 @@ impl Family for V6 {
     fn src_key(a: [u8; 16]) -> u64 {
         let k = u128::from_be_bytes(a);
         (k >> 64) as u64 ^ (k as u64).rotate_left(29)
-    }
-    #[inline(always)]
-    fn flow_hash(t: &Tuple<[u8; 16]>) -> u64 {
-        hash::flow_hash_v6(t.src, t.dst, t.proto, t.sport, t.dport)
     }
     #[inline(always)]
     fn flow_mix(t: &Tuple<[u8; 16]>) -> u64 {

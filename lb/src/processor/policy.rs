@@ -19,20 +19,12 @@ use crate::vip::FragmentTarget;
 /// The scheduler's hash of a flow (5-tuple, or the client address).
 #[inline(always)]
 pub(super) fn schedule_hash<F: Family>(l: &ListenerState, t: &Tuple<F::Addr>) -> u64 {
-    hash_for::<F>(l.scheduler, t)
+    hash_from_mix::<F>(l.scheduler, F::flow_mix(t), t.src)
 }
 
-/// [`schedule_hash`] for a listener with `scheduler`.
-#[inline(always)]
-pub(super) fn hash_for<F: Family>(scheduler: Scheduler, t: &Tuple<F::Addr>) -> u64 {
-    match scheduler {
-        Scheduler::Maglev => F::flow_hash(t),
-        Scheduler::SourceIp => F::src_hash(t.src),
-    }
-}
-
-/// [`hash_for`] given the flow's mix ([`Family::flow_mix`]), which the
-/// Maglev scheduler's hash finishes (one multiply instead of two).
+/// [`schedule_hash`] for a listener with `scheduler`, given the flow's mix
+/// ([`Family::flow_mix`], which the Maglev scheduler's hash finishes) and
+/// client address `src`.
 #[inline(always)]
 pub(super) fn hash_from_mix<F: Family>(scheduler: Scheduler, mix: u64, src: F::Addr) -> u64 {
     match scheduler {
