@@ -101,8 +101,14 @@ fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
     // the burst, then the fast path's second stage or the general step.
     let mut staged = [Staged::default(); BURST];
     let mut memo = ListenerMemo::new();
-    for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
-        *s = p.stage(snap, pkt, &mut memo);
+    if p.opening_flows() {
+        for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
+            *s = p.stage_with::<true, _>(snap, pkt, &mut memo);
+        }
+    } else {
+        for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
+            *s = p.stage(snap, pkt, &mut memo);
+        }
     }
     let mac = [2, 0, 0, 0, 0, 1];
     for (pkt, s) in pkts.iter_mut().zip(staged) {

@@ -226,7 +226,13 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         let snap = self.snapshot.get();
         // First stage: each frame's listener and hashes, its flow-table
         // buckets starting to load (all the burst's loads overlap).
-        stage_burst(&self.processor, snap, pkts, &mut self.staged);
+        // After a burst that opened flows, each packet's Maglev slot
+        // starts loading too.
+        if self.processor.opening_flows() {
+            stage_burst::<P, true>(&self.processor, snap, pkts, &mut self.staged);
+        } else {
+            stage_burst::<P, false>(&self.processor, snap, pkts, &mut self.staged);
+        }
         if let Some(tap) = &mut self.capture {
             if tap.armed(now) {
                 return self.process_captured((port, mac, now), pkts, verdicts);
@@ -248,7 +254,7 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
 /// The first stage over a burst ([`Processor::stage`] of each frame), out
 /// of line: a loop of its own keeps its values in registers.
 #[inline(never)]
-fn stage_burst<P: PacketBuf>(
+fn stage_burst<P: PacketBuf, const SLOTS: bool>(
     processor: &Processor,
     snap: &Snapshot,
     pkts: &[P],
@@ -257,7 +263,7 @@ fn stage_burst<P: PacketBuf>(
     let mut memo = ListenerMemo::new();
     for (p, s) in pkts.iter().zip(staged.iter_mut()) {
         *s = if p.is_contiguous() {
-            processor.stage(snap, p, &mut memo)
+            processor.stage_with::<SLOTS, P>(snap, p, &mut memo)
         } else {
             Staged::default()
         };
@@ -279,42 +285,38 @@ fn finish_burst<P: PacketBuf>(
 ) -> BurstVerdict {
     // Whether every packet leaves by the port it came in on (a gateway's
     // usual burst): then the worker sends the burst as it is, without
-    // sorting packets by verdict, and `verdicts` is not read. So a packet
-    // that leaves by its port gets its verdict written only once another
-    // did not (those before it are filled in at the end).
+    // sorting packets by verdict, and `verdicts` is not read. So only a
+    // packet the general step decided gets its verdict written, and a bit
+    // in `others` when it leaves otherwise; the encapsulated packets'
+    // verdicts are filled in at the end if one did.
     let forward = Verdict::Forward(port);
-    let mut first_other: Option<usize> = None;
-    for (i, ((p, v), s)) in pkts
-        .iter_mut()
-        .zip(verdicts.iter_mut())
-        .zip(staged)
-        .enumerate()
-    {
+    let n = pkts.len().min(BURST);
+    const _: () = assert!(BURST <= 32, "a burst's packets are bits of a u32");
+    let mut others = 0u32;
+    let mut decided = 0u32;
+    for i in 0..n {
+        let (p, s) = (&mut pkts[i], &staged[i]);
         let verdict = match processor.finish(snap, p, s, mac, now) {
-            Some(Action::Drop(r)) => Verdict::Drop(r),
             // The second stage only encapsulates (or drops).
-            Some(_) => {
-                if first_other.is_some() {
-                    *v = forward;
-                }
-                continue;
-            }
+            Some(Action::Drop(r)) => Verdict::Drop(r),
+            Some(_) => continue,
             None => decide(processor, snap, ports, port, p, mac, now, s.hint()).1,
         };
+        decided |= 1 << i;
         if verdict != forward {
-            first_other.get_or_insert(i);
+            others |= 1 << i;
         }
-        if first_other.is_some() {
-            *v = verdict;
+        verdicts[i] = verdict;
+    }
+    if others == 0 {
+        return BurstVerdict::Uniform(forward);
+    }
+    for (i, v) in verdicts[..n].iter_mut().enumerate() {
+        if decided & 1 << i == 0 {
+            *v = forward;
         }
     }
-    match first_other {
-        None => BurstVerdict::Uniform(forward),
-        Some(i) => {
-            verdicts[..i].fill(forward);
-            BurstVerdict::PerPacket
-        }
-    }
+    BurstVerdict::PerPacket
 }
 
 impl<C: Clock> LbPipeline<C> {

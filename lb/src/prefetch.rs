@@ -9,16 +9,23 @@
 /// Hints the CPU to bring the cache line holding `r` into L1.
 #[inline(always)]
 pub fn prefetch<T>(r: &T) {
+    prefetch_at(r as *const T);
+}
+
+/// [`prefetch`] of any address, valid or not (say one past a slice, so
+/// that the caller need not check an index it computed): the hint reads
+/// nothing.
+#[inline(always)]
+pub fn prefetch_at<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: PREFETCHT0 is a hint with no architectural effect: it never
-    // faults, reads nothing into registers and writes nothing; SSE (which
-    // provides it) is part of the x86_64 baseline. The pointer comes from a
-    // valid reference anyway.
+    // faults (on any address, mapped or not), reads nothing into registers
+    // and writes nothing; SSE (which provides it) is part of the x86_64
+    // baseline. `_mm_prefetch` takes the pointer as a value and does not
+    // dereference it.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (r as *const T).cast::<i8>(),
-        );
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    let _ = p;
 }

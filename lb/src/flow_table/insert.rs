@@ -64,31 +64,44 @@ impl FlowTable {
     #[inline(always)]
     pub fn insert_probed(
         &mut self,
-        p: Probe,
+        p: &Probe,
         value: u32,
         now: u32,
         timeout: u32,
     ) -> Result<(), TableFull> {
         debug_assert_eq!(self.last_miss, p.fp, "not right after its lookup missed");
-        let (b1, b2) = (p.b1 as usize, p.b2 as usize);
-        match self.free_slot(b1, b2, now) {
-            Some((b, w)) => {
-                self.last_miss = 0;
-                let expiry = now.wrapping_add(timeout);
-                self.place(
-                    b,
-                    w,
-                    Entry {
-                        fp: p.fp,
-                        value,
-                        expiry,
-                    },
-                );
-                Ok(())
+        let entry = Entry {
+            fp: p.fp,
+            value,
+            expiry: now.wrapping_add(timeout),
+        };
+        for b in [p.b1 as usize, p.b2 as usize] {
+            // `free_slot` and `place` in one pass over the bucket.
+            for e in self.buckets.masked_mut(b).e.iter_mut() {
+                if e.fp == 0 || !live(e.expiry, now) {
+                    self.len += usize::from(e.fp == 0);
+                    *e = entry;
+                    self.last_miss = 0;
+                    return Ok(());
+                }
             }
-            // Both buckets full of live entries: as `insert` goes on.
-            None => self.insert_inner(p.fp, value, now, timeout, None),
         }
+        self.insert_displacing(p.fp, value, now, timeout)
+    }
+
+    /// [`insert_probed`](Self::insert_probed) when both buckets hold live
+    /// entries only: as `insert` goes on. Out of line and cold, so that
+    /// the usual insert needs no stack frame.
+    #[cold]
+    #[inline(never)]
+    fn insert_displacing(
+        &mut self,
+        fp: u64,
+        value: u32,
+        now: u32,
+        timeout: u32,
+    ) -> Result<(), TableFull> {
+        self.insert_inner(fp, value, now, timeout, None)
     }
 
     /// Records `aux` for slot (`b`, `w`) if this table keeps them.

@@ -1042,7 +1042,7 @@ mod tests {
             let was_live = m.get(&f).is_some_and(|e| abs < e.1);
             let r = t.insert_with(f, value, now, timeout, aux_of(value));
             let r2 = if probed {
-                twin.insert_probed(twin.probe(f), value, now, timeout)
+                twin.insert_probed(&twin.probe(f), value, now, timeout)
             } else {
                 twin.last_miss = 0;
                 twin.insert(f, value, now, timeout)

@@ -56,6 +56,9 @@ pub struct Processor {
     sync: Option<Box<SyncState>>,
     /// Counters.
     pub counters: LbCounters,
+    /// [`LbCounters::new_flows`] when [`Processor::opening_flows`] last
+    /// looked.
+    new_flows_mark: u64,
 }
 
 /// What one call handles a packet with: the snapshot, the MAC of the port
@@ -179,6 +182,7 @@ impl Processor {
             worker: 0,
             sync: None,
             counters: LbCounters::reserved(),
+            new_flows_mark: 0,
         }
     }
 
