@@ -82,7 +82,8 @@ pub struct EncapTemplate {
     /// Offset of the inner Ethernet source MAC (VXLAN), if any.
     inner_src_mac_at: u8,
     /// IPv4 outer: the one's complement sum (16 bits, folded) of the
-    /// header with total length 0 and checksum 0, to patch.
+    /// header with total length 0 and checksum 0, to patch; in wire byte
+    /// order (the sum's big-endian bytes read as a native `u16`).
     /// IPv6 outer with UDP: the pseudo-header sum of the addresses and
     /// next header (length added per packet).
     base_sum: u32,
@@ -267,7 +268,9 @@ impl EncapTemplate {
                 let zero_len = checksum::update_16(written, Ipv4Header::LEN as u16, 0);
                 // RFC 1624's ~HC + ~m with m = 0, folded now: a packet's
                 // sum (≤ 0xffff + 0xffff) then needs one fold, not a loop.
-                self.base_sum = u32::from(!checksum::fold(u32::from(!zero_len) + 0xffff));
+                // Kept in wire byte order (see `ipv4_checksum`).
+                let sum = !checksum::fold(u32::from(!zero_len) + 0xffff);
+                self.base_sum = u32::from(sum.to_be());
             }
             IpAddr::V6(dst) => {
                 let src = outer.source_v6?;
@@ -309,13 +312,16 @@ impl EncapTemplate {
         }
     }
 
-    /// The outer IPv4 header's checksum for total length `total`:
-    /// `base_sum` is the header's sum with total length 0, folded to 16
-    /// bits, so adding a 16-bit length carries at most once.
+    /// The outer IPv4 header's checksum field (its bytes) for total length
+    /// `total`: `base_sum` is the header's sum with total length 0, folded
+    /// to 16 bits, so adding a 16-bit length carries at most once. Summed
+    /// in wire byte order (a one's complement sum is the same in either,
+    /// RFC 1071 §2): the total length's wire form is what the header gets
+    /// anyway, and the result needs no swap.
     #[inline(always)]
-    fn ipv4_checksum(&self, total: u16) -> u16 {
-        let s = self.base_sum + u32::from(total);
-        !(((s & 0xffff) + (s >> 16)) as u16)
+    fn ipv4_checksum(&self, total: u16) -> [u8; 2] {
+        let s = self.base_sum + u32::from(total.to_be());
+        (!(((s & 0xffff) + (s >> 16)) as u16)).to_ne_bytes()
     }
 
     /// Bytes added in front of the inner IP packet, outer Ethernet included.
@@ -424,8 +430,7 @@ impl EncapTemplate {
         }
         let total = (LEN - ETH + ip_len) as u16;
         h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-        let csum = self.ipv4_checksum(total);
-        h[ETH + 10..ETH + 12].copy_from_slice(&csum.to_be_bytes());
+        h[ETH + 10..ETH + 12].copy_from_slice(&self.ipv4_checksum(total));
         if UDP_AT != 0 {
             let udp_len = (LEN - UDP_AT + ip_len) as u16;
             let sport = udp_source_port(entropy);
@@ -481,8 +486,7 @@ impl EncapTemplate {
             h[6..12].copy_from_slice(&src_mac);
             let total = (Ipv4Header::LEN + payload) as u16;
             h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-            let csum = self.ipv4_checksum(total);
-            h[ETH + 10..ETH + 12].copy_from_slice(&csum.to_be_bytes());
+            h[ETH + 10..ETH + 12].copy_from_slice(&self.ipv4_checksum(total));
         }
         if self.udp_at != 0 {
             let u = self.udp_at as usize;
@@ -542,7 +546,7 @@ mod tests {
                 t.bytes[ETH..ETH + Ipv4Header::LEN].try_into().unwrap();
             for total in Ipv4Header::LEN as u16..=u16::MAX {
                 h[2..4].copy_from_slice(&total.to_be_bytes());
-                h[10..12].copy_from_slice(&t.ipv4_checksum(total).to_be_bytes());
+                h[10..12].copy_from_slice(&t.ipv4_checksum(total));
                 assert_eq!(checksum::checksum(&h), 0, "{src} → {dst}, total {total}");
             }
         }

@@ -381,8 +381,9 @@ fn with_ports<A>(
 }
 
 /// The checks [`ports`] makes of a TCP or UDP header at frame offset `at`
-/// with `len` bytes of IP payload (within the frame): its TCP flags, or
-/// `None` if it is not TCP or UDP or its header does not fit.
+/// with `len` bytes of IP payload (within the frame), a UDP datagram's
+/// length exactly `len`: its TCP flags, or `None` if it is not TCP or UDP
+/// or its header does not fit.
 #[inline(always)]
 fn fast_l4(d: &[u8], proto: u8, at: usize, len: usize) -> Option<TcpFlags> {
     match proto {
@@ -394,8 +395,10 @@ fn fast_l4(d: &[u8], proto: u8, at: usize, len: usize) -> Option<TcpFlags> {
         }
         IPPROTO_UDP if len >= 8 => {
             let h: &[u8; 8] = d.get(at..)?.first_chunk()?;
+            // The usual datagram fills the IP payload (a shorter one, with
+            // bytes after it, is the general parse's: one compare here).
             let udp_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
-            (udp_len >= 8 && udp_len <= len).then(TcpFlags::default)
+            (udp_len == len).then(TcpFlags::default)
         }
         _ => None,
     }
