@@ -382,10 +382,22 @@ impl FlowTable {
     /// starts from there.
     #[inline(always)]
     pub fn probe(&self, fp: u64) -> Probe {
+        self.probe_with::<true>(fp)
+    }
+
+    /// [`FlowTable::probe`], starting to load the second bucket only if
+    /// `BOTH`: a tracked flow is nearly always in its first (an insert
+    /// takes the first free slot of the first bucket, then of the second),
+    /// so traffic of tracked flows need not load the second; a new flow
+    /// reads both.
+    #[inline(always)]
+    pub fn probe_with<const BOTH: bool>(&self, fp: u64) -> Probe {
         let fp = norm(fp);
         let (b1, b2) = self.candidates(fp);
         crate::prefetch::prefetch(self.bucket(b1));
-        crate::prefetch::prefetch(self.bucket(b2));
+        if BOTH {
+            crate::prefetch::prefetch(self.bucket(b2));
+        }
         Probe {
             fp,
             b1: b1 as u32,

@@ -351,7 +351,11 @@ impl Processor {
             crate::prefetch::prefetch_at(slots.as_ptr().wrapping_add(slot));
         }
         Staged {
-            probe: self.flows.probe(F::fingerprint(self.seed, &t)),
+            // The second bucket too when flows are opening (a new flow
+            // reads it; a tracked one is nearly always in its first).
+            probe: self
+                .flows
+                .probe_with::<SLOTS>(F::fingerprint(self.seed, &t)),
             mix,
             ip_len: f.ip_len as u32,
             who,
