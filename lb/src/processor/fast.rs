@@ -291,23 +291,20 @@ impl Processor {
         key: Option<u64>,
         memo: &mut ListenerMemo<'s>,
     ) -> (Who, &'s [BackendId]) {
-        let who = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
-        let slots = match snap.listeners.get(usize::from(who.listener())) {
-            Some(l) if who.bits() & USUAL != 0 => l.table.entries(),
-            _ => &[],
-        };
+        let (who, slots) = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
         if let Some(key) = key {
             *memo = ListenerMemo { key, who, slots };
         }
         (who, slots)
     }
 
-    /// [`Processor::usual_listener`] without the memo.
+    /// [`Processor::usual_listener`] without the memo: the listener's word
+    /// and its Maglev slots.
     #[inline(always)]
     fn look_up_usual<F: Family>(
         snap: &Snapshot,
         (addr, proto, port): (F::Addr, u8, u16),
-    ) -> Option<Who> {
+    ) -> Option<(Who, &[BackendId])> {
         let VipMatch::Listener(ListenerId(id)) = F::listener(&snap.vips, addr, proto, port) else {
             return None;
         };
@@ -321,7 +318,8 @@ impl Processor {
         } else {
             0
         };
-        Some(Who::new(id, l.slot, l.group, USUAL | limited | source_ip))
+        let who = Who::new(id, l.slot, l.group, USUAL | limited | source_ip);
+        Some((who, l.table.entries()))
     }
 
     /// [`Processor::stage`] of a parsed TCP/UDP packet.
