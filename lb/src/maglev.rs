@@ -1049,10 +1049,13 @@ mod tests {
             }
 
             /// (c) Minimal disruption: removing one of N >= 10 backends moves at
-            /// most 3% of the slots that did not belong to it. Measured at
-            /// M = 65537 over 15,000 removals (N = 10..100): median 0.2-0.6%,
-            /// p99 <= 0.65%, rare cascades up to ~2.2% (the paper reports a few
-            /// percent). `mean_disruption_is_small` checks the typical case.
+            /// most 10% of the table's slots that did not belong to it (a modulo
+            /// hash would move ~(N-1)/N of them). Measured at M = 65537 over
+            /// 21,000 removals (N = 10..100): median 0.2-0.6%, p99 <= 0.65%,
+            /// rare cascades up to 2.8%; proptest once found 4.6% (10 backends,
+            /// kept in proptest-regressions/maglev.txt), so there is no hard
+            /// bound near the typical figure. `mean_disruption_is_small` checks
+            /// the typical case.
             #[test]
             fn removal_disrupts_little(bs in arb_backends(10..=100, 1..=1), victim in any::<prop::sample::Index>()) {
                 let m = DEFAULT_TABLE_SIZE;
@@ -1062,7 +1065,7 @@ mod tests {
                 let after = MaglevTable::build(&rest, m).unwrap();
                 let moved = before.entries().iter().zip(after.entries())
                     .filter(|(b, a)| **b != gone && b != a).count();
-                prop_assert!(moved as f64 <= 0.03 * f64::from(m), "{} slots moved", moved);
+                prop_assert!(moved as f64 <= 0.10 * f64::from(m), "{} slots moved", moved);
                 // And every slot of the removed backend went to someone else.
                 prop_assert!(!after.entries().contains(&gone));
             }
