@@ -9,7 +9,7 @@ use std::path::Path;
 
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use dnlb_lb::processor::{ListenerMemo, Processor, Staged};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;
@@ -181,49 +181,119 @@ fn one_flow_frame(proto: Proto, ip: IpVersion) -> Vec<u8> {
 }
 
 /// Established TCP flows, `flows` of them (a power of two) in a table of
-/// `capacity`, visited in a scrambled order, under `label`.
-fn established_many(g: &mut Group<'_>, label: &str, flows: u32, capacity: usize) {
-    assert!(flows.is_power_of_two());
-    let snap = snapshot("vxlan", false);
-    let mut frame = one_flow_frame(Proto::Tcp, IpVersion::V4);
-    let mut p = Processor::new(capacity, 7);
-    p.adopt(&snap);
-    let mut pkt = VecPacket::new(&frame);
-    for i in 0..flows {
-        frame[26..30].copy_from_slice(&i.to_be_bytes()); // IPv4 source: flow i
-        pkt.reset(&frame);
-        p.process(&snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0);
+/// `capacity`, visited in a scrambled order.
+struct EstablishedMany<'a> {
+    snap: &'a Snapshot,
+    p: Processor,
+    frame: Vec<u8>,
+    pkts: Vec<VecPacket>,
+    flows: u32,
+    at: u32,
+}
+
+impl<'a> EstablishedMany<'a> {
+    fn new(snap: &'a Snapshot, flows: u32, capacity: usize) -> Self {
+        assert!(flows.is_power_of_two());
+        let mut frame = one_flow_frame(Proto::Tcp, IpVersion::V4);
+        let mut p = Processor::new(capacity, 7);
+        p.adopt(snap);
+        let mut pkt = VecPacket::new(&frame);
+        for i in 0..flows {
+            frame[26..30].copy_from_slice(&i.to_be_bytes()); // IPv4 source: flow i
+            pkt.reset(&frame);
+            p.process(snap, &mut pkt, [2, 0, 0, 0, 0, 1], 0);
+        }
+        assert_eq!(p.counters.flow_table_full, 0);
+        assert_eq!(p.flows().len(), flows as usize);
+        let pkts = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
+        EstablishedMany {
+            snap,
+            p,
+            frame,
+            pkts,
+            flows,
+            at: 0,
+        }
     }
-    assert_eq!(p.counters.flow_table_full, 0);
-    assert_eq!(p.flows().len(), flows as usize);
-    let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
-    let mut at = 0u32;
+
+    /// `n` bursts.
+    fn bursts(&mut self, n: u64) {
+        for _ in 0..n {
+            for pkt in self.pkts.iter_mut() {
+                // Flows in a scrambled order (an odd multiplier permutes 0..flows).
+                let flow = self.at.wrapping_mul(0x9e37_79b1) & (self.flows - 1);
+                self.at = self.at.wrapping_add(1);
+                self.frame[26..30].copy_from_slice(&flow.to_be_bytes());
+                pkt.reset(&self.frame);
+            }
+            burst(&mut self.p, self.snap, &mut self.pkts, 1);
+        }
+    }
+
+    fn check(&self) {
+        assert_eq!(
+            self.p.counters.new_flows, self.flows as u64,
+            "every benchmarked packet hit an established flow"
+        );
+    }
+}
+
+/// [`EstablishedMany`] under `label`.
+fn established_many(g: &mut Group<'_>, label: &str, flows: u32, capacity: usize) {
+    let snap = snapshot("vxlan", false);
+    let mut e = EstablishedMany::new(&snap, flows, capacity);
     g.bench_function(label, |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
-            for _ in 0..iters {
-                for pkt in pkts.iter_mut() {
-                    // Flows in a scrambled order (an odd multiplier permutes 0..flows).
-                    let flow = at.wrapping_mul(0x9e37_79b1) & (flows - 1);
-                    at = at.wrapping_add(1);
-                    frame[26..30].copy_from_slice(&flow.to_be_bytes());
-                    pkt.reset(&frame);
-                }
-                burst(&mut p, &snap, &mut pkts, 1);
-            }
+            e.bursts(iters);
             t.elapsed()
         })
     });
-    assert_eq!(
-        p.counters.new_flows, flows as u64,
-        "every benchmarked packet hit an established flow"
-    );
+    e.check();
 }
 
-/// New flows under `label`: every packet from a source address never seen
-/// before, into a table of `capacity` flows; the clock moves `step_ms` per
-/// burst, so the table stays at a steady state of about
-/// (timeout / step) x 32 live flows, new ones reusing expired slots.
+/// New flows: every packet from a source address never seen before, into
+/// a table of `capacity` flows; the clock moves `step_ms` per burst, so the
+/// table stays at a steady state of about (timeout / step) x 32 live
+/// flows, new ones reusing expired slots.
+struct NewFlows<'a> {
+    snap: &'a Snapshot,
+    p: Processor,
+    frame: Vec<u8>,
+    pkts: Vec<VecPacket>,
+    next: u32,
+    now: u32,
+    step_ms: u32,
+}
+
+impl<'a> NewFlows<'a> {
+    fn new(snap: &'a Snapshot, proto: Proto, ip: IpVersion, capacity: usize, step_ms: u32) -> Self {
+        let frame = one_flow_frame(proto, ip);
+        let mut p = Processor::new(capacity, 7);
+        p.adopt(snap);
+        let pkts = (0..BURST).map(|_| VecPacket::new(&frame)).collect();
+        NewFlows {
+            snap,
+            p,
+            frame,
+            pkts,
+            next: 0,
+            now: 0,
+            step_ms,
+        }
+    }
+
+    /// `n` bursts.
+    fn bursts(&mut self, n: u64) {
+        for _ in 0..n {
+            self.now = self.now.wrapping_add(self.step_ms);
+            from_new_sources(&mut self.pkts, &mut self.frame, &mut self.next);
+            burst(&mut self.p, self.snap, &mut self.pkts, self.now);
+        }
+    }
+}
+
+/// [`NewFlows`] under `label`.
 fn new_flows(
     g: &mut Group<'_>,
     label: &str,
@@ -233,28 +303,80 @@ fn new_flows(
     capacity: usize,
     step_ms: u32,
 ) {
-    let template = one_flow_frame(proto, ip);
-    let mut p = Processor::new(capacity, 7);
-    p.adopt(snap);
-    let mut pkts: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new(&template)).collect();
-    let mut next = 0u32;
-    let mut now = 0u32;
-    let mut frame = template.clone();
+    let mut n = NewFlows::new(snap, proto, ip, capacity, step_ms);
     g.bench_function(label, |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
-            for _ in 0..iters {
-                now = now.wrapping_add(step_ms);
-                from_new_sources(&mut pkts, &mut frame, &mut next);
-                burst(&mut p, snap, &mut pkts, now);
-            }
+            n.bursts(iters);
             t.elapsed()
         })
     });
-    let c = &p.counters;
+    let c = &n.p.counters;
     eprintln!(
         "{label}: new_flows={} table_full={}",
         c.new_flows, c.flow_table_full
+    );
+}
+
+/// Issue 12's pair measured interleaved in one process: blocks of
+/// `bursts` bursts of `established_16k_flows` and of `new_flow_64k`
+/// (vxlan_v4_tcp) alternate for `rounds` rounds, so that both see the
+/// same state of this noisy machine; prints each round's ns per packet
+/// and ratio, the median ratio and the ratio of the fastest blocks.
+/// Run with `DNLB_NEWFLOW_PAIR=ROUNDS[,BURSTS]` (`scripts/bench-newflow.sh
+/// --interleaved`).
+fn interleaved_pair(spec: &str) {
+    let mut it = spec.split(',').map(|v| {
+        v.trim()
+            .parse::<u64>()
+            .expect("DNLB_NEWFLOW_PAIR=ROUNDS[,BURSTS]")
+    });
+    let rounds = it.next().unwrap_or(20).max(1);
+    let bursts = it.next().unwrap_or(20_000).max(1);
+    let snap = snapshot("vxlan", false);
+    let mut est = EstablishedMany::new(&snap, 1 << 14, 1 << 16);
+    let mut new = NewFlows::new(&snap, Proto::Tcp, IpVersion::V4, 1 << 16, 2000);
+    // Warm both up (the new flows' table reaches its steady state: 900 s
+    // of flows at 2 s a burst).
+    est.bursts(bursts);
+    new.bursts(bursts.max(1000));
+    let per_pkt = |t: std::time::Duration| t.as_nanos() as f64 / (bursts * BURST as u64) as f64;
+    let mut ratios = Vec::new();
+    let (mut best_e, mut best_n) = (f64::MAX, f64::MAX);
+    println!(
+        "{:<6} {:>22} {:>13} {:>8}",
+        "round", "established_16k_flows", "new_flow_64k", "ratio"
+    );
+    for r in 0..rounds {
+        let (mut te, mut tn) = (0.0, 0.0);
+        // Alternate which goes first.
+        for first_est in [r % 2 == 0, r % 2 != 0] {
+            let t = Instant::now();
+            if first_est {
+                est.bursts(bursts);
+                te = per_pkt(t.elapsed());
+            } else {
+                new.bursts(bursts);
+                tn = per_pkt(t.elapsed());
+            }
+        }
+        best_e = best_e.min(te);
+        best_n = best_n.min(tn);
+        ratios.push(tn / te);
+        println!("{:<6} {:>22.2} {:>13.2} {:>8.3}", r + 1, te, tn, tn / te);
+    }
+    est.check();
+    ratios.sort_by(f64::total_cmp);
+    let m = ratios.len();
+    let median = if m % 2 == 1 {
+        ratios[m / 2]
+    } else {
+        (ratios[m / 2 - 1] + ratios[m / 2]) / 2.0
+    };
+    println!("median ratio {median:.3}");
+    println!(
+        "fastest blocks: {best_e:.2} / {best_n:.2} ns = {:.3}",
+        best_n / best_e
     );
 }
 
@@ -447,4 +569,12 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("DNLB_NEWFLOW_PAIR") {
+        interleaved_pair(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -69,21 +69,56 @@ impl FlowTable {
         now: u32,
         timeout: u32,
     ) -> Result<(), TableFull> {
+        if self.insert_probed_first(p, value, now, timeout) {
+            return Ok(());
+        }
+        self.insert_second(p, value, now, timeout)
+    }
+
+    /// [`insert_probed`](Self::insert_probed) into the first bucket only
+    /// (the usual case): `false`, having changed nothing, if it holds live
+    /// entries only. Then [`insert_second`](Self::insert_second) goes on.
+    #[inline(always)]
+    pub fn insert_probed_first(&mut self, p: &Probe, value: u32, now: u32, timeout: u32) -> bool {
         debug_assert_eq!(self.last_miss, p.fp, "not right after its lookup missed");
-        let entry = Entry {
-            fp: p.fp,
-            value,
-            expiry: now.wrapping_add(timeout),
-        };
-        for b in [p.b1 as usize, p.b2 as usize] {
-            // `free_slot` and `place` in one pass over the bucket.
-            for e in self.buckets.masked_mut(b).e.iter_mut() {
-                if e.fp == 0 || !live(e.expiry, now) {
-                    self.len += usize::from(e.fp == 0);
-                    *e = entry;
-                    self.last_miss = 0;
-                    return Ok(());
-                }
+        // `free_slot` and `place` in one pass over the bucket.
+        for e in self.buckets.masked_mut(p.b1 as usize).e.iter_mut() {
+            if e.fp == 0 || !live(e.expiry, now) {
+                self.len += usize::from(e.fp == 0);
+                *e = Entry {
+                    fp: p.fp,
+                    value,
+                    expiry: now.wrapping_add(timeout),
+                };
+                self.last_miss = 0;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// [`insert_probed`](Self::insert_probed) when the first bucket holds
+    /// live entries only: the second bucket, else as `insert` goes on. Out
+    /// of line and cold, so that the usual insert needs no stack frame.
+    #[cold]
+    #[inline(never)]
+    pub fn insert_second(
+        &mut self,
+        p: &Probe,
+        value: u32,
+        now: u32,
+        timeout: u32,
+    ) -> Result<(), TableFull> {
+        for e in self.buckets.masked_mut(p.b2 as usize).e.iter_mut() {
+            if e.fp == 0 || !live(e.expiry, now) {
+                self.len += usize::from(e.fp == 0);
+                *e = Entry {
+                    fp: p.fp,
+                    value,
+                    expiry: now.wrapping_add(timeout),
+                };
+                self.last_miss = 0;
+                return Ok(());
             }
         }
         self.insert_displacing(p.fp, value, now, timeout)

@@ -366,8 +366,21 @@ impl Processor {
     /// of spills).
     #[inline(never)]
     fn track(&mut self, p: &Probe, backend: BackendId, now: u32, timeout: u32) {
+        if self.flows.insert_probed_first(p, backend.0, now, timeout) {
+            self.counters.new_flows += 1;
+        } else {
+            self.track_crowded(p, backend, now, timeout);
+        }
+    }
+
+    /// [`Processor::track`] when the flow's first bucket holds live
+    /// entries only. Out of line and cold: `track` keeps no value across
+    /// a call, so it needs no stack frame.
+    #[cold]
+    #[inline(never)]
+    fn track_crowded(&mut self, p: &Probe, backend: BackendId, now: u32, timeout: u32) {
         let c = &mut self.counters;
-        match self.flows.insert_probed(p, backend.0, now, timeout) {
+        match self.flows.insert_second(p, backend.0, now, timeout) {
             Ok(_) => c.new_flows += 1,
             Err(_) => c.flow_table_full += 1,
         }
