@@ -81,20 +81,11 @@ impl FlowTable {
     #[inline(always)]
     pub fn insert_probed_first(&mut self, p: &Probe, value: u32, now: u32, timeout: u32) -> bool {
         debug_assert_eq!(self.last_miss, p.fp, "not right after its lookup missed");
-        // The first free way from a mask of them, without a branch on each
-        // way's expiry: which way is free is random, and the mispredicted
-        // branches cost a new flow ~8 % of its time (the test for an empty
-        // way stays a branch: in a table that has filled once it is nearly
-        // always false).
         let bucket = self.buckets.masked_mut(p.b1 as usize);
-        let mut free = 0u32;
-        for (w, e) in bucket.e.iter().enumerate() {
-            free |= u32::from(e.fp == 0 || !live(e.expiry, now)) << w;
-        }
-        if free == 0 {
+        let Some(w) = bucket.free_way(now) else {
             return false;
-        }
-        let e = &mut bucket.e[free.trailing_zeros() as usize % WAYS];
+        };
+        let e = &mut bucket.e[w];
         self.len += usize::from(e.fp == 0);
         *e = Entry {
             fp: p.fp,
@@ -264,10 +255,7 @@ impl FlowTable {
     /// A free (empty or expired) way of bucket `b`.
     #[inline]
     pub(super) fn free_way(&self, b: usize, now: u32) -> Option<usize> {
-        self.bucket(b)
-            .e
-            .iter()
-            .position(|e| e.fp == 0 || !live(e.expiry, now))
+        self.bucket(b).free_way(now)
     }
 
     /// Writes `entry` into a free way, keeping `len` exact.
