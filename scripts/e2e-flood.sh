@@ -157,7 +157,27 @@ flood() {
 # unchanged SINCE4 NOW4 SINCE6 NOW6: both sessions still Established since
 # the same moment (and the first was known).
 unchanged() {
-    [ -n "$1" ] && [ "$2" = "$1" ] && [ "$4" = "$3" ]
+    [ -n "$1" ] && same_since "$1" "$2" && same_since "$3" "$4"
+}
+# same_since A B: BIRD's two "since" values name the same moment. BIRD
+# works the wall-clock time out from its monotonic clock at each query, so
+# one moment may read 1 ms apart (14:22:13.602, then 14:22:13.603); a
+# restart would read seconds later. Values without a time of day must be
+# equal.
+same_since() {
+    local a b
+    a=$(since_ms "$1") b=$(since_ms "$2")
+    if [ -z "$a" ] || [ -z "$b" ]; then
+        [ "$1" = "$2" ]
+        return
+    fi
+    local d=$(( a > b ? a - b : b - a ))
+    [ "$d" -lt 1000 ] || [ "$d" -gt $(( 86400000 - 1000 )) ]
+}
+# since_ms VALUE: the time of day in VALUE (HH:MM:SS[.mmm]) in milliseconds.
+since_ms() {
+    grep -oE '[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?' <<< "$1" | tail -1 |
+        awk -F'[:.]' '{ printf "%d\n", (($1 * 60 + $2) * 60 + $3) * 1000 + substr($4 "000", 1, 3) }'
 }
 # bgp_since I [v6]: when the router's session with gateway I (IPv6: v6)
 # became Established, as BIRD shows it; asked again (up to 5 times, 1 s
