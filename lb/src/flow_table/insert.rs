@@ -81,7 +81,14 @@ impl FlowTable {
     #[inline(always)]
     pub fn insert_probed_first(&mut self, p: &Probe, value: u32, now: u32, timeout: u32) -> bool {
         debug_assert_eq!(self.last_miss, p.fp, "not right after its lookup missed");
-        let bucket = self.buckets.masked_mut(p.b1 as usize);
+        self.put_probed(p.b1 as usize, p, value, now, timeout)
+    }
+
+    /// The flow `p` (absent) into the first free way of bucket `b`, if it
+    /// has one: `free_slot` and `place` in one pass.
+    #[inline(always)]
+    fn put_probed(&mut self, b: usize, p: &Probe, value: u32, now: u32, timeout: u32) -> bool {
+        let bucket = self.buckets.masked_mut(b);
         let Some(w) = bucket.free_way(now) else {
             return false;
         };
@@ -108,34 +115,11 @@ impl FlowTable {
         now: u32,
         timeout: u32,
     ) -> Result<(), TableFull> {
-        for e in self.buckets.masked_mut(p.b2 as usize).e.iter_mut() {
-            if e.fp == 0 || !live(e.expiry, now) {
-                self.len += usize::from(e.fp == 0);
-                *e = Entry {
-                    fp: p.fp,
-                    value,
-                    expiry: now.wrapping_add(timeout),
-                };
-                self.last_miss = 0;
-                return Ok(());
-            }
+        if self.put_probed(p.b2 as usize, p, value, now, timeout) {
+            return Ok(());
         }
-        self.insert_displacing(p.fp, value, now, timeout)
-    }
-
-    /// [`insert_probed`](Self::insert_probed) when both buckets hold live
-    /// entries only: as `insert` goes on. Out of line and cold, so that
-    /// the usual insert needs no stack frame.
-    #[cold]
-    #[inline(never)]
-    fn insert_displacing(
-        &mut self,
-        fp: u64,
-        value: u32,
-        now: u32,
-        timeout: u32,
-    ) -> Result<(), TableFull> {
-        self.insert_inner(fp, value, now, timeout, None)
+        // Both buckets hold live entries only: as `insert` goes on.
+        self.insert_inner(p.fp, value, now, timeout, None)
     }
 
     /// Records `aux` for slot (`b`, `w`) if this table keeps them.
