@@ -7,6 +7,12 @@
 #
 #   scripts/bench-newflow.sh [--rounds 6] [--pair "ESTABLISHED NEW"] [--bin PIPELINE_BENCH]
 #   scripts/bench-newflow.sh --interleaved [--rounds 100] [--bin PIPELINE_BENCH]
+#   scripts/bench-newflow.sh --instructions [--pair "ESTABLISHED NEW"] [--bin PIPELINE_BENCH]
+#
+# --instructions counts instead each bench's instructions a packet under
+# callgrind (collecting inside the bench's `burst` only; packets = 32 x the
+# bursts, counted by the listener memo's one lookup a burst): what changed
+# in the code, free of the machine's noise, not what it costs in time.
 #
 # --interleaved runs the default pair in one process, alternating blocks of
 # 20k bursts (~20 ms) of each: both see the same state of the machine, so
@@ -19,11 +25,14 @@
 #   established_1m_flows new_flow       1M-flow tables
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds='' pair="established_16k_flows new_flow_64k" bin='' interleaved=''
+# shellcheck source=lib/deps.sh
+. scripts/lib/deps.sh
+rounds='' pair="established_16k_flows new_flow_64k" bin='' interleaved='' instructions=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --interleaved) interleaved=1; shift ;;
+    --instructions) instructions=1; shift ;;
     --pair) pair=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -37,6 +46,25 @@ fi
 if [ -n "$interleaved" ]; then
     echo "# $(date -u +%FT%TZ) $bin, interleaved blocks, ns per packet (vxlan_v4_tcp)"
     DNLB_NEWFLOW_PAIR="${rounds:-100}" "$bin"
+    exit
+fi
+if [ -n "$instructions" ]; then
+    dnlb_ensure_apt valgrind
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    echo "# $(date -u +%FT%TZ) $bin, instructions a packet (callgrind, vxlan_v4_tcp)"
+    for b in $est $new; do
+        valgrind --tool=callgrind --toggle-collect='*pipeline::burst*' --callgrind-out-file="$tmp/$b.out" \
+            "$bin" --bench --profile-time 3 "^pipeline/$b/vxlan_v4_tcp\$" > /dev/null 2>&1
+        total=$(callgrind_annotate "$tmp/$b.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+        # Calls of the memo's miss (once a burst): every "calls=" line under its id.
+        ids=$(grep -oE '^c?fn=\([0-9]+\) .*remember_usual' "$tmp/$b.out" | grep -oE '\([0-9]+\)' | sort -u)
+        bursts=0
+        for id in $ids; do
+            n=$(grep -A1 -F "cfn=$id" "$tmp/$b.out" | awk -F'[= ]' '/^calls=/ {s += $2} END {print s + 0}')
+            bursts=$((bursts + n))
+        done
+        awk -v b="$b" -v t="$total" -v n="$bursts" 'BEGIN {printf "%-24s %8.1f instructions a packet (%d bursts)\n", b, t / (n * 32), n}'
+    done
     exit
 fi
 rounds=${rounds:-6}
