@@ -202,7 +202,7 @@ impl FlowTable {
             let fp = self.buckets[b].e[usize::from(w)].fp;
             let (m1, m2) = self.candidates(fp);
             let other = if m1 == b { m2 } else { m1 };
-            if let Some(fw) = self.free_way(other, now) {
+            if let Some(fw) = self.bucket(other).free_way(now) {
                 // Shift the chain: the last entry into the free slot, each
                 // parent's entry into its child's old slot, `new` into the
                 // root slot.
@@ -234,12 +234,6 @@ impl FlowTable {
             head += 1;
         }
         Err(TableFull)
-    }
-
-    /// A free (empty or expired) way of bucket `b`.
-    #[inline]
-    pub(super) fn free_way(&self, b: usize, now: u32) -> Option<usize> {
-        self.bucket(b).free_way(now)
     }
 
     /// Writes `entry` into a free way, keeping `len` exact.

@@ -381,7 +381,7 @@ impl FlowTable {
     fn free_slot(&self, b1: usize, b2: usize, now: u32) -> Option<(usize, usize)> {
         [b1, b2]
             .into_iter()
-            .find_map(|b| self.free_way(b, now).map(|w| (b, w)))
+            .find_map(|b| self.bucket(b).free_way(now).map(|w| (b, w)))
     }
 
     /// Starts loading both candidate buckets of `fp` into the cache (a hint;
