@@ -81,7 +81,7 @@ impl FlowTable {
     #[inline(always)]
     pub fn insert_probed_first(&mut self, p: &Probe, value: u32, now: u32, timeout: u32) -> bool {
         debug_assert_eq!(self.last_miss, p.fp, "not right after its lookup missed");
-        self.put_probed(p.b1 as usize, p, value, now, timeout)
+        self.put_probed(self.first(p.fp), p, value, now, timeout)
     }
 
     /// The flow `p` (absent) into the first free way of bucket `b`, if it
@@ -115,7 +115,7 @@ impl FlowTable {
         now: u32,
         timeout: u32,
     ) -> Result<(), TableFull> {
-        if self.put_probed(p.b2 as usize, p, value, now, timeout) {
+        if self.put_probed(self.candidates(p.fp).1, p, value, now, timeout) {
             return Ok(());
         }
         // Both buckets hold live entries only: as `insert` goes on.

@@ -198,16 +198,17 @@ fn norm(fp: u64) -> u64 {
     fp | u64::from(fp == 0)
 }
 
-/// Where [`FlowTable::probe`] looked for a flow: its fingerprint and its
-/// two candidate buckets (16 bytes, kept between a burst's two passes so
-/// the second does not compute them again).
+/// What [`FlowTable::probe`] looked for: the fingerprint as the table keeps
+/// it, kept between a burst's two passes. Its buckets are not kept: the
+/// first is the fingerprint masked (what indexing a bucket does anyway),
+/// and the second is worked out only when the first does not hold the flow
+/// (8 bytes instead of 16, and none of the second bucket's arithmetic for
+/// a tracked flow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Probe {
     /// The fingerprint as the table keeps it (never 0; the same entry as
     /// the fingerprint given).
     pub fp: u64,
-    pub(crate) b1: u32,
-    pub(crate) b2: u32,
 }
 
 /// [`FlowTable::insert`] found no free or expired slot for a new flow; no live
@@ -310,11 +311,17 @@ impl FlowTable {
         self.buckets.mask()
     }
 
+    /// The first candidate bucket of a (normalised) fingerprint.
+    #[inline(always)]
+    fn first(&self, fp: u64) -> usize {
+        fp as usize & self.mask()
+    }
+
     /// The two candidate buckets of a (normalised) fingerprint; always
     /// distinct.
     #[inline(always)]
     fn candidates(&self, fp: u64) -> (usize, usize) {
-        let b1 = fp as usize & self.mask();
+        let b1 = self.first(fp);
         let b2 = (fp >> 32) as usize & self.mask();
         (b1, b2 ^ usize::from(b1 == b2))
     }
@@ -343,35 +350,46 @@ impl FlowTable {
     /// of the same flow right after it need not look for the flow again.
     #[inline]
     pub fn lookup(&mut self, fp: u64, now: u32, refresh_timeout: u32) -> Option<u32> {
-        let fp = norm(fp);
-        let buckets = self.candidates(fp);
-        self.lookup_in(fp, buckets, now, refresh_timeout)
+        self.lookup_in(norm(fp), now, refresh_timeout)
     }
 
-    /// [`FlowTable::lookup`] of normalised `fp` in its candidate buckets.
+    /// [`FlowTable::lookup`] of normalised `fp`: its first bucket, then
+    /// (its index worked out only now) its second.
     #[inline(always)]
-    fn lookup_in(
-        &mut self,
-        fp: u64,
-        (b1, b2): (usize, usize),
-        now: u32,
-        refresh_timeout: u32,
-    ) -> Option<u32> {
-        for b in [b1, b2] {
-            for e in self.bucket_mut(b).e.iter_mut() {
-                if e.fp == fp {
-                    if live(e.expiry, now) {
-                        e.expiry = now.wrapping_add(refresh_timeout);
-                        return Some(e.value);
-                    }
-                    *e = Entry::EMPTY;
-                    self.len -= 1;
-                    self.last_miss = fp;
-                    return None;
-                }
-            }
+    fn lookup_in(&mut self, fp: u64, now: u32, refresh_timeout: u32) -> Option<u32> {
+        if let Some(found) = self.lookup_bucket(self.first(fp), fp, now, refresh_timeout) {
+            return found;
+        }
+        let (_, b2) = self.candidates(fp);
+        if let Some(found) = self.lookup_bucket(b2, fp, now, refresh_timeout) {
+            return found;
         }
         self.last_miss = fp;
+        None
+    }
+
+    /// [`FlowTable::lookup_in`] of bucket `b`: `None` if it does not hold
+    /// `fp`, else what the lookup returns (an expired entry is freed there).
+    #[inline(always)]
+    fn lookup_bucket(
+        &mut self,
+        b: usize,
+        fp: u64,
+        now: u32,
+        refresh_timeout: u32,
+    ) -> Option<Option<u32>> {
+        for e in self.bucket_mut(b).e.iter_mut() {
+            if e.fp == fp {
+                if live(e.expiry, now) {
+                    e.expiry = now.wrapping_add(refresh_timeout);
+                    return Some(Some(e.value));
+                }
+                *e = Entry::EMPTY;
+                self.len -= 1;
+                self.last_miss = fp;
+                return Some(None);
+            }
+        }
         None
     }
 
@@ -407,16 +425,11 @@ impl FlowTable {
     #[inline(always)]
     pub fn probe_with<const BOTH: bool>(&self, fp: u64) -> Probe {
         let fp = norm(fp);
-        let (b1, b2) = self.candidates(fp);
-        crate::prefetch::prefetch(self.bucket(b1));
+        crate::prefetch::prefetch(self.bucket(self.first(fp)));
         if BOTH {
-            crate::prefetch::prefetch(self.bucket(b2));
+            crate::prefetch::prefetch(self.bucket(self.candidates(fp).1));
         }
-        Probe {
-            fp,
-            b1: b1 as u32,
-            b2: b2 as u32,
-        }
+        Probe { fp }
     }
 
     /// [`FlowTable::lookup`] of the flow `p` probed (in this table, which
@@ -427,8 +440,7 @@ impl FlowTable {
         // `probe` normalized the fingerprint (0, the empty slot's, is never
         // looked up).
         debug_assert_ne!(p.fp, 0);
-        let buckets = (p.b1 as usize, p.b2 as usize);
-        self.lookup_in(p.fp, buckets, now, refresh_timeout)
+        self.lookup_in(p.fp, now, refresh_timeout)
     }
 
     /// The value stored for `fp` if its entry is live at `now`, without

@@ -41,7 +41,7 @@ const OPEN_MASK: u16 =
     TcpFlags::SYN.bits() | TcpFlags::FIN.bits() | TcpFlags::RST.bits() | TcpFlags::ACK.bits();
 
 /// What [`Processor::stage`] found for one frame: all [`Processor::finish`]
-/// needs besides the frame (40 bytes; `Default`: not the usual packet).
+/// needs besides the frame (32 bytes; `Default`: not the usual packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Staged {
     /// Flow-table fingerprint, and where in the table its flow may be.
