@@ -32,6 +32,8 @@ if cargo clippy --version >/dev/null 2>&1; then
 fi
 dnlb_log "structure: module cycles, file and function length"
 python3 scripts/check-structure.py
+dnlb_log "scripts/bench-ablation.sh: its source edits still apply"
+python3 scripts/lib/ablation.py check
 dnlb_log "docs/ARCHITECTURE.md names only paths that exist"
 missing=$(grep -o '`[A-Za-z0-9_.-]*/[A-Za-z0-9_./-]*`' docs/ARCHITECTURE.md | tr -d '`' | sort -u |
     while read -r p; do [ -e "$p" ] || echo "$p"; done)
