@@ -236,10 +236,7 @@ impl Processor {
         }
         match self.prepare(pkt) {
             Some(fp) => Staged {
-                probe: Probe {
-                    fp,
-                    ..Probe::default()
-                },
+                probe: Probe { fp },
                 who: Who::new(0, 0, 0, HINTED),
                 ..Staged::default()
             },
