@@ -18,14 +18,21 @@
 #   scripts/bench-memif.sh [--flows 1000] [--frame-len 60] [--runs 3]
 #                          [--seconds 10] [--rate 0] [--mode io]
 #                          [--dnlb lb|forward] [--proto udp|tcp]
-#                          [--syn-fraction F]
+#                          [--syn-fraction F] [--capacity N] [--udp-timeout S]
 #
 # --proto tcp makes the listener and the flows TCP (ACKs of established
 # flows); --syn-fraction F makes that share of the packets new flows (TCP
 # SYNs from ever-new sources, 10.0.0.0/8 x 1024-65535; 1: a SYN flood). The
 # generator writes every frame afresh into recycled mbufs, so a flood
 # touches no more memory than established traffic (unlike a pcap replay of
-# as many distinct frames, see bench-flood.sh).
+# as many distinct frames, see bench-flood.sh). With --proto udp the new
+# flows are datagrams from ever-new sources, each opening a flow-table entry
+# on the fast path: --syn-fraction 1 is the connection rate through the
+# whole forwarder. Entries live --udp-timeout seconds (default 60, min 1),
+# so the table (--capacity flows per worker, default twice the flows, at
+# least 65536; at most 16777216) must hold rate x timeout entries, or new
+# flows find it full (counted, served by the stateless hash): the last
+# dnlb run's flow counters are printed at the end.
 #
 # --flows "1000 1000000" (several counts) runs dnlb once per count in every
 # run (testpmd with the first) and adds each count's rate relative to the
@@ -47,7 +54,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io dnlb=lb proto=udp syn=0
+flows=1000 frame_len=60 runs=3 seconds=10 rate=0 mode=io dnlb=lb proto=udp syn=0 capacity='' udp_timeout=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -59,6 +66,8 @@ while [ $# -gt 0 ]; do
     --dnlb) dnlb=$2; shift 2 ;;
     --proto) proto=$2; shift 2 ;;
     --syn-fraction) syn=$2; shift 2 ;;
+    --capacity) capacity=$2; shift 2 ;;
+    --udp-timeout) udp_timeout=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -180,8 +189,9 @@ run_dnlb() {
             echo 'forward_to = "net_memif0"'
             exit 0
         fi
-        # a flow table with room for every flow at half load
-        bench_listener_config "$proto" vxlan 4 4 $((flows * 2 > 65536 ? flows * 2 : 65536))
+        # a flow table with room for every flow at half load, unless given
+        bench_listener_config "$proto" vxlan 4 4 "${capacity:-$((flows * 2 > 65536 ? flows * 2 : 65536))}" \
+            "$udp_timeout"
     ) > "$cfg"
     "${DNLB_BIN:-target/release/dnlb}" run --config "$cfg" --events json --stats-interval-ms 1000 \
         --watch-config-ms 0 > "$out/dnlb.log" 2> "$out/dnlb.err" &
@@ -232,21 +242,26 @@ if [ "${#counts[@]}" -gt 1 ]; then
     multi_row median
     exit 0
 fi
-printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
-    tpmd_rx tpmd_tx tpmd_us tpmd_per_cpu ratio cpu_ratio
-: > "$out/d"; : > "$out/t"; : > "$out/dc"; : > "$out/tc"
+printf '%-6s %11s %11s %8s %12s %11s %11s %8s %12s %7s %7s %9s\n' run dnlb_rx dnlb_tx dnlb_us dnlb_per_cpu \
+    tpmd_rx tpmd_tx tpmd_us tpmd_per_cpu ratio cpu_ratio dnlb_cyc
+: > "$out/d"; : > "$out/t"; : > "$out/dc"; : > "$out/tc"; : > "$out/dcyc"
 for i in $(seq 1 "$runs"); do
     # alternate which goes first, so drift in machine load hits both alike
     if [ $((i % 2)) = 1 ]; then run_dnlb; run_testpmd; else run_testpmd; run_dnlb; fi
     read -r d dtx dl dc < "$out/dnlb.res"
     read -r t ttx tl tc < "$out/testpmd.res"
+    dcyc=$(cat "$out/dnlb.cpp"); dcyc=${dcyc:-0}
     echo "$d" >> "$out/d"; echo "$t" >> "$out/t"; echo "$dc" >> "$out/dc"; echo "$tc" >> "$out/tc"
-    printf '%-6s %11.0f %11.0f %8.1f %12.0f %11.0f %11.0f %8.1f %12.0f %7.3f %7.3f\n' "$i" "$d" "$dtx" "$dl" "$dc" \
-        "$t" "$ttx" "$tl" "$tc" "$(ratio "$d" "$t")" "$(ratio "$dc" "$tc")"
+    echo "$dcyc" >> "$out/dcyc"
+    printf '%-6s %11.0f %11.0f %8.1f %12.0f %11.0f %11.0f %8.1f %12.0f %7.3f %7.3f %9.0f\n' "$i" "$d" "$dtx" "$dl" "$dc" \
+        "$t" "$ttx" "$tl" "$tc" "$(ratio "$d" "$t")" "$(ratio "$dc" "$tc")" "$dcyc"
 done
 dm=$(median < "$out/d"); tm=$(median < "$out/t"); dcm=$(median < "$out/dc"); tcm=$(median < "$out/tc")
-printf '%-6s %11.0f %11s %8s %12.0f %11.0f %11s %8s %12.0f %7.3f %7.3f\n' median "$dm" - - "$dcm" "$tm" - - "$tcm" \
-    "$(ratio "$dm" "$tm")" "$(ratio "$dcm" "$tcm")"
+printf '%-6s %11.0f %11s %8s %12.0f %11.0f %11s %8s %12.0f %7.3f %7.3f %9.0f\n' median "$dm" - - "$dcm" "$tm" - - "$tcm" \
+    "$(ratio "$dm" "$tm")" "$(ratio "$dcm" "$tcm")" "$(median < "$out/dcyc")"
 # the last dnlb run's worker counters, to see where packets went
 grep '"event":"stopped"' "$out/dnlb.log" | grep -o '"rx_packets":[0-9]*,"tx_packets":[0-9]*,"dropped":[0-9]*' |
     head -1 | sed 's/^/# last dnlb run, worker: /' || true
+# and its flow table: flows created, new flows that found it full
+grep '"event":"stopped"' "$out/dnlb.log" | grep -o '"created":[0-9]*\|"table_full":[0-9]*\|"capacity":[0-9]*' |
+    head -3 | tr '\n' ' ' | sed 's/^/# last dnlb run, flows: /;s/$/\n/' || true

@@ -11,8 +11,9 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {v=0} else if (NR%2) {v=a[(
 # 2001:db8::10 for IP 6) port 80 for PROTO, and 8 backends behind TUNNEL
 # (vxlan, ipip, gue, gre) in family BACKEND_IP (10.1.0.1-8 or 2001:db8:1::1-8).
 #   bench_listener_config PROTO [TUNNEL vxlan] [IP 4] [BACKEND_IP 4] [CAPACITY 65536]
+#       [UDP_TIMEOUT_SECS]   (empty: the default)
 bench_listener_config() {
-    local proto=$1 tunnel=${2:-vxlan} ip=${3:-4} backend_ip=${4:-4} capacity=${5:-65536}
+    local proto=$1 tunnel=${2:-vxlan} ip=${3:-4} backend_ip=${4:-4} capacity=${5:-65536} udp_timeout=${6:-}
     local vip=192.0.2.10 b
     [ "$ip" = 6 ] && vip=2001:db8::10
     echo '[encap]'
@@ -21,6 +22,7 @@ bench_listener_config() {
     echo 'next_hop_mac = "02:00:00:00:00:fe"'
     echo '[flows]'
     echo "capacity_per_worker = $capacity"
+    if [ -n "$udp_timeout" ]; then echo "udp_idle_timeout_secs = $udp_timeout"; fi
     echo '[[listener]]'
     echo 'name = "bench"'
     echo "vips = [\"$vip\"]"
