@@ -44,7 +44,7 @@ const OPEN_MASK: u16 =
 /// needs besides the frame (32 bytes; `Default`: not the usual packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Staged {
-    /// Flow-table fingerprint, and where in the table its flow may be.
+    /// Flow-table fingerprint (its two buckets follow from it).
     probe: Probe,
     /// The flow's mix ([`Family::flow_mix`]): the outer headers' entropy,
     /// and for a Maglev listener what its scheduler hash finishes (a new
