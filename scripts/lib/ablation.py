@@ -30,6 +30,22 @@ FINISH_NOTHING = (
     "            return Some(Action::Encapsulated(BackendId(0)));\n        }\n        let tcp",
 )
 
+
+
+def staged_usual_before(anchor, cond="std::hint::black_box(true)"):
+    """An edit of the first stage: before `anchor`, if `cond`, it returns a
+    staged record marked usual with nothing else in it."""
+    return (
+        FAST,
+        anchor,
+        f"        if {cond} {{\n"
+        "            return Staged { who: Who::new(0, 0, 0, USUAL), ..Staged::default() };\n"
+        f"        }}\n{anchor}",
+    )
+
+
+PARSED = "        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {"
+
 # name: (what it removes, [(file, anchor, replacement)])
 VARIANTS = {
     "full": ("nothing (the build as it is)", []),
@@ -47,35 +63,19 @@ VARIANTS = {
     "parse": (
         "all but the quick parse and the two loops: the first stage stops after "
         "the parse, the second does nothing",
-        [FINISH_NOTHING, (
-            FAST,
-            "        let tcp = t.proto == IPPROTO_TCP;\n        if tcp && flags",
-            "        if std::hint::black_box(true) {\n"
-            "            return Staged { who: Who::new(0, 0, 0, USUAL), ..Staged::default() };\n"
-            "        }\n        let tcp = t.proto == IPPROTO_TCP;\n        if tcp && flags",
-        )],
+        [FINISH_NOTHING,
+         staged_usual_before("        let tcp = t.proto == IPPROTO_TCP;\n        if tcp && flags")],
     ),
     "loops": (
         "all but the two loops over the burst and the staged records: the first "
         "stage reads no frame, the second does nothing",
-        [FINISH_NOTHING, (
-            FAST,
-            "        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {",
-            "        if std::hint::black_box(true) {\n"
-            "            return Staged { who: Who::new(0, 0, 0, USUAL), ..Staged::default() };\n"
-            "        }\n        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {",
-        )],
+        [FINISH_NOTHING, staged_usual_before(PARSED)],
     ),
     "touch": (
         "as loops, but the first stage reads each frame's EtherType (the mbuf and "
         "the frame's first line, without the parse)",
-        [FINISH_NOTHING, (
-            FAST,
-            "        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {",
-            "        if std::hint::black_box(pkt.data().get(12).copied()).is_some() {\n"
-            "            return Staged { who: Who::new(0, 0, 0, USUAL), ..Staged::default() };\n"
-            "        }\n        if let Some((frame, p)) = parse::fast_v4(pkt.data()) {",
-        )],
+        [FINISH_NOTHING, staged_usual_before(
+            PARSED, "std::hint::black_box(pkt.data().get(12).copied()).is_some()")],
     ),
     "stage": ("the second stage (lookup, encapsulation, counters)", [FINISH_NOTHING]),
     "nolookup": (
