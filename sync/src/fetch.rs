@@ -213,10 +213,14 @@ async fn answer(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
     write_frame(&mut w, &end).await?;
     w.flush().await?;
     drop(w);
+    // Counted before the close, so a client that has read to the end
+    // sees the count (it was counted after the close, and a test read 0).
+    {
+        let mut st = shared.state();
+        st.stats.fetches_served += 1;
+        st.stats.fetch_entries_served += total;
+    }
     let _ = stream.shutdown().await;
-    let mut st = shared.state();
-    st.stats.fetches_served += 1;
-    st.stats.fetch_entries_served += total;
     Ok(())
 }
 
