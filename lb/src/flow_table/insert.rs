@@ -93,14 +93,28 @@ impl FlowTable {
             return false;
         };
         let e = &mut bucket.e[w];
-        self.len += usize::from(e.fp == 0);
+        let old = e.fp;
         *e = Entry {
             fp: p.fp,
             value,
             expiry: now.wrapping_add(timeout),
         };
+        self.len += usize::from(old == 0);
         self.last_miss = 0;
+        self.note_replaced(b, old, p.fp);
         true
+    }
+
+    /// Counts the entry `fp` written over `old` (0: an empty slot) in
+    /// bucket `b`. In its first bucket over an empty slot or another
+    /// first-bucket entry (the usual new flow) there is nothing to count.
+    #[inline(always)]
+    fn note_replaced(&mut self, b: usize, old: u64, fp: u64) {
+        if self.first(fp) == b && (old == 0 || self.first(old) == b) {
+            return;
+        }
+        self.note_freed(b, old);
+        self.note_placed(b, fp);
     }
 
     /// [`insert_probed`](Self::insert_probed) when the first bucket holds
@@ -130,10 +144,16 @@ impl FlowTable {
         }
     }
 
-    /// Moves the entry (and its aux) of slot `from` to slot `to`.
+    /// Moves the entry (and its aux) of slot `from` to slot `to`, whose
+    /// content is lost (already counted gone); the entry is counted in its
+    /// new bucket, and the copy left in `from` is taken to be gone too
+    /// (the caller writes over it next).
     #[inline]
     fn move_slot(&mut self, from: (usize, usize), to: (usize, usize)) {
-        self.buckets[to.0].e[to.1] = self.buckets[from.0].e[from.1];
+        let e = self.buckets[from.0].e[from.1];
+        self.buckets[to.0].e[to.1] = e;
+        self.note_freed(from.0, e.fp);
+        self.note_placed(to.0, e.fp);
         if let Some(all) = &mut self.aux {
             all[to.0 * WAYS + to.1] = all[from.0 * WAYS + from.1];
         }
@@ -207,13 +227,15 @@ impl FlowTable {
                 // parent's entry into its child's old slot, `new` into the
                 // root slot.
                 let (mut db, mut dw) = (other, fw);
+                // The free slot's expired entry, if any, is gone.
+                match self.buckets[db].e[dw].fp {
+                    0 => self.len += 1,
+                    gone => self.note_freed(db, gone),
+                }
                 let mut cur = head;
                 loop {
                     let (b, w, parent) = q[cur];
                     let w = usize::from(w);
-                    if (db, dw) == (other, fw) && self.buckets[db].e[dw].fp == 0 {
-                        self.len += 1;
-                    }
                     self.move_slot((b, w), (db, dw));
                     (db, dw) = (b, w);
                     if parent == ROOT {
@@ -222,6 +244,7 @@ impl FlowTable {
                     cur = usize::from(parent);
                 }
                 self.buckets[db].e[dw] = new;
+                self.note_placed(db, new.fp);
                 self.set_aux(db, dw, aux);
                 return Ok(());
             }
@@ -236,14 +259,35 @@ impl FlowTable {
         Err(TableFull)
     }
 
-    /// Writes `entry` into a free way, keeping `len` exact.
+    /// Writes `entry` into a free way, keeping `len` and the overflow
+    /// counts exact.
     #[inline]
     fn place(&mut self, b: usize, w: usize, entry: Entry) {
         let slot = &mut self.buckets.masked_mut(b).e[w];
-        if slot.fp == 0 {
-            self.len += 1;
-        }
+        let old = slot.fp;
         *slot = entry;
+        self.len += usize::from(old == 0);
+        self.note_replaced(b, old, entry.fp);
+    }
+
+    /// Test helper: the overflow counts recounted from the buckets, next
+    /// to the kept ones: equal, but for a kept count stuck at 255.
+    #[cfg(test)]
+    pub(super) fn overflow_counts_hold(&self) -> Result<(), String> {
+        let mut want = vec![0usize; self.buckets.len()];
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for e in bucket.e.iter().filter(|e| e.fp != 0) {
+                if self.first(e.fp) != b {
+                    want[self.first(e.fp)] += 1;
+                }
+            }
+        }
+        for (b, (&kept, &want)) in self.overflow.iter().zip(&want).enumerate() {
+            if usize::from(kept) != want && !(kept == u8::MAX && want >= 255) {
+                return Err(format!("bucket {b}: overflow count {kept}, entries {want}"));
+            }
+        }
+        Ok(())
     }
 
     /// Test helper: whether inserting `fp` at `now` may legitimately fail:

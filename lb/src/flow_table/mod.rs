@@ -21,6 +21,19 @@
 //! power of two sized so that the requested number of flows fills at most
 //! half the slots.
 //!
+//! # Overflow counts
+//!
+//! Beside the buckets, one byte per bucket counts the entries whose first
+//! bucket it is but that sit in their second (as F14 and Swiss tables keep
+//! per group). While a bucket's count is 0, a flow absent from it is absent
+//! from the table: a lookup that misses there is final, so a new flow reads
+//! one bucket line instead of two (and its count, 64 buckets to a line, in
+//! an array 1/64 of the table's size). Every write of a slot keeps the
+//! counts exact: an entry placed in its second bucket adds one, an entry
+//! freed or overwritten there (expired, removed, swept, moved back by a
+//! displacement) takes one off. A count that reaches 255 stays there (a
+//! bucket that popular is read twice until [`FlowTable::clear`]).
+//!
 //! # Cost
 //!
 //! A lookup in a cache-resident table costs a couple of ns; in a 1M-flow table
@@ -229,6 +242,9 @@ impl std::error::Error for TableFull {}
 /// module docs for layout, fingerprints and the time rules.
 pub struct FlowTable {
     buckets: HugeArray<Bucket>,
+    /// Per bucket, the entries whose first bucket it is that sit in their
+    /// second (see the module docs; 255 sticks).
+    overflow: HugeArray<u8>,
     /// One [`Aux`] per slot (bucket `b`, way `w` at `b * WAYS + w`), for
     /// tables made with [`FlowTable::with_aux`]; empty otherwise.
     aux: Option<HugeArray<Aux>>,
@@ -265,8 +281,8 @@ impl fmt::Debug for FlowTable {
 impl FlowTable {
     /// A table for `capacity_flows` flows at about 50% load: the number of
     /// 4-slot buckets is the power of two at or above `capacity_flows / 2`
-    /// (at least 2). All memory is allocated here (64 bytes per bucket: 32 MiB
-    /// for 1,000,000 flows).
+    /// (at least 2). All memory is allocated here (65 bytes per bucket, its
+    /// line and its overflow count: 32.5 MiB for 1,000,000 flows).
     ///
     /// # Panics
     ///
@@ -284,6 +300,7 @@ impl FlowTable {
         assert!(n as u64 <= 1 << 32, "flow table too large");
         FlowTable {
             buckets: HugeArray::filled(n, Bucket::EMPTY),
+            overflow: HugeArray::filled(n, 0),
             aux: None,
             len: 0,
             cursor: 0,
@@ -353,19 +370,46 @@ impl FlowTable {
         self.lookup_in(norm(fp), now, refresh_timeout)
     }
 
-    /// [`FlowTable::lookup`] of normalised `fp`: its first bucket, then
-    /// (its index worked out only now) its second.
+    /// [`FlowTable::lookup`] of normalised `fp`: its first bucket, then,
+    /// if that bucket has overflowed (its index worked out only now), its
+    /// second.
     #[inline(always)]
     fn lookup_in(&mut self, fp: u64, now: u32, refresh_timeout: u32) -> Option<u32> {
-        if let Some(found) = self.lookup_bucket(self.first(fp), fp, now, refresh_timeout) {
+        let b1 = self.first(fp);
+        if let Some(found) = self.lookup_bucket(b1, fp, now, refresh_timeout) {
             return found;
         }
-        let (_, b2) = self.candidates(fp);
-        if let Some(found) = self.lookup_bucket(b2, fp, now, refresh_timeout) {
-            return found;
+        if *self.overflow.masked(b1) != 0 {
+            let (_, b2) = self.candidates(fp);
+            if let Some(found) = self.lookup_bucket(b2, fp, now, refresh_timeout) {
+                return found;
+            }
         }
         self.last_miss = fp;
         None
+    }
+
+    /// Counts entry `fp` placed in bucket `b` (see the module docs on
+    /// overflow counts).
+    #[inline(always)]
+    fn note_placed(&mut self, b: usize, fp: u64) {
+        let first = self.first(fp);
+        if first != b {
+            let c = self.overflow.masked_mut(first);
+            *c = c.saturating_add(1);
+        }
+    }
+
+    /// Counts entry `fp` (0: an empty slot, nothing) gone from bucket `b`.
+    #[inline(always)]
+    fn note_freed(&mut self, b: usize, fp: u64) {
+        let first = self.first(fp);
+        if fp != 0 && first != b {
+            let c = self.overflow.masked_mut(first);
+            if *c != u8::MAX {
+                *c -= 1;
+            }
+        }
     }
 
     /// [`FlowTable::lookup_in`] of bucket `b`: `None` if it does not hold
@@ -387,6 +431,7 @@ impl FlowTable {
                 *e = Entry::EMPTY;
                 self.len -= 1;
                 self.last_miss = fp;
+                self.note_freed(b, fp);
                 return Some(None);
             }
         }
@@ -402,8 +447,9 @@ impl FlowTable {
             .find_map(|b| self.bucket(b).free_way(now).map(|w| (b, w)))
     }
 
-    /// Starts loading both candidate buckets of `fp` into the cache (a hint;
-    /// call it for a whole burst before looking any of it up).
+    /// Starts loading what a lookup of `fp` reads first into the cache: its
+    /// first bucket and that bucket's overflow count (a hint; call it for a
+    /// whole burst before looking any of it up).
     #[inline(always)]
     pub fn prefetch_fp(&self, fp: u64) {
         self.probe(fp);
@@ -417,17 +463,20 @@ impl FlowTable {
         self.probe_with::<true>(fp)
     }
 
-    /// [`FlowTable::probe`], starting to load the second bucket only if
-    /// `BOTH`: a tracked flow is nearly always in its first (an insert
-    /// takes the first free slot of the first bucket, then of the second),
-    /// so traffic of tracked flows need not load the second; a new flow
-    /// reads both.
+    /// [`FlowTable::probe`], starting to load the first bucket's overflow
+    /// count only if `BOTH`: a tracked flow is nearly always in its first
+    /// bucket (an insert takes the first free slot of the first bucket,
+    /// then of the second), so traffic of tracked flows need not load
+    /// more; a new flow misses there and reads the count, and the second
+    /// bucket only if the count is not 0 (not loaded ahead: a new flow
+    /// rarely reads it at the load the table is sized for).
     #[inline(always)]
     pub fn probe_with<const BOTH: bool>(&self, fp: u64) -> Probe {
         let fp = norm(fp);
-        crate::prefetch::prefetch(self.bucket(self.first(fp)));
+        let b1 = self.first(fp);
+        crate::prefetch::prefetch(self.bucket(b1));
         if BOTH {
-            crate::prefetch::prefetch(self.bucket(self.candidates(fp).1));
+            crate::prefetch::prefetch(self.overflow.masked(b1));
         }
         Probe { fp }
     }
@@ -466,7 +515,8 @@ impl FlowTable {
         })
     }
 
-    /// Prefetches both candidate buckets of every fingerprint in `fps`, so
+    /// Prefetches the first bucket and overflow count of every fingerprint
+    /// in `fps` ([`FlowTable::prefetch_fp`]), so
     /// the cache misses of a burst overlap instead of being paid one after
     /// another by the lookups that follow.
     #[inline]
@@ -540,6 +590,7 @@ impl FlowTable {
                     let v = e.value;
                     *e = Entry::EMPTY;
                     self.len -= 1;
+                    self.note_freed(b, fp);
                     return Some(v);
                 }
             }
@@ -556,13 +607,16 @@ impl FlowTable {
     pub fn sweep(&mut self, now: u32, max_buckets: usize) -> usize {
         let mut freed = 0;
         for _ in 0..max_buckets.min(self.buckets.len()) {
-            for e in self.buckets[self.cursor].e.iter_mut() {
+            let b = self.cursor;
+            for w in 0..WAYS {
+                let e = self.buckets[b].e[w];
                 if e.fp != 0 && !live(e.expiry, now) {
-                    *e = Entry::EMPTY;
+                    self.buckets[b].e[w] = Entry::EMPTY;
+                    self.note_freed(b, e.fp);
                     freed += 1;
                 }
             }
-            self.cursor = (self.cursor + 1) & self.mask();
+            self.cursor = (b + 1) & self.mask();
         }
         self.len -= freed;
         freed
@@ -611,6 +665,7 @@ impl FlowTable {
     /// Empties the table (keeps its memory).
     pub fn clear(&mut self) {
         self.buckets.fill(Bucket::EMPTY);
+        self.overflow.fill(0);
         self.len = 0;
         self.cursor = 0;
     }
@@ -647,9 +702,11 @@ impl FlowTable {
     }
 
     /// Bytes of memory the table holds (its bucket array, 64 bytes per
-    /// bucket, and its aux array if it has one).
+    /// bucket, their overflow counts, a byte each, and its aux array if it
+    /// has one).
     pub fn memory_bytes(&self) -> usize {
         core::mem::size_of_val::<[Bucket]>(&self.buckets)
+            + self.overflow.len()
             + self
                 .aux
                 .as_ref()
@@ -707,7 +764,7 @@ mod tests {
         let t = FlowTable::new(1_000_000);
         assert_eq!(t.buckets(), 1 << 19);
         assert_eq!(t.capacity(), 1 << 21);
-        assert_eq!(t.memory_bytes(), 32 << 20);
+        assert_eq!(t.memory_bytes(), (32 << 20) + (1 << 19));
         let t = FlowTable::new(0);
         assert_eq!((t.buckets(), t.capacity(), t.len()), (2, 8, 0));
         assert!(t.is_empty());
@@ -902,6 +959,79 @@ mod tests {
         for i in 0..100 {
             assert!(t.insert(r.next(), i, 2000, 1000).is_ok());
         }
+    }
+
+    #[test]
+    fn overflow_counts_follow_every_write_of_a_slot() {
+        // A small table churned near full: entries placed in their second
+        // bucket, displaced both ways, expired, swept, removed, reused;
+        // after each step the kept counts equal a recount, and every live
+        // flow is still found (a count too low would hide one).
+        let mut t = FlowTable::new(64);
+        let mut r = Rng(5);
+        // Live flows and when they expire.
+        let mut live: Vec<(u64, u32)> = Vec::new();
+        let mut now = 0u32;
+        // Steps after which the counts' total rose, fell.
+        let (mut rose, mut fell, mut last_total) = (0, 0, 0);
+        for step in 0..20_000 {
+            let timeout = 100 + (r.next() % 400) as u32;
+            match r.next() % 16 {
+                0..=5 => {
+                    let fp = norm(r.next());
+                    if t.insert(fp, 1, now, timeout).is_ok() {
+                        live.push((fp, now + timeout));
+                    }
+                }
+                6..=8 => {
+                    // A packet of a new flow, as the fast path stores it.
+                    let fp = norm(r.next());
+                    assert_eq!(t.lookup(fp, now, timeout), None);
+                    if t.insert_probed(&Probe { fp }, 1, now, timeout).is_ok() {
+                        live.push((fp, now + timeout));
+                    }
+                }
+                9 if !live.is_empty() => {
+                    let (fp, _) = live.swap_remove(r.next() as usize % live.len());
+                    assert_eq!(t.remove(fp), Some(1));
+                }
+                10 if !live.is_empty() => {
+                    // A packet of a tracked flow (found wherever it sits).
+                    let i = r.next() as usize % live.len();
+                    assert_eq!(t.lookup(live[i].0, now, timeout), Some(1), "step {step}");
+                    live[i].1 = now + timeout;
+                }
+                11 => {
+                    t.sweep(now, 3);
+                }
+                _ => {
+                    now += 1;
+                    live.retain(|&(_, expiry)| expiry > now);
+                }
+            }
+            if let Err(e) = t.overflow_counts_hold() {
+                panic!("step {step}: {e}");
+            }
+            let total: u32 = t.overflow.iter().map(|&c| u32::from(c)).sum();
+            if total > last_total {
+                rose += 1;
+            } else if total < last_total {
+                fell += 1;
+            }
+            last_total = total;
+        }
+        for &(fp, _) in &live {
+            assert_eq!(t.lookup(fp, now, 1), Some(1), "a live flow lost");
+        }
+        assert!(
+            t.searches() > 100,
+            "displacement ran {} times",
+            t.searches()
+        );
+        assert!(
+            rose > 500 && fell > 500,
+            "counts rose {rose} and fell {fell} times"
+        );
     }
 
     #[test]
@@ -1224,6 +1354,11 @@ mod tests {
                         .all(|(a, b)| a.e == b.e),
                     "the last miss placed an entry elsewhere"
                 );
+                for table in [&t, &twin] {
+                    if let Err(e) = table.overflow_counts_hold() {
+                        return Err(TestCaseError::fail(format!("after {op:?}: {e}")));
+                    }
+                }
                 let now = start.wrapping_add(abs as u32);
                 walk_matches(&t, &m, (now, abs), (abs as usize, 1 + (abs as usize % 5)))?;
                 let live = m.values().filter(|e| abs < e.1).count();

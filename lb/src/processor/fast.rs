@@ -44,7 +44,7 @@ const OPEN_MASK: u16 =
 /// needs besides the frame (32 bytes; `Default`: not the usual packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Staged {
-    /// Flow-table fingerprint (its two buckets follow from it).
+    /// Flow-table fingerprint (its buckets follow from it).
     probe: Probe,
     /// The flow's mix ([`Family::flow_mix`]): the outer headers' entropy,
     /// and for a Maglev listener what its scheduler hash finishes (a new
@@ -346,8 +346,9 @@ impl Processor {
             crate::prefetch::prefetch_at(slots.as_ptr().wrapping_add(slot));
         }
         Staged {
-            // The second bucket too when flows are opening (a new flow
-            // reads it; a tracked one is nearly always in its first).
+            // The first bucket's overflow count too when flows are
+            // opening (a new flow misses in its first bucket and reads
+            // the count; a tracked one is nearly always found there).
             probe: self
                 .flows
                 .probe_with::<SLOTS>(F::fingerprint(self.seed, &t)),
