@@ -2,8 +2,9 @@
 //! step when it declines) against the general step alone
 //! ([`Processor::process`]), on random streams: every action, every frame
 //! sent, the counters and the flow table must be the same. The streams mix
-//! what the fast path takes (ACKs, UDP, hits and new flows) with what it
-//! must decline (SYN, FIN, RST, listeners with access lists or limits,
+//! what the fast path takes (ACKs, UDP, bare SYNs, hits and new flows) with
+//! what it must decline (SYN+ACK, FIN, RST, listeners with access lists,
+//! a flow a packet would open on a listener with limits,
 //! backends gone unusable, frames over the MTU, malformed frames, expired
 //! entries, a full table).
 
@@ -21,7 +22,8 @@ use etherparse::PacketBuilder;
 use proptest::prelude::*;
 
 /// Listeners: web (TCP 80, both families, to target group `web_group`),
-/// dns (UDP 53, new-flow limits), admin (TCP 443, access list), stats (UDP
+/// dns (UDP 53, new-flow limits), admin (TCP 443, access list), api (TCP
+/// 8443, new-flow limits), stats (UDP
 /// 5353, source-IP scheduler); group g's backends of every tunnel kind, one
 /// over IPv6, and group h's one; MTU 1300.
 fn config(web_group: &str) -> String {
@@ -36,6 +38,8 @@ fn config(web_group: &str) -> String {
     [listener.limits]\nnew_flows_per_sec = 20\n\
     [[listener]]\nname = \"admin\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 443\ntarget_group = \"g\"\n\
     [listener.acl]\ndeny = [\"198.18.0.0/30\"]\n\
+    [[listener]]\nname = \"api\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 8443\ntarget_group = \"g\"\n\
+    [listener.limits]\nnew_flows_per_sec = 20\n\
     [[listener]]\nname = \"stats\"\nvips = [\"192.0.2.1\", \"2001:db8::1\"]\nprotocol = \"udp\"\nport = 5353\n\
     target_group = \"g\"\nscheduler = \"source_ip\"\n\
     [[target_group]]\nname = \"g\"\n\
@@ -136,7 +140,7 @@ fn pkt() -> impl Strategy<Value = Pkt> {
     (
         (
             prop::bool::weighted(0.25),
-            prop::sample::select(vec![80u16, 80, 80, 53, 443, 5353, 8080]),
+            prop::sample::select(vec![80u16, 80, 80, 53, 443, 5353, 8080, 8443]),
             0u8..12,
             flags,
         ),
@@ -299,13 +303,13 @@ fn ack() -> Pkt {
 /// Which packets the fast path takes, and that it declines the rest (so the
 /// test above exercises both).
 #[test]
-fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not() {
+fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
     let mut reg = BackendRegistry::default();
     let snap = snapshot(&[], &mut reg);
     let mut p = Processor::new(1024, 42);
     p.adopt(&snap);
     let base = ack();
-    let mut run = |q: &Pkt| {
+    let run = |p: &mut Processor, q: &Pkt| {
         let f = frame(q);
         p.process_fast(&snap, &mut VecPacket::new(&f), GW_MAC, 1000)
     };
@@ -331,10 +335,12 @@ fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not()
             ..base.clone()
         },
     ] {
-        assert!(matches!(run(&q), Some(Action::Encapsulated(_))), "{q:?}");
+        assert!(matches!(run(&mut p, &q), Some(Action::Encapsulated(_))), "{q:?}");
     }
-    // Handshakes and endings, listeners with an access list or new-flow
-    // limits (a datagram of an untracked flow), other ports, too big.
+    // A bare SYN, tracked or not, is sent on; it stores nothing (nor
+    // on a listener with new-flow limits, if its flow is tracked: it
+    // opens nothing then).
+    let tracked = p.flows().len();
     for q in [
         Pkt {
             flags: 0b00010,
@@ -342,8 +348,48 @@ fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not()
             ..base.clone()
         },
         Pkt {
+            flags: 0b00010,
+            v6: true,
+            client: 10,
+            ..base.clone()
+        },
+        Pkt {
+            flags: 0b00010,
+            ..base.clone()
+        },
+    ] {
+        assert!(matches!(run(&mut p, &q), Some(Action::Encapsulated(_))), "{q:?}");
+    }
+    assert_eq!(p.flows().len(), tracked, "a SYN stored a flow");
+    let limited = Pkt {
+        port: 8443,
+        client: 12,
+        ..base.clone()
+    };
+    let f = frame(&limited);
+    let general = p.process(&snap, &mut VecPacket::new(&f), GW_MAC, 1000);
+    assert!(matches!(general, Action::Encapsulated(_)), "the ACK stored its flow");
+    let syn = Pkt {
+        flags: 0b00010,
+        ..limited.clone()
+    };
+    assert!(matches!(run(&mut p, &syn), Some(Action::Encapsulated(_))), "tracked");
+    // SYN+ACK, endings, listeners with an access list, a flow a packet
+    // would open on a listener with new-flow limits (a datagram or a SYN
+    // of an untracked flow), other ports, too big.
+    for q in [
+        Pkt {
+            flags: 0b10010,
+            client: 10,
+            ..base.clone()
+        },
+        Pkt {
             flags: 0b10001,
             ..base.clone()
+        },
+        Pkt {
+            client: 13,
+            ..syn.clone()
         },
         Pkt {
             flags: 0b00100,
@@ -367,7 +413,7 @@ fn established_acks_udp_and_new_ack_flows_take_the_fast_path_the_rest_does_not()
             ..base.clone()
         },
     ] {
-        assert_eq!(run(&q), None, "{q:?}");
+        assert_eq!(run(&mut p, &q), None, "{q:?}");
     }
 }
 

@@ -1,7 +1,11 @@
 //! The usual packet in few steps: a TCP segment that acknowledges (ACK,
 //! no SYN, FIN or RST) or a UDP datagram, to a listener without an access
 //! list, of a flow the worker tracks on a usable backend or that it starts
-//! tracking now, encapsulated within the MTU. That is nearly every packet a
+//! tracking now, encapsulated within the MTU; and a bare SYN (no ACK, FIN
+//! or RST) to such a listener, which is sent on the same way but never
+//! stored (a handshake's first ACK makes the entry: a SYN flood from any
+//! number of sources costs a lookup and the scheduler's table, and fills
+//! nothing). That is nearly every packet a
 //! gateway sees (with flow-exception sync, only a tracked flow's: an
 //! untracked one may be a flow a peer shared, or one to share, which is
 //! the general step's business); [`Processor::process_fast`] handles it
@@ -36,7 +40,7 @@ use crate::verdict::Action;
 use crate::vip::VipMatch;
 
 /// TCP flags a segment of an established connection carries among these:
-/// ACK alone.
+/// ACK alone; a bare SYN, SYN alone.
 const OPEN_MASK: u16 =
     TcpFlags::SYN.bits() | TcpFlags::FIN.bits() | TcpFlags::RST.bits() | TcpFlags::ACK.bits();
 
@@ -85,7 +89,8 @@ impl Who {
     fn group(self) -> u16 {
         (self.0 >> 32) as u16
     }
-    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`].
+    /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`],
+    /// [`SYN`].
     #[inline(always)]
     fn bits(self) -> u8 {
         (self.0 >> 56) as u8
@@ -113,6 +118,8 @@ const HINTED: u8 = 16;
 /// [`Who::bits`]: the listener schedules by client address (a new
 /// flow's hash is the source's, read again from the frame).
 const SOURCE_IP: u8 = 32;
+/// [`Who::bits`]: a bare TCP SYN (sent on, never stored).
+const SYN: u8 = 64;
 
 /// New flows a burst opened from which the next burst's first stage also
 /// starts loading each packet's Maglev slot ([`Processor::opening_flows`]).
@@ -330,14 +337,18 @@ impl Processor {
         memo: &mut ListenerMemo<'s>,
     ) -> Staged {
         let tcp = t.proto == IPPROTO_TCP;
-        if tcp && flags.bits() & OPEN_MASK != TcpFlags::ACK.bits() {
+        let open = flags.bits() & OPEN_MASK;
+        let syn = tcp && open == TcpFlags::SYN.bits();
+        if tcp && !syn && open != TcpFlags::ACK.bits() {
             return Staged::default();
         }
         let (who, slots) = Self::usual_listener::<F>(snap, &t, memo);
         if who.bits() & USUAL == 0 {
             return Staged::default();
         }
-        let who = who.with(if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 });
+        let who = who.with(
+            if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 } | if syn { SYN } else { 0 },
+        );
         let mix = F::flow_mix(&t);
         if SLOTS {
             // Where a new flow reads its Maglev slot (an address in the
@@ -400,21 +411,25 @@ impl Processor {
             return None;
         }
         let tcp = s.who.bits() & TCP != 0;
+        let syn = s.who.bits() & SYN != 0;
         let p = &snap.params;
         let timeout = if tcp {
             p.tcp_timeout_ms
         } else {
             p.udp_timeout_ms
         };
+        // Whether the packet starts tracking its flow (a miss, not a SYN).
         let (backend, new) = match self.flows.lookup_probe(s.probe, now, timeout) {
-            // Flag bits (closing, pinned) take the general step.
+            // Flag bits (closing, pinned) take the general step (a SYN
+            // reopens a closing flow there).
             Some(v) if v & !BACKEND_BITS != 0 => return None,
             Some(v) => (BackendId(v), false),
             // With sync, an untracked flow may be one a peer shared, or
-            // one to share.
+            // one to share, and a SYN one to pin.
             None if self.sync.is_some() => return None,
-            // A datagram of an untracked flow opens one: new-flow limits.
-            None if !tcp && s.who.bits() & LIMITED != 0 => return None,
+            // A datagram of an untracked flow or a SYN would open one:
+            // new-flow limits.
+            None if (!tcp || syn) && s.who.bits() & LIMITED != 0 => return None,
             None => {
                 let l = snap.listeners.get(usize::from(s.who.listener()))?;
                 let hash = if s.who.bits() & SOURCE_IP == 0 {
@@ -422,7 +437,7 @@ impl Processor {
                 } else {
                     parse::src_hash_at(pkt.data(), s.who.bits() & IPV6 != 0)?
                 };
-                (l.table.lookup(hash)?, true)
+                (l.table.lookup(hash)?, !syn)
             }
         };
         let r = snap.route(backend)?;
@@ -460,6 +475,7 @@ mod tests {
 
     #[test]
     fn a_who_word_keeps_each_field_apart() {
+        assert_eq!(Who::new(0, 0, 0, SYN | USUAL).bits(), SYN | USUAL);
         let w = Who::new(0xfff1, 0xfff2, 0xfff3, USUAL | LIMITED);
         assert_eq!(
             (w.listener(), w.slot(), w.group()),
