@@ -195,9 +195,10 @@ impl Processor {
     }
 
     /// Called once a burst, before its first stage: whether the last burst
-    /// opened 4 flows or more (`OPENING_BURST`) (a flood of new flows, a
-    /// peer gateway's flows arriving after it failed, a service of short
-    /// UDP exchanges). Then the first stage had better start loading each
+    /// opened 4 flows or more (`OPENING_BURST`), bare SYNs of untracked
+    /// flows counted as opening (a flood of new flows or SYNs, a peer
+    /// gateway's flows arriving after it failed, a service of short UDP
+    /// exchanges). Then the first stage had better start loading each
     /// packet's Maglev slot too ([`Processor::stage_with`]): a new flow
     /// reads it right after its lookup missed, and waited for it there
     /// (~13 % of a new flow's samples in a profile); an established flow's
@@ -205,7 +206,7 @@ impl Processor {
     /// the load.
     #[inline]
     pub fn opening_flows(&mut self) -> bool {
-        let n = self.counters.new_flows;
+        let n = self.counters.new_flows.wrapping_add(self.untracked_syns);
         let opened = n.wrapping_sub(self.new_flows_mark);
         self.new_flows_mark = n;
         opened >= OPENING_BURST
@@ -437,7 +438,9 @@ impl Processor {
                 } else {
                     parse::src_hash_at(pkt.data(), s.who.bits() & IPV6 != 0)?
                 };
-                (l.table.lookup(hash)?, !syn)
+                let backend = l.table.lookup(hash)?;
+                self.untracked_syns += u64::from(syn);
+                (backend, !syn)
             }
         };
         let r = snap.route(backend)?;
@@ -504,5 +507,8 @@ mod tests {
         p.opening_flows();
         p.counters.new_flows = p.counters.new_flows.wrapping_add(OPENING_BURST);
         assert!(p.opening_flows(), "across the counter's wrap");
+        p.untracked_syns += OPENING_BURST;
+        assert!(p.opening_flows(), "SYNs of untracked flows open too");
+        assert!(!p.opening_flows());
     }
 }

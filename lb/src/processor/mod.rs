@@ -56,8 +56,12 @@ pub struct Processor {
     sync: Option<Box<SyncState>>,
     /// Counters.
     pub counters: LbCounters,
-    /// [`LbCounters::new_flows`] when [`Processor::opening_flows`] last
-    /// looked.
+    /// Bare SYNs of untracked flows the fast path sent on (not stored, so
+    /// not new flows, but as new to the caches: see
+    /// [`Processor::opening_flows`]).
+    untracked_syns: u64,
+    /// [`LbCounters::new_flows`] and `untracked_syns` when
+    /// [`Processor::opening_flows`] last looked.
     new_flows_mark: u64,
 }
 
@@ -182,6 +186,7 @@ impl Processor {
             worker: 0,
             sync: None,
             counters: LbCounters::reserved(),
+            untracked_syns: 0,
             new_flows_mark: 0,
         }
     }
