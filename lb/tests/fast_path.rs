@@ -335,7 +335,10 @@ fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
             ..base.clone()
         },
     ] {
-        assert!(matches!(run(&mut p, &q), Some(Action::Encapsulated(_))), "{q:?}");
+        assert!(
+            matches!(run(&mut p, &q), Some(Action::Encapsulated(_))),
+            "{q:?}"
+        );
     }
     // A bare SYN, tracked or not, is sent on; it stores nothing (nor
     // on a listener with new-flow limits, if its flow is tracked: it
@@ -358,7 +361,10 @@ fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
             ..base.clone()
         },
     ] {
-        assert!(matches!(run(&mut p, &q), Some(Action::Encapsulated(_))), "{q:?}");
+        assert!(
+            matches!(run(&mut p, &q), Some(Action::Encapsulated(_))),
+            "{q:?}"
+        );
     }
     assert_eq!(p.flows().len(), tracked, "a SYN stored a flow");
     let limited = Pkt {
@@ -368,12 +374,18 @@ fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
     };
     let f = frame(&limited);
     let general = p.process(&snap, &mut VecPacket::new(&f), GW_MAC, 1000);
-    assert!(matches!(general, Action::Encapsulated(_)), "the ACK stored its flow");
+    assert!(
+        matches!(general, Action::Encapsulated(_)),
+        "the ACK stored its flow"
+    );
     let syn = Pkt {
         flags: 0b00010,
         ..limited.clone()
     };
-    assert!(matches!(run(&mut p, &syn), Some(Action::Encapsulated(_))), "tracked");
+    assert!(
+        matches!(run(&mut p, &syn), Some(Action::Encapsulated(_))),
+        "tracked"
+    );
     // SYN+ACK, endings, listeners with an access list, a flow a packet
     // would open on a listener with new-flow limits (a datagram or a SYN
     // of an untracked flow), other ports, too big.

@@ -338,18 +338,21 @@ impl Processor {
         memo: &mut ListenerMemo<'s>,
     ) -> Staged {
         let tcp = t.proto == IPPROTO_TCP;
+        // Of the flags in OPEN_MASK (at most 0x17), ACK alone or SYN alone:
+        // one bit test (UDP has none).
         let open = flags.bits() & OPEN_MASK;
-        let syn = tcp && open == TcpFlags::SYN.bits();
-        if tcp && !syn && open != TcpFlags::ACK.bits() {
+        const TAKEN: u32 = 1 << TcpFlags::ACK.bits() | 1 << TcpFlags::SYN.bits();
+        if tcp && (1u32 << open) & TAKEN == 0 {
             return Staged::default();
         }
         let (who, slots) = Self::usual_listener::<F>(snap, &t, memo);
         if who.bits() & USUAL == 0 {
             return Staged::default();
         }
-        let who = who.with(
-            if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 } | if syn { SYN } else { 0 },
-        );
+        // A SYN's flag, moved to the word's bit (not set for ACK or UDP).
+        const _: () = assert!(SYN == (TcpFlags::SYN.bits() as u8) << 5);
+        let syn = (open & TcpFlags::SYN.bits()) as u8;
+        let who = who.with(if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 } | syn << 5);
         let mix = F::flow_mix(&t);
         if SLOTS {
             // Where a new flow reads its Maglev slot (an address in the
