@@ -34,7 +34,9 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-read -r -a names <<< "full $variants"
+# The full build always comes first (the others are compared with it), once.
+names=(full)
+for v in $variants; do [ "$v" = full ] || names+=("$v"); done
 [[ " ${fwd[*]} " == *" --testpmd "* ]] || fwd+=(--testpmd "")
 [[ " ${fwd[*]} " == *" --runs "* ]] || fwd+=(--runs 3)
 [[ " ${fwd[*]} " == *" --seconds "* ]] || fwd+=(--seconds 8)
