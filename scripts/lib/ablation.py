@@ -64,7 +64,7 @@ VARIANTS = {
         "all but the quick parse and the two loops: the first stage stops after "
         "the parse, the second does nothing",
         [FINISH_NOTHING,
-         staged_usual_before("        let tcp = t.proto == IPPROTO_TCP;\n        if tcp && flags")],
+         staged_usual_before("        let tcp = t.proto == IPPROTO_TCP;\n")],
     ),
     "loops": (
         "all but the two loops over the burst and the staged records: the first "
@@ -120,7 +120,7 @@ VARIANTS = {
         "the first stage's bucket prefetch",
         [(
             TABLE,
-            "        crate::prefetch::prefetch(self.bucket(self.first(fp)));\n        if BOTH",
+            "        crate::prefetch::prefetch(self.bucket(b1));\n        if BOTH",
             "        if BOTH",
         )],
     ),
