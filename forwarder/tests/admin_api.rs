@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dnlb_testkit::{write_pcap, CLIENT_MAC, GATEWAY_MAC};
 use etherparse::PacketBuilder;
@@ -127,10 +127,57 @@ fn admin_url(lines: &Events) -> String {
     l["url"].as_str().unwrap().to_string()
 }
 
+/// Polls `probe` every 50 ms until `done` holds for what it returns (and
+/// returns that), failing with the last value seen after
+/// [`common::EVENT_DEADLINE`].
+fn wait_until<T: std::fmt::Debug>(
+    what: &str,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + common::EVENT_DEADLINE;
+    loop {
+        let seen = probe();
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the counter `f` reads grows (the workers keep counting; a
+/// worker that is descheduled answers late, and its counters stay stale
+/// meanwhile).
+fn wait_growth(api: &Api, what: &str, f: impl Fn(&Api) -> u64) {
+    let a = f(api);
+    wait_until(&format!("{what} to grow from {a}"), || f(api), |&b| b > a);
+}
+
+/// Whether the counter `f` reads grows within 300 ms. To tell that a change
+/// stopped it, call it once the worker runs that change
+/// ([`wait_adopted`]).
 fn grows(api: &Api, f: impl Fn(&Api) -> u64) -> bool {
     let a = f(api);
     std::thread::sleep(Duration::from_millis(300));
     f(api) > a
+}
+
+/// Waits until the worker runs generation `generation` or a later one (it
+/// answers `dnlb explain` with the one it runs). A change is published
+/// when the API answers; the worker takes it at its next burst, and until
+/// then counts packets by the one before.
+fn wait_adopted(api: &Api, generation: &Value) {
+    let g = generation.as_u64().unwrap();
+    let path = "/v1/explain?src=198.18.0.1&sport=1025&dst=192.0.2.10&dport=80&proto=udp";
+    wait_until(
+        &format!("the worker to run generation {g}"),
+        || api.ok("GET", path, None)["workers"].clone(),
+        |w| w[0]["generation"].as_u64() >= Some(g),
+    );
 }
 
 #[test]
@@ -172,7 +219,7 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     assert_eq!(s["backends"].as_array().unwrap().len(), 2);
     assert_eq!(s["listeners"][0]["name"], "web");
     // The elastic IP is not attached: its traffic is not for a VIP.
-    assert!(grows(&api, Api::not_for_vip));
+    wait_growth(&api, "not_for_vip", Api::not_for_vip);
 
     // Attach the elastic IP: its traffic is balanced too.
     let v = api.ok(
@@ -184,7 +231,7 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     common::wait_event(&lines, "changed", |e| {
         e["change"] == "attach 198.51.100.77 to listener web"
     });
-    std::thread::sleep(Duration::from_millis(100));
+    wait_adopted(&api, &v["generation"]);
     assert!(
         !grows(&api, Api::not_for_vip),
         "attached: all traffic is for a VIP"
@@ -249,9 +296,9 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
         (b1["usable"].clone(), b1["takes_new_flows"].clone()),
         (json!(true), json!(false))
     );
-    assert!(grows(&api, |a| a.backend("10.1.0.1").unwrap()["packets"]
-        .as_u64()
-        .unwrap()));
+    wait_growth(&api, "10.1.0.1's packets", |a| {
+        a.backend("10.1.0.1").unwrap()["packets"].as_u64().unwrap()
+    });
 
     // Drain with a deadline: established flows stay until it, then move.
     api.ok(
@@ -262,17 +309,22 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     let b2 = api.backend("10.1.0.2").unwrap();
     assert_eq!(b2["usable"], true);
     assert!(b2["drain_until"].is_string(), "{b2}");
-    assert!(grows(&api, |a| a.backend("10.1.0.2").unwrap()["packets"]
-        .as_u64()
-        .unwrap()));
-    common::wait_event(&lines, "republished", |e| e["cause"] == "drain");
+    wait_growth(&api, "10.1.0.2's packets", |a| {
+        a.backend("10.1.0.2").unwrap()["packets"].as_u64().unwrap()
+    });
+    let drained = common::wait_event(&lines, "republished", |e| e["cause"] == "drain");
     let b2 = api.backend("10.1.0.2").unwrap();
     assert_eq!(b2["usable"], false, "{b2}");
-    std::thread::sleep(Duration::from_millis(100));
+    wait_adopted(&api, &drained["generation"]);
     assert!(!grows(&api, |a| a.backend("10.1.0.2").unwrap()["packets"]
         .as_u64()
         .unwrap()));
-    assert!(api.status()["flows"]["rescheduled"].as_u64().unwrap() > 0);
+    // Counted by the worker, read fresh when it answers in time.
+    wait_until(
+        "flows rescheduled",
+        || api.status()["flows"].clone(),
+        |f| f["rescheduled"].as_u64().unwrap() > 0,
+    );
 
     // Deregister the one we registered: gone.
     api.ok("DELETE", "/v1/target_groups/web/backends/10.1.0.3", None);
@@ -374,7 +426,7 @@ fn admin_api_changes_the_running_gateway_and_persists_them() {
     assert_eq!(api.status()["listeners"][0]["elastic_ip"], "198.51.100.77");
     // Detach the elastic IP: its traffic is no longer for a VIP.
     api.ok("DELETE", "/v1/listeners/web/elastic_ip", None);
-    assert!(grows(&api, Api::not_for_vip));
+    wait_growth(&api, "not_for_vip", Api::not_for_vip);
 
     // A hand edit of the run-time changes file takes effect on reload: drop
     // the [[weight]] entry, and 10.1.0.1 is back to its configured weight.
@@ -664,9 +716,13 @@ fn acl_changes_under_traffic_lose_no_allowed_packet_and_rules_count() {
         runtime.contains("[[acl]]") && runtime.contains("198.18.1.0/24"),
         "{runtime}"
     );
-    api.ok("DELETE", "/v1/listeners/web/acl", None);
+    let v = api.ok("DELETE", "/v1/listeners/web/acl", None);
     let s = api.status();
     assert!(s["listeners"][0].get("acl").is_none(), "{s}");
+    // The worker denies by the old list until its next burst: the count
+    // settles once it runs the new one.
+    wait_adopted(&api, &v["generation"]);
+    let s = api.status();
     let denied = s["drops"]["acl_denied"].as_u64().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(

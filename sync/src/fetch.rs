@@ -148,20 +148,24 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let done = tokio::time::timeout(deadline, answer(&shared, stream)).await;
+            let mut stream = stream;
+            let done = tokio::time::timeout(deadline, answer(&shared, &mut stream)).await;
+            // Counted before the close, like a served fetch: a client that
+            // saw the connection end sees the count.
             if !matches!(done, Ok(Ok(()))) {
                 shared.state().stats.fetch_connections_failed += 1;
             }
+            drop(stream);
             drop(permit);
         });
     }
 }
 
-/// Answers one fetch connection. Rejected requests are counted and the
-/// connection closed (`Ok`).
-async fn answer(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
+/// Answers one fetch connection. Rejected requests are counted (`Ok`);
+/// the caller closes the connection, after it counted any failure.
+async fn answer(shared: &Shared, stream: &mut TcpStream) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let Some(bytes) = read_frame(&mut stream).await? else {
+    let Some(bytes) = read_frame(stream).await? else {
         return Err(io::ErrorKind::UnexpectedEof.into());
     };
     let decoded = Message::decode(&bytes, &shared.keys());
@@ -192,7 +196,7 @@ async fn answer(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
         )
     };
     let keys = shared.keys();
-    let mut w = BufWriter::new(&mut stream);
+    let mut w = BufWriter::new(&mut *stream);
     for chunk in entries.chunks(MAX_ENTRIES) {
         let m = Message {
             header: shared.next_header(nonce),
