@@ -880,33 +880,6 @@ struct CheckedGateway {
     _dir: tempfile::TempDir,
 }
 
-/// Waits for the first event of kind `kind` and returns it with a receiver
-/// of every other event, in order: those that came before it too (which
-/// [`common::wait_event`] would have skipped).
-fn wait_keeping_the_rest(
-    events: common::Events,
-    kind: &str,
-) -> (serde_json::Value, common::Events) {
-    let (tx, rest) = mpsc::channel();
-    let deadline = Instant::now() + common::EVENT_DEADLINE;
-    let found = loop {
-        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(e) if e["event"] == kind => break e,
-            Ok(e) => tx.send(e).unwrap(),
-            Err(err) => panic!("waiting for a {kind} event: {err}"),
-        }
-    };
-    // Until the gateway's output ends or the test drops `rest`.
-    std::thread::spawn(move || {
-        for e in events {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    (found, rest)
-}
-
 fn checked_gateway(tag: &str, forever: bool, check: &str, backends: &[&str]) -> CheckedGateway {
     let dir = common::tempdir();
     let pcap = dir.path().join("vip.pcap");
@@ -944,7 +917,7 @@ fn checked_gateway(tag: &str, forever: bool, check: &str, backends: &[&str]) -> 
     // The admin server is told after the first round of probes, and a
     // backend's health can change before that: the events before it are
     // kept for the test.
-    let (admin, events) = wait_keeping_the_rest(events, "admin_listening");
+    let (admin, events) = common::wait_keeping_the_rest(events, "admin_listening");
     let url = admin["url"].as_str().unwrap().to_string();
     CheckedGateway {
         child,

@@ -157,7 +157,8 @@ impl Stage {
         let cfg_arg = cfg_path.to_str().unwrap().to_string();
         let (dnlb, lines) =
             common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
-        let l = common::wait_event(&lines, "admin_listening", |_| true);
+        // Routes may be told before the admin server is.
+        let (l, lines) = common::wait_keeping_the_rest(lines, "admin_listening");
         let base = l["url"].as_str().unwrap().to_string();
         // The backend passes its checks: the VIP is announced.
         common::wait_event(&lines, "routes_announced", |e| {
@@ -278,7 +279,8 @@ fn vips_are_announced_while_served_and_withdrawn_otherwise() {
     let cfg_arg = cfg_path.to_str().unwrap().to_string();
     let (child, lines) =
         common::spawn_dnlb(&["run", "--watch-config-ms", "0", "--config", &cfg_arg]);
-    let l = common::wait_event(&lines, "admin_listening", |_| true);
+    // The failed announcement may be told before the admin server is.
+    let (l, lines) = common::wait_keeping_the_rest(lines, "admin_listening");
     let base = l["url"].as_str().unwrap().to_string();
     let token = common::admin_token(&cfg_path);
     TOKEN.get_or_init(|| token);

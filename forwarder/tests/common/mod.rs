@@ -184,6 +184,30 @@ pub fn wait_event(
     }
 }
 
+/// Waits for the first event of kind `kind` and returns it with a receiver
+/// of every other event, in order: those that came before it too (which
+/// [`wait_event`] would have skipped).
+pub fn wait_keeping_the_rest(events: Events, kind: &str) -> (serde_json::Value, Events) {
+    let (tx, rest) = std::sync::mpsc::channel();
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
+    let found = loop {
+        match events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(e) if e["event"] == kind => break e,
+            Ok(e) => tx.send(e).unwrap(),
+            Err(err) => panic!("waiting for a {kind} event: {err}"),
+        }
+    };
+    // Until the gateway's output ends or the test drops `rest`.
+    std::thread::spawn(move || {
+        for e in events {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    (found, rest)
+}
+
 /// Waits for the next event whose kind is one of `kinds`.
 pub fn next_of(
     events: &std::sync::mpsc::Receiver<serde_json::Value>,
