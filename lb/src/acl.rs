@@ -37,9 +37,8 @@ pub struct AclMatch {
 
 /// What a lookup decided, as the hot path keeps it: the deciding rule's
 /// counter index (the rule's index, or the rule count for the default)
-/// shifted left once, and the action in the low bit (1: allow). The
-/// default, rule 0 denying, is a placeholder to be overwritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// shifted left once, and the action in the low bit (1: allow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AclCode(u32);
 
 impl AclCode {

@@ -1,8 +1,8 @@
 //! The usual packet in few steps: a TCP segment that acknowledges (ACK,
-//! no SYN, FIN or RST) or a UDP datagram, from a source the listener's
-//! access list (if any) allows, of a flow the worker tracks on a usable
-//! backend or that it starts tracking now, encapsulated within the MTU; and
-//! a bare SYN (no ACK, FIN or RST) alike, which is sent on the same way but never
+//! no SYN, FIN or RST) or a UDP datagram, to a listener without an access
+//! list, of a flow the worker tracks on a usable backend or that it starts
+//! tracking now, encapsulated within the MTU; and a bare SYN (no ACK, FIN
+//! or RST) to such a listener, which is sent on the same way but never
 //! stored (a handshake's first ACK makes the entry: a SYN flood from any
 //! number of sources costs a lookup and the scheduler's table, and fills
 //! nothing). That is nearly every packet a
@@ -32,7 +32,6 @@ use dnlb_wire::tcp::TcpFlags;
 use super::parse::{self, Family, Frame, Tuple, V4, V6};
 use super::value::BACKEND_BITS;
 use super::Processor;
-use crate::acl::{AclCode, AclTable};
 use crate::flow_table::Probe;
 use crate::hash::{flow_hash_of_mix, reduce};
 use crate::ids::{BackendId, ListenerId};
@@ -57,9 +56,6 @@ pub struct Staged {
     mix: u64,
     /// Length of the IP packet.
     ip_len: u32,
-    /// The access-list rule that allowed the source ([`ACL`]; counted
-    /// when the second stage takes the packet).
-    acl: AclCode,
     /// Its listener, and what kind of packet it is.
     who: Who,
 }
@@ -94,7 +90,7 @@ impl Who {
         (self.0 >> 32) as u16
     }
     /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`],
-    /// [`SYN`], [`ACL`].
+    /// [`SYN`].
     #[inline(always)]
     fn bits(self) -> u8 {
         (self.0 >> 56) as u8
@@ -124,18 +120,10 @@ const HINTED: u8 = 16;
 const SOURCE_IP: u8 = 32;
 /// [`Who::bits`]: a bare TCP SYN (sent on, never stored).
 const SYN: u8 = 64;
-/// [`Who::bits`]: the listener has an access list, whose rule
-/// [`Staged::acl`] allowed the source.
-const ACL: u8 = 1;
 
 /// New flows a burst opened from which the next burst's first stage also
 /// starts loading each packet's Maglev slot ([`Processor::opening_flows`]).
 const OPENING_BURST: u64 = 4;
-
-/// A destination's listener as the first stage needs it: its word (no
-/// [`USUAL`] bit: not the usual packet's), its Maglev slots and its access
-/// list.
-type Usual<'s> = (Who, &'s [BackendId], Option<&'s AclTable>);
 
 /// The listener of the last IPv4 destination (address, protocol, port)
 /// [`Processor::stage`] looked up, and what it needs of it. A burst's
@@ -148,13 +136,12 @@ pub struct ListenerMemo<'s> {
     /// [`Family::memo_key`] of the destination; `u64::MAX`: none yet.
     key: u64,
     /// What it found, the packet's own bits ([`TCP`], [`IPV6`]) left out;
-    /// no [`USUAL`] bit: not the usual packet's listener (none).
+    /// no [`USUAL`] bit: not the usual packet's listener (none, or one with
+    /// an access list).
     who: Who,
     /// The listener's Maglev slots ([`crate::maglev::MaglevTable::entries`]), whose slot
     /// for a flow the first stage starts loading (empty: none).
     slots: &'s [BackendId],
-    /// The listener's access list ([`ACL`]).
-    acl: Option<&'s AclTable>,
 }
 
 impl ListenerMemo<'_> {
@@ -164,7 +151,6 @@ impl ListenerMemo<'_> {
             key: u64::MAX,
             who: Who(0),
             slots: &[],
-            acl: None,
         }
     }
 }
@@ -291,10 +277,10 @@ impl Processor {
         snap: &'s Snapshot,
         t: &Tuple<F::Addr>,
         memo: &mut ListenerMemo<'s>,
-    ) -> Usual<'s> {
+    ) -> (Who, &'s [BackendId]) {
         let key = F::memo_key(t.dst, t.proto, t.dport);
         if key == Some(memo.key) {
-            return (memo.who, memo.slots, memo.acl);
+            return (memo.who, memo.slots);
         }
         Self::remember_usual::<F>(snap, (t.dst, t.proto, t.dport), key, memo)
     }
@@ -309,40 +295,36 @@ impl Processor {
         dst: (F::Addr, u8, u16),
         key: Option<u64>,
         memo: &mut ListenerMemo<'s>,
-    ) -> Usual<'s> {
-        let (who, slots, acl) = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
+    ) -> (Who, &'s [BackendId]) {
+        let (who, slots) = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
         if let Some(key) = key {
-            *memo = ListenerMemo {
-                key,
-                who,
-                slots,
-                acl,
-            };
+            *memo = ListenerMemo { key, who, slots };
         }
-        (who, slots, acl)
+        (who, slots)
     }
 
-    /// [`Processor::usual_listener`] without the memo: the listener's word,
-    /// its Maglev slots and its access list.
+    /// [`Processor::usual_listener`] without the memo: the listener's word
+    /// and its Maglev slots.
     #[inline(always)]
     fn look_up_usual<F: Family>(
         snap: &Snapshot,
         (addr, proto, port): (F::Addr, u8, u16),
-    ) -> Option<Usual<'_>> {
+    ) -> Option<(Who, &[BackendId])> {
         let VipMatch::Listener(ListenerId(id)) = F::listener(&snap.vips, addr, proto, port) else {
             return None;
         };
         let l = snap.listeners.get(usize::from(id))?;
-        let acl = l.acl.as_deref();
+        if l.acl.is_some() {
+            return None;
+        }
         let limited = if l.limits.any() { LIMITED } else { 0 };
         let source_ip = if l.scheduler == Scheduler::SourceIp {
             SOURCE_IP
         } else {
             0
         };
-        let listed = if acl.is_some() { ACL } else { 0 };
-        let who = Who::new(id, l.slot, l.group, USUAL | limited | source_ip | listed);
-        Some((who, l.table.entries(), acl))
+        let who = Who::new(id, l.slot, l.group, USUAL | limited | source_ip);
+        Some((who, l.table.entries()))
     }
 
     /// [`Processor::stage`] of a parsed TCP/UDP packet.
@@ -363,23 +345,10 @@ impl Processor {
         if tcp && (1u32 << open) & TAKEN == 0 {
             return Staged::default();
         }
-        let (who, slots, acl) = Self::usual_listener::<F>(snap, &t, memo);
+        let (who, slots) = Self::usual_listener::<F>(snap, &t, memo);
         if who.bits() & USUAL == 0 {
             return Staged::default();
         }
-        // A source the access list denies takes the general step (which
-        // counts and drops it); an allowed one's rule is counted when the
-        // second stage takes the packet.
-        let acl = match acl {
-            Some(list) => {
-                let code = F::acl(list, t.src);
-                if !code.allow() {
-                    return Staged::default();
-                }
-                code
-            }
-            None => AclCode::default(),
-        };
         // A SYN's flag, moved to the word's bit (not set for ACK or UDP).
         const _: () = assert!(SYN == (TcpFlags::SYN.bits() as u8) << 5);
         let syn = (open & TcpFlags::SYN.bits()) as u8;
@@ -400,7 +369,6 @@ impl Processor {
                 .probe_with::<SLOTS>(F::fingerprint(self.seed, &t)),
             mix,
             ip_len: f.ip_len as u32,
-            acl,
             who,
         }
     }
@@ -428,20 +396,6 @@ impl Processor {
         match self.flows.insert_second(p, backend.0, now, timeout) {
             Ok(_) => c.new_flows += 1,
             Err(_) => c.flow_table_full += 1,
-        }
-    }
-
-    /// Counts the access-list rule that allowed the packet `s` staged (what
-    /// the general step counts first). Out of line: listeners without a
-    /// list pay only the test of [`ACL`].
-    #[inline(never)]
-    fn count_acl(&self, snap: &Snapshot, s: &Staged) {
-        if let Some(acl) = snap
-            .listeners
-            .get(usize::from(s.who.listener()))
-            .and_then(|l| l.acl.as_deref())
-        {
-            acl.count(self.worker, s.acl);
         }
     }
 
@@ -505,10 +459,6 @@ impl Processor {
         // A new flow is tracked last (whatever becomes of its packet, as
         // in the general step): nothing after the call needs this packet's
         // values in registers.
-        if s.who.bits() & ACL != 0 {
-            // Taken from here on: the rule that allowed it counts.
-            self.count_acl(snap, s);
-        }
         if let Err(reason) = tpl.apply(pkt, 14, ip_len, s.mix, src_mac) {
             self.counters.backend_drop(backend, reason);
             self.counters.listener_drop(s.who.slot(), reason);
