@@ -85,12 +85,8 @@ fn entry(listener: u64, flow: u64, backend: u64) -> FlowException {
 }
 
 /// Polls `cond` every 10 ms until it holds or [`PATIENCE`] passes.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    wait_until(what, cond, |&held| held);
 }
 
 /// Polls `probe` every 10 ms until `done` holds for what it returns or
@@ -471,12 +467,11 @@ fn a_replayed_fetch_request_is_not_answered() {
     // (a busy CI machine once read the served count as 0), and say what
     // was counted if they never come.
     assert!(ask().is_empty());
-    let until = Instant::now() + PATIENCE;
-    let counted = |st: &SyncStats| (st.rejected.replayed, st.fetches_served) == (1, 1);
-    while !counted(&b.stats()) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let st = b.stats();
+    let st = wait_until(
+        "the replay and the served fetch counted",
+        || b.stats(),
+        |st| (st.rejected.replayed, st.fetches_served) == (1, 1),
+    );
     assert_eq!((st.rejected.replayed, st.fetches_served), (1, 1), "{st:?}");
 }
 
