@@ -106,13 +106,9 @@ impl FlowTable {
     }
 
     /// Counts the entry `fp` written over `old` (0: an empty slot) in
-    /// bucket `b`. In its first bucket over an empty slot or another
-    /// first-bucket entry (the usual new flow) there is nothing to count.
+    /// bucket `b`.
     #[inline(always)]
     fn note_replaced(&mut self, b: usize, old: u64, fp: u64) {
-        if self.first(fp) == b && (old == 0 || self.first(old) == b) {
-            return;
-        }
         self.note_freed(b, old);
         self.note_placed(b, fp);
     }
