@@ -8,6 +8,9 @@
 #   scripts/bench-newflow.sh [--rounds 6] [--pair "ESTABLISHED NEW"] [--bin PIPELINE_BENCH]
 #   scripts/bench-newflow.sh --interleaved [--rounds 100] [--bin PIPELINE_BENCH]
 #   scripts/bench-newflow.sh --instructions [--pair "ESTABLISHED NEW"] [--bin PIPELINE_BENCH]
+#       [--case vxlan_v4_tcp]  the benches' case (vxlan_v6_tcp, ipip_v4_tcp…;
+#                              `established` has them all, the others
+#                              vxlan_v4_tcp only)
 #
 # --instructions counts instead each bench's instructions a packet under
 # callgrind (collecting inside the bench's `burst` only; packets = 32 x the
@@ -27,13 +30,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/deps.sh
 . scripts/lib/deps.sh
-rounds='' pair="established_16k_flows new_flow_64k" bin='' interleaved='' instructions=''
+rounds='' pair="established_16k_flows new_flow_64k" bin='' interleaved='' instructions='' case=vxlan_v4_tcp
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --interleaved) interleaved=1; shift ;;
     --instructions) instructions=1; shift ;;
     --pair) pair=$2; shift 2 ;;
+    --case) case=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -51,10 +55,10 @@ fi
 if [ -n "$instructions" ]; then
     dnlb_ensure_apt valgrind
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-    echo "# $(date -u +%FT%TZ) $bin, instructions a packet (callgrind, vxlan_v4_tcp)"
+    echo "# $(date -u +%FT%TZ) $bin, instructions a packet (callgrind, $case)"
     for b in $est $new; do
         valgrind --tool=callgrind --toggle-collect='*pipeline::burst*' --callgrind-out-file="$tmp/$b.out" \
-            "$bin" --bench --profile-time 3 "^pipeline/$b/vxlan_v4_tcp\$" > /dev/null 2>&1
+            "$bin" --bench --profile-time 3 "^pipeline/$b/$case\$" > /dev/null 2>&1
         total=$(callgrind_annotate "$tmp/$b.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
         # Calls of the memo's miss (once a burst): every "calls=" line under its id.
         ids=$(grep -oE '^c?fn=\([0-9]+\) .*remember_usual' "$tmp/$b.out" | grep -oE '\([0-9]+\)' | sort -u)
@@ -70,10 +74,10 @@ fi
 rounds=${rounds:-6}
 # ns per packet of one bench (bursts of 32 packets)
 one() {
-    "$bin" --bench --output-format bencher "^pipeline/$1/vxlan_v4_tcp\$" 2>/dev/null |
+    "$bin" --bench --output-format bencher "^pipeline/$1/$case\$" 2>/dev/null |
         awk '/^test/ {printf "%.1f\n", $5 / 32}'
 }
-echo "# $(date -u +%FT%TZ) $bin, pair: $est / $new, ns per packet (vxlan_v4_tcp)"
+echo "# $(date -u +%FT%TZ) $bin, pair: $est / $new, ns per packet ($case)"
 printf '%-6s %12s %12s %8s\n' round "$est" "$new" ratio
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 for i in $(seq 1 "$rounds"); do

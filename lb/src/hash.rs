@@ -85,8 +85,6 @@ const TAG_SRC_V4: u64 = 3 << 40;
 const TAG_FLOW_V6: u64 = 4 << 40;
 const TAG_ADDR_V6: u64 = 5 << 40;
 const TAG_SRC_V6: u64 = 6 << 40;
-const TAG_KEYED_V4: u64 = 7 << 40;
-const TAG_KEYED_V6: u64 = 8 << 40;
 
 /// 64×64→128-bit multiply, folded to 64 bits by XORing the halves.
 #[inline(always)]
@@ -199,43 +197,21 @@ pub fn src_hash_v6(src: [u8; 16]) -> u64 {
     v6(h1_v6(&src), 0, TAG_SRC_V6)
 }
 
-/// The keyed variant behind [`crate::flow_table::fingerprint_v4`]: the
-/// `flow_hash_v4` construction with the seed mixed into every secret and into
-/// the finish (tag 7). Not a gateway contract: only compared within one table.
-#[inline]
-pub(crate) fn keyed_flow_v4(
-    seed: u64,
-    src: [u8; 4],
-    dst: [u8; 4],
-    proto: u8,
-    sport: u16,
-    dport: u16,
-) -> u64 {
-    let a = u64::from(u32::from_be_bytes(src)) | u64::from(sport) << 32 | u64::from(dport) << 48;
-    let b = u64::from(u32::from_be_bytes(dst)) | u64::from(proto) << 32 | TAG_KEYED_V4;
-    finish(mum(a ^ S0 ^ seed, b ^ S1 ^ seed.rotate_left(32)) ^ seed)
-}
-
-/// The keyed variant behind [`crate::flow_table::fingerprint_v6`] (tag 8).
-#[inline]
-pub(crate) fn keyed_flow_v6(
-    seed: u64,
-    src: [u8; 16],
-    dst: [u8; 16],
-    proto: u8,
-    sport: u16,
-    dport: u16,
-) -> u64 {
-    let p = u64::from(sport) | u64::from(dport) << 16 | u64::from(proto) << 32 | TAG_KEYED_V6;
-    let h1 = mum(
-        half(&src, 0) ^ S0 ^ seed,
-        half(&src, 1) ^ S1 ^ seed.rotate_left(16),
-    );
-    let h2 = mum(
-        half(&dst, 0) ^ S2 ^ seed.rotate_left(32),
-        half(&dst, 1) ^ S3 ^ seed.rotate_left(48),
-    );
-    finish(mum(h1 ^ p ^ S5, h2 ^ S6) ^ seed)
+/// The keyed hash behind [`crate::flow_table::fingerprint_v4`] and
+/// [`crate::flow_table::fingerprint_v6`]: a flow's mix ([`flow_mix_v4`],
+/// [`flow_mix_v6`]) through one multiply-fold keyed by `seed` (wyhash's
+/// last round: both operands carry the key). Tuples of equal mix get equal
+/// fingerprints, so an attacker who crafts them gains two flows that share
+/// an entry and, having equal scheduler hashes too, a backend: nothing a
+/// spoofed packet of either tuple could not do. Not a gateway contract: only
+/// compared within one table.
+///
+/// The multiplier is the seed's own multiply-fold (the same for every
+/// packet, so the compiler hoists it out of a burst's loop): seeds that
+/// differ in a few bits give unrelated buckets.
+#[inline(always)]
+pub(crate) fn keyed_mix(seed: u64, mix: u64) -> u64 {
+    mum(mix ^ seed ^ S3, mum(seed ^ S5, S6) ^ S4)
 }
 
 /// Maps a hash onto `0..n` with the multiply-shift ("fast range") reduction:

@@ -109,10 +109,10 @@ VARIANTS = {
         )],
     ),
     "nofp": (
-        "the keyed fingerprint hash (the fingerprint is the flow's mix)",
+        "the fingerprint's keyed round (the fingerprint is the flow's mix)",
         [(
             FAST,
-            ".probe_with::<SLOTS>(F::fingerprint(self.seed, &t)),",
+            ".probe_with::<SLOTS>(fingerprint_of_mix(self.seed, mix)),",
             ".probe_with::<SLOTS>(mix),",
         )],
     ),

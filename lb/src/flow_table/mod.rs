@@ -47,8 +47,12 @@
 //!
 //! The table stores a fingerprint, not the 5-tuple, and treats equal
 //! fingerprints as the same flow. Compute it with [`fingerprint_v4`] /
-//! [`fingerprint_v6`]: a keyed hash (64-bit seed) of the full 5-tuple. Give every worker its own random seed: then an attacker who does
-//! not know the seed cannot aim for collisions or for one bucket, and chance
+//! [`fingerprint_v6`]: the full 5-tuple's mix (the 64-bit multiply-fold the
+//! scheduler's hash finishes) through a hash keyed by a 64-bit seed. Give
+//! every worker its own random seed: then an attacker who does not know the
+//! seed cannot aim for one bucket. Tuples of equal mix share a fingerprint,
+//! but they share the scheduler's backend too, and two crafted tuples that
+//! share an entry can do nothing a spoofed packet of either could not. Chance
 //! collisions are negligible (64 bits: P(any collision among 10^6 flows) ≈
 //! 10^12 / 2^65 ≈ 3·10^-8). A fingerprint of 0 is stored as 1 (0 marks empty
 //! slots); every method applies that mapping, so callers need not.
@@ -716,12 +720,7 @@ impl FlowTable {
 
 /// The flow fingerprint of an IPv4 5-tuple, keyed by `seed`; never 0.
 ///
-/// The multiply-fold construction of [`crate::hash::flow_hash_v4`] with the
-/// seed mixed into every constant and into the final mix (about 1.5 ns; xxh3
-/// with a seed measured about 10 ns here). Use one random `seed` per worker
-/// (or per process), chosen at start-up, so fingerprints and bucket choices
-/// cannot be predicted from outside. Fingerprints are only compared within
-/// one table, so they need not agree between workers, gateways or versions.
+/// [`fingerprint_of_mix`] of the tuple's [`crate::hash::flow_mix_v4`].
 #[inline]
 pub fn fingerprint_v4(
     seed: u64,
@@ -731,13 +730,15 @@ pub fn fingerprint_v4(
     sport: u16,
     dport: u16,
 ) -> u64 {
-    norm(crate::hash::keyed_flow_v4(
-        seed, src, dst, proto, sport, dport,
-    ))
+    fingerprint_of_mix(
+        seed,
+        crate::hash::flow_mix_v4(src, dst, proto, sport, dport),
+    )
 }
 
-/// The flow fingerprint of an IPv6 5-tuple, keyed by `seed`; never 0. See
-/// [`fingerprint_v4`].
+/// The flow fingerprint of an IPv6 5-tuple, keyed by `seed`; never 0.
+///
+/// [`fingerprint_of_mix`] of the tuple's [`crate::hash::flow_mix_v6`].
 #[inline]
 pub fn fingerprint_v6(
     seed: u64,
@@ -747,9 +748,25 @@ pub fn fingerprint_v6(
     sport: u16,
     dport: u16,
 ) -> u64 {
-    norm(crate::hash::keyed_flow_v6(
-        seed, src, dst, proto, sport, dport,
-    ))
+    fingerprint_of_mix(
+        seed,
+        crate::hash::flow_mix_v6(src, dst, proto, sport, dport),
+    )
+}
+
+/// The flow fingerprint of a flow whose mix ([`crate::hash::flow_mix_v4`],
+/// [`crate::hash::flow_mix_v6`]) is `mix`, keyed by `seed`; never 0.
+///
+/// The mix goes through one multiply-fold keyed by the seed (about 1 ns:
+/// the packet path computes the mix anyway, for the outer headers' entropy,
+/// so a fingerprint costs one multiply more). Use one random `seed` per
+/// worker (or per process), chosen at start-up, so fingerprints and bucket
+/// choices cannot be predicted from outside. Fingerprints are only compared
+/// within one table, so they need not agree between workers, gateways or
+/// versions.
+#[inline(always)]
+pub fn fingerprint_of_mix(seed: u64, mix: u64) -> u64 {
+    norm(crate::hash::keyed_mix(seed, mix))
 }
 
 #[cfg(test)]
@@ -1135,6 +1152,32 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(t.len(), 2000);
+    }
+
+    /// The fingerprint is the keyed hash of the flow's mix, and which
+    /// bucket a flow lands in follows the seed: the same 4096 tuples under
+    /// another seed share their first bucket (of 4096) about as often as
+    /// random ones would (1 in 4096), and their second (bits 32..) too.
+    #[test]
+    fn buckets_follow_the_seed() {
+        let (src, dst) = ([10, 0, 0, 1], [192, 0, 2, 1]);
+        let mix = crate::hash::flow_mix_v4(src, dst, 17, 5000, 53);
+        assert_eq!(
+            fingerprint_v4(9, src, dst, 17, 5000, 53),
+            fingerprint_of_mix(9, mix)
+        );
+        let mask = 4095u64;
+        let (mut first, mut second) = (0, 0);
+        for seed in [1u64, 0x5eed, u64::MAX] {
+            for p in 0..4096u16 {
+                let a = fingerprint_v4(seed, src, dst, 17, p, 53);
+                let b = fingerprint_v4(seed.wrapping_add(1), src, dst, 17, p, 53);
+                first += usize::from(a & mask == b & mask);
+                second += usize::from((a >> 32) & mask == (b >> 32) & mask);
+            }
+        }
+        // 3 × 4096 pairs: ~3 expected each; 20 would be a bias.
+        assert!(first < 20 && second < 20, "{first} {second}");
     }
 
     mod model {

@@ -32,7 +32,7 @@ use dnlb_wire::tcp::TcpFlags;
 use super::parse::{self, Family, Frame, Tuple, V4, V6};
 use super::value::BACKEND_BITS;
 use super::Processor;
-use crate::flow_table::Probe;
+use crate::flow_table::{fingerprint_of_mix, Probe};
 use crate::hash::{flow_hash_of_mix, reduce};
 use crate::ids::{BackendId, ListenerId};
 use crate::snapshot::Snapshot;
@@ -366,7 +366,7 @@ impl Processor {
             // the count; a tracked one is nearly always found there).
             probe: self
                 .flows
-                .probe_with::<SLOTS>(F::fingerprint(self.seed, &t)),
+                .probe_with::<SLOTS>(fingerprint_of_mix(self.seed, mix)),
             mix,
             ip_len: f.ip_len as u32,
             who,
