@@ -21,7 +21,8 @@ use dnlb_testkit::VecPacket;
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
 
-/// Listeners: web (TCP 80, both families, to target group `web_group`),
+/// Listeners: web (TCP 80, both families, to target group `web_group`), web2
+/// (TCP 80 on other addresses of both families, group h),
 /// dns (UDP 53, new-flow limits), admin (TCP 443, access list), api (TCP
 /// 8443, new-flow limits), stats (UDP
 /// 5353, source-IP scheduler); group g's backends of every tunnel kind, one
@@ -34,6 +35,8 @@ fn config(web_group: &str) -> String {
     next_hop_mac = \"02:00:00:00:00:fe\"\nmtu = 1300\n\
     [[listener]]\nname = \"web\"\nvips = [\"192.0.2.1\", \"2001:db8::1\"]\nprotocol = \"tcp\"\nport = 80\n\
     target_group = \"{web_group}\"\n\
+    [[listener]]\nname = \"web2\"\nvips = [\"192.0.2.2\", \"2001:db8::2\"]\nprotocol = \"tcp\"\nport = 80\n\
+    target_group = \"h\"\n\
     [[listener]]\nname = \"dns\"\nvips = [\"192.0.2.1\"]\nprotocol = \"udp\"\nport = 53\ntarget_group = \"g\"\n\
     [listener.limits]\nnew_flows_per_sec = 20\n\
     [[listener]]\nname = \"admin\"\nvips = [\"192.0.2.1\"]\nprotocol = \"tcp\"\nport = 443\ntarget_group = \"g\"\n\
@@ -72,6 +75,9 @@ fn snapshot(down: &[u8], reg: &mut BackendRegistry) -> Snapshot {
 #[derive(Debug, Clone)]
 struct Pkt {
     v6: bool,
+    /// The destination's last byte: 1 (most listeners' VIP), 2 (web2's
+    /// VIP: the same ports, another listener) or 3 (no VIP).
+    dst: u8,
     port: u16,
     client: u8,
     /// TCP flags: bits of F S R P A (UDP ignores them).
@@ -92,13 +98,11 @@ fn frame(p: &Pkt) -> Vec<u8> {
     let b = if p.v6 {
         let mut src = [0x20, 1, 0xd, 0xb8, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         src[15] = p.client;
-        b.ipv6(
-            src,
-            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-            60,
-        )
+        let mut dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        dst[15] = p.dst;
+        b.ipv6(src, dst, 60)
     } else {
-        b.ipv4([198, 18, 0, p.client], [192, 0, 2, 1], 60)
+        b.ipv4([198, 18, 0, p.client], [192, 0, 2, p.dst], 60)
     };
     let sport = 1000 + u16::from(p.client % 5);
     let payload = vec![0x5a; p.payload];
@@ -139,7 +143,10 @@ fn pkt() -> impl Strategy<Value = Pkt> {
     ];
     (
         (
-            prop::bool::weighted(0.25),
+            (
+                prop::bool::weighted(0.25),
+                prop_oneof![8 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
+            ),
             prop::sample::select(vec![80u16, 80, 80, 53, 443, 5353, 8080, 8443]),
             0u8..12,
             flags,
@@ -153,16 +160,19 @@ fn pkt() -> impl Strategy<Value = Pkt> {
         ),
     )
         .prop_map(
-            |((v6, port, client, flags), (payload, corrupt, after_ms, health, hinted))| Pkt {
-                v6,
-                port,
-                client,
-                flags,
-                payload,
-                corrupt,
-                after_ms,
-                health,
-                hinted,
+            |(((v6, dst), port, client, flags), (payload, corrupt, after_ms, health, hinted))| {
+                Pkt {
+                    v6,
+                    dst,
+                    port,
+                    client,
+                    flags,
+                    payload,
+                    corrupt,
+                    after_ms,
+                    health,
+                    hinted,
+                }
             },
         )
 }
@@ -289,6 +299,7 @@ proptest! {
 fn ack() -> Pkt {
     Pkt {
         v6: false,
+        dst: 1,
         port: 80,
         client: 9,
         flags: 0b10000,

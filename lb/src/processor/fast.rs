@@ -125,7 +125,7 @@ const SYN: u8 = 64;
 /// starts loading each packet's Maglev slot ([`Processor::opening_flows`]).
 const OPENING_BURST: u64 = 4;
 
-/// The listener of the last IPv4 destination (address, protocol, port)
+/// The listener of the last destination (address, protocol, port)
 /// [`Processor::stage`] looked up, and what it needs of it. A burst's
 /// packets mostly go to one listener: the next packet to the same
 /// destination skips the VIP table and the listener's record (~25 of the
@@ -135,6 +135,8 @@ const OPENING_BURST: u64 = 4;
 pub struct ListenerMemo<'s> {
     /// [`Family::memo_key`] of the destination; `u64::MAX`: none yet.
     key: u64,
+    /// [`Family::memo_addr`] of the destination (IPv6's address).
+    addr: u128,
     /// What it found, the packet's own bits ([`TCP`], [`IPV6`]) left out;
     /// no [`USUAL`] bit: not the usual packet's listener (none, or one with
     /// an access list).
@@ -149,6 +151,7 @@ impl ListenerMemo<'_> {
     pub const fn new() -> Self {
         ListenerMemo {
             key: u64::MAX,
+            addr: 0,
             who: Who(0),
             slots: &[],
         }
@@ -270,7 +273,7 @@ impl Processor {
     }
 
     /// The usual packet's listener for destination `t`: from `memo` if it
-    /// holds that destination, else looked up (and, for IPv4, kept there).
+    /// holds that destination, else looked up (and kept there).
     /// Without [`USUAL`]: not the usual packet's.
     #[inline(always)]
     fn usual_listener<'s, F: Family>(
@@ -279,27 +282,31 @@ impl Processor {
         memo: &mut ListenerMemo<'s>,
     ) -> (Who, &'s [BackendId]) {
         let key = F::memo_key(t.dst, t.proto, t.dport);
-        if key == Some(memo.key) {
+        if key == memo.key && (F::MEMO_KEY_EXACT || F::memo_addr(t.dst) == memo.addr) {
             return (memo.who, memo.slots);
         }
         Self::remember_usual::<F>(snap, (t.dst, t.proto, t.dport), key, memo)
     }
 
     /// [`Processor::usual_listener`] when `memo` does not hold the
-    /// destination: looked up, and kept there under `key` if any. Out of
+    /// destination: looked up, and kept there under `key`. Out of
     /// line and cold (once a burst): the memo's hit keeps its registers.
     #[cold]
     #[inline(never)]
     fn remember_usual<'s, F: Family>(
         snap: &'s Snapshot,
         dst: (F::Addr, u8, u16),
-        key: Option<u64>,
+        key: u64,
         memo: &mut ListenerMemo<'s>,
     ) -> (Who, &'s [BackendId]) {
         let (who, slots) = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
-        if let Some(key) = key {
-            *memo = ListenerMemo { key, who, slots };
-        }
+        let addr = F::memo_addr(dst.0);
+        *memo = ListenerMemo {
+            key,
+            addr,
+            who,
+            slots,
+        };
         (who, slots)
     }
 

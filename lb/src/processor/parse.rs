@@ -74,9 +74,16 @@ pub(super) trait Family {
     fn key(a: Self::Addr) -> u128;
     /// The listener of a packet to `dst`, `proto`, `port`.
     fn listener(vips: &VipTable, dst: Self::Addr, proto: u8, port: u16) -> VipMatch;
-    /// `dst`, `proto` and `port` in one word, if they fit (IPv4), for the
-    /// fast path's [`super::fast::ListenerMemo`].
-    fn memo_key(dst: Self::Addr, proto: u8, port: u16) -> Option<u64>;
+    /// Whether [`Family::memo_key`] alone tells destinations apart (IPv4:
+    /// the address fits in it); else [`Family::memo_addr`] too.
+    const MEMO_KEY_EXACT: bool;
+    /// `dst`, `proto` and `port` in one word, for the fast path's
+    /// [`super::fast::ListenerMemo`] (IPv6: `proto` and `port`, and the
+    /// top bit set, so that it never equals an IPv4 key; never `u64::MAX`,
+    /// the empty memo's key).
+    fn memo_key(dst: Self::Addr, proto: u8, port: u16) -> u64;
+    /// The address, where [`Family::memo_key`] does not hold it (IPv6).
+    fn memo_addr(dst: Self::Addr) -> u128;
     /// The scheduler's 5-tuple hash before its last round
     /// ([`hash::flow_mix_v4`]; [`hash::flow_hash_of_mix`] finishes it): the
     /// flow's entropy for outer headers.
@@ -109,11 +116,16 @@ impl Family for V4 {
     fn listener(vips: &VipTable, dst: [u8; 4], proto: u8, port: u16) -> VipMatch {
         vips.lookup_v4(dst, proto, port)
     }
+    const MEMO_KEY_EXACT: bool = true;
     #[inline(always)]
-    fn memo_key(dst: [u8; 4], proto: u8, port: u16) -> Option<u64> {
+    fn memo_key(dst: [u8; 4], proto: u8, port: u16) -> u64 {
         // 56 bits: never u64::MAX, the empty memo's key.
         let addr = u64::from(u32::from_be_bytes(dst));
-        Some(addr << 24 | u64::from(proto) << 16 | u64::from(port))
+        addr << 24 | u64::from(proto) << 16 | u64::from(port)
+    }
+    #[inline(always)]
+    fn memo_addr(_: [u8; 4]) -> u128 {
+        0
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 4]) -> crate::acl::AclCode {
@@ -154,9 +166,14 @@ impl Family for V6 {
     fn listener(vips: &VipTable, dst: [u8; 16], proto: u8, port: u16) -> VipMatch {
         vips.lookup_v6(dst, proto, port)
     }
+    const MEMO_KEY_EXACT: bool = false;
     #[inline(always)]
-    fn memo_key(_: [u8; 16], _: u8, _: u16) -> Option<u64> {
-        None
+    fn memo_key(_: [u8; 16], proto: u8, port: u16) -> u64 {
+        1 << 63 | u64::from(proto) << 16 | u64::from(port)
+    }
+    #[inline(always)]
+    fn memo_addr(dst: [u8; 16]) -> u128 {
+        u128::from_ne_bytes(dst)
     }
     #[inline(always)]
     fn acl(acl: &crate::acl::AclTable, src: [u8; 16]) -> crate::acl::AclCode {
