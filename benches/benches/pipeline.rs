@@ -105,18 +105,33 @@ fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
         for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
             *s = p.stage_with::<true, _>(snap, pkt, &mut memo);
         }
+        if memo.listed() {
+            p.stage_listed::<true, _>(snap, pkts, &mut staged, &mut memo);
+        }
     } else {
         for (pkt, s) in pkts.iter().zip(staged.iter_mut()) {
             *s = p.stage(snap, pkt, &mut memo);
         }
+        if memo.listed() {
+            p.stage_listed::<false, _>(snap, pkts, &mut staged, &mut memo);
+        }
     }
     let mac = [2, 0, 0, 0, 0, 1];
-    for (pkt, s) in pkts.iter_mut().zip(staged) {
-        let a = match p.finish(snap, pkt, &s, mac, now) {
+    for (pkt, s) in pkts.iter_mut().zip(staged.iter_mut()) {
+        let a = match p.finish(snap, pkt, s, mac, now) {
             Some(a) => a,
-            None => p.process_hinted(snap, pkt, mac, now, s.hint()),
+            None => {
+                s.unlist();
+                p.process_hinted(snap, pkt, mac, now, s.hint())
+            }
         };
         std::hint::black_box(a);
+    }
+    // After the burst, the rules of the listed packets the second stage took.
+    if memo.listed() {
+        for s in &staged {
+            p.count_listed(snap, s);
+        }
     }
 }
 

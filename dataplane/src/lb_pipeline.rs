@@ -228,38 +228,39 @@ impl<C: Clock> Pipeline for LbPipeline<C> {
         // buckets starting to load (all the burst's loads overlap).
         // After a burst that opened flows, each packet's Maglev slot
         // starts loading too.
-        if self.processor.opening_flows() {
-            stage_burst::<P, true>(&self.processor, snap, pkts, &mut self.staged);
+        let listed = if self.processor.opening_flows() {
+            stage_burst::<P, true>(&self.processor, snap, pkts, &mut self.staged)
         } else {
-            stage_burst::<P, false>(&self.processor, snap, pkts, &mut self.staged);
-        }
+            stage_burst::<P, false>(&self.processor, snap, pkts, &mut self.staged)
+        };
         if let Some(tap) = &mut self.capture {
             if tap.armed(now) {
                 return self.process_captured((port, mac, now), pkts, verdicts);
             }
         }
-        let (processor, ports, staged) = (&mut self.processor, &self.ports, &self.staged);
-        finish_burst(
-            processor,
-            snap,
-            ports,
-            (port, mac, now),
-            pkts,
-            staged,
-            verdicts,
-        )
+        let (processor, ports, staged) = (&mut self.processor, &self.ports, &mut self.staged);
+        let at = (port, mac, now);
+        if !listed {
+            return finish_burst::<P, false>(processor, snap, ports, at, pkts, staged, verdicts);
+        }
+        let verdict = finish_burst::<P, true>(processor, snap, ports, at, pkts, staged, verdicts);
+        count_listed(processor, snap, &staged[..pkts.len().min(BURST)]);
+        verdict
     }
 }
 
 /// The first stage over a burst ([`Processor::stage`] of each frame), out
-/// of line: a loop of its own keeps its values in registers.
+/// of line: a loop of its own keeps its values in registers; then, if it
+/// met listeners with access lists, [`Processor::stage_listed`]. Whether a
+/// staged packet may be [`Staged::is_listed`] (the rule to count if the
+/// second stage takes it).
 #[inline(never)]
 fn stage_burst<P: PacketBuf, const SLOTS: bool>(
     processor: &Processor,
     snap: &Snapshot,
     pkts: &[P],
     staged: &mut [Staged; BURST],
-) {
+) -> bool {
     let mut memo = ListenerMemo::new();
     for (p, s) in pkts.iter().zip(staged.iter_mut()) {
         *s = if p.is_contiguous() {
@@ -268,19 +269,40 @@ fn stage_burst<P: PacketBuf, const SLOTS: bool>(
             Staged::default()
         };
     }
+    if !memo.listed() {
+        return false;
+    }
+    // The packets of listeners with access lists, staged if their lists
+    // let them in.
+    let n = pkts.len().min(BURST);
+    processor.stage_listed::<SLOTS, P>(snap, &pkts[..n], &mut staged[..n], &mut memo);
+    true
+}
+
+/// Counts the access-list rules of the burst's listed packets the second
+/// stage took (those it declined were unlisted: the general step counted
+/// them), after the burst: the second stage's loop does not carry them.
+#[cold]
+#[inline(never)]
+fn count_listed(processor: &Processor, snap: &Snapshot, staged: &[Staged]) {
+    for s in staged {
+        processor.count_listed(snap, s);
+    }
 }
 
 /// The second stage over a burst ([`Processor::finish`], else the general
 /// step, of each frame) and the burst's verdict, out of line like
-/// [`stage_burst`].
+/// [`stage_burst`]. `LISTED`: some packets may be [`Staged::is_listed`]
+/// (a copy of its own, so that the usual burst's loop is not changed by
+/// them).
 #[inline(never)]
-fn finish_burst<P: PacketBuf>(
+fn finish_burst<P: PacketBuf, const LISTED: bool>(
     processor: &mut Processor,
     snap: &Snapshot,
     ports: &PortPlan,
     (port, mac, now): (PortIndex, [u8; 6], u32),
     pkts: &mut [P],
-    staged: &[Staged; BURST],
+    staged: &mut [Staged; BURST],
     verdicts: &mut [Verdict; BURST],
 ) -> BurstVerdict {
     // Whether every packet leaves by the port it came in on (a gateway's
@@ -295,12 +317,18 @@ fn finish_burst<P: PacketBuf>(
     let mut others = 0u32;
     let mut decided = 0u32;
     for i in 0..n {
-        let (p, s) = (&mut pkts[i], &staged[i]);
+        let (p, s) = (&mut pkts[i], &mut staged[i]);
         let verdict = match processor.finish(snap, p, s, mac, now) {
             // The second stage only encapsulates (or drops).
             Some(Action::Drop(r)) => Verdict::Drop(r),
             Some(_) => continue,
-            None => decide(processor, snap, ports, port, p, mac, now, s.hint()).1,
+            None => {
+                if LISTED {
+                    // The general step counts the access list's rule itself.
+                    s.unlist();
+                }
+                decide(processor, snap, ports, port, p, mac, now, s.hint()).1
+            }
         };
         decided |= 1 << i;
         if verdict != forward {
@@ -434,11 +462,21 @@ mod tests {
     }
 
     fn pipeline_with(host_port: Option<PortIndex>, clock: ManualClock) -> LbPipeline<ManualClock> {
-        let text = "[gateway]\nname = \"t\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
+        pipeline_of(host_port, clock, "")
+    }
+
+    /// The test pipeline, with `listeners` (TOML) beside listener l.
+    fn pipeline_of(
+        host_port: Option<PortIndex>,
+        clock: ManualClock,
+        listeners: &str,
+    ) -> LbPipeline<ManualClock> {
+        let text = format!("[gateway]\nname = \"t\"\n[dataplane]\nworker_lcores = [1]\n[[dataplane.ports]]\nname = \"net_null0\"\n\
                     [encap]\nsource_v4 = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
                     [[listener]]\nname = \"l\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 80\ntarget_group = \"g\"\n\
-                    [[target_group]]\nname = \"g\"\n[[target_group.backend]]\naddress = \"192.0.2.20\"\ntunnel = \"ipip\"\n";
-        let cfg = dnlb_config::parse(std::path::Path::new("t.toml"), text).unwrap();
+                    {listeners}\
+                    [[target_group]]\nname = \"g\"\n[[target_group.backend]]\naddress = \"192.0.2.20\"\ntunnel = \"ipip\"\n");
+        let cfg = dnlb_config::parse(std::path::Path::new("t.toml"), &text).unwrap();
         let snap = Snapshot::build(&cfg, 1, &mut BackendRegistry::default()).unwrap();
         let publisher = Publisher::new(Arc::new(snap));
         let plan = PortPlan {
@@ -484,6 +522,62 @@ mod tests {
             2,
             "a flow past the wrap is new"
         );
+    }
+
+    /// A listener with an access list: the sources it lets in take the fast
+    /// path, and every packet's rule is counted once, whichever stage
+    /// decides it (a packet too big for the fast path, a source turned
+    /// away and a burst mixed with another listener's packets included).
+    #[test]
+    fn access_list_rules_are_counted_once_a_packet() {
+        let mix = dnlb_testkit::FlowMix::default();
+        let to_81 = |flow: u32, len: usize| {
+            let mut f = dnlb_testkit::frame(
+                &dnlb_testkit::FlowMix {
+                    frame_len: len,
+                    ..mix
+                },
+                flow,
+                0,
+            );
+            f[30..34].copy_from_slice(&[192, 0, 2, 10]);
+            f[36..38].copy_from_slice(&81u16.to_be_bytes());
+            // The IPv4 checksum again, for the new destination.
+            f[24..26].copy_from_slice(&[0, 0]);
+            let sum = dnlb_wire::checksum::checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            f
+        };
+        let (ok, turned_away) = (to_81(0, 60), to_81(1, 60));
+        let a = &turned_away[26..30];
+        let denied = format!("{}.{}.{}.{}/32", a[0], a[1], a[2], a[3]);
+        let acl = format!(
+            "[[listener]]\nname = \"a\"\nvips = [\"192.0.2.10\"]\nprotocol = \"udp\"\nport = 81\n\
+             target_group = \"g\"\n[listener.acl]\ndeny = [\"{denied}\"]\n"
+        );
+        let mut pl = pipeline_of(None, ManualClock::default(), &acl);
+        let mut to_80 = dnlb_testkit::frame(&mix, 2, 0);
+        to_80[30..34].copy_from_slice(&[192, 0, 2, 10]);
+        let big = to_81(3, 1514);
+        let burst = [&ok, &to_80, &turned_away, &ok, &big, &to_80, &ok];
+        let mut pkts: Vec<VecPacket> = burst.iter().map(|f| VecPacket::new(f)).collect();
+        let mut v = [Verdict::Drop(DropReason::TxRefused); BURST];
+        pl.process(PortIndex(0), &mut pkts, &mut v);
+        let fwd = Verdict::Forward(PortIndex(0));
+        assert_eq!(v[0], fwd);
+        assert_eq!(v[2], Verdict::Drop(DropReason::AclDenied));
+        let snap = pl.snapshot.get().clone();
+        let list = snap
+            .listeners
+            .iter()
+            .find_map(|l| l.acl.as_deref())
+            .unwrap();
+        assert_eq!(list.hits(Some(0)), 1, "the rule that turned a source away");
+        assert_eq!(list.hits(None), 4, "the default that let the others in");
+        // The same burst again: now every allowed flow is tracked.
+        let mut pkts: Vec<VecPacket> = burst.iter().map(|f| VecPacket::new(f)).collect();
+        pl.process(PortIndex(0), &mut pkts, &mut v);
+        assert_eq!((list.hits(Some(0)), list.hits(None)), (2, 8));
     }
 
     #[test]

@@ -42,6 +42,18 @@ pub struct AclMatch {
 pub struct AclCode(u32);
 
 impl AclCode {
+    /// The code as one word (never 0 when it allows).
+    #[inline(always)]
+    pub fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The code of [`AclCode::raw`] `raw`.
+    #[inline(always)]
+    pub fn from_raw(raw: u32) -> Self {
+        AclCode(raw)
+    }
+
     /// Whether the source may send.
     #[inline(always)]
     pub fn allow(self) -> bool {

@@ -177,6 +177,16 @@ fn pkt() -> impl Strategy<Value = Pkt> {
         )
 }
 
+/// Packets the access lists of `snap`'s listeners counted (every row; the
+/// lists of these tests have one rule each, and the default).
+fn acl_hits(snap: &Snapshot) -> u64 {
+    snap.listeners
+        .iter()
+        .filter_map(|l| l.acl.as_deref())
+        .map(|a| a.hits(Some(0)) + a.hits(None))
+        .sum()
+}
+
 /// The flow table's entries live at `now`.
 fn table(p: &mut Processor, now: u32) -> Vec<Walked> {
     let mut out = Vec::new();
@@ -248,25 +258,35 @@ fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
         let (mut a, mut b) = (VecPacket::new(&f), VecPacket::new(&f));
         // Every other packet staged as after a burst that opened flows,
         // with its Maglev slot's load too (a hint: the same result).
-        let staged = if p.after_ms % 2 == 1 {
+        let mut staged = if p.after_ms % 2 == 1 {
             fast.stage_with::<true, _>(snap, &a, &mut memo)
         } else {
             fast.stage(snap, &a, &mut memo)
         };
+        if memo.listed() {
+            let (pkts, one) = (std::slice::from_ref(&a), std::slice::from_mut(&mut staged));
+            fast.stage_listed::<false, _>(snap, pkts, one, &mut memo);
+        }
         // The general step with the first stage's fingerprint, or the
         // prefetch pass's.
         let hint = match staged.hint() {
             None if p.hinted => fast.prepare(&a),
             hint => hint,
         };
+        // Both sides count in the snapshot's access lists: each must count
+        // the packet's rule once.
+        let hits = acl_hits(snap);
         let got = match fast.finish(snap, &mut a, &staged, GW_MAC, now) {
             Some(action) => {
                 taken += 1;
+                fast.count_listed(snap, &staged);
                 action
             }
             None => fast.process_hinted(snap, &mut a, GW_MAC, now, hint),
         };
+        let fast_hits = acl_hits(snap) - hits;
         let want = general.process(snap, &mut b, GW_MAC, now);
+        prop_assert_eq!(fast_hits, acl_hits(snap) - hits - fast_hits, "{:?}", p);
         prop_assert_eq!(got, want, "{:?}", p);
         if matches!(want, Action::Encapsulated(_) | Action::Reply) {
             prop_assert_eq!(a.into_bytes(), b.into_bytes(), "{:?}", p);
@@ -314,7 +334,7 @@ fn ack() -> Pkt {
 /// Which packets the fast path takes, and that it declines the rest (so the
 /// test above exercises both).
 #[test]
-fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
+fn acks_udp_bare_syns_and_allowed_sources_take_the_fast_path_the_rest_does_not() {
     let mut reg = BackendRegistry::default();
     let snap = snapshot(&[], &mut reg);
     let mut p = Processor::new(1024, 42);
@@ -397,9 +417,25 @@ fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
         matches!(run(&mut p, &syn), Some(Action::Encapsulated(_))),
         "tracked"
     );
-    // SYN+ACK, endings, listeners with an access list, a flow a packet
-    // would open on a listener with new-flow limits (a datagram or a SYN
-    // of an untracked flow), other ports, too big.
+    // A source the access list lets in, its rule counted once.
+    let list = snap
+        .listeners
+        .iter()
+        .find_map(|l| l.acl.as_deref())
+        .unwrap();
+    let allowed = list.hits(None);
+    let ok = Pkt {
+        port: 443,
+        ..base.clone()
+    };
+    assert!(
+        matches!(run(&mut p, &ok), Some(Action::Encapsulated(_))),
+        "allowed"
+    );
+    assert_eq!(list.hits(None), allowed + 1);
+    // SYN+ACK, endings, a source an access list turns away, a flow a
+    // packet would open on a listener with new-flow limits (a datagram or
+    // a SYN of an untracked flow), other ports, too big.
     for q in [
         Pkt {
             flags: 0b10010,
@@ -420,6 +456,7 @@ fn acks_udp_and_bare_syns_take_the_fast_path_the_rest_does_not() {
         },
         Pkt {
             port: 443,
+            client: 1,
             ..base.clone()
         },
         Pkt {

@@ -1,11 +1,11 @@
 //! The usual packet in few steps: a TCP segment that acknowledges (ACK,
-//! no SYN, FIN or RST) or a UDP datagram, to a listener without an access
-//! list, of a flow the worker tracks on a usable backend or that it starts
-//! tracking now, encapsulated within the MTU; and a bare SYN (no ACK, FIN
-//! or RST) to such a listener, which is sent on the same way but never
-//! stored (a handshake's first ACK makes the entry: a SYN flood from any
-//! number of sources costs a lookup and the scheduler's table, and fills
-//! nothing). That is nearly every packet a
+//! no SYN, FIN or RST) or a UDP datagram, to a listener (whose access list,
+//! if it has one, lets the source in), of a flow the worker tracks on a
+//! usable backend or that it starts tracking now, encapsulated within the
+//! MTU; and a bare SYN (no ACK, FIN or RST) to such a listener, which is
+//! sent on the same way but never stored (a handshake's first ACK makes the
+//! entry: a SYN flood from any number of sources costs a lookup and the
+//! scheduler's table, and fills nothing). That is nearly every packet a
 //! gateway sees (with flow-exception sync, only a tracked flow's: an
 //! untracked one may be a flow a peer shared, or one to share, which is
 //! the general step's business); [`Processor::process_fast`] handles it
@@ -23,6 +23,12 @@
 //! then decides and encapsulates. The bucket loads of a whole burst overlap
 //! (the receive path streams frames through the caches and evicts the
 //! table's lines between two packets of a flow), and nothing is parsed twice.
+//! Between the two, a burst that met a listener with an access list stages
+//! those packets whose source the list lets in
+//! ([`Processor::stage_listed`]), and after the second counts the rules of
+//! those it took ([`Processor::count_listed`]; the general step counts the
+//! others): the loops of a burst without such listeners carry nothing of
+//! it.
 
 use dnlb_model::Scheduler;
 use dnlb_wire::buf::PacketBuf;
@@ -32,6 +38,7 @@ use dnlb_wire::tcp::TcpFlags;
 use super::parse::{self, Family, Frame, Tuple, V4, V6};
 use super::value::BACKEND_BITS;
 use super::Processor;
+use crate::acl::AclCode;
 use crate::flow_table::{fingerprint_of_mix, Probe};
 use crate::hash::{flow_hash_of_mix, reduce};
 use crate::ids::{BackendId, ListenerId};
@@ -54,8 +61,12 @@ pub struct Staged {
     /// and for a Maglev listener what its scheduler hash finishes (a new
     /// flow's only).
     mix: u64,
-    /// Length of the IP packet.
-    ip_len: u32,
+    /// Length of the IP packet in bits 0..32; with [`LISTED`], what the
+    /// listener's access list said of the source in bits 32..64
+    /// ([`crate::acl::AclCode::raw`]: an allowing rule), counted once the
+    /// second stage takes the packet ([`Processor::count_listed`]). One
+    /// word: the first stage stores the length zero-extended.
+    len_code: u64,
     /// Its listener, and what kind of packet it is.
     who: Who,
 }
@@ -90,7 +101,7 @@ impl Who {
         (self.0 >> 32) as u16
     }
     /// [`USUAL`], [`TCP`], [`IPV6`], [`LIMITED`], [`HINTED`], [`SOURCE_IP`],
-    /// [`SYN`].
+    /// [`SYN`], [`LISTED`].
     #[inline(always)]
     fn bits(self) -> u8 {
         (self.0 >> 56) as u8
@@ -120,6 +131,10 @@ const HINTED: u8 = 16;
 const SOURCE_IP: u8 = 32;
 /// [`Who::bits`]: a bare TCP SYN (sent on, never stored).
 const SYN: u8 = 64;
+/// [`Who::bits`]: the listener has an access list, which let the source in
+/// ([`Staged::len_code`]). The first stage leaves such a packet to
+/// [`Processor::stage_listed`], which asks the list.
+const LISTED: u8 = 1;
 
 /// New flows a burst opened from which the next burst's first stage also
 /// starts loading each packet's Maglev slot ([`Processor::opening_flows`]).
@@ -138,12 +153,15 @@ pub struct ListenerMemo<'s> {
     /// [`Family::memo_addr`] of the destination (IPv6's address).
     addr: u128,
     /// What it found, the packet's own bits ([`TCP`], [`IPV6`]) left out;
-    /// no [`USUAL`] bit: not the usual packet's listener (none, or one with
-    /// an access list).
+    /// no [`USUAL`] bit: not the usual packet's listener (none), or with
+    /// [`LISTED`] not until its access list let the source in.
     who: Who,
     /// The listener's Maglev slots ([`crate::maglev::MaglevTable::entries`]), whose slot
     /// for a flow the first stage starts loading (empty: none).
     slots: &'s [BackendId],
+    /// Whether a listener with an access list was looked up since the memo
+    /// was made: then some staged packets may be [`Staged::is_listed`].
+    listed: bool,
 }
 
 impl ListenerMemo<'_> {
@@ -154,7 +172,14 @@ impl ListenerMemo<'_> {
             addr: 0,
             who: Who(0),
             slots: &[],
+            listed: false,
         }
+    }
+
+    /// Whether a packet staged with it may be [`Staged::is_listed`].
+    #[inline(always)]
+    pub fn listed(&self) -> bool {
+        self.listed
     }
 }
 
@@ -169,6 +194,21 @@ impl Staged {
     #[inline(always)]
     pub fn is_usual(&self) -> bool {
         self.who.bits() & USUAL != 0
+    }
+
+    /// Whether its listener's access list was asked (and let the source
+    /// in): [`Processor::count_listed`] counts the rule if the second stage
+    /// takes the packet.
+    #[inline(always)]
+    pub fn is_listed(&self) -> bool {
+        self.who.bits() & LISTED != 0
+    }
+
+    /// Forgets that the access list was asked: the packet takes the general
+    /// step, which asks it again and counts the rule.
+    #[inline(always)]
+    pub fn unlist(&mut self) {
+        self.who = Who(self.who.0 & !(u64::from(LISTED) << 56));
     }
 
     /// The flow-table fingerprint the first stage found, if any (the hint
@@ -193,8 +233,34 @@ impl Processor {
         src_mac: [u8; 6],
         now: u32,
     ) -> Option<Action> {
-        let s = self.stage(snap, pkt, &mut ListenerMemo::new());
-        self.finish(snap, pkt, &s, src_mac, now)
+        let mut memo = ListenerMemo::new();
+        let mut s = self.stage(snap, pkt, &mut memo);
+        if memo.listed() {
+            let (pkts, staged) = (std::slice::from_ref(&*pkt), std::slice::from_mut(&mut s));
+            self.stage_listed::<false, P>(snap, pkts, staged, &mut memo);
+        }
+        let action = self.finish(snap, pkt, &s, src_mac, now)?;
+        self.count_listed(snap, &s);
+        Some(action)
+    }
+
+    /// Counts the access-list rule that let in the packet `s` staged
+    /// (nothing unless [`Staged::is_listed`]), once [`Processor::finish`]
+    /// took it: the first stage asks the list without counting, so a
+    /// declined packet is counted once, by the general step. Out of line:
+    /// a burst calls it for each listed packet after its second stage.
+    #[inline(never)]
+    pub fn count_listed(&self, snap: &Snapshot, s: &Staged) {
+        if !s.is_listed() {
+            return;
+        }
+        let acl = snap
+            .listeners
+            .get(usize::from(s.who.listener()))
+            .and_then(|l| l.acl.as_deref());
+        if let Some(acl) = acl {
+            acl.count(self.worker, AclCode::from_raw((s.len_code >> 32) as u32));
+        }
     }
 
     /// Called once a burst, before its first stage: whether the last burst
@@ -220,8 +286,11 @@ impl Processor {
     /// other frame, when the table is larger than the caches
     /// ([`Processor::wants_prefetch`]), gets its fingerprint alone
     /// ([`Processor::prepare`], buckets loading the same way) for the
-    /// general step. Changes nothing but `memo`, which must be new or have
-    /// been used under `snap` only.
+    /// general step. A packet to a listener with an access list is not the
+    /// usual packet here: [`Processor::stage_listed`] (which `memo` calls
+    /// for: [`ListenerMemo::listed`]) stages it if the list lets it in.
+    /// Changes nothing but `memo`, which must be new or have been used
+    /// under `snap` only.
     #[inline(always)]
     pub fn stage<'s, P: PacketBuf>(
         &self,
@@ -241,7 +310,7 @@ impl Processor {
         pkt: &P,
         memo: &mut ListenerMemo<'s>,
     ) -> Staged {
-        let s = self.stage_usual::<SLOTS, P>(snap, pkt, memo);
+        let s = self.stage_usual::<SLOTS, false, P>(snap, pkt, memo);
         if s.is_usual() || !self.wants_prefetch() {
             return s;
         }
@@ -255,19 +324,22 @@ impl Processor {
         }
     }
 
-    /// [`Processor::stage`] of the usual packet (or the default record).
+    /// [`Processor::stage`] of the usual packet (or the default record);
+    /// `LISTS`: one whose listener's access list lets it in too.
     #[inline(always)]
-    fn stage_usual<'s, const SLOTS: bool, P: PacketBuf>(
+    fn stage_usual<'s, const SLOTS: bool, const LISTS: bool, P: PacketBuf>(
         &self,
         snap: &'s Snapshot,
         pkt: &P,
         memo: &mut ListenerMemo<'s>,
     ) -> Staged {
         if let Some((frame, p)) = parse::fast_v4(pkt.data()) {
-            return self.stage_flow::<SLOTS, V4>(snap, frame, p.t, p.tcp_flags, memo);
+            return self.stage_flow::<SLOTS, LISTS, V4>(snap, frame, p.t, p.tcp_flags, memo);
         }
         match parse::fast_v6(pkt.data()) {
-            Some((frame, p)) => self.stage_flow::<SLOTS, V6>(snap, frame, p.t, p.tcp_flags, memo),
+            Some((frame, p)) => {
+                self.stage_flow::<SLOTS, LISTS, V6>(snap, frame, p.t, p.tcp_flags, memo)
+            }
             None => Staged::default(),
         }
     }
@@ -306,6 +378,7 @@ impl Processor {
             addr,
             who,
             slots,
+            listed: memo.listed || who.bits() & LISTED != 0,
         };
         (who, slots)
     }
@@ -321,22 +394,24 @@ impl Processor {
             return None;
         };
         let l = snap.listeners.get(usize::from(id))?;
-        if l.acl.is_some() {
-            return None;
-        }
+        let listed = if l.acl.is_some() { LISTED } else { 0 };
         let limited = if l.limits.any() { LIMITED } else { 0 };
         let source_ip = if l.scheduler == Scheduler::SourceIp {
             SOURCE_IP
         } else {
             0
         };
-        let who = Who::new(id, l.slot, l.group, USUAL | limited | source_ip);
+        // A listed listener's packet is usual once its list let it in
+        // (`Processor::stage_listed`).
+        let usual = if listed != 0 { 0 } else { USUAL };
+        let who = Who::new(id, l.slot, l.group, usual | listed | limited | source_ip);
         Some((who, l.table.entries()))
     }
 
-    /// [`Processor::stage`] of a parsed TCP/UDP packet.
+    /// [`Processor::stage`] of a parsed TCP/UDP packet (`LISTS`: see
+    /// [`Processor::stage_usual`]).
     #[inline(always)]
-    fn stage_flow<'s, const SLOTS: bool, F: Family>(
+    fn stage_flow<'s, const SLOTS: bool, const LISTS: bool, F: Family>(
         &self,
         snap: &'s Snapshot,
         f: Frame,
@@ -353,9 +428,19 @@ impl Processor {
             return Staged::default();
         }
         let (who, slots) = Self::usual_listener::<F>(snap, &t, memo);
-        if who.bits() & USUAL == 0 {
-            return Staged::default();
-        }
+        let (who, code) = if LISTS {
+            // An access list's listener too: its list asked (in the pass
+            // for such packets alone).
+            match Self::listed::<F>(snap, who, t.src) {
+                Some(w) => w,
+                None => return Staged::default(),
+            }
+        } else {
+            if who.bits() & USUAL == 0 {
+                return Staged::default();
+            }
+            (who, 0)
+        };
         // A SYN's flag, moved to the word's bit (not set for ACK or UDP).
         const _: () = assert!(SYN == (TcpFlags::SYN.bits() as u8) << 5);
         let syn = (open & TcpFlags::SYN.bits()) as u8;
@@ -375,8 +460,68 @@ impl Processor {
                 .flows
                 .probe_with::<SLOTS>(fingerprint_of_mix(self.seed, mix)),
             mix,
-            ip_len: f.ip_len as u32,
+            len_code: u64::from(code) << 32 | f.ip_len as u64,
             who,
+        }
+    }
+
+    /// Between the two stages of a burst whose first stage met a listener
+    /// with an access list ([`ListenerMemo::listed`]): each packet the
+    /// first stage did not take staged again, now also if its listener's
+    /// list lets the source in (the rule's code kept for
+    /// [`Processor::count_listed`]; counted by neither). A source the list
+    /// turns away stays with the general step, which asks again, counts and
+    /// drops. Out of line and after the first stage's loop: a burst without
+    /// such listeners pays nothing for it. `memo` must have been used under
+    /// `snap` only.
+    #[inline(never)]
+    pub fn stage_listed<'s, const SLOTS: bool, P: PacketBuf>(
+        &self,
+        snap: &'s Snapshot,
+        pkts: &[P],
+        staged: &mut [Staged],
+        memo: &mut ListenerMemo<'s>,
+    ) {
+        for (p, s) in pkts.iter().zip(staged.iter_mut()) {
+            if s.is_usual() || !p.is_contiguous() {
+                continue;
+            }
+            let listed = self.stage_usual::<SLOTS, true, P>(snap, p, memo);
+            if listed.is_usual() {
+                *s = listed;
+            }
+        }
+    }
+
+    /// The usual packet's `who` (and 0), or for a listener with an access
+    /// list that lets `src` in, its `who` made usual and the rule's code;
+    /// `None`: not the usual packet.
+    #[inline(always)]
+    fn listed<F: Family>(snap: &Snapshot, who: Who, src: F::Addr) -> Option<(Who, u32)> {
+        if who.bits() & USUAL != 0 {
+            return Some((who, 0));
+        }
+        if who.bits() & LISTED == 0 {
+            return None;
+        }
+        match Self::allowed::<F>(snap, who.listener(), src) {
+            0 => None,
+            code => Some((who.with(USUAL), code)),
+        }
+    }
+
+    /// What listener `listener`'s access list says of source `src`: the
+    /// code of the rule that lets it in ([`crate::acl::AclCode::raw`]), or
+    /// 0 if it does not (or there is no list). Counts nothing.
+    #[inline(always)]
+    fn allowed<F: Family>(snap: &Snapshot, listener: u16, src: F::Addr) -> u32 {
+        let acl = snap
+            .listeners
+            .get(usize::from(listener))
+            .and_then(|l| l.acl.as_deref());
+        match acl.map(|acl| F::acl(acl, src)) {
+            Some(code) if code.allow() => code.raw(),
+            _ => 0,
         }
     }
 
@@ -458,7 +603,7 @@ impl Processor {
             return None;
         }
         let v6 = usize::from(s.who.bits() & IPV6 != 0);
-        let ip_len = s.ip_len as usize;
+        let ip_len = s.len_code as u32 as usize;
         let tpl = &r.encap[v6];
         if ip_len > usize::from(tpl.max_ip_len()) {
             return None;
