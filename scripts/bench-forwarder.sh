@@ -29,6 +29,9 @@
 #       [--sync]       with flow-exception sync configured (a [sync] section
 #                      whose one peer, on loopback, never answers): what a
 #                      fleet that keeps connections across gateways runs
+#       [--acl N]      the listener with an access list: the clients'
+#                      ranges allowed, N other /24s denied (what a cloud
+#                      security group makes of a listener)
 #       [--tunnel "vxlan gue ipip gre"]  several tunnels: compared the same
 #                      way, one dnlb run per tunnel in each run (not with
 #                      several binaries)
@@ -40,7 +43,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/bench.sh
 
 flows=1000 frame_len=60 proto=udp ip=4 tunnel=vxlan backend_ip='' modes="5tswap io macswap"
-runs=5 seconds=12 huge=0 sync=0 csv='' bins=target/release/dnlb
+runs=5 seconds=12 huge=0 sync=0 csv='' bins=target/release/dnlb acl=''
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --hugepages) huge=1; shift ;;
     --sync) sync=1; shift ;;
+    --acl) acl=$2; shift 2 ;;
     --csv) csv=$2; shift 2 ;;
     --dnlb) bins=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -125,7 +129,7 @@ run_dnlb() { # BIN TUNNEL LABEL
         if [ "$tunnel" = none ]; then
             echo 'forward_to = "net_pcap0"'
         else
-            bench_listener_config "$proto" "$tunnel" "$ip" "$backend_ip" $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
+            bench_listener_config "$proto" "$tunnel" "$ip" "$backend_ip" $(( flows * 2 > 65536 ? flows * 2 : 65536 )) "" "$acl"
         fi
         if [ "$sync" = 1 ]; then bench_sync_config "$out"; fi
     } > "$cfg"
@@ -158,7 +162,7 @@ run_testpmd() { # MODE
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b>0)?a/b:0}'; }
-what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge sync=$sync"
+what="flows=$flows frame_len=$frame_len proto=$proto ip=$ip tunnel=$tunnel backend_ip=$backend_ip hugepages=$huge sync=$sync${acl:+ acl=$acl}"
 echo "# $(date -u +%FT%TZ) $what runs=$runs seconds=$seconds"
 echo "# $(pkg-config --modversion libdpdk | sed 's/^/DPDK /'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 # Columns: each dnlb variant (dnlb; dnlb1, dnlb2… for binaries; dnlb_TUNNEL

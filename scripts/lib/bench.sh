@@ -12,8 +12,13 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {v=0} else if (NR%2) {v=a[(
 # (vxlan, ipip, gue, gre) in family BACKEND_IP (10.1.0.1-8 or 2001:db8:1::1-8).
 #   bench_listener_config PROTO [TUNNEL vxlan] [IP 4] [BACKEND_IP 4] [CAPACITY 65536]
 #       [UDP_TIMEOUT_SECS]   (empty: the default)
+#       [ACL_PREFIXES]       (a number N: the listener gets an access list
+#                            allowing the clients' 198.18.0.0/15 and
+#                            2001:db8:c1::/48 and denying N other /24s, as
+#                            a cloud security group would; empty: none)
 bench_listener_config() {
     local proto=$1 tunnel=${2:-vxlan} ip=${3:-4} backend_ip=${4:-4} capacity=${5:-65536} udp_timeout=${6:-}
+    local acl=${7:-}
     local vip=192.0.2.10 b
     [ "$ip" = 6 ] && vip=2001:db8::10
     echo '[encap]'
@@ -29,6 +34,16 @@ bench_listener_config() {
     echo "protocol = \"$proto\""
     echo 'port = 80'
     echo 'target_group = "bench"'
+    if [ -n "$acl" ]; then
+        echo '[listener.acl]'
+        echo 'allow = ["198.18.0.0/15", "2001:db8:c1::/48"]'
+        # N /24s of 100.64.0.0/10 (shared address space), never a client.
+        awk -v n="$acl" 'BEGIN {
+            printf "deny = ["
+            for (i = 0; i < n; i++) printf "%s\"100.%d.%d.0/24\"", (i ? ", " : ""), 64 + int(i / 256) % 64, i % 256
+            print "]"
+        }'
+    fi
     echo '[[target_group]]'
     echo 'name = "bench"'
     for b in 1 2 3 4 5 6 7 8; do
