@@ -163,8 +163,23 @@ pub fn flow_hash_v6(src: [u8; 16], dst: [u8; 16], proto: u8, sport: u16, dport: 
 /// flow's entropy for outer headers (see the module docs).
 #[inline]
 pub fn flow_mix_v6(src: [u8; 16], dst: [u8; 16], proto: u8, sport: u16, dport: u16) -> u64 {
+    flow_mix_v6_with(src, flow_mix_v6_dst(dst), proto, sport, dport)
+}
+
+/// The destination's part of [`flow_mix_v6`] (`h2` in the module docs):
+/// the same for every packet to one address, so a burst's packets to one
+/// VIP can share it.
+#[inline]
+pub fn flow_mix_v6_dst(dst: [u8; 16]) -> u64 {
+    h2_v6(&dst)
+}
+
+/// [`flow_mix_v6`] of a destination whose part ([`flow_mix_v6_dst`]) is
+/// `dst_part`.
+#[inline]
+pub fn flow_mix_v6_with(src: [u8; 16], dst_part: u64, proto: u8, sport: u16, dport: u16) -> u64 {
     let p = u64::from(sport) | u64::from(dport) << 16 | u64::from(proto) << 32 | TAG_FLOW_V6;
-    mum(h1_v6(&src) ^ p ^ S5, h2_v6(&dst) ^ S6)
+    mum(h1_v6(&src) ^ p ^ S5, dst_part ^ S6)
 }
 
 /// Hash of IPv4 addresses and protocol only (no ports), for fragments: every

@@ -152,6 +152,9 @@ pub struct ListenerMemo<'s> {
     key: u64,
     /// [`Family::memo_addr`] of the destination (IPv6's address).
     addr: u128,
+    /// [`Family::dst_mix`] of the destination: its part of each flow's mix
+    /// (IPv6: a multiply a packet saved).
+    dst_mix: u64,
     /// What it found, the packet's own bits ([`TCP`], [`IPV6`]) left out;
     /// no [`USUAL`] bit: not the usual packet's listener (none), or with
     /// [`LISTED`] not until its access list let the source in.
@@ -170,6 +173,7 @@ impl ListenerMemo<'_> {
         ListenerMemo {
             key: u64::MAX,
             addr: 0,
+            dst_mix: 0,
             who: Who(0),
             slots: &[],
             listed: false,
@@ -352,10 +356,10 @@ impl Processor {
         snap: &'s Snapshot,
         t: &Tuple<F::Addr>,
         memo: &mut ListenerMemo<'s>,
-    ) -> (Who, &'s [BackendId]) {
+    ) -> (Who, &'s [BackendId], u64) {
         let key = F::memo_key(t.dst, t.proto, t.dport);
         if key == memo.key && (F::MEMO_KEY_EXACT || F::memo_addr(t.dst) == memo.addr) {
-            return (memo.who, memo.slots);
+            return (memo.who, memo.slots, memo.dst_mix);
         }
         Self::remember_usual::<F>(snap, (t.dst, t.proto, t.dport), key, memo)
     }
@@ -370,17 +374,18 @@ impl Processor {
         dst: (F::Addr, u8, u16),
         key: u64,
         memo: &mut ListenerMemo<'s>,
-    ) -> (Who, &'s [BackendId]) {
+    ) -> (Who, &'s [BackendId], u64) {
         let (who, slots) = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
-        let addr = F::memo_addr(dst.0);
+        let (addr, dst_mix) = (F::memo_addr(dst.0), F::dst_mix(dst.0));
         *memo = ListenerMemo {
             key,
             addr,
+            dst_mix,
             who,
             slots,
             listed: memo.listed || who.bits() & LISTED != 0,
         };
-        (who, slots)
+        (who, slots, dst_mix)
     }
 
     /// [`Processor::usual_listener`] without the memo: the listener's word
@@ -427,7 +432,7 @@ impl Processor {
         if tcp && (1u32 << open) & TAKEN == 0 {
             return Staged::default();
         }
-        let (who, slots) = Self::usual_listener::<F>(snap, &t, memo);
+        let (who, slots, dst_mix) = Self::usual_listener::<F>(snap, &t, memo);
         let (who, code) = if LISTS {
             // An access list's listener too: its list asked (in the pass
             // for such packets alone).
@@ -445,7 +450,7 @@ impl Processor {
         const _: () = assert!(SYN == (TcpFlags::SYN.bits() as u8) << 5);
         let syn = (open & TcpFlags::SYN.bits()) as u8;
         let who = who.with(if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 } | syn << 5);
-        let mix = F::flow_mix(&t);
+        let mix = F::flow_mix_with(&t, dst_mix);
         if SLOTS {
             // Where a new flow reads its Maglev slot (an address in the
             // slots or one past them: the hint never faults).

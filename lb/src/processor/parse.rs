@@ -88,6 +88,12 @@ pub(super) trait Family {
     /// ([`hash::flow_mix_v4`]; [`hash::flow_hash_of_mix`] finishes it): the
     /// flow's entropy for outer headers.
     fn flow_mix(t: &Tuple<Self::Addr>) -> u64;
+    /// The part of [`Family::flow_mix`] that depends on the destination
+    /// alone, where there is one worth sharing ([`hash::flow_mix_v6_dst`];
+    /// IPv4: 0, unused).
+    fn dst_mix(dst: Self::Addr) -> u64;
+    /// [`Family::flow_mix`] of `t`, whose destination's part is `dst_mix`.
+    fn flow_mix_with(t: &Tuple<Self::Addr>, dst_mix: u64) -> u64;
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
     fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
@@ -140,6 +146,14 @@ impl Family for V4 {
         hash::flow_mix_v4(t.src, t.dst, t.proto, t.sport, t.dport)
     }
     #[inline(always)]
+    fn dst_mix(_: [u8; 4]) -> u64 {
+        0
+    }
+    #[inline(always)]
+    fn flow_mix_with(t: &Tuple<[u8; 4]>, _: u64) -> u64 {
+        Self::flow_mix(t)
+    }
+    #[inline(always)]
     fn src_hash(a: [u8; 4]) -> u64 {
         hash::src_hash_v4(a)
     }
@@ -187,6 +201,14 @@ impl Family for V6 {
     #[inline(always)]
     fn flow_mix(t: &Tuple<[u8; 16]>) -> u64 {
         hash::flow_mix_v6(t.src, t.dst, t.proto, t.sport, t.dport)
+    }
+    #[inline(always)]
+    fn dst_mix(dst: [u8; 16]) -> u64 {
+        hash::flow_mix_v6_dst(dst)
+    }
+    #[inline(always)]
+    fn flow_mix_with(t: &Tuple<[u8; 16]>, dst_mix: u64) -> u64 {
+        hash::flow_mix_v6_with(t.src, dst_mix, t.proto, t.sport, t.dport)
     }
     #[inline(always)]
     fn src_hash(a: [u8; 16]) -> u64 {
