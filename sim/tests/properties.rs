@@ -99,11 +99,15 @@ fn a_lost_gateway_takes_its_unsent_batch_with_it() {
 /// A gateway uses a peer's entry only for a backend its own config has (as
 /// dnlb's sync bridge does: an entry naming an unknown backend is counted
 /// `unknown` and dropped). Found by `full_sync_survives_a_gateway_loss`: a
-/// connection to a backend added 108 ms earlier is shared, its gateway is
+/// connection to a backend added shortly before is shared, its gateway is
 /// lost, and its next packet reaches a gateway still on the old config.
+/// (Which seed shows it follows `lb`'s fingerprint, which the simulator's
+/// router hashes with and its gateways' flow tables keep: this one was
+/// found again by searching seeds when the fingerprint became a keyed round
+/// of the flow's mix.)
 #[test]
 fn a_gateway_behind_on_config_cannot_use_an_entry_for_a_new_backend() {
-    let mut sc = loss_after_add(5_611_124_160_887_396_492, 3, 201);
+    let mut sc = loss_after_add(4_359_476_490_904_452_175, 4, 317);
     let r = Sim::new(&sc, Strategy::FullSync).run();
     assert_eq!(
         (r.broken - r.broken_handshake, r.broken_skew),
