@@ -23,6 +23,7 @@ use super::parse::{Family, Tuple, V4, V6};
 use super::policy::schedule_hash;
 use super::value::{BACKEND_BITS, CLOSING, PINNED};
 use super::Processor;
+use crate::flow_table::fingerprint_of_mix;
 use crate::ids::{BackendId, ListenerId};
 use crate::snapshot::{ListenerState, Snapshot, ZoneRule};
 use crate::vip::VipMatch;
@@ -330,7 +331,7 @@ impl Processor {
     fn explain_in<F: Family>(&self, snap: &Snapshot, t: &Tuple<F::Addr>, now: u32) -> WorkerAnswer {
         let found = listener::<F>(snap, t).ok();
         let l = found.map(|(l, _)| l);
-        let fp = F::fingerprint(self.seed, t);
+        let fp = fingerprint_of_mix(self.seed, F::flow_mix(t));
         let flow = self
             .flows
             .peek_remaining(fp, now)

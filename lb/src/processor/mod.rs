@@ -35,7 +35,7 @@ use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 pub use sync::{learned_key, Exception, LearnOp, SyncCounters, SyncState};
 
-use crate::flow_table::FlowTable;
+use crate::flow_table::{fingerprint_of_mix, FlowTable};
 use crate::ids::BackendId;
 use crate::policing::Limiters;
 use crate::reply;
@@ -475,18 +475,18 @@ impl Processor {
         if !admitted::<F>(l, t.src, self.worker) {
             return self.count_listener_drop(l, Err(DropReason::AclDenied));
         }
+        let mix = F::flow_mix(&t);
         let fp = match cx.hint {
             Some(fp) => {
                 debug_assert_eq!(
                     fp,
-                    F::fingerprint(self.seed, &t),
+                    fingerprint_of_mix(self.seed, mix),
                     "prepare and process disagree"
                 );
                 fp
             }
-            None => F::fingerprint(self.seed, &t),
+            None => fingerprint_of_mix(self.seed, mix),
         };
-        let mix = F::flow_mix(&t);
         let key = FlowKey {
             fp,
             hash: policy::hash_from_mix::<F>(l.scheduler, mix, t.src),
@@ -547,7 +547,7 @@ impl Processor {
         let l = &cx.snap.listeners[id.0 as usize];
         let mix = F::flow_mix(&t);
         let hash = policy::hash_from_mix::<F>(l.scheduler, mix, t.src);
-        let fp = F::fingerprint(self.seed, &t);
+        let fp = fingerprint_of_mix(self.seed, mix);
         let now = self.limits.clock.at(cx.now);
         let within = cx
             .snap

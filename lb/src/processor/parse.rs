@@ -16,7 +16,6 @@ use dnlb_wire::ipv6::Ipv6Packet;
 use dnlb_wire::tcp::{TcpFlags, TcpPacket};
 use dnlb_wire::udp::UdpPacket;
 
-use crate::flow_table::{fingerprint_v4, fingerprint_v6};
 use crate::hash;
 use crate::reply::{self, Quoted};
 use crate::verdict::DropReason;
@@ -67,8 +66,8 @@ impl Frame {
     }
 }
 
-/// What differs between IPv4 and IPv6: the address type and the hash,
-/// fingerprint and table-key functions over it.
+/// What differs between IPv4 and IPv6: the address type and the hash and
+/// table-key functions over it.
 pub(super) trait Family {
     type Addr: Copy;
     fn key(a: Self::Addr) -> u128;
@@ -96,7 +95,6 @@ pub(super) trait Family {
     fn flow_mix_with(t: &Tuple<Self::Addr>, dst_mix: u64) -> u64;
     fn src_hash(a: Self::Addr) -> u64;
     fn addr_hash(src: Self::Addr, dst: Self::Addr, proto: u8) -> u64;
-    fn fingerprint(seed: u64, t: &Tuple<Self::Addr>) -> u64;
     /// What access list `acl` says of source `src`.
     fn acl(acl: &crate::acl::AclTable, src: Self::Addr) -> crate::acl::AclCode;
     /// A source address folded to 64 bits, for the per-source limiters
@@ -161,10 +159,6 @@ impl Family for V4 {
     fn addr_hash(src: [u8; 4], dst: [u8; 4], proto: u8) -> u64 {
         hash::addr_hash_v4(src, dst, proto)
     }
-    #[inline(always)]
-    fn fingerprint(seed: u64, t: &Tuple<[u8; 4]>) -> u64 {
-        fingerprint_v4(seed, t.src, t.dst, t.proto, t.sport, t.dport)
-    }
     fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<[u8; 4]>, DropReason> {
         icmp_v4(&d[at..frame.end()], frame.l2)
     }
@@ -217,10 +211,6 @@ impl Family for V6 {
     #[inline(always)]
     fn addr_hash(src: [u8; 16], dst: [u8; 16], proto: u8) -> u64 {
         hash::addr_hash_v6(src, dst, proto)
-    }
-    #[inline(always)]
-    fn fingerprint(seed: u64, t: &Tuple<[u8; 16]>) -> u64 {
-        fingerprint_v6(seed, t.src, t.dst, t.proto, t.sport, t.dport)
     }
     fn icmp(d: &[u8], frame: &Frame, at: usize) -> Result<Icmp<[u8; 16]>, DropReason> {
         let m = icmp::Icmpv6Packet::new_checked(&d[at..frame.end()])
