@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion, Throughput};
+use dnlb_lb::encap::SourceMac;
 use dnlb_lb::processor::{ListenerMemo, Processor, Staged};
 use dnlb_lb::snapshot::{BackendRegistry, Snapshot};
 use dnlb_lb::verdict::Action;
@@ -117,8 +118,9 @@ fn burst(p: &mut Processor, snap: &Snapshot, pkts: &mut [VecPacket], now: u32) {
         }
     }
     let mac = [2, 0, 0, 0, 0, 1];
+    let src_mac = SourceMac::new(mac);
     for (pkt, s) in pkts.iter_mut().zip(staged.iter_mut()) {
-        let a = match p.finish(snap, pkt, s, mac, now) {
+        let a = match p.finish(snap, pkt, s, src_mac, now) {
             Some(a) => a,
             None => {
                 s.unlist();

@@ -4,6 +4,7 @@
 //! VIP go to the port's `forward_to` or the host port, frames from the host
 //! port go out unprocessed.
 
+use dnlb_lb::encap::SourceMac;
 use dnlb_lb::processor::{ListenerMemo, Processor, Staged};
 use dnlb_lb::snapshot::Snapshot;
 use dnlb_lb::verdict::{Action, DropReason};
@@ -316,9 +317,10 @@ fn finish_burst<P: PacketBuf, const LISTED: bool>(
     const _: () = assert!(BURST <= 32, "a burst's packets are bits of a u32");
     let mut others = 0u32;
     let mut decided = 0u32;
+    let src_mac = SourceMac::new(mac);
     for i in 0..n {
         let (p, s) = (&mut pkts[i], &mut staged[i]);
-        let verdict = match processor.finish(snap, p, s, mac, now) {
+        let verdict = match processor.finish(snap, p, s, src_mac, now) {
             // The second stage only encapsulates (or drops).
             Some(Action::Drop(r)) => Verdict::Drop(r),
             Some(_) => continue,

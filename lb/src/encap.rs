@@ -71,6 +71,44 @@ fn first_chunk<const N: usize>(b: &mut [u8]) -> Result<&mut [u8; N], DropReason>
     b.first_chunk_mut().ok_or(DropReason::NoHeadroom)
 }
 
+/// The egress port's MAC, as [`EncapTemplate::apply`] writes it: in the
+/// low six bytes of a word whose top two hold IPv4's EtherType, so that the
+/// source MAC and the EtherType after it take one 8-byte store (a 6-byte
+/// array is two stores, and the compiler splits it into bytes). Made once
+/// a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceMac(u64);
+
+impl SourceMac {
+    /// The word of `mac`.
+    #[inline(always)]
+    pub const fn new(mac: [u8; 6]) -> Self {
+        let [m0, m1, m2, m3, m4, m5] = mac;
+        let [t0, t1] = ETHERTYPE_IPV4.to_be_bytes();
+        SourceMac(u64::from_le_bytes([m0, m1, m2, m3, m4, m5, t0, t1]))
+    }
+
+    /// The MAC's bytes.
+    #[inline(always)]
+    pub fn bytes(self) -> [u8; 6] {
+        let [m0, m1, m2, m3, m4, m5, _, _] = self.0.to_le_bytes();
+        [m0, m1, m2, m3, m4, m5]
+    }
+
+    /// The MAC's bytes followed by EtherType `ethertype`.
+    #[inline(always)]
+    fn with_type(self, ethertype: u16) -> [u8; 8] {
+        let [t0, t1] = ethertype.to_be_bytes();
+        (self.0 & 0xffff_ffff_ffff | u64::from_le_bytes([0, 0, 0, 0, 0, 0, t0, t1])).to_le_bytes()
+    }
+}
+
+impl From<[u8; 6]> for SourceMac {
+    fn from(mac: [u8; 6]) -> Self {
+        SourceMac::new(mac)
+    }
+}
+
 /// Prebuilt outer headers for one backend and one inner address family.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncapTemplate {
@@ -112,8 +150,10 @@ enum Shape {
     GreKey4,
     /// `Eth | IPv4 | UDP | inner IP` (GUE variant 1).
     Gue4,
-    /// `Eth | IPv4 | UDP | VXLAN | inner Eth | inner IP`.
+    /// `Eth | IPv4 | UDP | VXLAN | inner Eth | inner IPv4`.
     Vxlan4,
+    /// `Eth | IPv4 | UDP | VXLAN | inner Eth | inner IPv6`.
+    Vxlan4In6,
 }
 
 // Each fixed shape's template length, and the offsets of its UDP header and
@@ -302,12 +342,19 @@ impl EncapTemplate {
             usize::from(self.udp_at),
             usize::from(self.inner_src_mac_at),
         );
+        let inner_type = match mac {
+            0 => 0,
+            at => u16::from_be_bytes([self.bytes[at + 6], self.bytes[at + 7]]),
+        };
         match (len, udp, mac) {
             (IPIP4_LEN, 0, 0) => Shape::IpIp4,
             (GRE4_LEN, 0, 0) => Shape::Gre4,
             (GRE_KEY4_LEN, 0, 0) => Shape::GreKey4,
             (GUE4_LEN, UDP4_AT, 0) => Shape::Gue4,
-            (VXLAN4_LEN, UDP4_AT, VXLAN4_MAC_AT) => Shape::Vxlan4,
+            (VXLAN4_LEN, UDP4_AT, VXLAN4_MAC_AT) if inner_type == ETHERTYPE_IPV4 => Shape::Vxlan4,
+            (VXLAN4_LEN, UDP4_AT, VXLAN4_MAC_AT) if inner_type == ETHERTYPE_IPV6 => {
+                Shape::Vxlan4In6
+            }
             _ => Shape::General,
         }
     }
@@ -384,20 +431,25 @@ impl EncapTemplate {
         l2_len: usize,
         ip_len: usize,
         entropy: u64,
-        src_mac: [u8; 6],
+        src_mac: SourceMac,
     ) -> Result<(), DropReason> {
         if l2_len != ETH {
             return self.apply_general(pkt, l2_len, ip_len, entropy, src_mac);
         }
         let (p, e, mac) = (pkt, entropy, src_mac);
         match self.shape {
-            Shape::Vxlan4 => {
-                self.apply_v4::<_, VXLAN4_LEN, UDP4_AT, VXLAN4_MAC_AT>(p, ip_len, e, mac)
-            }
-            Shape::Gue4 => self.apply_v4::<_, GUE4_LEN, UDP4_AT, 0>(p, ip_len, e, mac),
-            Shape::IpIp4 => self.apply_v4::<_, IPIP4_LEN, 0, 0>(p, ip_len, e, mac),
-            Shape::Gre4 => self.apply_v4::<_, GRE4_LEN, 0, 0>(p, ip_len, e, mac),
-            Shape::GreKey4 => self.apply_v4::<_, GRE_KEY4_LEN, 0, 0>(p, ip_len, e, mac),
+            Shape::Vxlan4 => self
+                .apply_v4::<_, VXLAN4_LEN, UDP4_AT, VXLAN4_MAC_AT, ETHERTYPE_IPV4>(
+                    p, ip_len, e, mac,
+                ),
+            Shape::Vxlan4In6 => self
+                .apply_v4::<_, VXLAN4_LEN, UDP4_AT, VXLAN4_MAC_AT, ETHERTYPE_IPV6>(
+                    p, ip_len, e, mac,
+                ),
+            Shape::Gue4 => self.apply_v4::<_, GUE4_LEN, UDP4_AT, 0, 0>(p, ip_len, e, mac),
+            Shape::IpIp4 => self.apply_v4::<_, IPIP4_LEN, 0, 0, 0>(p, ip_len, e, mac),
+            Shape::Gre4 => self.apply_v4::<_, GRE4_LEN, 0, 0, 0>(p, ip_len, e, mac),
+            Shape::GreKey4 => self.apply_v4::<_, GRE_KEY4_LEN, 0, 0, 0>(p, ip_len, e, mac),
             Shape::General => self.apply_general(p, ETH, ip_len, e, mac),
         }
     }
@@ -405,14 +457,21 @@ impl EncapTemplate {
     /// [`EncapTemplate::apply`] of a [`Shape`] with an outer IPv4 header to a
     /// frame with a 14-byte Ethernet header: the template is `LEN` bytes,
     /// its UDP header at `UDP_AT` and its inner source MAC at `MAC_AT` (0:
-    /// none). What the general code writes, with constant sizes.
+    /// none), followed by EtherType `INNER_TYPE`. What the general code
+    /// writes, with constant sizes.
     #[inline(always)]
-    fn apply_v4<P: PacketBuf, const LEN: usize, const UDP_AT: usize, const MAC_AT: usize>(
+    fn apply_v4<
+        P: PacketBuf,
+        const LEN: usize,
+        const UDP_AT: usize,
+        const MAC_AT: usize,
+        const INNER_TYPE: u16,
+    >(
         &self,
         pkt: &mut P,
         ip_len: usize,
         entropy: u64,
-        src_mac: [u8; 6],
+        src_mac: SourceMac,
     ) -> Result<(), DropReason> {
         // Ethernet padding trimmed in line, as in the general code (through a
         // function returning a `Result`, 4 instructions more a packet).
@@ -424,9 +483,11 @@ impl EncapTemplate {
             .ok_or(DropReason::NoHeadroom)?;
         let h: &mut [u8; LEN] = first_chunk(pkt.data_mut())?;
         h.copy_from_slice(&self.bytes[..LEN]);
-        h[6..12].copy_from_slice(&src_mac);
+        // Each source MAC and the EtherType after it in one store.
+        h[6..14].copy_from_slice(&src_mac.with_type(ETHERTYPE_IPV4));
         if MAC_AT != 0 {
-            h[MAC_AT..MAC_AT + 6].copy_from_slice(&src_mac);
+            const { assert!(MAC_AT == 0 || MAC_AT + 8 == LEN) };
+            h[MAC_AT..MAC_AT + 8].copy_from_slice(&src_mac.with_type(INNER_TYPE));
         }
         let total = (LEN - ETH + ip_len) as u16;
         h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
@@ -448,8 +509,9 @@ impl EncapTemplate {
         l2_len: usize,
         ip_len: usize,
         entropy: u64,
-        src_mac: [u8; 6],
+        src_mac: SourceMac,
     ) -> Result<(), DropReason> {
+        let src_mac = src_mac.bytes();
         let extra = pkt.len() - l2_len - ip_len;
         if extra > 0 {
             pkt.trim(extra as u16).ok_or(DropReason::MalformedL3)?;
@@ -581,7 +643,7 @@ mod tests {
             Ipv4Addr::new(10, 1, 0, 1).into(),
             "2001:db8:1::1".parse().unwrap(),
         ];
-        let mac = [2, 0, 0, 0, 0, 1];
+        let mac = SourceMac::new([2, 0, 0, 0, 0, 1]);
         let mut fixed = 0;
         for (backend, tunnel) in backends.iter().flat_map(|b| tunnels.map(|t| (*b, t))) {
             for inner_v6 in [false, true] {

@@ -276,7 +276,7 @@ fn compare(stream: &[Pkt], sync: bool) -> Result<usize, TestCaseError> {
         // Both sides count in the snapshot's access lists: each must count
         // the packet's rule once.
         let hits = acl_hits(snap);
-        let got = match fast.finish(snap, &mut a, &staged, GW_MAC, now) {
+        let got = match fast.finish(snap, &mut a, &staged, GW_MAC.into(), now) {
             Some(action) => {
                 taken += 1;
                 fast.count_listed(snap, &staged);

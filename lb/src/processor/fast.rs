@@ -39,6 +39,7 @@ use super::parse::{self, Family, Frame, Tuple, V4, V6};
 use super::value::BACKEND_BITS;
 use super::Processor;
 use crate::acl::AclCode;
+use crate::encap::SourceMac;
 use crate::flow_table::{fingerprint_of_mix, Probe};
 use crate::hash::{flow_hash_of_mix, reduce};
 use crate::ids::{BackendId, ListenerId};
@@ -155,8 +156,9 @@ pub struct ListenerMemo<'s> {
     /// [`Family::dst_mix`] of the destination: its part of each flow's mix
     /// (IPv6: a multiply a packet saved).
     dst_mix: u64,
-    /// What it found, the packet's own bits ([`TCP`], [`IPV6`]) left out;
-    /// no [`USUAL`] bit: not the usual packet's listener (none), or with
+    /// What it found, with the bits the destination's protocol and family
+    /// decide ([`TCP`], [`IPV6`]; not [`SYN`], the packet's own); no
+    /// [`USUAL`] bit: not the usual packet's listener (none), or with
     /// [`LISTED`] not until its access list let the source in.
     who: Who,
     /// The listener's Maglev slots ([`crate::maglev::MaglevTable::entries`]), whose slot
@@ -243,7 +245,7 @@ impl Processor {
             let (pkts, staged) = (std::slice::from_ref(&*pkt), std::slice::from_mut(&mut s));
             self.stage_listed::<false, P>(snap, pkts, staged, &mut memo);
         }
-        let action = self.finish(snap, pkt, &s, src_mac, now)?;
+        let action = self.finish(snap, pkt, &s, SourceMac::new(src_mac), now)?;
         self.count_listed(snap, &s);
         Some(action)
     }
@@ -376,6 +378,10 @@ impl Processor {
         memo: &mut ListenerMemo<'s>,
     ) -> (Who, &'s [BackendId], u64) {
         let (who, slots) = Self::look_up_usual::<F>(snap, dst).unwrap_or_default();
+        // The packet's own bits that the destination decides (its protocol
+        // and family are in the key): kept in the memo, not set a packet.
+        let tcp = if dst.1 == IPPROTO_TCP { TCP } else { 0 };
+        let who = who.with(tcp | if F::IS_V6 { IPV6 } else { 0 });
         let (addr, dst_mix) = (F::memo_addr(dst.0), F::dst_mix(dst.0));
         *memo = ListenerMemo {
             key,
@@ -449,7 +455,7 @@ impl Processor {
         // A SYN's flag, moved to the word's bit (not set for ACK or UDP).
         const _: () = assert!(SYN == (TcpFlags::SYN.bits() as u8) << 5);
         let syn = (open & TcpFlags::SYN.bits()) as u8;
-        let who = who.with(if tcp { TCP } else { 0 } | if f.v6 { IPV6 } else { 0 } | syn << 5);
+        let who = who.with(syn << 5);
         let mix = F::flow_mix_with(&t, dst_mix);
         if SLOTS {
             // Where a new flow reads its Maglev slot (an address in the
@@ -565,7 +571,7 @@ impl Processor {
         snap: &Snapshot,
         pkt: &mut P,
         s: &Staged,
-        src_mac: [u8; 6],
+        src_mac: SourceMac,
         now: u32,
     ) -> Option<Action> {
         if !s.is_usual() {

@@ -35,6 +35,7 @@ use parse::{Family, Frame, Icmp, Parsed, Tuple, L4, V4, V6};
 use policy::FlowKey;
 pub use sync::{learned_key, Exception, LearnOp, SyncCounters, SyncState};
 
+use crate::encap::SourceMac;
 use crate::flow_table::{fingerprint_of_mix, FlowTable};
 use crate::ids::BackendId;
 use crate::policing::Limiters;
@@ -660,7 +661,7 @@ impl Processor {
             self.counters.too_big_sent += 1;
             return Ok(Action::Reply);
         }
-        t.apply(pkt, f.l2, f.ip_len, to.entropy, cx.src_mac)?;
+        t.apply(pkt, f.l2, f.ip_len, to.entropy, SourceMac::new(cx.src_mac))?;
         self.counters.sent(to.slot, to.backend, f.ip_len as u64);
         Ok(Action::Encapsulated(to.backend))
     }

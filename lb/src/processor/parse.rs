@@ -73,6 +73,8 @@ pub(super) trait Family {
     fn key(a: Self::Addr) -> u128;
     /// The listener of a packet to `dst`, `proto`, `port`.
     fn listener(vips: &VipTable, dst: Self::Addr, proto: u8, port: u16) -> VipMatch;
+    /// Whether it is IPv6.
+    const IS_V6: bool;
     /// Whether [`Family::memo_key`] alone tells destinations apart (IPv4:
     /// the address fits in it); else [`Family::memo_addr`] too.
     const MEMO_KEY_EXACT: bool;
@@ -120,6 +122,7 @@ impl Family for V4 {
     fn listener(vips: &VipTable, dst: [u8; 4], proto: u8, port: u16) -> VipMatch {
         vips.lookup_v4(dst, proto, port)
     }
+    const IS_V6: bool = false;
     const MEMO_KEY_EXACT: bool = true;
     #[inline(always)]
     fn memo_key(dst: [u8; 4], proto: u8, port: u16) -> u64 {
@@ -174,6 +177,7 @@ impl Family for V6 {
     fn listener(vips: &VipTable, dst: [u8; 16], proto: u8, port: u16) -> VipMatch {
         vips.lookup_v6(dst, proto, port)
     }
+    const IS_V6: bool = true;
     const MEMO_KEY_EXACT: bool = false;
     #[inline(always)]
     fn memo_key(_: [u8; 16], proto: u8, port: u16) -> u64 {
