@@ -30,6 +30,9 @@
 #       [--testpmd "5tswap"]   testpmd modes to count too ("" for none)
 #       [--dnlb "BIN…"]        dnlb binaries (default target/release/dnlb)
 #       [--top N]              also each binary's N costliest source files
+#       [--ip 4|6]             the flows' (and the VIP's) IP version (dnlb
+#                              only: testpmd's count is the same either way
+#                              within ~1 %; give --testpmd "" to skip it)
 #       [--sync]               dnlb with flow-exception sync configured (a
 #                              [sync] section whose one peer never answers,
 #                              as in bench-forwarder.sh --sync)
@@ -46,7 +49,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/bench.sh
 . scripts/lib/bench.sh
 
-flows=1000 seconds='' modes=5tswap bins=target/release/dnlb top=0 sync=0 listing=''
+flows=1000 seconds='' modes=5tswap bins=target/release/dnlb top=0 sync=0 listing='' ip=4
 while [ $# -gt 0 ]; do
     case "$1" in
     --flows) flows=$2; shift 2 ;;
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --dnlb) bins=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
     --sync) sync=1; shift ;;
+    --ip) ip=$2; shift 2 ;;
     --listing) listing=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -82,7 +86,7 @@ cleanup() {
 trap cleanup EXIT
 
 pcap=$out/flows.pcap
-target/release/dnlb-pcapgen --flows "$flows" --frame-len 60 --proto udp --ip 4 --out "$pcap" 2>/dev/null
+target/release/dnlb-pcapgen --flows "$flows" --frame-len 60 --proto udp --ip "$ip" --out "$pcap" 2>/dev/null
 pool=8191
 while [ "$pool" -lt $((flows + 16384)) ]; do pool=$((pool * 2 + 1)); done
 # Less EAL memory than bench-forwarder.sh: valgrind is slow to touch it.
@@ -133,7 +137,7 @@ count() {
     fi
 }
 
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) flows=$flows frame_len=60 proto=udp ip=4 tunnel=vxlan sync=$sync seconds=$seconds (callgrind, --no-huge)"
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) flows=$flows frame_len=60 proto=udp ip=$ip tunnel=vxlan sync=$sync seconds=$seconds (callgrind, --no-huge)"
 echo "# DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf '%-12s %8s %8s %12s\n' program own driver packets
 k=0
@@ -146,7 +150,7 @@ for bin in "${bins[@]}"; do
         echo 'worker_lcores = [1]'; echo "pool_mbufs = $pool"
         echo '[[dataplane.ports]]'; echo 'name = "net_pcap0"'
         echo "devargs = \"rx_pcap=$pcap,infinite_rx=1\""
-        bench_listener_config udp vxlan 4 4 $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
+        bench_listener_config udp vxlan "$ip" 4 $(( flows * 2 > 65536 ? flows * 2 : 65536 ))
         if [ "$sync" = 1 ]; then bench_sync_config "$out"; fi
     } > "$cfg"
     # Fair scheduling: the busy worker must not starve dnlb's control thread

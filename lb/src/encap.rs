@@ -125,6 +125,12 @@ pub struct EncapTemplate {
     /// IPv6 outer with UDP: the pseudo-header sum of the addresses and
     /// next header (length added per packet).
     base_sum: u32,
+    /// IPv6 outer with UDP: the sum of the template's bytes from the UDP
+    /// header on, its source port 0 (length, checksum and an inner source
+    /// MAC are 0 in the template): a packet's checksum adds what it writes
+    /// there instead of reading the header back (loads of bytes just
+    /// stored wait for the stores).
+    udp_tail_sum: u32,
     /// The layout, if [`EncapTemplate::apply`] writes it with fixed sizes.
     shape: Shape,
     /// The longest inner IP packet that fits the egress MTU once
@@ -188,6 +194,7 @@ impl EncapTemplate {
         udp_at: 0,
         inner_src_mac_at: 0,
         base_sum: 0,
+        udp_tail_sum: 0,
         shape: Shape::General,
         max_ip_len: 0,
     };
@@ -203,6 +210,7 @@ impl EncapTemplate {
             udp_at: 0,
             inner_src_mac_at: 0,
             base_sum: 0,
+            udp_tail_sum: 0,
             shape: Shape::General,
             max_ip_len: 0,
         };
@@ -268,6 +276,11 @@ impl EncapTemplate {
                 };
                 GreHeader { protocol, key }.write(&mut b[l4..]).ok()?;
             }
+        }
+        if t.outer_v6 && t.udp_at != 0 {
+            let mut tail = t.bytes[usize::from(t.udp_at)..len].to_vec();
+            tail[..2].fill(0);
+            t.udp_tail_sum = checksum::sum(&tail);
         }
         t.shape = t.fixed_shape();
         Some(t)
@@ -559,9 +572,19 @@ impl EncapTemplate {
             h[4..6].copy_from_slice(&udp_len.to_be_bytes());
             if self.outer_v6 {
                 // Mandatory over IPv6: pseudo header + UDP header and data.
-                let mut s = self.base_sum + udp_len as u32;
-                s = checksum::combine(s, checksum::sum(&hdr[u..]));
-                s = checksum::combine(s, checksum::sum(inner));
+                // The header's words from the template and from what this
+                // packet wrote (the length twice: pseudo header and UDP
+                // header); the inner packet's from the frame. Each term is
+                // at most 0xffff (three for the MAC): no overflow.
+                let mut s = self.base_sum + self.udp_tail_sum + 2 * u32::from(udp_len);
+                s += u32::from(sport);
+                if self.inner_src_mac_at != 0 {
+                    let m = src_mac;
+                    s += u32::from(u16::from_be_bytes([m[0], m[1]]))
+                        + u32::from(u16::from_be_bytes([m[2], m[3]]))
+                        + u32::from(u16::from_be_bytes([m[4], m[5]]));
+                }
+                s += checksum::sum(inner);
                 let c = checksum::fold(s);
                 let c = if c == 0 { 0xffff } else { c };
                 hdr[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());

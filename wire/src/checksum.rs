@@ -53,13 +53,17 @@ pub fn sum(data: &[u8]) -> u32 {
         word.copy_from_slice(chunk);
         acc = add_native(acc, word);
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        acc = add_native(acc, word);
-    }
-    u32::from(u16::from_be(fold_carries(acc)))
+    // The last 0-7 bytes as big-endian words, added after the swap: a
+    // partial word assembled in memory would take a call to `memcpy` (its
+    // length varies) and a load that waits for the bytes' stores.
+    let tail: u64 = chunks
+        .remainder()
+        .chunks(2)
+        .map(|w| u64::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
+        .sum();
+    u32::from(fold_carries(
+        u64::from(u16::from_be(fold_carries(acc))) + tail,
+    ))
 }
 
 /// Adds two partial sums with end-around carry; the result is again folded to 16 bits.
