@@ -64,6 +64,38 @@ fn udp_source_port(entropy: u64) -> u16 {
     UDP_SPORT_BASE | ((entropy >> 20) as u16 & 0x3fff)
 }
 
+/// Makes room in `pkt` (a 14-byte Ethernet header and an `ip_len`-byte IP
+/// packet) for a fixed `LEN`-byte header in place of its Ethernet header:
+/// Ethernet padding trimmed, the rest prepended.
+#[inline(always)]
+fn make_room<P: PacketBuf, const LEN: usize>(pkt: &mut P, ip_len: usize) -> Result<(), DropReason> {
+    // Ethernet padding trimmed in line, as in the general code (through a
+    // function returning a `Result`, 4 instructions more a packet).
+    let extra = pkt.len() - ETH - ip_len;
+    if extra > 0 {
+        pkt.trim(extra as u16).ok_or(DropReason::MalformedL3)?;
+    }
+    pkt.prepend((LEN - ETH) as u16)
+        .ok_or(DropReason::NoHeadroom)?;
+    Ok(())
+}
+
+/// Writes the source port and length of the UDP header at `UDP_AT` of a
+/// fixed `LEN`-byte header carrying an `ip_len`-byte inner packet, and
+/// returns them.
+#[inline(always)]
+fn write_udp<const LEN: usize, const UDP_AT: usize>(
+    h: &mut [u8; LEN],
+    ip_len: usize,
+    entropy: u64,
+) -> (u16, u16) {
+    let udp_len = (LEN - UDP_AT + ip_len) as u16;
+    let sport = udp_source_port(entropy);
+    h[UDP_AT..UDP_AT + 2].copy_from_slice(&sport.to_be_bytes());
+    h[UDP_AT + 4..UDP_AT + 6].copy_from_slice(&udp_len.to_be_bytes());
+    (udp_len, sport)
+}
+
 /// The first `N` bytes of `b` as an array (a template is never shorter
 /// than its outer headers, so this never fails where it is used).
 #[inline(always)]
@@ -534,32 +566,34 @@ impl EncapTemplate {
         entropy: u64,
         src_mac: SourceMac,
     ) -> Result<(), DropReason> {
-        // Ethernet padding trimmed in line, as in the general code (through a
-        // function returning a `Result`, 4 instructions more a packet).
-        let extra = pkt.len() - ETH - ip_len;
-        if extra > 0 {
-            pkt.trim(extra as u16).ok_or(DropReason::MalformedL3)?;
-        }
-        pkt.prepend((LEN - ETH) as u16)
-            .ok_or(DropReason::NoHeadroom)?;
+        make_room::<P, LEN>(pkt, ip_len)?;
         let h: &mut [u8; LEN] = first_chunk(pkt.data_mut())?;
-        h.copy_from_slice(&self.bytes[..LEN]);
-        // Each source MAC and the EtherType after it in one store.
-        h[6..14].copy_from_slice(&src_mac.with_type(ETHERTYPE_IPV4));
-        if MAC_AT != 0 {
-            const { assert!(MAC_AT == 0 || MAC_AT + 8 == LEN) };
-            h[MAC_AT..MAC_AT + 8].copy_from_slice(&src_mac.with_type(INNER_TYPE));
-        }
+        self.write_macs::<LEN, MAC_AT, INNER_TYPE>(h, src_mac, ETHERTYPE_IPV4);
         let total = (LEN - ETH + ip_len) as u16;
         h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
         h[ETH + 10..ETH + 12].copy_from_slice(&self.ipv4_checksum(total));
         if UDP_AT != 0 {
-            let udp_len = (LEN - UDP_AT + ip_len) as u16;
-            let sport = udp_source_port(entropy);
-            h[UDP_AT..UDP_AT + 2].copy_from_slice(&sport.to_be_bytes());
-            h[UDP_AT + 4..UDP_AT + 6].copy_from_slice(&udp_len.to_be_bytes());
+            write_udp::<LEN, UDP_AT>(h, ip_len, entropy);
         }
         Ok(())
+    }
+
+    /// Copies the `LEN`-byte template into `h` and writes the source
+    /// MACs: the outer one followed by `outer_type`, one at `MAC_AT` (0:
+    /// none) by `INNER_TYPE` (each MAC and its EtherType one store).
+    #[inline(always)]
+    fn write_macs<const LEN: usize, const MAC_AT: usize, const INNER_TYPE: u16>(
+        &self,
+        h: &mut [u8; LEN],
+        src_mac: SourceMac,
+        outer_type: u16,
+    ) {
+        h.copy_from_slice(&self.bytes[..LEN]);
+        h[6..14].copy_from_slice(&src_mac.with_type(outer_type));
+        if MAC_AT != 0 {
+            const { assert!(MAC_AT == 0 || MAC_AT + 8 == LEN) };
+            h[MAC_AT..MAC_AT + 8].copy_from_slice(&src_mac.with_type(INNER_TYPE));
+        }
     }
 
     /// [`EncapTemplate::apply_v4`] for a [`Shape`] with an outer IPv6
@@ -579,32 +613,19 @@ impl EncapTemplate {
         entropy: u64,
         src_mac: SourceMac,
     ) -> Result<(), DropReason> {
-        let extra = pkt.len() - ETH - ip_len;
-        if extra > 0 {
-            pkt.trim(extra as u16).ok_or(DropReason::MalformedL3)?;
-        }
-        pkt.prepend((LEN - ETH) as u16)
-            .ok_or(DropReason::NoHeadroom)?;
+        make_room::<P, LEN>(pkt, ip_len)?;
         let (h, inner) = pkt
             .data_mut()
             .split_first_chunk_mut::<LEN>()
             .ok_or(DropReason::NoHeadroom)?;
-        h.copy_from_slice(&self.bytes[..LEN]);
-        h[6..14].copy_from_slice(&src_mac.with_type(ETHERTYPE_IPV6));
-        if MAC_AT != 0 {
-            const { assert!(MAC_AT == 0 || MAC_AT + 8 == LEN) };
-            h[MAC_AT..MAC_AT + 8].copy_from_slice(&src_mac.with_type(INNER_TYPE));
-        }
+        self.write_macs::<LEN, MAC_AT, INNER_TYPE>(h, src_mac, ETHERTYPE_IPV6);
         let payload = (LEN - ETH - Ipv6Header::LEN + ip_len) as u16;
         h[ETH + 4..ETH + 6].copy_from_slice(&payload.to_be_bytes());
         // Traffic class 0 in the template: its low bits share the byte.
         let label = (entropy as u32) & 0xf_ffff;
         h[ETH + 1..ETH + 4].copy_from_slice(&label.to_be_bytes()[1..]);
         if UDP_AT != 0 {
-            let udp_len = (LEN - UDP_AT + ip_len) as u16;
-            let sport = udp_source_port(entropy);
-            h[UDP_AT..UDP_AT + 2].copy_from_slice(&sport.to_be_bytes());
-            h[UDP_AT + 4..UDP_AT + 6].copy_from_slice(&udp_len.to_be_bytes());
+            let (udp_len, sport) = write_udp::<LEN, UDP_AT>(h, ip_len, entropy);
             let mac = if MAC_AT != 0 { src_mac.sum() } else { 0 };
             let c = self.udp6_checksum(udp_len, sport, mac, inner);
             h[UDP_AT + 6..UDP_AT + 8].copy_from_slice(&c.to_be_bytes());
