@@ -446,9 +446,14 @@ fn added_config(addrs: &[&str], port: u16, later_checked: bool) -> dnlb_config::
 fn a_backend_added_at_run_time_takes_flows_only_once_it_passes() {
     let rt = control_runtime().unwrap();
     // 127.0.0.1 and 127.0.0.2 listen on the probed port; 127.0.0.3 does not.
+    // 127.0.0.9 (`later`'s) does too: its probes pass, so its state, which
+    // starts healthy, cannot have flipped by the time the test reads it (it
+    // did once in CI when nothing listened: two refused probes 50 ms apart
+    // came before a loaded machine ran the assertion).
     let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l1.local_addr().unwrap().port();
     let _l2 = TcpListener::bind(("127.0.0.2", port)).unwrap();
+    let _l9 = TcpListener::bind(("127.0.0.9", port)).unwrap();
     let mut checker = HealthChecker::start(
         &added_config(&["127.0.0.1"], port, false),
         rt.handle().clone(),
