@@ -568,7 +568,7 @@ impl EncapTemplate {
     ) -> Result<(), DropReason> {
         make_room::<P, LEN>(pkt, ip_len)?;
         let h: &mut [u8; LEN] = first_chunk(pkt.data_mut())?;
-        self.write_macs::<LEN, MAC_AT, INNER_TYPE>(h, src_mac, ETHERTYPE_IPV4);
+        self.write_template::<LEN, MAC_AT, INNER_TYPE>(h, src_mac, ETHERTYPE_IPV4);
         let total = (LEN - ETH + ip_len) as u16;
         h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
         h[ETH + 10..ETH + 12].copy_from_slice(&self.ipv4_checksum(total));
@@ -582,7 +582,7 @@ impl EncapTemplate {
     /// MACs: the outer one followed by `outer_type`, one at `MAC_AT` (0:
     /// none) by `INNER_TYPE` (each MAC and its EtherType one store).
     #[inline(always)]
-    fn write_macs<const LEN: usize, const MAC_AT: usize, const INNER_TYPE: u16>(
+    fn write_template<const LEN: usize, const MAC_AT: usize, const INNER_TYPE: u16>(
         &self,
         h: &mut [u8; LEN],
         src_mac: SourceMac,
@@ -618,7 +618,7 @@ impl EncapTemplate {
             .data_mut()
             .split_first_chunk_mut::<LEN>()
             .ok_or(DropReason::NoHeadroom)?;
-        self.write_macs::<LEN, MAC_AT, INNER_TYPE>(h, src_mac, ETHERTYPE_IPV6);
+        self.write_template::<LEN, MAC_AT, INNER_TYPE>(h, src_mac, ETHERTYPE_IPV6);
         let payload = (LEN - ETH - Ipv6Header::LEN + ip_len) as u16;
         h[ETH + 4..ETH + 6].copy_from_slice(&payload.to_be_bytes());
         // Traffic class 0 in the template: its low bits share the byte.
@@ -666,8 +666,7 @@ impl EncapTemplate {
         entropy: u64,
         src_mac: SourceMac,
     ) -> Result<(), DropReason> {
-        let src_mac_word = src_mac;
-        let src_mac = src_mac.bytes();
+        let mac = src_mac.bytes();
         let extra = pkt.len() - l2_len - ip_len;
         if extra > 0 {
             pkt.trim(extra as u16).ok_or(DropReason::MalformedL3)?;
@@ -686,14 +685,14 @@ impl EncapTemplate {
         copy_template(hdr, &self.bytes);
         if self.inner_src_mac_at != 0 {
             let at = self.inner_src_mac_at as usize;
-            hdr[at..at + 6].copy_from_slice(&src_mac);
+            hdr[at..at + 6].copy_from_slice(&mac);
         }
         // The IP header's place is fixed: write through a fixed-size view
         // (no bounds checks). Lengths in the template are 0.
         let payload = len - ETH - self.ip_header_len() + ip_len;
         if self.outer_v6 {
             let h: &mut [u8; ETH + Ipv6Header::LEN] = first_chunk(hdr)?;
-            h[6..12].copy_from_slice(&src_mac);
+            h[6..12].copy_from_slice(&mac);
             h[ETH + 4..ETH + 6].copy_from_slice(&(payload as u16).to_be_bytes());
             let label = (entropy as u32) & 0xf_ffff;
             h[ETH + 1] = (label >> 16) as u8; // traffic class 0 in the template
@@ -701,7 +700,7 @@ impl EncapTemplate {
             h[ETH + 3] = label as u8;
         } else {
             let h: &mut [u8; ETH + Ipv4Header::LEN] = first_chunk(hdr)?;
-            h[6..12].copy_from_slice(&src_mac);
+            h[6..12].copy_from_slice(&mac);
             let total = (Ipv4Header::LEN + payload) as u16;
             h[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
             h[ETH + 10..ETH + 12].copy_from_slice(&self.ipv4_checksum(total));
@@ -714,12 +713,12 @@ impl EncapTemplate {
             h[..2].copy_from_slice(&sport.to_be_bytes());
             h[4..6].copy_from_slice(&udp_len.to_be_bytes());
             if self.outer_v6 {
-                let mac = if self.inner_src_mac_at != 0 {
-                    src_mac_word.sum()
+                let mac_sum = if self.inner_src_mac_at != 0 {
+                    src_mac.sum()
                 } else {
                     0
                 };
-                let c = self.udp6_checksum(udp_len, sport, mac, inner);
+                let c = self.udp6_checksum(udp_len, sport, mac_sum, inner);
                 hdr[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
             }
         }
